@@ -1,0 +1,23 @@
+import { z } from "zod";
+
+export const evacuationSchema = z.strictObject({
+  driver: z.enum(["nova", "simulated"]).default("nova").describe("nova: the real Nova API; simulated: in-memory, for tests."),
+  concurrency: z.number().int().min(1).max(128).default(8).describe("Evacuations in flight at once."),
+  stagger_ms: z.number().int().nonnegative().default(0).describe("Pause between starting two evacuations."),
+  instance_timeout_seconds: z.number().positive().default(600).describe("Give up tracking one evacuation after this long."),
+  retries: z.number().int().nonnegative().default(2).describe("Re-issue a failed evacuation up to this many times."),
+  poll_interval_seconds: z.number().positive().default(2),
+  selection: z
+    .strictObject({
+      mode: z.enum(["all", "opted-in"]).default("all").describe("all instances, or only those opted in by metadata or trait."),
+      metadata_key: z.string().default("HA_Enabled").describe("Server metadata key whose true value opts an instance in (Masakari's HA_Enabled)."),
+      traits: z.array(z.string()).default(["evacuable"]).describe("Flavor extra spec or image property keys whose true value opts in (InstanceHA's evacuable)."),
+      exclude_name_patterns: z.array(z.string()).default([]).describe("Glob patterns of instance names never touched."),
+    })
+    .prefault({}),
+  priority_metadata_key: z.string().default("lifeboat:priority").describe("Server metadata key: higher numbers are evacuated first."),
+  error_instances: z.enum(["evacuate", "skip"]).default("evacuate").describe("What to do with instances already in ERROR."),
+  lock_instances: z.boolean().default(true).describe("Lock each server during its evacuation (with a reason at microversion ≥ 2.73)."),
+  reserved_hosts: z.array(z.string()).default([]).describe("Target hosts tried in order; empty lets the scheduler choose."),
+});
+export type EvacuationConfig = z.output<typeof evacuationSchema>;

@@ -1,0 +1,72 @@
+/**
+ * The evacuation driver contract: what the pipeline needs from a cloud to isolate a failed
+ * host and move its instances. The `nova` driver implements it over the Nova API; the
+ * `simulated` driver in memory for tests.
+ *
+ * Every method is idempotent: calling it again after a crash (or twice) must never do a
+ * finished side effect a second time. In particular `evacuate` inspects the instance's
+ * current host, task state and evacuation records before it sends anything.
+ */
+
+export interface ComputeServiceInfo {
+  host: string;
+  /** Nova's computed view: "down" once the heartbeat is stale or the service is forced down. */
+  state: "up" | "down";
+  status: "enabled" | "disabled";
+  forcedDown: boolean;
+  disabledReason: string | null;
+  /** Last heartbeat, ISO 8601 UTC. */
+  updatedAt: string | null;
+  zone: string | null;
+}
+
+export interface InstanceInfo {
+  id: string;
+  name: string;
+  projectId: string;
+  userId?: string;
+  /** Nova status: ACTIVE, SHUTOFF, ERROR, REBUILD… */
+  status: string;
+  host: string | null;
+  taskState: string | null;
+  metadata: Record<string, string>;
+  flavor: { name: string; vcpus: number; ramMb: number; diskGb: number; extraSpecs: Record<string, string> };
+  /** Image properties/tags where known (for `evacuable`-style opt-in). */
+  imageProperties: Record<string, string>;
+  locked?: boolean;
+}
+
+export interface IsolationResult {
+  /** True when the service was already forced down and disabled: nothing sent. */
+  already: boolean;
+  service: ComputeServiceInfo;
+  message: string;
+}
+
+export interface EvacuateOptions {
+  /** Where to send the instance; undefined lets the scheduler choose. */
+  targetHost?: string;
+  /** 1-based attempt number (re-issues after a failed evacuation). */
+  attempt: number;
+  /** Give up tracking after this long. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Reason recorded on the server lock (where the API supports it). */
+  lockReason?: string;
+}
+
+export type EvacuationOutcome =
+  | { result: "evacuated"; targetHost: string; status: string; message: string }
+  | { result: "failed"; message: string; retryable: boolean };
+
+export interface EvacuationDriver {
+  readonly driver: string;
+  /** Connect and say what is in use (e.g. "Nova microversion 2.88"). */
+  start?(signal?: AbortSignal): Promise<string>;
+  getComputeService(host: string, signal?: AbortSignal): Promise<ComputeServiceInfo | null>;
+  /** Force the host's compute service down, then disable it with `reason`. Idempotent. */
+  isolate(host: string, reason: string, signal?: AbortSignal): Promise<IsolationResult>;
+  listInstances(host: string, signal?: AbortSignal): Promise<InstanceInfo[]>;
+  /** Evacuate one instance away from `sourceHost` and track it to its end. Idempotent. */
+  evacuate(instance: InstanceInfo, sourceHost: string, opts: EvacuateOptions): Promise<EvacuationOutcome>;
+}

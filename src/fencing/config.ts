@@ -1,0 +1,130 @@
+import { z } from "zod";
+import { secret } from "../config/zod-helpers.js";
+
+/**
+ * Fencing configuration: devices per host (an escalation chain tried in order), with
+ * per-driver defaults merged under each host's device before validation.
+ */
+
+const common = {
+  /** Per-operation deadline for this device, seconds. */
+  timeout_seconds: z.number().positive().default(30).describe("Deadline for one status/off/on operation, seconds."),
+  retries: z.number().int().nonnegative().default(2).describe("Retries of a failed operation, with exponential backoff."),
+  power_wait_seconds: z.number().nonnegative().default(2).describe("Wait after the power-off command before the first status poll (fence_ipmilan: 2 s)."),
+  power_timeout_seconds: z.number().positive().default(20).describe("How long to poll for 'off' after a power-off command."),
+};
+
+export const ipmiDeviceSchema = z.strictObject({
+  driver: z.literal("ipmi"),
+  address: z.string().min(1).describe("BMC host name or IP address."),
+  port: z.number().int().min(1).max(65535).default(623),
+  username: z.string().min(1),
+  password: secret().describe("BMC password; passed to ipmitool through the environment (-E), never argv."),
+  interface: z.enum(["lanplus", "lan"]).default("lanplus"),
+  cipher_suite: z.number().int().min(0).max(17).optional().describe("ipmitool -C; unset lets ipmitool choose."),
+  privilege: z.enum(["CALLBACK", "USER", "OPERATOR", "ADMINISTRATOR"]).default("ADMINISTRATOR"),
+  ipmitool_timeout_seconds: z.number().int().positive().default(1).describe("ipmitool -N: per-try timeout."),
+  ipmitool_retries: z.number().int().nonnegative().default(2).describe("ipmitool -R: retries per command."),
+  ipmitool_path: z.string().default("ipmitool"),
+  ...common,
+});
+
+export const redfishDeviceSchema = z.strictObject({
+  driver: z.literal("redfish"),
+  address: z.string().min(1).describe("BMC base URL, e.g. https://10.0.0.7 or https://bmc-7:8443."),
+  username: z.string().min(1),
+  password: secret(),
+  auth: z.enum(["basic", "session"]).default("basic"),
+  system_id: z.string().optional().describe("ComputerSystem path (/redfish/v1/Systems/1); default: the only member."),
+  verify_tls: z.boolean().default(true),
+  ca_file: z.string().optional(),
+  ...common,
+});
+
+export const libvirtDeviceSchema = z.strictObject({
+  driver: z.literal("libvirt"),
+  uri: z.string().min(1).describe("libvirt connection URI, e.g. qemu+ssh://root@kvm-1/system."),
+  domain: z.string().min(1).describe("Domain name or UUID of the compute node VM."),
+  virsh_path: z.string().default("virsh"),
+  ...common,
+});
+
+export const noopDeviceSchema = z.strictObject({
+  driver: z.literal("noop"),
+  ...common,
+});
+
+export const fenceDeviceSchema = z.discriminatedUnion("driver", [
+  ipmiDeviceSchema,
+  redfishDeviceSchema,
+  libvirtDeviceSchema,
+  noopDeviceSchema,
+]);
+export type FenceDeviceConfig = z.output<typeof fenceDeviceSchema>;
+
+export const hostFencingSchema = z.strictObject({
+  devices: z.array(fenceDeviceSchema).min(1).describe("Escalation chain: tried in order until one device confirms off."),
+});
+export type HostFencingConfig = z.output<typeof hostFencingSchema>;
+
+const fencingInputSchema = z.strictObject({
+  unsafe_noop: z
+    .boolean()
+    .default(false)
+    .describe("Allow the noop driver, which fences nothing. Only for tests; logged loudly."),
+  defaults: z
+    .partialRecord(z.enum(["ipmi", "redfish", "libvirt", "noop"]), z.record(z.string(), z.unknown()))
+    .default({})
+    .describe("Per-driver fields merged under every device of that driver (e.g. a shared username)."),
+  hosts: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .describe("Per-host fencing: a single device ({driver: ipmi, address: …}) or {devices: [ … ]}."),
+});
+
+/**
+ * Each host entry is normalised to `{devices: [...]}`, the driver defaults merged under
+ * every device, and then validated, so errors keep the host's own path
+ * (`fencing.hosts.compute-1.address: required`).
+ */
+export const fencingSchema = fencingInputSchema.transform((input, ctx) => {
+  const hosts: Record<string, HostFencingConfig> = {};
+  for (const [host, raw] of Object.entries(input.hosts)) {
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+      ctx.issues.push({ code: "custom", message: "expected a device or {devices: [...]}", path: ["hosts", host], input: raw });
+      continue;
+    }
+    const entry = raw as Record<string, unknown>;
+    const single = !("devices" in entry);
+    const list: unknown[] = single ? [entry] : Array.isArray(entry.devices) ? entry.devices : [];
+    if (!single && !Array.isArray(entry.devices)) {
+      ctx.issues.push({ code: "custom", message: "expected a list of devices", path: ["hosts", host, "devices"], input: entry.devices });
+      continue;
+    }
+    if (!single) {
+      const extra = Object.keys(entry).filter((k) => k !== "devices");
+      if (extra.length) ctx.issues.push({ code: "custom", message: `unknown key(s) ${extra.join(", ")} beside devices`, path: ["hosts", host], input: raw });
+    }
+    const devices: FenceDeviceConfig[] = [];
+    list.forEach((dev, i) => {
+      const base = single ? ["hosts", host] : ["hosts", host, "devices", i];
+      const driver = dev !== null && typeof dev === "object" ? (dev as Record<string, unknown>).driver : undefined;
+      const defaults = typeof driver === "string" ? (input.defaults as Record<string, Record<string, unknown> | undefined>)[driver] : undefined;
+      const merged = { ...(defaults ?? {}), ...(dev as Record<string, unknown>) };
+      const parsed = fenceDeviceSchema.safeParse(merged);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) ctx.issues.push({ ...issue, path: [...base, ...issue.path] } as never);
+        return;
+      }
+      if (parsed.data.driver === "noop" && !input.unsafe_noop) {
+        ctx.issues.push({ code: "custom", message: "the noop driver fences nothing; it needs fencing.unsafe_noop: true", path: [...base, "driver"], input: "noop" });
+        return;
+      }
+      devices.push(parsed.data);
+    });
+    if (list.length === 0) ctx.issues.push({ code: "custom", message: "at least one device is required", path: ["hosts", host, "devices"], input: list });
+    hosts[host] = { devices };
+  }
+  return { unsafe_noop: input.unsafe_noop, defaults: input.defaults, hosts };
+});
+export type FencingConfig = z.output<typeof fencingSchema>;

@@ -1,0 +1,153 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/**
+ * Every metric lifeboat exports, in one place (the README's metrics reference and the
+ * Grafana dashboard are checked against this file). Labels are low-cardinality by rule:
+ * no instance ids, no recovery ids, no host names.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly buildInfo = new Gauge({
+    name: "lifeboat_build_info",
+    help: "Build information; always 1.",
+    labelNames: ["version", "node_version"] as const,
+    registers: [this.registry],
+  });
+
+  readonly alertsReceived = new Counter({
+    name: "lifeboat_alerts_received_total",
+    help: "Alerts received on the webhook, by alert status and whether the alertname is a trigger.",
+    labelNames: ["status", "trigger"] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookRequests = new Counter({
+    name: "lifeboat_webhook_requests_total",
+    help: "Webhook requests answered, by HTTP status code.",
+    labelNames: ["code"] as const,
+    registers: [this.registry],
+  });
+
+  readonly recoveries = new Counter({
+    name: "lifeboat_recoveries_total",
+    help: "Recoveries that reached an end, by outcome (completed, partial, failed, aborted).",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
+  readonly recoveriesStarted = new Counter({
+    name: "lifeboat_recoveries_started_total",
+    help: "Recoveries created, by trigger (alert, manual, monitor).",
+    labelNames: ["trigger"] as const,
+    registers: [this.registry],
+  });
+
+  readonly recoveriesInProgress = new Gauge({
+    name: "lifeboat_recoveries_in_progress",
+    help: "Recoveries not yet ended, by current state.",
+    labelNames: ["state"] as const,
+    registers: [this.registry],
+  });
+
+  readonly recoveryDuration = new Histogram({
+    name: "lifeboat_recovery_duration_seconds",
+    help: "Time from detection (first firing alert) to the recovery's end, by outcome.",
+    labelNames: ["outcome"] as const,
+    buckets: [10, 30, 60, 120, 180, 300, 600, 900, 1800, 3600],
+    registers: [this.registry],
+  });
+
+  readonly recoveryMilestone = new Histogram({
+    name: "lifeboat_recovery_milestone_seconds",
+    help: "Time from detection to each milestone: validated, fenced, isolated, instance_active, done.",
+    labelNames: ["milestone"] as const,
+    buckets: [1, 5, 10, 20, 30, 60, 120, 180, 300, 600, 1200, 1800],
+    registers: [this.registry],
+  });
+
+  readonly stageDuration = new Histogram({
+    name: "lifeboat_stage_duration_seconds",
+    help: "Time spent in each pipeline stage.",
+    labelNames: ["stage"] as const,
+    buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
+    registers: [this.registry],
+  });
+
+  readonly gateDecisions = new Counter({
+    name: "lifeboat_gate_decisions_total",
+    help: "Safety gate decisions, by gate and result (pass, block, undecided, warn).",
+    labelNames: ["gate", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly fenceOperations = new Counter({
+    name: "lifeboat_fence_operations_total",
+    help: "Fencing device operations, by driver, operation (status, off, on) and result (success, failure).",
+    labelNames: ["driver", "operation", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly fenceDuration = new Histogram({
+    name: "lifeboat_fence_duration_seconds",
+    help: "Duration of fencing device operations, by driver and operation.",
+    labelNames: ["driver", "operation"] as const,
+    buckets: [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120],
+    registers: [this.registry],
+  });
+
+  readonly instancesEvacuated = new Counter({
+    name: "lifeboat_instances_evacuated_total",
+    help: "Instances handled by evacuation, by result (evacuated, failed, skipped, unprotected).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly evacuationDuration = new Histogram({
+    name: "lifeboat_evacuation_duration_seconds",
+    help: "Time from the evacuate call to the instance running on its new host.",
+    buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+    registers: [this.registry],
+  });
+
+  readonly notifications = new Counter({
+    name: "lifeboat_notifications_total",
+    help: "Notifications, by channel and result (sent, failed).",
+    labelNames: ["channel", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly automationPaused = new Gauge({
+    name: "lifeboat_automation_paused",
+    help: "1 while automation is paused by the operator (API/CLI) or by an Alertmanager silence.",
+    labelNames: ["source"] as const,
+    registers: [this.registry],
+  });
+
+  readonly stormGuardTripped = new Gauge({
+    name: "lifeboat_storm_guard_tripped",
+    help: "1 while the storm guard holds new recoveries blocked.",
+    registers: [this.registry],
+  });
+
+  readonly stormGuardTrips = new Counter({
+    name: "lifeboat_storm_guard_trips_total",
+    help: "Times the storm guard tripped.",
+    registers: [this.registry],
+  });
+
+  readonly leader = new Gauge({
+    name: "lifeboat_leader",
+    help: "1 when this instance is the leader that runs recoveries.",
+    registers: [this.registry],
+  });
+
+  constructor(opts: { version: string; defaultMetrics?: boolean }) {
+    this.buildInfo.set({ version: opts.version, node_version: process.version }, 1);
+    this.automationPaused.set({ source: "operator" }, 0);
+    this.automationPaused.set({ source: "silence" }, 0);
+    this.stormGuardTripped.set(0);
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "lifeboat_" });
+    for (const outcome of ["completed", "partial", "failed", "aborted"]) this.recoveries.inc({ outcome }, 0);
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * Notification channels (Alertmanager notify/ style): one small file per integration
+ * behind this interface. A channel delivers one message to one recipient; retries,
+ * deduplication and result records are the notifying stage's job, not the channel's.
+ */
+
+export interface OutboundMessage {
+  /** operator-summary, tenant, blocked, storm, fence-failed… */
+  kind: string;
+  /** An email address for email, a configured target name for webhooks. */
+  recipient: string;
+  subject: string;
+  text: string;
+  html?: string;
+  /** Structured content for JSON channels (webhooks) and templates. */
+  data: Record<string, unknown>;
+}
+
+export interface NotificationChannel {
+  /** "email", "webhook:<name>"… */
+  readonly name: string;
+  send(message: OutboundMessage, signal?: AbortSignal): Promise<void>;
+}

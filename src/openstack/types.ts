@@ -1,0 +1,47 @@
+/**
+ * What the rest of lifeboat needs from an authenticated OpenStack session: a request to a
+ * service picked from the Keystone catalog by type. The Keystone session (keystone.ts)
+ * handles tokens, renewal, the 401-reauthenticate-once rule, endpoints, TLS and retries.
+ */
+export type ServiceType = "compute" | "identity" | "placement";
+
+export interface OpenStackRequest {
+  service: ServiceType;
+  method: "GET" | "POST" | "PUT" | "DELETE" | "PATCH";
+  /** Path relative to the service endpoint, e.g. `/os-services` or `/v3/users/abc`. */
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Sent as `OpenStack-API-Version: <service> <microversion>`. */
+  microversion?: string;
+  /** Retried on 5xx and connection errors only when true (GET is always idempotent). */
+  idempotent?: boolean;
+  signal?: AbortSignal;
+  /** Answers with these statuses are returned instead of thrown. */
+  acceptStatus?: number[];
+}
+
+export interface OpenStackResponse<T = unknown> {
+  status: number;
+  headers: Record<string, string>;
+  data: T;
+}
+
+export interface OpenStackSession {
+  request<T = unknown>(req: OpenStackRequest): Promise<OpenStackResponse<T>>;
+}
+
+/** An error answer from an OpenStack API, with the service's own message. */
+export class OpenStackApiError extends Error {
+  override name = "OpenStackApiError";
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly method: string,
+    readonly url: string,
+    readonly body: unknown,
+  ) {
+    super(message);
+  }
+}

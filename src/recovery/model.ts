@@ -1,0 +1,213 @@
+/**
+ * The recovery data model shared by the store, the pipeline, the API and the notifiers.
+ *
+ * A recovery is one attempt to bring one failed host's instances back elsewhere. Its
+ * journal is its history: every state change is a Transition, every gate verdict a
+ * GateDecision, every side effect a Step, and every instance and recipient has its own
+ * result record.
+ */
+
+export const RECOVERY_STATES = [
+  "pending",
+  "validating",
+  "blocked",
+  "fencing",
+  "isolating",
+  "evacuating",
+  "notifying",
+  "completed",
+  "partial",
+  "failed",
+  "aborted",
+] as const;
+export type RecoveryState = (typeof RECOVERY_STATES)[number];
+
+export const TERMINAL_STATES: readonly RecoveryState[] = ["completed", "partial", "failed", "aborted"];
+/** States from which a resolved alert or an operator may still abort: nothing was done yet. */
+export const ABORTABLE_STATES: readonly RecoveryState[] = ["pending", "validating", "blocked"];
+
+export function isTerminal(state: RecoveryState): boolean {
+  return TERMINAL_STATES.includes(state);
+}
+
+export function isAbortable(state: RecoveryState): boolean {
+  return ABORTABLE_STATES.includes(state);
+}
+
+export type Outcome = "completed" | "partial" | "failed" | "aborted";
+export type Trigger = "alert" | "manual" | "monitor";
+/** What lifeboat knows of the host's power after its fencing stage. */
+export type FenceState = "not-attempted" | "off" | "confirmed-off-by-operator" | "would-fence" | "unknown";
+
+/** One firing alert tracked on a recovery (keyed by fingerprint in `Recovery.alerts`). */
+export interface TrackedAlert {
+  alertname: string;
+  status: "firing" | "resolved";
+  startsAt: string;
+  endsAt?: string;
+  generatorURL?: string;
+  labels: Record<string, string>;
+}
+
+export interface Recovery {
+  id: string;
+  host: string;
+  /** host + incident: the first trigger alert's startsAt, or a manual/monitor marker. */
+  incidentKey: string;
+  state: RecoveryState;
+  trigger: Trigger;
+  dryRun: boolean;
+  /** An operator stated the host is powered off (`recover --confirm-off`). */
+  confirmedOff: boolean;
+  /** An operator approved the recovery past the policy gates. */
+  approved: boolean;
+  approvedBy?: string;
+  outcome?: Outcome;
+  fenceState: FenceState;
+  /** The reason of the latest transition, in plain words. */
+  reason: string;
+  /** When the failure was first detected (first trigger alert's startsAt, or creation). */
+  detectedAt: string;
+  createdAt: string;
+  updatedAt: string;
+  /** Validation does not start before this instant. */
+  graceUntil: string;
+  alerts: Record<string, TrackedAlert>;
+  /** Free-form facts recorded by stages (e.g. the fence device that confirmed off). */
+  facts: Record<string, unknown>;
+}
+
+export interface NewRecovery {
+  host: string;
+  incidentKey: string;
+  trigger: Trigger;
+  dryRun: boolean;
+  confirmedOff: boolean;
+  detectedAt: string;
+  graceUntil: string;
+  reason: string;
+  alerts?: Record<string, TrackedAlert>;
+  /** Recorded as the creator on the first transition. */
+  actor?: string;
+}
+
+export interface Transition {
+  recoveryId: string;
+  seq: number;
+  from: RecoveryState | null;
+  to: RecoveryState;
+  at: string;
+  reason: string;
+  actor?: string;
+}
+
+export type GateResult = "pass" | "block" | "undecided" | "warn";
+
+export interface GateDecision {
+  recoveryId: string;
+  gate: string;
+  result: GateResult;
+  reason: string;
+  at: string;
+  details?: Record<string, unknown>;
+}
+
+export type StepState = "started" | "succeeded" | "failed";
+
+/** A side effect, journaled before it runs and after it ends (see recovery/steps.ts). */
+export interface StepRecord {
+  recoveryId: string;
+  key: string;
+  state: StepState;
+  attempts: number;
+  startedAt: string;
+  finishedAt?: string;
+  result?: unknown;
+  error?: string;
+}
+
+export type InstanceState =
+  | "pending"
+  | "evacuating"
+  | "evacuated"
+  | "failed"
+  | "skipped"
+  | "unprotected"
+  | "would-evacuate";
+
+export interface InstanceResult {
+  recoveryId: string;
+  instanceId: string;
+  name: string;
+  projectId: string;
+  userId?: string;
+  /** Nova status before the recovery touched it (ACTIVE, SHUTOFF, ERROR…). */
+  originalStatus: string;
+  state: InstanceState;
+  priority: number;
+  targetHost?: string;
+  attempts: number;
+  error?: string;
+  /** Why the instance was skipped or not protected, in plain words. */
+  note?: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+export type NotificationState = "pending" | "sent" | "failed" | "would-send";
+
+export interface NotificationRecord {
+  recoveryId: string;
+  /** Stable identity of this message for this recipient: re-sends are deduplicated on it. */
+  dedupKey: string;
+  channel: string;
+  kind: string;
+  recipient: string;
+  subject: string;
+  state: NotificationState;
+  attempts: number;
+  error?: string;
+  sentAt?: string;
+  projectId?: string;
+}
+
+export type EventSource = "alertmanager" | "cli" | "monitor";
+export type EventDisposition =
+  | "unprocessed"
+  | "started"
+  | "attached"
+  | "resolved"
+  | "aborted"
+  | "ignored";
+
+/** One alert of one webhook delivery, as journaled. */
+export interface HostEvent {
+  id: number;
+  receivedAt: string;
+  source: EventSource;
+  host: string | null;
+  alertname: string;
+  status: "firing" | "resolved";
+  fingerprint: string;
+  startsAt: string;
+  endsAt: string | null;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  generatorURL: string;
+  groupKey: string;
+  receiver: string;
+  disposition: EventDisposition;
+  recoveryId: string | null;
+  note: string | null;
+}
+
+export type NewHostEvent = Omit<HostEvent, "id" | "disposition" | "recoveryId" | "note">;
+
+/** Everything known about one recovery, as the API and the notifiers see it. */
+export interface RecoveryDetail extends Recovery {
+  timeline: Transition[];
+  decisions: GateDecision[];
+  steps: StepRecord[];
+  instances: InstanceResult[];
+  notifications: NotificationRecord[];
+}

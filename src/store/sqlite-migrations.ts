@@ -1,0 +1,130 @@
+/**
+ * Schema migrations of the SQLite store, applied in order; `PRAGMA user_version` records
+ * how many ran. Never edit a released migration: append a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    host TEXT,
+    alertname TEXT NOT NULL,
+    status TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    ends_at TEXT,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    generator_url TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    disposition TEXT NOT NULL,
+    recovery_id TEXT,
+    note TEXT
+  );
+  CREATE INDEX events_unprocessed ON events(id) WHERE disposition = 'unprocessed';
+  CREATE INDEX events_host ON events(host, id);
+  CREATE INDEX events_recovery ON events(recovery_id);
+
+  CREATE TABLE recoveries (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    incident_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    confirmed_off INTEGER NOT NULL,
+    approved INTEGER NOT NULL,
+    approved_by TEXT,
+    outcome TEXT,
+    fence_state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detected_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    grace_until TEXT NOT NULL,
+    alerts TEXT NOT NULL,
+    facts TEXT NOT NULL
+  );
+  -- The invariant "one open recovery per host", enforced by the database itself.
+  CREATE UNIQUE INDEX recoveries_one_open_per_host ON recoveries(host)
+    WHERE state NOT IN ('completed', 'partial', 'failed', 'aborted');
+  CREATE INDEX recoveries_incident ON recoveries(host, incident_key);
+  CREATE INDEX recoveries_created ON recoveries(created_at);
+
+  CREATE TABLE transitions (
+    recovery_id TEXT NOT NULL REFERENCES recoveries(id),
+    seq INTEGER NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    actor TEXT,
+    PRIMARY KEY (recovery_id, seq)
+  );
+
+  CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recovery_id TEXT NOT NULL REFERENCES recoveries(id),
+    gate TEXT NOT NULL,
+    result TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL,
+    details TEXT
+  );
+  CREATE INDEX decisions_recovery ON decisions(recovery_id, id);
+
+  CREATE TABLE steps (
+    recovery_id TEXT NOT NULL REFERENCES recoveries(id),
+    key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    result TEXT,
+    error TEXT,
+    PRIMARY KEY (recovery_id, key)
+  );
+
+  CREATE TABLE instances (
+    recovery_id TEXT NOT NULL REFERENCES recoveries(id),
+    instance_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    user_id TEXT,
+    original_status TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    target_host TEXT,
+    attempts INTEGER NOT NULL,
+    error TEXT,
+    note TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    PRIMARY KEY (recovery_id, instance_id)
+  );
+
+  CREATE TABLE notifications (
+    recovery_id TEXT NOT NULL REFERENCES recoveries(id),
+    dedup_key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT,
+    sent_at TEXT,
+    project_id TEXT,
+    PRIMARY KEY (recovery_id, dedup_key)
+  );
+  CREATE INDEX notifications_dedup ON notifications(dedup_key);
+
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  `,
+];

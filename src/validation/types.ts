@@ -1,0 +1,33 @@
+import type { GateResult, Recovery } from "../recovery/model.js";
+
+/**
+ * A gate is one check between `validating` and `fencing`. Evidence gates (nova-service,
+ * bmc, alerts, prometheus) confirm the host is really dead; policy gates (pause, storm,
+ * cooldown, approval, capacity, maintenance) decide whether acting now is wise.
+ *
+ * A gate that cannot decide returns `undecided`, which blocks exactly like `block`: no
+ * check ever passes by failing.
+ */
+export interface GateVerdict {
+  result: GateResult;
+  reason: string;
+  details?: Record<string, unknown>;
+  /**
+   * A blocked recovery is re-checked on its own (pause lifted, silence expired, API back,
+   * storm cooled down). When false only an operator can move it on.
+   */
+  recheck?: boolean;
+  /** An operator's approval overrides this block (policy gates). Evidence never is. */
+  overridable?: boolean;
+}
+
+export interface GateContext {
+  recovery: Recovery;
+  signal: AbortSignal;
+}
+
+export interface Gate {
+  readonly name: string;
+  readonly kind: "evidence" | "policy";
+  evaluate(ctx: GateContext): Promise<GateVerdict>;
+}
