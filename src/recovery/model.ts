@@ -180,10 +180,17 @@ export type EventDisposition =
   | "aborted"
   | "ignored";
 
-/** One alert of one webhook delivery, as journaled. */
+/**
+ * One alert, as journaled. Deliveries of the same alert state (same fingerprint, status and
+ * startsAt — repeat_interval re-sends, retries, each Alertmanager of an HA pair) share one
+ * record: `key` identifies it and `deliveries` counts them.
+ */
 export interface HostEvent {
   id: number;
+  key: string;
+  deliveries: number;
   receivedAt: string;
+  lastReceivedAt: string;
   source: EventSource;
   host: string | null;
   alertname: string;
@@ -201,7 +208,18 @@ export interface HostEvent {
   note: string | null;
 }
 
-export type NewHostEvent = Omit<HostEvent, "id" | "disposition" | "recoveryId" | "note">;
+export type NewHostEvent = Omit<HostEvent, "id" | "deliveries" | "lastReceivedAt" | "disposition" | "recoveryId" | "note">;
+
+/** The journal identity of an alert state: repeated deliveries map to the same key. */
+export function eventKey(e: Pick<HostEvent, "source" | "fingerprint" | "status" | "startsAt">): string {
+  return `${e.source}|${e.fingerprint}|${e.status}|${e.startsAt}`;
+}
+
+export interface AppendedEvent {
+  event: HostEvent;
+  /** The same alert state was already journaled: only its delivery count changed. */
+  duplicate: boolean;
+}
 
 /** Everything known about one recovery, as the API and the notifiers see it. */
 export interface RecoveryDetail extends Recovery {

@@ -6,7 +6,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    deliveries INTEGER NOT NULL DEFAULT 1,
     received_at TEXT NOT NULL,
+    last_received_at TEXT NOT NULL,
     source TEXT NOT NULL,
     host TEXT,
     alertname TEXT NOT NULL,

@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type {
+  AppendedEvent,
   EventDisposition,
   GateDecision,
   HostEvent,
@@ -31,7 +32,7 @@ const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(",");
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
   #db: Database.Database | null = null;
-  #pending: { events: NewHostEvent[]; resolve: (e: HostEvent[]) => void; reject: (err: unknown) => void }[] = [];
+  #pending: { events: NewHostEvent[]; resolve: (e: AppendedEvent[]) => void; reject: (err: unknown) => void }[] = [];
   #flushScheduled = false;
 
   constructor(
@@ -84,7 +85,7 @@ export class SqliteStore implements Store {
 
   // ---- events ------------------------------------------------------------------------
 
-  appendEvents(events: NewHostEvent[]): Promise<HostEvent[]> {
+  appendEvents(events: NewHostEvent[]): Promise<AppendedEvent[]> {
     if (!this.#db) return Promise.reject(new Error("store is closed"));
     return new Promise((resolve, reject) => {
       this.#pending.push({ events, resolve, reject });
@@ -102,16 +103,18 @@ export class SqliteStore implements Store {
     if (batch.length === 0) return;
     try {
       const insert = this.db.prepare(
-        `INSERT INTO events(received_at, source, host, alertname, status, fingerprint, starts_at, ends_at, labels, annotations,
-           generator_url, group_key, receiver, disposition)
-         VALUES (@receivedAt, @source, @host, @alertname, @status, @fingerprint, @startsAt, @endsAt, @labels, @annotations,
-           @generatorURL, @groupKey, @receiver, 'unprocessed')`,
+        `INSERT INTO events(key, received_at, last_received_at, source, host, alertname, status, fingerprint, starts_at, ends_at,
+           labels, annotations, generator_url, group_key, receiver, disposition)
+         VALUES (@key, @receivedAt, @receivedAt, @source, @host, @alertname, @status, @fingerprint, @startsAt, @endsAt,
+           @labels, @annotations, @generatorURL, @groupKey, @receiver, 'unprocessed')
+         ON CONFLICT(key) DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_received_at
+         RETURNING *, (deliveries > 1) AS duplicate`,
       );
       const results = this.db.transaction(() =>
         batch.map((b) =>
-          b.events.map((e): HostEvent => {
-            const info = insert.run({ ...e, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) });
-            return { ...e, id: Number(info.lastInsertRowid), disposition: "unprocessed", recoveryId: null, note: null };
+          b.events.map((e): AppendedEvent => {
+            const row = insert.get({ ...e, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) }) as Row;
+            return { event: eventFromRow(row), duplicate: row.duplicate === 1 };
           }),
         ),
       )();
@@ -410,7 +413,10 @@ function dropNulls(o: Record<string, unknown>): Record<string, unknown> {
 function eventFromRow(r: Row): HostEvent {
   return {
     id: r.id as number,
+    key: r.key as string,
+    deliveries: r.deliveries as number,
     receivedAt: r.received_at as string,
+    lastReceivedAt: r.last_received_at as string,
     source: r.source as HostEvent["source"],
     host: (r.host as string | null) ?? null,
     alertname: r.alertname as string,

@@ -1,4 +1,5 @@
 import type {
+  AppendedEvent,
   GateDecision,
   HostEvent,
   InstanceResult,
@@ -33,7 +34,8 @@ export interface Store {
   ping(): Promise<void>;
 
   // Events: journaled by intake before the webhook answers, processed by the coordinator.
-  appendEvents(events: NewHostEvent[]): Promise<HostEvent[]>;
+  /** Journal events; an event whose key is already journaled only counts one more delivery. */
+  appendEvents(events: NewHostEvent[]): Promise<AppendedEvent[]>;
   unprocessedEvents(limit: number): Promise<HostEvent[]>;
   markEvent(id: number, disposition: EventDisposition, recoveryId: string | null, note: string | null): Promise<void>;
   listEvents(filter: { host?: string; recoveryId?: string; limit?: number }): Promise<HostEvent[]>;
