@@ -89,6 +89,8 @@ export interface NewRecovery {
   alerts?: Record<string, TrackedAlert>;
   /** Recorded as the creator on the first transition. */
   actor?: string;
+  /** Created already approved by this operator (manual recoveries). */
+  approvedBy?: string;
 }
 
 export interface Transition {
@@ -208,7 +210,10 @@ export interface HostEvent {
   note: string | null;
 }
 
-export type NewHostEvent = Omit<HostEvent, "id" | "deliveries" | "lastReceivedAt" | "disposition" | "recoveryId" | "note">;
+export type NewHostEvent = Omit<HostEvent, "id" | "deliveries" | "lastReceivedAt" | "disposition" | "recoveryId" | "note"> & {
+  /** Why intake could not map the alert to a host, when it could not. */
+  note?: string | null;
+};
 
 /** The journal identity of an alert state: repeated deliveries map to the same key. */
 export function eventKey(e: Pick<HostEvent, "source" | "fingerprint" | "status" | "startsAt">): string {

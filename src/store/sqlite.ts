@@ -104,16 +104,16 @@ export class SqliteStore implements Store {
     try {
       const insert = this.db.prepare(
         `INSERT INTO events(key, received_at, last_received_at, source, host, alertname, status, fingerprint, starts_at, ends_at,
-           labels, annotations, generator_url, group_key, receiver, disposition)
+           labels, annotations, generator_url, group_key, receiver, disposition, note)
          VALUES (@key, @receivedAt, @receivedAt, @source, @host, @alertname, @status, @fingerprint, @startsAt, @endsAt,
-           @labels, @annotations, @generatorURL, @groupKey, @receiver, 'unprocessed')
+           @labels, @annotations, @generatorURL, @groupKey, @receiver, 'unprocessed', @note)
          ON CONFLICT(key) DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_received_at
          RETURNING *, (deliveries > 1) AS duplicate`,
       );
       const results = this.db.transaction(() =>
         batch.map((b) =>
           b.events.map((e): AppendedEvent => {
-            const row = insert.get({ ...e, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) }) as Row;
+            const row = insert.get({ ...e, note: e.note ?? null, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) }) as Row;
             return { event: eventFromRow(row), duplicate: row.duplicate === 1 };
           }),
         ),
@@ -160,11 +160,11 @@ export class SqliteStore implements Store {
       if (open) throw new HostBusyError(r.host, String(open.id));
       this.db
         .prepare(
-          `INSERT INTO recoveries(id, host, incident_key, state, trigger, dry_run, confirmed_off, approved, fence_state, reason,
+          `INSERT INTO recoveries(id, host, incident_key, state, trigger, dry_run, confirmed_off, approved, approved_by, fence_state, reason,
              detected_at, created_at, updated_at, grace_until, alerts, facts)
-           VALUES (?, ?, ?, 'pending', ?, ?, ?, 0, 'not-attempted', ?, ?, ?, ?, ?, ?, '{}')`,
+           VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, 'not-attempted', ?, ?, ?, ?, ?, ?, '{}')`,
         )
-        .run(id, r.host, r.incidentKey, r.trigger, r.dryRun ? 1 : 0, r.confirmedOff ? 1 : 0, r.reason, r.detectedAt, now, now, r.graceUntil, JSON.stringify(r.alerts ?? {}));
+        .run(id, r.host, r.incidentKey, r.trigger, r.dryRun ? 1 : 0, r.confirmedOff ? 1 : 0, r.approvedBy ? 1 : 0, r.approvedBy ?? null, r.reason, r.detectedAt, now, now, r.graceUntil, JSON.stringify(r.alerts ?? {}));
       this.db
         .prepare("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, 1, NULL, 'pending', ?, ?, ?)")
         .run(id, now, r.reason, r.actor ?? null);

@@ -1,0 +1,75 @@
+import express, { type Request, type Response, type Router } from "express";
+import { hostEventsFromPayload, type HostMapping } from "../alertmanager/host-events.js";
+import { payloadProblems, webhookPayloadSchema } from "../alertmanager/payload.js";
+import type { Logger } from "../logging.js";
+import type { Metrics } from "../metrics.js";
+import type { Store } from "../store/types.js";
+import type { Clock } from "../util/clock.js";
+import { errorMessage } from "../util/errors.js";
+import { requireAuth, type WebhookCredentials } from "./auth.js";
+
+export interface AlertsRouteDeps {
+  store: Store;
+  logger: Logger;
+  metrics: Metrics;
+  clock: Clock;
+  auth: WebhookCredentials | "none";
+  bodyLimitBytes: number;
+  mapping: HostMapping;
+  triggerAlertnames: readonly string[];
+  /** Called after events were journaled (starts processing on the leader). */
+  onJournaled: () => void;
+}
+
+/**
+ * `POST /api/v1/alerts`: Alertmanager's webhook. The answer comes fast and tells
+ * Alertmanager exactly what to do: 202 once every alert is journaled; 4xx for input that
+ * will never become valid (Alertmanager does not retry those); 503 when the journal could
+ * not be written (Alertmanager retries 5xx).
+ */
+export function alertsRouter(deps: AlertsRouteDeps): Router {
+  const router = express.Router();
+  router.post(
+    "/api/v1/alerts",
+    (req, res, next) => {
+      res.on("finish", () => deps.metrics.webhookRequests.inc({ code: String(res.statusCode) }));
+      next();
+    },
+    requireAuth(deps.auth, "lifeboat webhook"),
+    (req, res, next) => {
+      if (!req.is("application/json")) {
+        res.status(415).json({ error: `content type must be application/json (got ${req.headers["content-type"] ?? "none"})` });
+        return;
+      }
+      next();
+    },
+    express.json({ limit: deps.bodyLimitBytes, strict: true, type: () => true }),
+    (req: Request, res: Response) => {
+      void handle(req, res, deps);
+    },
+  );
+  return router;
+}
+
+async function handle(req: Request, res: Response, deps: AlertsRouteDeps): Promise<void> {
+  const parsed = webhookPayloadSchema.safeParse(req.body);
+  if (!parsed.success) {
+    const problems = payloadProblems(parsed.error);
+    deps.logger.warn({ problems, receiver: typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>).receiver : undefined }, "webhook payload rejected");
+    res.status(400).json({ error: `invalid Alertmanager payload: ${problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`, problems });
+    return;
+  }
+  const payload = parsed.data;
+  const events = hostEventsFromPayload(payload, deps.mapping, new Date(deps.clock.now()).toISOString());
+  try {
+    const appended = await deps.store.appendEvents(events);
+    for (const e of events) deps.metrics.alertsReceived.inc({ status: e.status, trigger: String(deps.triggerAlertnames.includes(e.alertname)) });
+    const duplicates = appended.filter((a) => a.duplicate).length;
+    res.status(202).json({ accepted: appended.length, duplicates, events: appended.map((a) => a.event.id) });
+    deps.logger.debug({ groupKey: payload.groupKey, alerts: events.length, duplicates }, "webhook journaled");
+    deps.onJournaled();
+  } catch (err) {
+    deps.logger.error({ err: errorMessage(err) }, "could not journal webhook events; answering 503 so Alertmanager retries");
+    res.status(503).json({ error: "could not store the alerts; retry later" });
+  }
+}

@@ -1,0 +1,123 @@
+import express, { type Request, type Response, type Router } from "express";
+import { z } from "zod";
+import type { Coordinator } from "../recovery/coordinator.js";
+import { ControlError } from "../recovery/coordinator.js";
+import { RECOVERY_STATES, type RecoveryState } from "../recovery/model.js";
+import { recoveryDetail } from "../store/types.js";
+import { errorMessage } from "../util/errors.js";
+import type { Secret } from "../util/secret.js";
+import { requireAuth } from "./auth.js";
+
+export interface StatusInfo {
+  version: string;
+  instance: string;
+  leader: { self: boolean; id: string | null };
+  store: string;
+  dryRun: boolean;
+}
+
+export interface ControlDeps {
+  coordinator: Coordinator;
+  adminToken: Secret;
+  status: () => Promise<StatusInfo & Record<string, unknown>>;
+  /** Extra operator actions wired by the app (release, fence off…). */
+  extend?: (router: Router) => void;
+}
+
+const listQuery = z.strictObject({
+  host: z.string().optional(),
+  state: z
+    .string()
+    .optional()
+    .transform((s) => (s ? s.split(",") : undefined))
+    .pipe(z.array(z.enum(RECOVERY_STATES)).optional()),
+  open: z.enum(["true", "false"]).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+const recoverBody = z.strictObject({
+  host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, "expected a host name"),
+  dry_run: z.boolean().default(false),
+  confirm_off: z.boolean().default(false),
+});
+const reasonBody = z.strictObject({ reason: z.string().max(1000).optional() });
+
+/** The operator's API: read recoveries, approve, cancel, recover, pause, resume. */
+export function controlRouter(deps: ControlDeps): Router {
+  const router = express.Router();
+  router.use("/api/v1", requireAuth({ bearer: deps.adminToken }, "lifeboat admin"), express.json({ limit: 64 * 1024 }));
+
+  router.get("/api/v1/status", async (_req, res) => {
+    const [status, pause, open] = await Promise.all([deps.status(), deps.coordinator.pauseState(), deps.coordinator.store.listRecoveries({ open: true })]);
+    const byState: Partial<Record<RecoveryState, number>> = {};
+    for (const r of open) byState[r.state] = (byState[r.state] ?? 0) + 1;
+    res.json({ ...status, paused: pause, openRecoveries: byState });
+  });
+
+  router.get("/api/v1/recoveries", async (req, res) => {
+    const q = listQuery.safeParse(req.query);
+    if (!q.success) return badRequest(res, q.error);
+    const rows = await deps.coordinator.store.listRecoveries({
+      ...(q.data.host ? { host: q.data.host } : {}),
+      ...(q.data.state ? { state: q.data.state } : {}),
+      ...(q.data.open ? { open: q.data.open === "true" } : {}),
+      limit: q.data.limit,
+    });
+    res.json({ recoveries: rows });
+  });
+
+  router.get("/api/v1/recoveries/:id", async (req, res) => {
+    const detail = await recoveryDetail(deps.coordinator.store, req.params.id);
+    if (!detail) {
+      res.status(404).json({ error: `no recovery ${req.params.id}` });
+      return;
+    }
+    const events = await deps.coordinator.store.listEvents({ recoveryId: detail.id, limit: 200 });
+    res.json({ ...detail, events });
+  });
+
+  router.post("/api/v1/recoveries/:id/approve", (req, res) => act(res, () => deps.coordinator.approve(req.params.id as string, actor(req))));
+  router.post("/api/v1/recoveries/:id/cancel", (req, res) => {
+    const b = reasonBody.safeParse(req.body ?? {});
+    if (!b.success) return badRequest(res, b.error);
+    return act(res, () => deps.coordinator.cancel(req.params.id as string, actor(req), b.data.reason));
+  });
+  router.post("/api/v1/recover", (req, res) => {
+    const b = recoverBody.safeParse(req.body ?? {});
+    if (!b.success) return badRequest(res, b.error);
+    return act(res, () => deps.coordinator.recoverManually(b.data.host, { dryRun: b.data.dry_run, confirmOff: b.data.confirm_off, actor: actor(req) }), 201);
+  });
+  router.post("/api/v1/pause", (req, res) => {
+    const b = reasonBody.safeParse(req.body ?? {});
+    if (!b.success) return badRequest(res, b.error);
+    return act(res, () => deps.coordinator.pause(actor(req), b.data.reason ?? "paused by operator"));
+  });
+  router.post("/api/v1/resume", (req, res) => act(res, () => deps.coordinator.resume(actor(req))));
+  deps.extend?.(router);
+  return router;
+}
+
+/** Who asked: the `X-Lifeboat-Actor` header (the CLI sends user@host), else "api". */
+export function actor(req: Request): string {
+  const h = req.headers["x-lifeboat-actor"];
+  const v = Array.isArray(h) ? h[0] : h;
+  return v && /^[\w.@:-]{1,100}$/.test(v) ? v : "api";
+}
+
+export async function act(res: Response, fn: () => Promise<unknown>, okStatus = 200): Promise<void> {
+  try {
+    res.status(okStatus).json(await fn());
+  } catch (err) {
+    if (err instanceof ControlError) {
+      res.status(err.status).json({ error: err.message });
+      return;
+    }
+    res.status(500).json({ error: errorMessage(err) });
+  }
+}
+
+function badRequest(res: Response, error: z.ZodError): void {
+  res.status(400).json({
+    error: error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; "),
+  });
+}

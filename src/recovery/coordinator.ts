@@ -1,0 +1,258 @@
+import { HostBusyError, NotFoundError, StateConflictError, type Store } from "../store/types.js";
+import { errorMessage } from "../util/errors.js";
+import type { PipelineDeps } from "./context.js";
+import { routeEvent, type HostHold } from "./event-router.js";
+import { RECOVERY_STATES, isAbortable, isTerminal, type Recovery } from "./model.js";
+import { RecoveryRunner, type TransitionEvent } from "./runner.js";
+import { secondsSince } from "./stages/validating.js";
+
+export interface PauseState {
+  paused: boolean;
+  by: string;
+  reason: string;
+  at: string;
+}
+
+export class ControlError extends Error {
+  override name = "ControlError";
+  constructor(
+    readonly status: 404 | 409 | 400,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The coordinator turns journaled events into recoveries and runs one runner per open
+ * recovery. It resumes every unfinished recovery when it starts, and it is the only place
+ * that moves recoveries on operator request (approve, cancel), always by compare-and-swap.
+ */
+export class Coordinator {
+  readonly #runners = new Map<string, RecoveryRunner>();
+  #running = false;
+  #processing: Promise<void> | null = null;
+  #again = false;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly deps: PipelineDeps) {}
+
+  get store(): Store {
+    return this.deps.store;
+  }
+
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** Resume unfinished recoveries, process events journaled while nobody was acting. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    const open = await this.deps.store.listRecoveries({ open: true, limit: 100_000 });
+    for (const r of open) {
+      this.deps.logger.info({ recovery: r.id, host: r.host, state: r.state }, "resuming recovery");
+      this.ensureRunner(r.id);
+    }
+    await this.refreshGauges();
+    this.kick();
+    // Safety net: pick up anything journaled without a kick (e.g. by another instance).
+    this.#timer = setInterval(() => this.kick(), 2000);
+    this.#timer.unref();
+  }
+
+  /** Stop acting; recoveries stay where they are and resume on the next start. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    await this.#processing;
+    const runners = [...this.#runners.values()];
+    this.#runners.clear();
+    await Promise.all(runners.map((r) => r.stop()));
+  }
+
+  /** New events were journaled: process them soon (coalesced). */
+  kick(): void {
+    if (!this.#running) return;
+    if (this.#processing) {
+      this.#again = true;
+      return;
+    }
+    this.#processing = this.processEvents()
+      .catch((err: unknown) => this.deps.logger.error({ err: errorMessage(err) }, "event processing failed; will retry"))
+      .finally(() => {
+        this.#processing = null;
+        if (this.#again) {
+          this.#again = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Resolves once every event journaled so far has been routed. */
+  async drain(): Promise<void> {
+    while (this.#processing) await this.#processing;
+  }
+
+  private async processEvents(): Promise<void> {
+    const { store } = this.deps;
+    for (;;) {
+      if (!this.#running) return;
+      const events = await store.unprocessedEvents(200);
+      if (events.length === 0) return;
+      for (const e of events) {
+        if (!this.#running) return;
+        const res = await routeEvent(e, {
+          store,
+          clock: this.deps.clock,
+          logger: this.deps.logger,
+          metrics: this.deps.metrics,
+          config: {
+            triggerAlertnames: this.deps.config.alerts.trigger_alertnames,
+            graceSeconds: this.deps.config.recovery.grace_seconds,
+            dryRun: this.deps.config.recovery.dry_run,
+          },
+        });
+        await store.markEvent(e.id, res.disposition, res.recoveryId, res.note);
+        if (res.touched) {
+          this.ensureRunner(res.touched)?.wake();
+          if (res.created || res.disposition === "aborted") await this.refreshGauges();
+          if (res.disposition === "aborted") this.deps.metrics.recoveries.inc({ outcome: "aborted" });
+        }
+      }
+    }
+  }
+
+  private ensureRunner(id: string): RecoveryRunner | undefined {
+    if (!this.#running) return undefined;
+    const existing = this.#runners.get(id);
+    if (existing && !existing.stopped) return existing;
+    const runner = new RecoveryRunner(id, this.deps, (e) => this.onTransition(e));
+    this.#runners.set(id, runner);
+    void runner.start().finally(() => {
+      if (this.#runners.get(id) === runner) this.#runners.delete(id);
+    });
+    return runner;
+  }
+
+  private onTransition(e: TransitionEvent): void {
+    const { metrics } = this.deps;
+    metrics.stageDuration.observe({ stage: e.before.state }, e.stageMs / 1000);
+    if (isTerminal(e.after.state)) {
+      metrics.recoveries.inc({ outcome: e.after.state });
+      const secs = secondsSince(e.after.detectedAt, this.deps.clock.now());
+      metrics.recoveryDuration.observe({ outcome: e.after.state }, secs);
+      if (e.after.state !== "aborted") metrics.recoveryMilestone.observe({ milestone: "done" }, secs);
+    }
+    void this.refreshGauges();
+  }
+
+  async refreshGauges(): Promise<void> {
+    try {
+      const open = await this.deps.store.listRecoveries({ open: true, limit: 100_000 });
+      for (const s of RECOVERY_STATES) {
+        if (!isTerminal(s)) this.deps.metrics.recoveriesInProgress.set({ state: s }, open.filter((r) => r.state === s).length);
+      }
+    } catch (err) {
+      this.deps.logger.warn({ err: errorMessage(err) }, "could not refresh gauges");
+    }
+  }
+
+  // ---- operator actions ---------------------------------------------------------------
+
+  /** `lifeboat recover HOST`: an operator asks for a recovery now (no grace, policy gates approved). */
+  async recoverManually(host: string, opts: { dryRun: boolean; confirmOff: boolean; actor: string }): Promise<Recovery> {
+    const now = new Date(this.deps.clock.now()).toISOString();
+    let r: Recovery;
+    try {
+      r = await this.deps.store.createRecovery({
+        host,
+        incidentKey: `${host}@manual:${now}`,
+        trigger: "manual",
+        dryRun: opts.dryRun || this.deps.config.recovery.dry_run,
+        confirmedOff: opts.confirmOff,
+        detectedAt: now,
+        graceUntil: now,
+        reason: `recovery requested by ${opts.actor}${opts.confirmOff ? ", who confirmed the host is powered off" : ""}`,
+        actor: opts.actor,
+        approvedBy: opts.actor,
+      });
+    } catch (err) {
+      if (err instanceof HostBusyError) throw new ControlError(409, `${host} already has an open recovery ${err.openRecoveryId}`);
+      throw err;
+    }
+    this.deps.metrics.recoveriesStarted.inc({ trigger: "manual" });
+    this.deps.logger.warn({ recovery: r.id, host, actor: opts.actor, confirmOff: opts.confirmOff, dryRun: r.dryRun }, "manual recovery requested");
+    await this.refreshGauges();
+    this.ensureRunner(r.id);
+    return r;
+  }
+
+  async approve(id: string, actor: string): Promise<Recovery> {
+    const r = await this.mustGet(id);
+    if (isTerminal(r.state)) throw new ControlError(409, `recovery ${id} already ended (${r.state})`);
+    const updated = await this.deps.store.updateRecovery(id, { approved: true, approvedBy: actor });
+    this.deps.logger.warn({ recovery: id, host: r.host, actor }, "recovery approved by operator");
+    this.ensureRunner(id)?.wake();
+    return updated;
+  }
+
+  /** Cancel, only before the point of no return (fencing). */
+  async cancel(id: string, actor: string, reason?: string): Promise<Recovery> {
+    const r = await this.mustGet(id);
+    if (!isAbortable(r.state)) {
+      throw new ControlError(409, `recovery ${id} is ${r.state}: past the point of no return, it cannot be cancelled`);
+    }
+    try {
+      const after = await this.deps.store.transition(id, r.state, "aborted", `cancelled by ${actor}${reason ? `: ${reason}` : ""}`, { outcome: "aborted" }, actor);
+      this.deps.metrics.recoveries.inc({ outcome: "aborted" });
+      this.#runners.get(id)?.wake();
+      await this.refreshGauges();
+      return after;
+    } catch (err) {
+      if (err instanceof StateConflictError) throw new ControlError(409, `recovery ${id} moved to ${err.actual ?? "?"} meanwhile; not cancelled`);
+      throw err;
+    }
+  }
+
+  async pause(actor: string, reason: string): Promise<PauseState> {
+    const state: PauseState = { paused: true, by: actor, reason, at: new Date(this.deps.clock.now()).toISOString() };
+    await this.deps.store.putSetting("pause", state);
+    this.deps.metrics.automationPaused.set({ source: "operator" }, 1);
+    this.deps.logger.warn({ actor, reason }, "automation paused");
+    return state;
+  }
+
+  async resume(actor: string): Promise<PauseState> {
+    const state: PauseState = { paused: false, by: actor, reason: "resumed", at: new Date(this.deps.clock.now()).toISOString() };
+    await this.deps.store.putSetting("pause", state);
+    this.deps.metrics.automationPaused.set({ source: "operator" }, 0);
+    this.deps.logger.warn({ actor }, "automation resumed");
+    for (const r of this.#runners.values()) r.wake();
+    return state;
+  }
+
+  async pauseState(): Promise<PauseState> {
+    return (await this.deps.store.getSetting<PauseState>("pause")) ?? { paused: false, by: "", reason: "", at: "" };
+  }
+
+  async hostHold(host: string): Promise<HostHold | null> {
+    return this.deps.store.getSetting<HostHold>(`host/${host}`);
+  }
+
+  /** Forget that a host is held down (after `lifeboat release` brought it back). */
+  async clearHostHold(host: string, actor: string): Promise<void> {
+    await this.deps.store.putSetting(`host/${host}`, { fenced: false, recoveryId: "", by: actor, at: new Date(this.deps.clock.now()).toISOString() });
+  }
+
+  private async mustGet(id: string): Promise<Recovery> {
+    const r = await this.deps.store.getRecovery(id);
+    if (!r) throw new ControlError(404, `no recovery ${id}`);
+    return r;
+  }
+
+  static isNotFound(err: unknown): boolean {
+    return err instanceof NotFoundError || (err instanceof ControlError && err.status === 404);
+  }
+}

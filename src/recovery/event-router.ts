@@ -1,0 +1,126 @@
+import type { Logger } from "../logging.js";
+import type { Metrics } from "../metrics.js";
+import { HostBusyError, StateConflictError, type Store } from "../store/types.js";
+import type { Clock } from "../util/clock.js";
+import { isAbortable, type EventDisposition, type HostEvent, type Recovery, type TrackedAlert } from "./model.js";
+
+export interface RouterConfig {
+  triggerAlertnames: readonly string[];
+  graceSeconds: number;
+  dryRun: boolean;
+}
+
+export interface RouteResult {
+  disposition: EventDisposition;
+  recoveryId: string | null;
+  note: string;
+  /** A recovery whose runner should start or wake. */
+  touched?: string;
+  created?: boolean;
+}
+
+/** Host state kept in settings while a host is held down by lifeboat (until `release`). */
+export interface HostHold {
+  fenced: boolean;
+  recoveryId: string;
+  by: string;
+  at: string;
+}
+
+export function incidentKey(host: string, startsAt: string): string {
+  return `${host}@${startsAt}`;
+}
+
+/**
+ * Map one journaled event to recoveries. Events are processed one at a time, in journal
+ * order, by the leader only, so "find the open recovery, else create one" cannot race;
+ * the store's one-open-recovery-per-host invariant is the second net.
+ *
+ * - A firing trigger alert attaches to the host's open recovery, or to the recovery that
+ *   already handled this incident (same host and startsAt), or starts a new one — unless
+ *   the host is held down by an earlier recovery awaiting `lifeboat release`.
+ * - A resolved alert aborts the open recovery when it was the last firing alert of the
+ *   recovery and the recovery has not reached fencing (the point of no return).
+ */
+export async function routeEvent(
+  e: HostEvent,
+  deps: { store: Store; config: RouterConfig; clock: Clock; logger: Logger; metrics: Metrics },
+): Promise<RouteResult> {
+  const { store, config } = deps;
+  if (e.host === null) return { disposition: "ignored", recoveryId: null, note: e.note ?? "no host" };
+  if (!config.triggerAlertnames.includes(e.alertname)) {
+    return { disposition: "ignored", recoveryId: null, note: `alertname ${e.alertname} is not a trigger` };
+  }
+  const host = e.host;
+  const open = await store.findOpenRecovery(host);
+
+  if (e.status === "resolved") {
+    if (!open) return { disposition: "ignored", recoveryId: null, note: "resolved, and no open recovery for this host" };
+    const tracked = open.alerts[e.fingerprint];
+    if (!tracked || tracked.startsAt !== e.startsAt) {
+      return { disposition: "ignored", recoveryId: open.id, note: "resolved alert is not one this recovery tracks" };
+    }
+    const alerts: Record<string, TrackedAlert> = { ...open.alerts, [e.fingerprint]: { ...tracked, status: "resolved", ...(e.endsAt ? { endsAt: e.endsAt } : {}) } };
+    const stillFiring = Object.values(alerts).filter((a) => a.status === "firing");
+    if (stillFiring.length > 0 || !isAbortable(open.state)) {
+      await store.updateRecovery(open.id, { alerts });
+      const note = stillFiring.length > 0 ? `resolved; ${stillFiring.length} other alert(s) still firing` : `resolved after the point of no return (${open.state}); the recovery continues`;
+      return { disposition: "resolved", recoveryId: open.id, note };
+    }
+    try {
+      await store.transition(open.id, open.state, "aborted", `alert resolved during ${open.state}: nothing was done`, { alerts, outcome: "aborted" });
+      return { disposition: "aborted", recoveryId: open.id, note: `aborted the recovery (was ${open.state})`, touched: open.id };
+    } catch (err) {
+      if (!(err instanceof StateConflictError)) throw err;
+      // The runner moved it meanwhile (e.g. into fencing): too late to abort.
+      await store.updateRecovery(open.id, { alerts });
+      return { disposition: "resolved", recoveryId: open.id, note: `resolved while moving to ${err.actual ?? "?"}; too late to abort` };
+    }
+  }
+
+  const alert: TrackedAlert = { alertname: e.alertname, status: "firing", startsAt: e.startsAt, generatorURL: e.generatorURL, labels: e.labels };
+  if (open) {
+    const tracked = open.alerts[e.fingerprint];
+    if (tracked?.status === "resolved" && tracked.startsAt === e.startsAt) {
+      return { disposition: "ignored", recoveryId: open.id, note: "stale firing delivery of an alert already resolved" };
+    }
+    if (!tracked || tracked.status !== "firing") await store.updateRecovery(open.id, { alerts: { ...open.alerts, [e.fingerprint]: alert } });
+    return { disposition: "attached", recoveryId: open.id, note: `attached to the open recovery (${open.state})`, touched: open.id };
+  }
+
+  const key = incidentKey(host, e.startsAt);
+  const previous = await store.findRecoveryByIncident(host, key);
+  if (previous) return { disposition: "attached", recoveryId: previous.id, note: `this incident was already handled (${previous.state})` };
+
+  const hold = await store.getSetting<HostHold>(`host/${host}`);
+  if (hold?.fenced) {
+    return {
+      disposition: "ignored",
+      recoveryId: hold.recoveryId,
+      note: `host is held down by recovery ${hold.recoveryId} since ${hold.at}; run "lifeboat release ${host}" once it is repaired`,
+    };
+  }
+
+  const now = deps.clock.now();
+  let created: Recovery;
+  try {
+    created = await store.createRecovery({
+      host,
+      incidentKey: key,
+      trigger: "alert",
+      dryRun: config.dryRun,
+      confirmedOff: false,
+      detectedAt: e.startsAt,
+      graceUntil: new Date(now + config.graceSeconds * 1000).toISOString(),
+      reason: `${e.alertname} firing for ${host} since ${e.startsAt}`,
+      alerts: { [e.fingerprint]: alert },
+      actor: "alertmanager",
+    });
+  } catch (err) {
+    if (err instanceof HostBusyError) return { disposition: "attached", recoveryId: err.openRecoveryId, note: "attached to the open recovery", touched: err.openRecoveryId };
+    throw err;
+  }
+  deps.metrics.recoveriesStarted.inc({ trigger: "alert" });
+  deps.logger.info({ recovery: created.id, host, alertname: e.alertname, graceUntil: created.graceUntil, dryRun: created.dryRun }, "recovery started");
+  return { disposition: "started", recoveryId: created.id, note: "recovery started", touched: created.id, created: true };
+}

@@ -1,0 +1,75 @@
+import type { Logger } from "../logging.js";
+import type { Metrics } from "../metrics.js";
+import type { Store } from "../store/types.js";
+import type { Gate, GateVerdict } from "../validation/types.js";
+import { errorMessage } from "../util/errors.js";
+import type { GateDecision, Recovery } from "./model.js";
+
+export interface GateOutcome {
+  /** Every gate passed (or warned, or was overridden by an approval). */
+  pass: boolean;
+  decisions: GateDecision[];
+  /** Blocking decisions only. */
+  blocking: GateDecision[];
+  /** Every blocking verdict can clear on its own: worth re-checking without an operator. */
+  recheckable: boolean;
+  /** Every blocking verdict is a policy an approval overrides. */
+  approvable: boolean;
+}
+
+/**
+ * Run the gates in order and collect their verdicts. All gates run even after a block, so
+ * the operator sees every reason at once. A gate that throws is "undecided" (it blocks).
+ * An approved recovery passes overridable (policy) blocks; evidence blocks stand.
+ */
+export async function evaluateGates(
+  gates: readonly Gate[],
+  recovery: Recovery,
+  signal: AbortSignal,
+  now: () => string,
+): Promise<GateOutcome> {
+  const decisions: GateDecision[] = [];
+  const verdicts: GateVerdict[] = [];
+  for (const gate of gates) {
+    let v: GateVerdict;
+    try {
+      v = await gate.evaluate({ recovery, signal });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      v = { result: "undecided", reason: `check failed: ${errorMessage(err)}`, recheck: true };
+    }
+    if ((v.result === "block" || v.result === "undecided") && v.overridable && recovery.approved) {
+      v = { ...v, result: "pass", reason: `approved by ${recovery.approvedBy ?? "operator"} over: ${v.reason}` };
+    }
+    verdicts.push(v);
+    decisions.push({ recoveryId: recovery.id, gate: gate.name, result: v.result, reason: v.reason, at: now(), ...(v.details ? { details: v.details } : {}) });
+  }
+  const blockingIdx = verdicts.map((v, i) => (v.result === "block" || v.result === "undecided" ? i : -1)).filter((i) => i >= 0);
+  return {
+    pass: blockingIdx.length === 0,
+    decisions,
+    blocking: blockingIdx.map((i) => decisions[i]!),
+    recheckable: blockingIdx.every((i) => verdicts[i]!.recheck === true),
+    approvable: blockingIdx.every((i) => verdicts[i]!.overridable === true),
+  };
+}
+
+/** Persist the decisions, count them, and write the one "decision" log line. */
+export async function recordGateOutcome(outcome: GateOutcome, deps: { store: Store; metrics: Metrics; logger: Logger }): Promise<void> {
+  for (const d of outcome.decisions) {
+    await deps.store.recordDecision(d);
+    deps.metrics.gateDecisions.inc({ gate: d.gate, result: d.result });
+  }
+  deps.logger.info(
+    {
+      decision: outcome.pass ? "proceed" : "block",
+      gates: Object.fromEntries(outcome.decisions.map((d) => [d.gate, d.result])),
+      reasons: outcome.blocking.map((d) => `${d.gate}: ${d.reason}`),
+    },
+    outcome.pass ? "decision: all gates pass, fencing next" : "decision: blocked before fencing",
+  );
+}
+
+export function blockReason(outcome: GateOutcome): string {
+  return outcome.blocking.map((d) => `${d.gate}: ${d.reason}`).join("; ");
+}

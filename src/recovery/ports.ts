@@ -1,0 +1,28 @@
+import type { ChainResult, FenceDevice, PowerStatus } from "../fencing/types.js";
+import type { RecoveryDetail } from "./model.js";
+
+/**
+ * What the pipeline needs from the fencing service and the notifier. The concrete services
+ * (src/fencing/service.ts, src/notify/service.ts) satisfy these structurally; tests pass
+ * small fakes.
+ */
+export interface FencingPort {
+  hasHost(host: string): boolean;
+  devices(host: string): FenceDevice[];
+  fenceOff(host: string, signal?: AbortSignal): Promise<ChainResult>;
+  powerOn(host: string, signal?: AbortSignal): Promise<ChainResult>;
+  status(host: string, signal?: AbortSignal): Promise<{ device: string; driver: string; status?: PowerStatus; error?: string }[]>;
+}
+
+export interface NotifySummary {
+  sent: number;
+  failed: number;
+  skipped: number;
+}
+
+export interface NotifierPort {
+  recoveryFinished(detail: RecoveryDetail, signal?: AbortSignal): Promise<NotifySummary>;
+  recoveryBlocked(detail: RecoveryDetail, reason: string, signal?: AbortSignal): Promise<NotifySummary>;
+  fenceFailed(detail: RecoveryDetail, signal?: AbortSignal): Promise<NotifySummary>;
+  stormTripped(info: { hosts: string[]; reason: string; at: string; recoveryId?: string }, signal?: AbortSignal): Promise<NotifySummary>;
+}

@@ -1,0 +1,139 @@
+import pLimit from "p-limit";
+import type { InstanceInfo } from "../../evacuation/types.js";
+import { sleep } from "../../util/abort.js";
+import { errorMessage } from "../../util/errors.js";
+import type { InstanceResult } from "../model.js";
+import { classifyInstance } from "../selection.js";
+import type { Stage, StageContext } from "../context.js";
+import { secondsSince } from "./validating.js";
+
+/**
+ * Move every selected instance off the fenced host: bounded concurrency, priority order,
+ * optional stagger, re-issue of failed evacuations, one result record per instance. The
+ * instance list is journaled once, so a resumed recovery works from the same list, and
+ * the driver's `evacuate` inspects before it acts, so nothing is evacuated twice.
+ */
+export const evacuating: Stage = async (ctx) => {
+  const r = ctx.recovery;
+  const cfg = ctx.config.evacuation;
+  const listed = await ctx.steps.run<InstanceInfo[]>("list-instances", () => ctx.evacuation.listInstances(r.host, ctx.signal), {
+    retries: ctx.config.recovery.step_retries,
+    signal: ctx.signal,
+  }).catch((err: unknown) => {
+    if (ctx.signal.aborted) throw err;
+    return err instanceof Error ? err : new Error(errorMessage(err));
+  });
+  if (listed instanceof Error) {
+    return { to: "notifying", reason: `could not list the host's instances: ${listed.message}`, patch: { outcome: "failed" } };
+  }
+
+  const records = new Map((await ctx.store.instances(r.id)).map((i) => [i.instanceId, i]));
+  for (const inst of listed) {
+    if (records.has(inst.id)) continue;
+    const c = classifyInstance(inst, cfg);
+    const rec: InstanceResult = {
+      recoveryId: r.id,
+      instanceId: inst.id,
+      name: inst.name,
+      projectId: inst.projectId,
+      ...(inst.userId ? { userId: inst.userId } : {}),
+      originalStatus: inst.status,
+      state: c.state,
+      priority: c.priority,
+      attempts: 0,
+      ...(c.note ? { note: c.note } : {}),
+    };
+    await ctx.store.putInstance(rec);
+    if (c.state !== "pending") ctx.metrics.instancesEvacuated.inc({ result: c.state });
+    records.set(inst.id, rec);
+  }
+
+  const byId = new Map(listed.map((i) => [i.id, i]));
+  const work = [...records.values()]
+    .filter((i) => i.state === "pending" || i.state === "evacuating")
+    .sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
+
+  if (r.dryRun) {
+    for (const rec of work) await ctx.store.putInstance({ ...rec, state: "would-evacuate" });
+    return { to: "notifying", reason: `dry run: would evacuate ${work.length} instance(s)`, patch: { outcome: "completed" } };
+  }
+
+  ctx.log.info({ instances: work.length, concurrency: cfg.concurrency }, "evacuating instances");
+  const limit = pLimit(cfg.concurrency);
+  let nextStart = ctx.clock.now();
+  await Promise.all(
+    work.map((rec) =>
+      limit(async () => {
+        if (cfg.stagger_ms > 0) {
+          const at = nextStart;
+          nextStart = Math.max(nextStart, ctx.clock.now()) + cfg.stagger_ms;
+          await sleep(at - ctx.clock.now(), ctx.signal);
+        }
+        const info = byId.get(rec.instanceId);
+        if (!info) {
+          await ctx.store.putInstance({ ...rec, state: "failed", error: "instance missing from the recorded list", finishedAt: ctx.nowIso() });
+          return;
+        }
+        await evacuateOne(ctx, rec, info);
+      }),
+    ),
+  );
+
+  const final = await ctx.store.instances(r.id);
+  const failed = final.filter((i) => i.state === "failed");
+  const moved = final.filter((i) => i.state === "evacuated").length;
+  if (failed.length) {
+    const names = failed.map((i) => `${i.name} (${i.error ?? "failed"})`).join(", ");
+    return { to: "notifying", reason: `${failed.length} of ${moved + failed.length} instance(s) not recovered: ${names}`, patch: { outcome: "partial" } };
+  }
+  const others = final.length - moved;
+  return { to: "notifying", reason: `${moved} instance(s) evacuated${others ? `, ${others} not selected (see instances)` : ""}`, patch: { outcome: "completed" } };
+};
+
+async function evacuateOne(ctx: StageContext, start: InstanceResult, info: InstanceInfo): Promise<void> {
+  const cfg = ctx.config.evacuation;
+  let rec = start;
+  const log = ctx.log.child({ instance: info.id, name: info.name });
+  for (;;) {
+    if (rec.state === "pending") {
+      // Persist the attempt before sending it: a resumed recovery re-inspects, never re-counts.
+      rec = { ...rec, state: "evacuating", attempts: rec.attempts + 1, startedAt: rec.startedAt ?? ctx.nowIso() };
+      await ctx.store.putInstance(rec);
+    }
+    const targetHost = cfg.reserved_hosts.length ? cfg.reserved_hosts[(rec.attempts - 1) % cfg.reserved_hosts.length] : undefined;
+    const began = ctx.clock.now();
+    await ctx.guard(`evacuate ${info.id}`);
+    const outcome = await ctx.evacuation
+      .evacuate(info, ctx.recovery.host, {
+        attempt: rec.attempts,
+        timeoutMs: cfg.instance_timeout_seconds * 1000,
+        signal: ctx.signal,
+        lockReason: `lifeboat: evacuating from ${ctx.recovery.host} (recovery ${ctx.recovery.id})`,
+        ...(targetHost ? { targetHost } : {}),
+      })
+      .catch((err: unknown) => {
+        if (ctx.signal.aborted) throw err;
+        return { result: "failed" as const, message: errorMessage(err), retryable: true };
+      });
+    if (outcome.result === "evacuated") {
+      rec = { ...rec, state: "evacuated", targetHost: outcome.targetHost, finishedAt: ctx.nowIso() };
+      delete rec.error;
+      await ctx.store.putInstance(rec);
+      ctx.metrics.instancesEvacuated.inc({ result: "evacuated" });
+      ctx.metrics.evacuationDuration.observe((ctx.clock.now() - began) / 1000);
+      ctx.metrics.recoveryMilestone.observe({ milestone: "instance_active" }, secondsSince(ctx.recovery.detectedAt, ctx.clock.now()));
+      log.info({ target: outcome.targetHost, status: outcome.status, attempt: rec.attempts }, "instance evacuated");
+      return;
+    }
+    const canRetry = outcome.retryable && rec.attempts <= cfg.retries;
+    log.warn({ attempt: rec.attempts, error: outcome.message, retry: canRetry }, "evacuation attempt failed");
+    if (!canRetry) {
+      rec = { ...rec, state: "failed", error: outcome.message, finishedAt: ctx.nowIso() };
+      await ctx.store.putInstance(rec);
+      ctx.metrics.instancesEvacuated.inc({ result: "failed" });
+      return;
+    }
+    rec = { ...rec, state: "pending", error: outcome.message };
+    await ctx.store.putInstance(rec);
+  }
+}
