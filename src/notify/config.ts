@@ -202,6 +202,9 @@ export const notificationsSchema = z
     approve_command: template("approve_command")
       .default("lifeboat approve {{id}}")
       .describe("The command operators run to approve a blocked recovery (values: id, host), quoted in `blocked` messages."),
+    confirm_off_command: template("confirm_off_command")
+      .default("lifeboat recover {{host}} --confirm-off")
+      .describe("The command operators run once they know a host whose fence failed is powered off (values: id, host), quoted in `fence-failed` pages."),
   })
   .superRefine((n, ctx) => {
     const mails = n.operators.length > 0 || n.tenants.enabled;
