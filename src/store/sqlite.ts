@@ -50,25 +50,26 @@ export class SqliteStore implements Store {
   }
 
   init(): Promise<void> {
-    if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
-    const db = new Database(this.path);
-    db.pragma("journal_mode = WAL");
-    db.pragma(`synchronous = ${this.opts.synchronous ?? "FULL"}`);
-    db.pragma("foreign_keys = ON");
-    db.pragma("busy_timeout = 5000");
-    const version = db.pragma("user_version", { simple: true }) as number;
-    if (version > MIGRATIONS.length) {
-      db.close();
-      throw new Error(`${this.path} has schema version ${version}, newer than this lifeboat (${MIGRATIONS.length}); upgrade lifeboat`);
-    }
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      db.transaction(() => {
-        db.exec(MIGRATIONS[v]!);
-        db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
-    this.#db = db;
-    return Promise.resolve();
+    return settle(() => {
+      if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
+      const db = new Database(this.path);
+      db.pragma("journal_mode = WAL");
+      db.pragma(`synchronous = ${this.opts.synchronous ?? "FULL"}`);
+      db.pragma("foreign_keys = ON");
+      db.pragma("busy_timeout = 5000");
+      const version = db.pragma("user_version", { simple: true }) as number;
+      if (version > MIGRATIONS.length) {
+        db.close();
+        throw new Error(`${this.path} has schema version ${version}, newer than this lifeboat (${MIGRATIONS.length}); upgrade lifeboat`);
+      }
+      for (let v = version; v < MIGRATIONS.length; v++) {
+        db.transaction(() => {
+          db.exec(MIGRATIONS[v]!);
+          db.pragma(`user_version = ${v + 1}`);
+        })();
+      }
+      this.#db = db;
+    });
   }
 
   close(): Promise<void> {
@@ -79,8 +80,9 @@ export class SqliteStore implements Store {
   }
 
   ping(): Promise<void> {
-    this.db.prepare("INSERT INTO settings(key, value, updated_at) VALUES ('ping', '1', ?) ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at").run(this.now());
-    return Promise.resolve();
+    return settle(() => {
+      this.db.prepare("INSERT INTO settings(key, value, updated_at) VALUES ('ping', '1', ?) ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at").run(this.now());
+    });
   }
 
   // ---- events ------------------------------------------------------------------------
@@ -125,57 +127,66 @@ export class SqliteStore implements Store {
   }
 
   unprocessedEvents(limit: number): Promise<HostEvent[]> {
-    const rows = this.db.prepare("SELECT * FROM events WHERE disposition = 'unprocessed' ORDER BY id LIMIT ?").all(limit) as Row[];
-    return Promise.resolve(rows.map(eventFromRow));
+    return settle(() => {
+      const rows = this.db.prepare("SELECT * FROM events WHERE disposition = 'unprocessed' ORDER BY id LIMIT ?").all(limit) as Row[];
+      return rows.map(eventFromRow);
+    });
   }
 
   markEvent(id: number, disposition: EventDisposition, recoveryId: string | null, note: string | null): Promise<void> {
-    this.db.prepare("UPDATE events SET disposition = ?, recovery_id = ?, note = ? WHERE id = ?").run(disposition, recoveryId, note, id);
-    return Promise.resolve();
+    return settle(() => {
+      this.db.prepare("UPDATE events SET disposition = ?, recovery_id = ?, note = ? WHERE id = ?").run(disposition, recoveryId, note, id);
+    });
   }
 
   listEvents(filter: { host?: string; recoveryId?: string; limit?: number }): Promise<HostEvent[]> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (filter.host) {
-      where.push("host = ?");
-      args.push(filter.host);
-    }
-    if (filter.recoveryId) {
-      where.push("recovery_id = ?");
-      args.push(filter.recoveryId);
-    }
-    const sql = `SELECT * FROM events ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, filter.limit ?? 100) as Row[];
-    return Promise.resolve(rows.map(eventFromRow));
+    return settle(() => {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      if (filter.host) {
+        where.push("host = ?");
+        args.push(filter.host);
+      }
+      if (filter.recoveryId) {
+        where.push("recovery_id = ?");
+        args.push(filter.recoveryId);
+      }
+      const sql = `SELECT * FROM events ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ?`;
+      const rows = this.db.prepare(sql).all(...args, filter.limit ?? 100) as Row[];
+      return rows.map(eventFromRow);
+    });
   }
 
   // ---- recoveries --------------------------------------------------------------------
 
   createRecovery(r: NewRecovery): Promise<Recovery> {
-    const now = this.now();
-    const id = newId("r");
-    const create = this.db.transaction(() => {
-      const open = this.db.prepare(`SELECT id FROM recoveries WHERE host = ? AND state NOT IN (${TERMINAL_SQL})`).get(r.host) as Row | undefined;
-      if (open) throw new HostBusyError(r.host, String(open.id));
-      this.db
-        .prepare(
-          `INSERT INTO recoveries(id, host, incident_key, state, trigger, dry_run, confirmed_off, approved, approved_by, fence_state, reason,
-             detected_at, created_at, updated_at, grace_until, alerts, facts)
-           VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, 'not-attempted', ?, ?, ?, ?, ?, ?, '{}')`,
-        )
-        .run(id, r.host, r.incidentKey, r.trigger, r.dryRun ? 1 : 0, r.confirmedOff ? 1 : 0, r.approvedBy ? 1 : 0, r.approvedBy ?? null, r.reason, r.detectedAt, now, now, r.graceUntil, JSON.stringify(r.alerts ?? {}));
-      this.db
-        .prepare("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, 1, NULL, 'pending', ?, ?, ?)")
-        .run(id, now, r.reason, r.actor ?? null);
+    return settle(() => {
+      const now = this.now();
+      const id = newId("r");
+      const create = this.db.transaction(() => {
+        const open = this.db.prepare(`SELECT id FROM recoveries WHERE host = ? AND state NOT IN (${TERMINAL_SQL})`).get(r.host) as Row | undefined;
+        if (open) throw new HostBusyError(r.host, String(open.id));
+        this.db
+          .prepare(
+            `INSERT INTO recoveries(id, host, incident_key, state, trigger, dry_run, confirmed_off, approved, approved_by, fence_state, reason,
+               detected_at, created_at, updated_at, grace_until, alerts, facts)
+             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, 'not-attempted', ?, ?, ?, ?, ?, ?, '{}')`,
+          )
+          .run(id, r.host, r.incidentKey, r.trigger, r.dryRun ? 1 : 0, r.confirmedOff ? 1 : 0, r.approvedBy ? 1 : 0, r.approvedBy ?? null, r.reason, r.detectedAt, now, now, r.graceUntil, JSON.stringify(r.alerts ?? {}));
+        this.db
+          .prepare("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, 1, NULL, 'pending', ?, ?, ?)")
+          .run(id, now, r.reason, r.actor ?? null);
+      });
+      create();
+      return this.mustGet(id);
     });
-    create();
-    return Promise.resolve(this.mustGet(id));
   }
 
   getRecovery(id: string): Promise<Recovery | null> {
-    const row = this.db.prepare("SELECT * FROM recoveries WHERE id = ?").get(id) as Row | undefined;
-    return Promise.resolve(row ? recoveryFromRow(row) : null);
+    return settle(() => {
+      const row = this.db.prepare("SELECT * FROM recoveries WHERE id = ?").get(id) as Row | undefined;
+      return row ? recoveryFromRow(row) : null;
+    });
   }
 
   private mustGet(id: string): Recovery {
@@ -185,60 +196,70 @@ export class SqliteStore implements Store {
   }
 
   findOpenRecovery(host: string): Promise<Recovery | null> {
-    const row = this.db.prepare(`SELECT * FROM recoveries WHERE host = ? AND state NOT IN (${TERMINAL_SQL})`).get(host) as Row | undefined;
-    return Promise.resolve(row ? recoveryFromRow(row) : null);
+    return settle(() => {
+      const row = this.db.prepare(`SELECT * FROM recoveries WHERE host = ? AND state NOT IN (${TERMINAL_SQL})`).get(host) as Row | undefined;
+      return row ? recoveryFromRow(row) : null;
+    });
   }
 
   findRecoveryByIncident(host: string, incidentKey: string): Promise<Recovery | null> {
-    const row = this.db
-      .prepare("SELECT * FROM recoveries WHERE host = ? AND incident_key = ? ORDER BY created_at DESC LIMIT 1")
-      .get(host, incidentKey) as Row | undefined;
-    return Promise.resolve(row ? recoveryFromRow(row) : null);
+    return settle(() => {
+      const row = this.db
+        .prepare("SELECT * FROM recoveries WHERE host = ? AND incident_key = ? ORDER BY created_at DESC LIMIT 1")
+        .get(host, incidentKey) as Row | undefined;
+      return row ? recoveryFromRow(row) : null;
+    });
   }
 
   listRecoveries(filter: RecoveryFilter): Promise<Recovery[]> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (filter.host) {
-      where.push("host = ?");
-      args.push(filter.host);
-    }
-    if (filter.state) {
-      const states = Array.isArray(filter.state) ? filter.state : [filter.state];
-      where.push(`state IN (${states.map(() => "?").join(",")})`);
-      args.push(...states);
-    }
-    if (filter.open !== undefined) where.push(filter.open ? `state NOT IN (${TERMINAL_SQL})` : `state IN (${TERMINAL_SQL})`);
-    if (filter.since) {
-      where.push("created_at >= ?");
-      args.push(filter.since);
-    }
-    const sql = `SELECT * FROM recoveries ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, filter.limit ?? 1000) as Row[];
-    return Promise.resolve(rows.map(recoveryFromRow));
+    return settle(() => {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      if (filter.host) {
+        where.push("host = ?");
+        args.push(filter.host);
+      }
+      if (filter.state) {
+        const states = Array.isArray(filter.state) ? filter.state : [filter.state];
+        where.push(`state IN (${states.map(() => "?").join(",")})`);
+        args.push(...states);
+      }
+      if (filter.open !== undefined) where.push(filter.open ? `state NOT IN (${TERMINAL_SQL})` : `state IN (${TERMINAL_SQL})`);
+      if (filter.since) {
+        where.push("created_at >= ?");
+        args.push(filter.since);
+      }
+      const sql = `SELECT * FROM recoveries ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
+      const rows = this.db.prepare(sql).all(...args, filter.limit ?? 1000) as Row[];
+      return rows.map(recoveryFromRow);
+    });
   }
 
   transition(id: string, from: RecoveryState, to: RecoveryState, reason: string, patch: RecoveryPatch = {}, actor?: string): Promise<Recovery> {
-    const now = this.now();
-    this.db.transaction(() => {
-      const row = this.db.prepare("SELECT state FROM recoveries WHERE id = ?").get(id) as Row | undefined;
-      if (!row) throw new NotFoundError(`recovery ${id} not found`);
-      if (row.state !== from) throw new StateConflictError(id, from, row.state as RecoveryState);
-      this.applyPatch(id, patch, { state: to, reason, updated_at: now });
-      const seq = (this.db.prepare("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM transitions WHERE recovery_id = ?").get(id) as Row).n as number;
-      this.db
-        .prepare("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .run(id, seq, from, to, now, reason, actor ?? null);
-    })();
-    return Promise.resolve(this.mustGet(id));
+    return settle(() => {
+      const now = this.now();
+      this.db.transaction(() => {
+        const row = this.db.prepare("SELECT state FROM recoveries WHERE id = ?").get(id) as Row | undefined;
+        if (!row) throw new NotFoundError(`recovery ${id} not found`);
+        if (row.state !== from) throw new StateConflictError(id, from, row.state as RecoveryState);
+        this.applyPatch(id, patch, { state: to, reason, updated_at: now });
+        const seq = (this.db.prepare("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM transitions WHERE recovery_id = ?").get(id) as Row).n as number;
+        this.db
+          .prepare("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, ?, ?, ?, ?, ?, ?)")
+          .run(id, seq, from, to, now, reason, actor ?? null);
+      })();
+      return this.mustGet(id);
+    });
   }
 
   updateRecovery(id: string, patch: RecoveryPatch): Promise<Recovery> {
-    this.db.transaction(() => {
-      if (!this.db.prepare("SELECT 1 FROM recoveries WHERE id = ?").get(id)) throw new NotFoundError(`recovery ${id} not found`);
-      this.applyPatch(id, patch, { updated_at: this.now() });
-    })();
-    return Promise.resolve(this.mustGet(id));
+    return settle(() => {
+      this.db.transaction(() => {
+        if (!this.db.prepare("SELECT 1 FROM recoveries WHERE id = ?").get(id)) throw new NotFoundError(`recovery ${id} not found`);
+        this.applyPatch(id, patch, { updated_at: this.now() });
+      })();
+      return this.mustGet(id);
+    });
   }
 
   private applyPatch(id: string, patch: RecoveryPatch, extra: Record<string, string>): void {
@@ -257,9 +278,9 @@ export class SqliteStore implements Store {
   }
 
   transitions(recoveryId: string): Promise<Transition[]> {
-    const rows = this.db.prepare("SELECT * FROM transitions WHERE recovery_id = ? ORDER BY seq").all(recoveryId) as Row[];
-    return Promise.resolve(
-      rows.map((r) => ({
+    return settle(() => {
+      const rows = this.db.prepare("SELECT * FROM transitions WHERE recovery_id = ? ORDER BY seq").all(recoveryId) as Row[];
+      return rows.map((r) => ({
         recoveryId: r.recovery_id as string,
         seq: r.seq as number,
         from: (r.from_state as RecoveryState | null) ?? null,
@@ -267,138 +288,166 @@ export class SqliteStore implements Store {
         at: r.at as string,
         reason: r.reason as string,
         ...(r.actor ? { actor: r.actor as string } : {}),
-      })),
-    );
+      }));
+    });
   }
 
   // ---- journal records ---------------------------------------------------------------
 
   recordDecision(d: GateDecision): Promise<void> {
-    this.db
-      .prepare("INSERT INTO decisions(recovery_id, gate, result, reason, at, details) VALUES (?, ?, ?, ?, ?, ?)")
-      .run(d.recoveryId, d.gate, d.result, d.reason, d.at, d.details ? JSON.stringify(d.details) : null);
-    return Promise.resolve();
+    return settle(() => {
+      this.db
+        .prepare("INSERT INTO decisions(recovery_id, gate, result, reason, at, details) VALUES (?, ?, ?, ?, ?, ?)")
+        .run(d.recoveryId, d.gate, d.result, d.reason, d.at, d.details ? JSON.stringify(d.details) : null);
+    });
   }
 
   decisions(recoveryId: string): Promise<GateDecision[]> {
-    const rows = this.db.prepare("SELECT * FROM decisions WHERE recovery_id = ? ORDER BY id").all(recoveryId) as Row[];
-    return Promise.resolve(
-      rows.map((r) => ({
+    return settle(() => {
+      const rows = this.db.prepare("SELECT * FROM decisions WHERE recovery_id = ? ORDER BY id").all(recoveryId) as Row[];
+      return rows.map((r) => ({
         recoveryId: r.recovery_id as string,
         gate: r.gate as string,
         result: r.result as GateDecision["result"],
         reason: r.reason as string,
         at: r.at as string,
         ...(r.details ? { details: JSON.parse(r.details as string) as Record<string, unknown> } : {}),
-      })),
-    );
+      }));
+    });
   }
 
   getStep(recoveryId: string, key: string): Promise<StepRecord | null> {
-    const row = this.db.prepare("SELECT * FROM steps WHERE recovery_id = ? AND key = ?").get(recoveryId, key) as Row | undefined;
-    return Promise.resolve(row ? stepFromRow(row) : null);
+    return settle(() => {
+      const row = this.db.prepare("SELECT * FROM steps WHERE recovery_id = ? AND key = ?").get(recoveryId, key) as Row | undefined;
+      return row ? stepFromRow(row) : null;
+    });
   }
 
   putStep(s: StepRecord): Promise<void> {
-    this.db
-      .prepare(
-        `INSERT INTO steps(recovery_id, key, state, attempts, started_at, finished_at, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(recovery_id, key) DO UPDATE SET state = excluded.state, attempts = excluded.attempts, started_at = excluded.started_at,
-           finished_at = excluded.finished_at, result = excluded.result, error = excluded.error`,
-      )
-      .run(s.recoveryId, s.key, s.state, s.attempts, s.startedAt, s.finishedAt ?? null, s.result === undefined ? null : JSON.stringify(s.result), s.error ?? null);
-    return Promise.resolve();
+    return settle(() => {
+      this.db
+        .prepare(
+          `INSERT INTO steps(recovery_id, key, state, attempts, started_at, finished_at, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(recovery_id, key) DO UPDATE SET state = excluded.state, attempts = excluded.attempts, started_at = excluded.started_at,
+             finished_at = excluded.finished_at, result = excluded.result, error = excluded.error`,
+        )
+        .run(s.recoveryId, s.key, s.state, s.attempts, s.startedAt, s.finishedAt ?? null, s.result === undefined ? null : JSON.stringify(s.result), s.error ?? null);
+    });
   }
 
   steps(recoveryId: string): Promise<StepRecord[]> {
-    const rows = this.db.prepare("SELECT * FROM steps WHERE recovery_id = ? ORDER BY started_at, key").all(recoveryId) as Row[];
-    return Promise.resolve(rows.map(stepFromRow));
+    return settle(() => {
+      const rows = this.db.prepare("SELECT * FROM steps WHERE recovery_id = ? ORDER BY started_at, key").all(recoveryId) as Row[];
+      return rows.map(stepFromRow);
+    });
   }
 
   putInstance(r: InstanceResult): Promise<void> {
-    this.db
-      .prepare(
-        `INSERT INTO instances(recovery_id, instance_id, name, project_id, user_id, original_status, state, priority, target_host,
-           attempts, error, note, started_at, finished_at)
-         VALUES (@recoveryId, @instanceId, @name, @projectId, @userId, @originalStatus, @state, @priority, @targetHost,
-           @attempts, @error, @note, @startedAt, @finishedAt)
-         ON CONFLICT(recovery_id, instance_id) DO UPDATE SET name = excluded.name, project_id = excluded.project_id,
-           user_id = excluded.user_id, original_status = excluded.original_status, state = excluded.state,
-           priority = excluded.priority, target_host = excluded.target_host, attempts = excluded.attempts,
-           error = excluded.error, note = excluded.note, started_at = excluded.started_at, finished_at = excluded.finished_at`,
-      )
-      .run({
-        userId: null,
-        targetHost: null,
-        error: null,
-        note: null,
-        startedAt: null,
-        finishedAt: null,
-        ...stripUndefined(r),
-      });
-    return Promise.resolve();
+    return settle(() => {
+      this.db
+        .prepare(
+          `INSERT INTO instances(recovery_id, instance_id, name, project_id, user_id, original_status, state, priority, target_host,
+             attempts, error, note, started_at, finished_at)
+           VALUES (@recoveryId, @instanceId, @name, @projectId, @userId, @originalStatus, @state, @priority, @targetHost,
+             @attempts, @error, @note, @startedAt, @finishedAt)
+           ON CONFLICT(recovery_id, instance_id) DO UPDATE SET name = excluded.name, project_id = excluded.project_id,
+             user_id = excluded.user_id, original_status = excluded.original_status, state = excluded.state,
+             priority = excluded.priority, target_host = excluded.target_host, attempts = excluded.attempts,
+             error = excluded.error, note = excluded.note, started_at = excluded.started_at, finished_at = excluded.finished_at`,
+        )
+        .run({
+          userId: null,
+          targetHost: null,
+          error: null,
+          note: null,
+          startedAt: null,
+          finishedAt: null,
+          ...stripUndefined(r),
+        });
+    });
   }
 
   instances(recoveryId: string): Promise<InstanceResult[]> {
-    const rows = this.db.prepare("SELECT * FROM instances WHERE recovery_id = ? ORDER BY priority DESC, name, instance_id").all(recoveryId) as Row[];
-    return Promise.resolve(
-      rows.map(
+    return settle(() => {
+      const rows = this.db.prepare("SELECT * FROM instances WHERE recovery_id = ? ORDER BY priority DESC, name, instance_id").all(recoveryId) as Row[];
+      return rows.map(
         (r): InstanceResult =>
           dropNulls({
-            recoveryId: r.recovery_id as string,
-            instanceId: r.instance_id as string,
-            name: r.name as string,
-            projectId: r.project_id as string,
-            userId: r.user_id as string | null,
-            originalStatus: r.original_status as string,
-            state: r.state as InstanceResult["state"],
-            priority: r.priority as number,
-            targetHost: r.target_host as string | null,
-            attempts: r.attempts as number,
-            error: r.error as string | null,
-            note: r.note as string | null,
-            startedAt: r.started_at as string | null,
-            finishedAt: r.finished_at as string | null,
+            recoveryId: r.recovery_id,
+            instanceId: r.instance_id,
+            name: r.name,
+            projectId: r.project_id,
+            userId: r.user_id,
+            originalStatus: r.original_status,
+            state: r.state,
+            priority: r.priority,
+            targetHost: r.target_host,
+            attempts: r.attempts,
+            error: r.error,
+            note: r.note,
+            startedAt: r.started_at,
+            finishedAt: r.finished_at,
           }) as unknown as InstanceResult,
-      ),
-    );
+      );
+    });
   }
 
   putNotification(n: NotificationRecord): Promise<void> {
-    this.db
-      .prepare(
-        `INSERT INTO notifications(recovery_id, dedup_key, channel, kind, recipient, subject, state, attempts, error, sent_at, project_id)
-         VALUES (@recoveryId, @dedupKey, @channel, @kind, @recipient, @subject, @state, @attempts, @error, @sentAt, @projectId)
-         ON CONFLICT(recovery_id, dedup_key) DO UPDATE SET channel = excluded.channel, kind = excluded.kind,
-           recipient = excluded.recipient, subject = excluded.subject, state = excluded.state, attempts = excluded.attempts,
-           error = excluded.error, sent_at = excluded.sent_at, project_id = excluded.project_id`,
-      )
-      .run({ error: null, sentAt: null, projectId: null, ...stripUndefined(n) });
-    return Promise.resolve();
+    return settle(() => {
+      this.db
+        .prepare(
+          `INSERT INTO notifications(recovery_id, dedup_key, channel, kind, recipient, subject, state, attempts, error, sent_at, project_id)
+           VALUES (@recoveryId, @dedupKey, @channel, @kind, @recipient, @subject, @state, @attempts, @error, @sentAt, @projectId)
+           ON CONFLICT(recovery_id, dedup_key) DO UPDATE SET channel = excluded.channel, kind = excluded.kind,
+             recipient = excluded.recipient, subject = excluded.subject, state = excluded.state, attempts = excluded.attempts,
+             error = excluded.error, sent_at = excluded.sent_at, project_id = excluded.project_id`,
+        )
+        .run({ error: null, sentAt: null, projectId: null, ...stripUndefined(n) });
+    });
   }
 
   notifications(recoveryId: string): Promise<NotificationRecord[]> {
-    const rows = this.db.prepare("SELECT * FROM notifications WHERE recovery_id = ? ORDER BY rowid").all(recoveryId) as Row[];
-    return Promise.resolve(rows.map(notificationFromRow));
+    return settle(() => {
+      const rows = this.db.prepare("SELECT * FROM notifications WHERE recovery_id = ? ORDER BY rowid").all(recoveryId) as Row[];
+      return rows.map(notificationFromRow);
+    });
   }
 
   notificationsByKey(dedupKey: string): Promise<NotificationRecord[]> {
-    const rows = this.db.prepare("SELECT * FROM notifications WHERE dedup_key = ? ORDER BY rowid").all(dedupKey) as Row[];
-    return Promise.resolve(rows.map(notificationFromRow));
+    return settle(() => {
+      const rows = this.db.prepare("SELECT * FROM notifications WHERE dedup_key = ? ORDER BY rowid").all(dedupKey) as Row[];
+      return rows.map(notificationFromRow);
+    });
   }
 
   // ---- settings ----------------------------------------------------------------------
 
   getSetting<T>(key: string): Promise<T | null> {
-    const row = this.db.prepare("SELECT value FROM settings WHERE key = ?").get(key) as Row | undefined;
-    return Promise.resolve(row ? (JSON.parse(row.value as string) as T) : null);
+    return settle(() => {
+      const row = this.db.prepare("SELECT value FROM settings WHERE key = ?").get(key) as Row | undefined;
+      return row ? (JSON.parse(row.value as string) as T) : null;
+    });
   }
 
   putSetting(key: string, value: unknown): Promise<void> {
-    this.db
-      .prepare("INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
-      .run(key, JSON.stringify(value), this.now());
-    return Promise.resolve();
+    return settle(() => {
+      this.db
+        .prepare("INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
+        .run(key, JSON.stringify(value), this.now());
+    });
+  }
+}
+
+/**
+ * Run synchronous database work behind a promise-returning method: a thrown error (closed
+ * store, HostBusyError, StateConflictError, a constraint) becomes a rejection, never a
+ * synchronous throw that `promise.catch()` would miss.
+ */
+function settle<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work());
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
   }
 }
 
