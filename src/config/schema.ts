@@ -3,7 +3,7 @@ import { evacuationSchema } from "../evacuation/config.js";
 import { fencingSchema } from "../fencing/config.js";
 import { notificationsSchema } from "../notify/config.js";
 import { openstackSchema } from "../openstack/config.js";
-import { gatesSchema } from "../validation/config.js";
+import { alertmanagerSchema, gatesSchema, prometheusSchema } from "../validation/config.js";
 import { listenAddress, secret } from "./zod-helpers.js";
 
 /**
@@ -74,6 +74,8 @@ export const configSchema = z.strictObject({
   openstack: openstackSchema.prefault({}),
   evacuation: evacuationSchema.prefault({}),
   notifications: notificationsSchema.prefault({}),
+  alertmanager: alertmanagerSchema.prefault({}),
+  prometheus: prometheusSchema.prefault({}),
   logging: loggingSchema.prefault({}),
 });
 

@@ -36,6 +36,12 @@ export interface InstanceInfo {
   locked?: boolean;
 }
 
+export interface HostCapacity {
+  host: string;
+  zone: string | null;
+  free: { vcpus: number; ramMb: number; diskGb: number };
+}
+
 export interface IsolationResult {
   /** True when the service was already forced down and disabled: nothing sent. */
   already: boolean;
@@ -67,6 +73,10 @@ export interface EvacuationDriver {
   /** Force the host's compute service down, then disable it with `reason`. Idempotent. */
   isolate(host: string, reason: string, signal?: AbortSignal): Promise<IsolationResult>;
   listInstances(host: string, signal?: AbortSignal): Promise<InstanceInfo[]>;
+  /** Every nova-compute service (storm guard: share of the cloud; zones). */
+  listComputeServices(signal?: AbortSignal): Promise<ComputeServiceInfo[]>;
+  /** Free capacity on the other enabled, up compute hosts (capacity pre-check). */
+  capacity?(signal?: AbortSignal): Promise<HostCapacity[]>;
   /** Evacuate one instance away from `sourceHost` and track it to its end. Idempotent. */
   evacuate(instance: InstanceInfo, sourceHost: string, opts: EvacuateOptions): Promise<EvacuationOutcome>;
 }

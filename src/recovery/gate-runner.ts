@@ -27,13 +27,15 @@ export async function evaluateGates(
   recovery: Recovery,
   signal: AbortSignal,
   now: () => string,
+  quiet = false,
 ): Promise<GateOutcome> {
   const decisions: GateDecision[] = [];
   const verdicts: GateVerdict[] = [];
   for (const gate of gates) {
     let v: GateVerdict;
+    const priorPass = verdicts.every((p) => p.result === "pass" || p.result === "warn");
     try {
-      v = await gate.evaluate({ recovery, signal });
+      v = await gate.evaluate({ recovery, signal, priorPass, quiet });
     } catch (err) {
       if (signal.aborted) throw err;
       v = { result: "undecided", reason: `check failed: ${errorMessage(err)}`, recheck: true };

@@ -24,6 +24,10 @@ export interface GateVerdict {
 export interface GateContext {
   recovery: Recovery;
   signal: AbortSignal;
+  /** Every gate before this one passed (the storm guard admits a recovery only then). */
+  priorPass: boolean;
+  /** A quiet re-check of a blocked recovery: gates must not record or notify anything. */
+  quiet: boolean;
 }
 
 export interface Gate {

@@ -32,7 +32,7 @@ export const blocked: Stage = async (ctx) => {
   if (!fresh || fresh.state !== "blocked") return null;
   if (fresh.approved && block?.approvable) return { to: "validating", reason: `approved by ${fresh.approvedBy ?? "operator"}` };
   if (block?.recheck || fresh.approved) {
-    const outcome = await evaluateGates(ctx.gates, fresh, ctx.signal, () => ctx.nowIso());
+    const outcome = await evaluateGates(ctx.gates, fresh, ctx.signal, () => ctx.nowIso(), true);
     if (outcome.pass) return { to: "validating", reason: "the block cleared; validating again" };
   }
   return null;

@@ -1,0 +1,152 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Config } from "./config/schema.js";
+import type { EvacuationDriver } from "./evacuation/types.js";
+import { createHttpApp } from "./http/server.js";
+import type { StatusInfo } from "./http/control.js";
+import type { Logger } from "./logging.js";
+import { Metrics } from "./metrics.js";
+import { Coordinator } from "./recovery/coordinator.js";
+import type { PipelineDeps } from "./recovery/context.js";
+import type { FencingPort, NotifierPort } from "./recovery/ports.js";
+import { SqliteStore } from "./store/sqlite.js";
+import type { Store } from "./store/types.js";
+import { systemClock, type Clock } from "./util/clock.js";
+import { buildGates } from "./validation/build.js";
+import type { Gate } from "./validation/types.js";
+import { VERSION } from "./version.js";
+
+/** The drivers a running lifeboat talks to; built from the config by drivers.ts, or faked in tests. */
+export interface Drivers {
+  fencing: FencingPort;
+  evacuation: EvacuationDriver;
+  notifier: NotifierPort;
+}
+
+export interface AppOptions {
+  config: Config;
+  logger: Logger;
+  drivers: Drivers;
+  store?: Store;
+  metrics?: Metrics;
+  clock?: Clock;
+  gates?: Gate[];
+  instanceId?: string;
+}
+
+/**
+ * Wiring: config → store → drivers → coordinator → HTTP. `start()` opens the store, resumes
+ * unfinished recoveries and listens; `stop()` stops acting and closes everything, leaving
+ * every recovery where it was for the next start.
+ */
+export class Lifeboat {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly store: Store;
+  readonly metrics: Metrics;
+  readonly coordinator: Coordinator;
+  readonly clock: Clock;
+  readonly instanceId: string;
+  #server: Server | null = null;
+
+  constructor(opts: AppOptions) {
+    this.config = opts.config;
+    this.logger = opts.logger;
+    this.clock = opts.clock ?? systemClock;
+    this.metrics = opts.metrics ?? new Metrics({ version: VERSION });
+    this.store = opts.store ?? new SqliteStore(opts.config.store.path);
+    this.instanceId = opts.instanceId ?? `${process.pid}`;
+    const base = { store: this.store, config: this.config, clock: this.clock };
+    const gates = opts.gates ?? buildGates({ ...base, fencing: opts.drivers.fencing, evacuation: opts.drivers.evacuation });
+    const deps: PipelineDeps = { ...base, ...opts.drivers, logger: this.logger, metrics: this.metrics, gates };
+    this.coordinator = new Coordinator(deps);
+  }
+
+  /** The HTTP app (also usable without listening, e.g. with supertest-like clients). */
+  httpApp(): ReturnType<typeof createHttpApp> {
+    const c = this.config;
+    return createHttpApp({
+      logger: this.logger,
+      metrics: this.metrics,
+      store: this.store,
+      alerts: {
+        store: this.store,
+        logger: this.logger,
+        metrics: this.metrics,
+        clock: this.clock,
+        auth:
+          c.server.auth === "none"
+            ? "none"
+            : { ...(c.server.auth.bearer_token ? { bearer: c.server.auth.bearer_token } : {}), ...(c.server.auth.basic ? { basic: c.server.auth.basic } : {}) },
+        bodyLimitBytes: c.server.body_limit_bytes,
+        mapping: { label: c.alerts.host_label, ...(c.alerts.host_pattern ? { pattern: new RegExp(c.alerts.host_pattern) } : {}) },
+        triggerAlertnames: c.alerts.trigger_alertnames,
+        onJournaled: () => this.coordinator.kick(),
+      },
+      control: {
+        coordinator: this.coordinator,
+        adminToken: c.server.admin_token,
+        status: () => Promise.resolve(this.statusInfo()),
+      },
+    });
+  }
+
+  statusInfo(): StatusInfo {
+    return {
+      version: VERSION,
+      instance: this.instanceId,
+      leader: { self: this.coordinator.running, id: this.coordinator.running ? this.instanceId : null },
+      store: this.store.kind,
+      dryRun: this.config.recovery.dry_run,
+    };
+  }
+
+  async start(opts: { listen?: string | false } = {}): Promise<void> {
+    await this.store.init();
+    const pause = await this.coordinator.pauseState();
+    this.metrics.automationPaused.set({ source: "operator" }, pause.paused ? 1 : 0);
+    if (this.config.recovery.dry_run) this.logger.warn("DRY RUN: every decision is recorded, nothing is fenced, isolated or evacuated");
+    await this.coordinator.start();
+    this.metrics.leader.set(1);
+    const listen = opts.listen ?? this.config.server.listen;
+    if (listen !== false) await this.listen(listen);
+  }
+
+  private listen(address: string): Promise<void> {
+    const idx = address.lastIndexOf(":");
+    const host = address.slice(0, idx).replace(/^\[|\]$/g, "") || "0.0.0.0";
+    const port = Number(address.slice(idx + 1));
+    const app = this.httpApp();
+    return new Promise((resolve, reject) => {
+      const server = app.listen(port, host);
+      server.once("listening", () => {
+        this.#server = server;
+        this.logger.info({ listen: `${host}:${this.port}` }, "listening");
+        resolve();
+      });
+      server.once("error", reject);
+    });
+  }
+
+  get port(): number {
+    return (this.#server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = null;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+    await this.coordinator.stop();
+    this.metrics.leader.set(0);
+    await this.store.close();
+  }
+}

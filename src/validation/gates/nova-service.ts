@@ -1,0 +1,63 @@
+import type { EvacuationDriver } from "../../evacuation/types.js";
+import { sleep } from "../../util/abort.js";
+import { errorMessage } from "../../util/errors.js";
+import type { Gate, GateVerdict } from "../types.js";
+
+/** Reasons lifeboat writes start with this; any other disabled_reason is a human's. */
+export const LIFEBOAT_REASON_PREFIX = "lifeboat:";
+
+/**
+ * Nova's own view: the host's nova-compute must be `down`, with a heartbeat older than
+ * `stale_seconds`, on `checks` consecutive reads. A service disabled by a human (a reason
+ * not written by lifeboat) means maintenance: do not act.
+ */
+export function novaServiceGate(
+  evacuation: EvacuationDriver,
+  opts: { staleSeconds: number; checks: number; intervalSeconds: number; now: () => number },
+): Gate {
+  return {
+    name: "nova-service",
+    kind: "evidence",
+    async evaluate({ recovery, signal, quiet }) {
+      let last: GateVerdict = { result: "undecided", reason: "not checked", recheck: true };
+      const checks = quiet ? 1 : opts.checks;
+      for (let i = 0; i < checks; i++) {
+        if (i > 0) await sleep(opts.intervalSeconds * 1000, signal);
+        last = await checkOnce(evacuation, recovery.host, opts, signal);
+        if (last.result !== "pass") return last;
+      }
+      return checks > 1 ? { ...last, reason: `${last.reason} (${checks} checks)` } : last;
+    },
+  };
+}
+
+async function checkOnce(
+  evacuation: EvacuationDriver,
+  host: string,
+  opts: { staleSeconds: number; now: () => number },
+  signal: AbortSignal,
+): Promise<GateVerdict> {
+  let svc;
+  try {
+    svc = await evacuation.getComputeService(host, signal);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    return { result: "undecided", reason: `cannot ask Nova: ${errorMessage(err)}`, recheck: true };
+  }
+  if (!svc) return { result: "block", reason: `Nova has no nova-compute service on host "${host}" (does the alert's host label match Nova's host name?)`, recheck: true };
+  if (svc.status === "disabled" && !(svc.disabledReason ?? "").startsWith(LIFEBOAT_REASON_PREFIX)) {
+    return {
+      result: "block",
+      reason: `nova-compute on ${host} was disabled by a human (${JSON.stringify(svc.disabledReason ?? "")}): maintenance, not acting`,
+      recheck: false,
+      overridable: true,
+    };
+  }
+  if (svc.state === "up") return { result: "block", reason: `Nova says nova-compute on ${host} is up (last heartbeat ${svc.updatedAt ?? "?"})`, recheck: true };
+  if (svc.forcedDown) return { result: "pass", reason: "Nova has the service forced down" };
+  const age = svc.updatedAt ? (opts.now() - Date.parse(svc.updatedAt)) / 1000 : Number.POSITIVE_INFINITY;
+  if (age < opts.staleSeconds) {
+    return { result: "block", reason: `Nova says down but the last heartbeat is only ${Math.round(age)}s old (< ${opts.staleSeconds}s)`, recheck: true };
+  }
+  return { result: "pass", reason: `Nova says down; last heartbeat ${svc.updatedAt ?? "never"} (${Number.isFinite(age) ? Math.round(age) : "∞"}s ago)` };
+}
