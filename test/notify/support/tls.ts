@@ -1,0 +1,24 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface TestCert {
+  keyPem: string;
+  certPem: string;
+  /** The certificate's file: a CA file that trusts it. */
+  certFile: string;
+}
+
+/** A fresh self-signed certificate for 127.0.0.1 and localhost, made with the openssl CLI. */
+export function selfSignedCert(): TestCert {
+  const dir = mkdtempSync(join(tmpdir(), "lifeboat-notify-tls-"));
+  const keyFile = join(dir, "key.pem");
+  const certFile = join(dir, "cert.pem");
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", keyFile, "-out", certFile, "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+    { stdio: "pipe" },
+  );
+  return { keyPem: readFileSync(keyFile, "utf8"), certPem: readFileSync(certFile, "utf8"), certFile };
+}
