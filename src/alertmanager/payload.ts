@@ -6,7 +6,13 @@ import { z } from "zod";
  * Alertmanager adds fields over time (notification_reason in 0.32, routeLabels in 0.34).
  */
 
-const labelMap = z.record(z.string().max(1024), z.string().max(16_384));
+/** Label and annotation maps; a key that could reach an object prototype is refused outright. */
+const labelMap = z
+  .unknown()
+  .superRefine((v, ctx) => {
+    if (v !== null && typeof v === "object" && Object.hasOwn(v, "__proto__")) ctx.addIssue({ code: "custom", message: 'forbidden name "__proto__"' });
+  })
+  .pipe(z.record(z.string().max(1024), z.string().max(16_384)));
 
 /** RFC 3339 with any fraction precision (Alertmanager may send nanoseconds). */
 const rfc3339 = z.iso.datetime({ offset: true });
@@ -45,9 +51,19 @@ export interface PayloadProblem {
   message: string;
 }
 
-export function payloadProblems(error: z.ZodError): PayloadProblem[] {
+/** Problems named by path (`alerts.0.startsAt: required`), at most 20. */
+export function payloadProblems(error: z.ZodError, body: unknown): PayloadProblem[] {
   return error.issues.slice(0, 20).map((i) => ({
     path: i.path.length ? i.path.map(String).join(".") : "(body)",
-    message: i.code === "invalid_type" && /received undefined/.test(i.message) ? "required" : i.message.replace(/^Invalid input: /, ""),
+    message: i.path.length && valueAt(body, i.path) === undefined ? "required" : i.message.replace(/^Invalid (input|option): /, ""),
   }));
+}
+
+function valueAt(body: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = body;
+  for (const k of path) {
+    if (v === null || typeof v !== "object" || !Object.hasOwn(v, k)) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
 }

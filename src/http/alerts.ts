@@ -54,7 +54,7 @@ export function alertsRouter(deps: AlertsRouteDeps): Router {
 async function handle(req: Request, res: Response, deps: AlertsRouteDeps): Promise<void> {
   const parsed = webhookPayloadSchema.safeParse(req.body);
   if (!parsed.success) {
-    const problems = payloadProblems(parsed.error);
+    const problems = payloadProblems(parsed.error, req.body);
     deps.logger.warn({ problems, receiver: typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>).receiver : undefined }, "webhook payload rejected");
     res.status(400).json({ error: `invalid Alertmanager payload: ${problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`, problems });
     return;

@@ -19,7 +19,7 @@ export interface StatusInfo {
 export interface ControlDeps {
   coordinator: Coordinator;
   adminToken: Secret;
-  status: () => Promise<StatusInfo & Record<string, unknown>>;
+  status: () => Promise<StatusInfo>;
   /** Extra operator actions wired by the app (release, fence off…). */
   extend?: (router: Router) => void;
 }

@@ -40,6 +40,17 @@ export class SqliteStore implements Store {
     private readonly opts: { synchronous?: "FULL" | "NORMAL"; now?: () => string } = {},
   ) {}
 
+  /** Prepared statements are cached: preparing is a large share of a small query's cost. */
+  readonly #stmts = new Map<string, Database.Statement>();
+  private q(sql: string): Database.Statement {
+    let st = this.#stmts.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.#stmts.set(sql, st);
+    }
+    return st;
+  }
+
   private get db(): Database.Database {
     if (!this.#db) throw new Error("store is closed");
     return this.#db;
@@ -74,6 +85,7 @@ export class SqliteStore implements Store {
 
   close(): Promise<void> {
     this.flushEvents();
+    this.#stmts.clear();
     this.#db?.close();
     this.#db = null;
     return Promise.resolve();
@@ -81,7 +93,7 @@ export class SqliteStore implements Store {
 
   ping(): Promise<void> {
     return settle(() => {
-      this.db.prepare("INSERT INTO settings(key, value, updated_at) VALUES ('ping', '1', ?) ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at").run(this.now());
+      this.q("INSERT INTO settings(key, value, updated_at) VALUES ('ping', '1', ?) ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at").run(this.now());
     });
   }
 
@@ -104,7 +116,7 @@ export class SqliteStore implements Store {
     this.#pending = [];
     if (batch.length === 0) return;
     try {
-      const insert = this.db.prepare(
+      const insert = this.q(
         `INSERT INTO events(key, received_at, last_received_at, source, host, alertname, status, fingerprint, starts_at, ends_at,
            labels, annotations, generator_url, group_key, receiver, disposition, note)
          VALUES (@key, @receivedAt, @receivedAt, @source, @host, @alertname, @status, @fingerprint, @startsAt, @endsAt,
@@ -128,14 +140,14 @@ export class SqliteStore implements Store {
 
   unprocessedEvents(limit: number): Promise<HostEvent[]> {
     return settle(() => {
-      const rows = this.db.prepare("SELECT * FROM events WHERE disposition = 'unprocessed' ORDER BY id LIMIT ?").all(limit) as Row[];
+      const rows = this.q("SELECT * FROM events WHERE disposition = 'unprocessed' ORDER BY id LIMIT ?").all(limit) as Row[];
       return rows.map(eventFromRow);
     });
   }
 
   markEvent(id: number, disposition: EventDisposition, recoveryId: string | null, note: string | null): Promise<void> {
     return settle(() => {
-      this.db.prepare("UPDATE events SET disposition = ?, recovery_id = ?, note = ? WHERE id = ?").run(disposition, recoveryId, note, id);
+      this.q("UPDATE events SET disposition = ?, recovery_id = ?, note = ? WHERE id = ?").run(disposition, recoveryId, note, id);
     });
   }
 
@@ -152,7 +164,7 @@ export class SqliteStore implements Store {
         args.push(filter.recoveryId);
       }
       const sql = `SELECT * FROM events ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ?`;
-      const rows = this.db.prepare(sql).all(...args, filter.limit ?? 100) as Row[];
+      const rows = this.q(sql).all(...args, filter.limit ?? 100) as Row[];
       return rows.map(eventFromRow);
     });
   }
@@ -164,7 +176,7 @@ export class SqliteStore implements Store {
       const now = this.now();
       const id = newId("r");
       const create = this.db.transaction(() => {
-        const open = this.db.prepare(`SELECT id FROM recoveries WHERE host = ? AND state NOT IN (${TERMINAL_SQL})`).get(r.host) as Row | undefined;
+        const open = this.q(`SELECT id FROM recoveries WHERE host = ? AND state NOT IN (${TERMINAL_SQL})`).get(r.host) as Row | undefined;
         if (open) throw new HostBusyError(r.host, String(open.id));
         this.db
           .prepare(
@@ -184,20 +196,20 @@ export class SqliteStore implements Store {
 
   getRecovery(id: string): Promise<Recovery | null> {
     return settle(() => {
-      const row = this.db.prepare("SELECT * FROM recoveries WHERE id = ?").get(id) as Row | undefined;
+      const row = this.q("SELECT * FROM recoveries WHERE id = ?").get(id) as Row | undefined;
       return row ? recoveryFromRow(row) : null;
     });
   }
 
   private mustGet(id: string): Recovery {
-    const row = this.db.prepare("SELECT * FROM recoveries WHERE id = ?").get(id) as Row | undefined;
+    const row = this.q("SELECT * FROM recoveries WHERE id = ?").get(id) as Row | undefined;
     if (!row) throw new NotFoundError(`recovery ${id} not found`);
     return recoveryFromRow(row);
   }
 
   findOpenRecovery(host: string): Promise<Recovery | null> {
     return settle(() => {
-      const row = this.db.prepare(`SELECT * FROM recoveries WHERE host = ? AND state NOT IN (${TERMINAL_SQL})`).get(host) as Row | undefined;
+      const row = this.q(`SELECT * FROM recoveries WHERE host = ? AND state NOT IN (${TERMINAL_SQL})`).get(host) as Row | undefined;
       return row ? recoveryFromRow(row) : null;
     });
   }
@@ -230,7 +242,7 @@ export class SqliteStore implements Store {
         args.push(filter.since);
       }
       const sql = `SELECT * FROM recoveries ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
-      const rows = this.db.prepare(sql).all(...args, filter.limit ?? 1000) as Row[];
+      const rows = this.q(sql).all(...args, filter.limit ?? 1000) as Row[];
       return rows.map(recoveryFromRow);
     });
   }
@@ -239,11 +251,11 @@ export class SqliteStore implements Store {
     return settle(() => {
       const now = this.now();
       this.db.transaction(() => {
-        const row = this.db.prepare("SELECT state FROM recoveries WHERE id = ?").get(id) as Row | undefined;
+        const row = this.q("SELECT state FROM recoveries WHERE id = ?").get(id) as Row | undefined;
         if (!row) throw new NotFoundError(`recovery ${id} not found`);
         if (row.state !== from) throw new StateConflictError(id, from, row.state as RecoveryState);
         this.applyPatch(id, patch, { state: to, reason, updated_at: now });
-        const seq = (this.db.prepare("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM transitions WHERE recovery_id = ?").get(id) as Row).n as number;
+        const seq = (this.q("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM transitions WHERE recovery_id = ?").get(id) as Row).n as number;
         this.db
           .prepare("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, ?, ?, ?, ?, ?, ?)")
           .run(id, seq, from, to, now, reason, actor ?? null);
@@ -255,7 +267,7 @@ export class SqliteStore implements Store {
   updateRecovery(id: string, patch: RecoveryPatch): Promise<Recovery> {
     return settle(() => {
       this.db.transaction(() => {
-        if (!this.db.prepare("SELECT 1 FROM recoveries WHERE id = ?").get(id)) throw new NotFoundError(`recovery ${id} not found`);
+        if (!this.q("SELECT 1 FROM recoveries WHERE id = ?").get(id)) throw new NotFoundError(`recovery ${id} not found`);
         this.applyPatch(id, patch, { updated_at: this.now() });
       })();
       return this.mustGet(id);
@@ -274,12 +286,12 @@ export class SqliteStore implements Store {
     if (patch.alerts !== undefined) cols.alerts = JSON.stringify(patch.alerts);
     if (patch.facts !== undefined) cols.facts = JSON.stringify(patch.facts);
     const keys = Object.keys(cols);
-    this.db.prepare(`UPDATE recoveries SET ${keys.map((k) => `${k} = @${k}`).join(", ")} WHERE id = @__id`).run({ ...cols, __id: id });
+    this.q(`UPDATE recoveries SET ${keys.map((k) => `${k} = @${k}`).join(", ")} WHERE id = @__id`).run({ ...cols, __id: id });
   }
 
   transitions(recoveryId: string): Promise<Transition[]> {
     return settle(() => {
-      const rows = this.db.prepare("SELECT * FROM transitions WHERE recovery_id = ? ORDER BY seq").all(recoveryId) as Row[];
+      const rows = this.q("SELECT * FROM transitions WHERE recovery_id = ? ORDER BY seq").all(recoveryId) as Row[];
       return rows.map((r) => ({
         recoveryId: r.recovery_id as string,
         seq: r.seq as number,
@@ -304,7 +316,7 @@ export class SqliteStore implements Store {
 
   decisions(recoveryId: string): Promise<GateDecision[]> {
     return settle(() => {
-      const rows = this.db.prepare("SELECT * FROM decisions WHERE recovery_id = ? ORDER BY id").all(recoveryId) as Row[];
+      const rows = this.q("SELECT * FROM decisions WHERE recovery_id = ? ORDER BY id").all(recoveryId) as Row[];
       return rows.map((r) => ({
         recoveryId: r.recovery_id as string,
         gate: r.gate as string,
@@ -318,7 +330,7 @@ export class SqliteStore implements Store {
 
   getStep(recoveryId: string, key: string): Promise<StepRecord | null> {
     return settle(() => {
-      const row = this.db.prepare("SELECT * FROM steps WHERE recovery_id = ? AND key = ?").get(recoveryId, key) as Row | undefined;
+      const row = this.q("SELECT * FROM steps WHERE recovery_id = ? AND key = ?").get(recoveryId, key) as Row | undefined;
       return row ? stepFromRow(row) : null;
     });
   }
@@ -337,7 +349,7 @@ export class SqliteStore implements Store {
 
   steps(recoveryId: string): Promise<StepRecord[]> {
     return settle(() => {
-      const rows = this.db.prepare("SELECT * FROM steps WHERE recovery_id = ? ORDER BY started_at, key").all(recoveryId) as Row[];
+      const rows = this.q("SELECT * FROM steps WHERE recovery_id = ? ORDER BY started_at, key").all(recoveryId) as Row[];
       return rows.map(stepFromRow);
     });
   }
@@ -369,7 +381,7 @@ export class SqliteStore implements Store {
 
   instances(recoveryId: string): Promise<InstanceResult[]> {
     return settle(() => {
-      const rows = this.db.prepare("SELECT * FROM instances WHERE recovery_id = ? ORDER BY priority DESC, name, instance_id").all(recoveryId) as Row[];
+      const rows = this.q("SELECT * FROM instances WHERE recovery_id = ? ORDER BY priority DESC, name, instance_id").all(recoveryId) as Row[];
       return rows.map(
         (r): InstanceResult =>
           dropNulls({
@@ -408,14 +420,14 @@ export class SqliteStore implements Store {
 
   notifications(recoveryId: string): Promise<NotificationRecord[]> {
     return settle(() => {
-      const rows = this.db.prepare("SELECT * FROM notifications WHERE recovery_id = ? ORDER BY rowid").all(recoveryId) as Row[];
+      const rows = this.q("SELECT * FROM notifications WHERE recovery_id = ? ORDER BY rowid").all(recoveryId) as Row[];
       return rows.map(notificationFromRow);
     });
   }
 
   notificationsByKey(dedupKey: string): Promise<NotificationRecord[]> {
     return settle(() => {
-      const rows = this.db.prepare("SELECT * FROM notifications WHERE dedup_key = ? ORDER BY rowid").all(dedupKey) as Row[];
+      const rows = this.q("SELECT * FROM notifications WHERE dedup_key = ? ORDER BY rowid").all(dedupKey) as Row[];
       return rows.map(notificationFromRow);
     });
   }
@@ -424,7 +436,7 @@ export class SqliteStore implements Store {
 
   getSetting<T>(key: string): Promise<T | null> {
     return settle(() => {
-      const row = this.db.prepare("SELECT value FROM settings WHERE key = ?").get(key) as Row | undefined;
+      const row = this.q("SELECT value FROM settings WHERE key = ?").get(key) as Row | undefined;
       return row ? (JSON.parse(row.value as string) as T) : null;
     });
   }

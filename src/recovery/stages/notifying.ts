@@ -13,6 +13,7 @@ export const notifying: Stage = async (ctx) => {
       if (outcome === "failed" && r.fenceState === "unknown") return await ctx.notifier.fenceFailed(detail, ctx.signal);
       return await ctx.notifier.recoveryFinished(detail, ctx.signal);
     } catch (err) {
+      if (ctx.signal.aborted) throw err;
       // Notifiers record their own failures; a throw here must not fail the recovery.
       ctx.log.error({ err }, "notification failed");
       return null;
