@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   eventKey,
+  type AppendedEvent,
   type GateDecision,
   type InstanceResult,
   type NewHostEvent,
@@ -161,10 +162,13 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         const other = await fx.open();
         try {
           const e = newEvent("compute-1");
-          const results = await Promise.all(
-            Array.from({ length: 1000 }, (_, i) => (i % 2 === 0 ? store : other).appendEvents([e])),
-          );
-          const flat = results.flat();
+          // Spread over many event-loop turns so both instances keep writing the same record.
+          const pending: Promise<AppendedEvent[]>[] = [];
+          for (let i = 0; i < 1000; i++) {
+            pending.push((i % 2 === 0 ? store : other).appendEvents([e]));
+            if (i % 20 === 19) await new Promise((r) => setImmediate(r));
+          }
+          const flat = (await Promise.all(pending)).flat();
           expect(flat.filter((r) => !r.duplicate)).toHaveLength(1);
           expect(new Set(flat.map((r) => r.event.id)).size).toBe(1);
           for (const s of [store, other]) {

@@ -1,0 +1,717 @@
+import { randomBytes } from "node:crypto";
+import type { Etcd3, ICompare, IKeyValue, IRequestOp } from "etcd3";
+import { createEtcdClient, etcdConnectionFromConfig, type EtcdConnection } from "../ha/etcd-client.js";
+import { Keyspace, kvs, parseJson, seg } from "../ha/etcd-kv.js";
+import type {
+  AppendedEvent,
+  EventDisposition,
+  GateDecision,
+  HostEvent,
+  InstanceResult,
+  NewHostEvent,
+  NewRecovery,
+  NotificationRecord,
+  Recovery,
+  RecoveryState,
+  StepRecord,
+  Transition,
+} from "../recovery/model.js";
+import { isTerminal } from "../recovery/model.js";
+import { systemClock, type Clock } from "../util/clock.js";
+import { newId } from "../util/ids.js";
+import type { EtcdStoreConfig } from "./config.js";
+import { HostBusyError, NotFoundError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "./types.js";
+
+/**
+ * The shared store: every lifeboat instance of one deployment reads and writes the same
+ * keys under one etcd prefix. Values are JSON. Every write that touches several keys is one
+ * etcd transaction whose compares pin the revisions it read, so concurrent writers on
+ * different instances serialise: a repeated alert is one event, a recovery moves once.
+ *
+ * Layout (relative to the prefix; `<…>` segments are URI-encoded, ids zero-padded so key
+ * order is numeric order):
+ *
+ *   meta/schema                        layout version
+ *   ev/seq                             last event id (a counter advanced by compare-and-swap)
+ *   ev/id/<id>                         { event, op }
+ *   ev/key/<event key>                 id — the dedup index
+ *   ev/q/<id>                          present while the event is unprocessed
+ *   ev/host/<host>/<id>, ev/rec/<recovery>/<id>   listing indexes
+ *   rec/<id>                           { recovery, transitions, op }
+ *   rec-host/<host>/<id>, rec-inc/<host>/<incident>/<id>   listing indexes
+ *   open/<host>                        id of the host's one open recovery
+ *   tr/<id>/<seq>                      transitions
+ *   dec/<id>/<unique>                  decisions (listed in commit order)
+ *   step/<id>/<key>, inst/<id>/<instance>, notif/<id>/<dedup key>
+ *   notif-key/<dedup key>/<id>         index of notificationsByKey
+ *   set/<key>                          settings
+ *
+ * `op` is a random token of the write that produced a record: when etcd's client retries a
+ * transaction whose answer was lost, the re-read shows our own token and the write is
+ * recognised as done instead of being applied twice or reported as a conflict.
+ */
+
+const SCHEMA_VERSION = 1;
+/** Distinct event keys per transaction: each new key is 4 puts, under etcd's default 128 ops. */
+const EVENT_CHUNK = 25;
+/** Gets per read transaction. */
+const READ_BATCH = 100;
+/** Keys per page when a listing has to filter. */
+const PAGE = 200;
+const MAX_CAS_ATTEMPTS = 200;
+
+interface StoredEvent {
+  event: HostEvent;
+  op: string;
+}
+
+interface StoredRecovery {
+  recovery: Recovery;
+  /** Number of transitions written; the next one is seq + 1. */
+  transitions: number;
+  op: string;
+}
+
+export interface EtcdStoreOptions {
+  /** A client to use (and not close); or `connection` to make one owned by the store. */
+  client?: Etcd3;
+  connection?: EtcdConnection;
+  /** Key prefix, e.g. "/lifeboat/"; a trailing "/" is added when missing. */
+  prefix: string;
+  clock?: Clock;
+}
+
+export class EtcdStore implements Store {
+  readonly kind = "etcd";
+  readonly #client: Etcd3;
+  readonly #ownsClient: boolean;
+  readonly #ks: Keyspace;
+  readonly #clock: Clock;
+  #open = false;
+  #closed = false;
+
+  // Group commit of appends: appends made while a batch is in flight go in the next one.
+  #queue: { events: NewHostEvent[]; resolve: (e: AppendedEvent[]) => void; reject: (err: unknown) => void }[] = [];
+  #flushing: Promise<void> | null = null;
+
+  constructor(opts: EtcdStoreOptions) {
+    if (!opts.client && !opts.connection) throw new Error("EtcdStore needs a client or a connection");
+    this.#client = opts.client ?? createEtcdClient(opts.connection!);
+    this.#ownsClient = !opts.client;
+    this.#ks = new Keyspace(this.#client, opts.prefix.endsWith("/") ? opts.prefix : `${opts.prefix}/`);
+    this.#clock = opts.clock ?? systemClock;
+  }
+
+  static fromConfig(cfg: EtcdStoreConfig, client?: Etcd3): EtcdStore {
+    return new EtcdStore({ ...(client ? { client } : { connection: etcdConnectionFromConfig(cfg) }), prefix: cfg.prefix });
+  }
+
+  get prefix(): string {
+    return this.#ks.prefix;
+  }
+
+  private check(): void {
+    const err = this.unusable();
+    if (err) throw err;
+  }
+
+  private unusable(): Error | null {
+    if (this.#closed) return new Error("store is closed");
+    return this.#open ? null : new Error("store is not initialised");
+  }
+
+  private nowIso(): string {
+    return new Date(this.#clock.now()).toISOString();
+  }
+
+  async init(): Promise<void> {
+    if (this.#closed) throw new Error("store is closed");
+    const ks = this.#ks;
+    const res = await ks.txn([ks.absent("meta/schema")], [ks.put("meta/schema", String(SCHEMA_VERSION))], [ks.get("meta/schema")]);
+    if (!res.succeeded) {
+      const [kv] = kvs(res.responses[0]);
+      const version = Number(kv?.value.toString());
+      if (!Number.isInteger(version) || version > SCHEMA_VERSION) {
+        throw new Error(`etcd prefix ${ks.prefix} has layout version ${kv?.value.toString() ?? "?"}, newer than this lifeboat (${SCHEMA_VERSION}); upgrade lifeboat`);
+      }
+    }
+    this.#open = true;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    while (this.#flushing) await this.#flushing;
+    this.#closed = true;
+    this.#open = false;
+    if (this.#ownsClient) this.#client.close();
+  }
+
+  async ping(): Promise<void> {
+    this.check();
+    const probe = `${this.nowIso()} ${token()}`;
+    const ks = this.#ks;
+    const res = await ks.txn([], [ks.put("ping", probe), ks.get("ping")]);
+    const [kv] = kvs(res.responses[1]);
+    if (kv?.value.toString() !== probe) throw new Error("etcd did not read back the probe it just wrote");
+  }
+
+  // ---- events ------------------------------------------------------------------------
+
+  appendEvents(events: NewHostEvent[]): Promise<AppendedEvent[]> {
+    const err = this.unusable();
+    if (err) return Promise.reject(err);
+    if (events.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ events, resolve, reject });
+      if (!this.#flushing) this.#flushing = this.flushLoop();
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    // Let the appends of this event-loop turn join the batch.
+    await new Promise((r) => setImmediate(r));
+    try {
+      while (this.#queue.length) {
+        const batch = this.#queue;
+        this.#queue = [];
+        try {
+          const results = await this.appendBatch(batch.flatMap((b) => b.events));
+          let i = 0;
+          for (const b of batch) {
+            b.resolve(results.slice(i, i + b.events.length));
+            i += b.events.length;
+          }
+        } catch (err) {
+          for (const b of batch) b.reject(err);
+        }
+      }
+    } finally {
+      this.#flushing = null;
+    }
+  }
+
+  private async appendBatch(events: NewHostEvent[]): Promise<AppendedEvent[]> {
+    const groups = new Map<string, NewHostEvent[]>();
+    for (const e of events) {
+      const g = groups.get(e.key);
+      if (g) g.push(e);
+      else groups.set(e.key, [e]);
+    }
+    const entries = [...groups.entries()];
+    const applied = new Map<string, { before: number; record: HostEvent }>();
+    for (let i = 0; i < entries.length; i += EVENT_CHUNK) {
+      for (const [k, v] of await this.appendChunk(entries.slice(i, i + EVENT_CHUNK))) applied.set(k, v);
+    }
+    const seen = new Map<string, number>();
+    return events.map((e) => {
+      const { before, record } = applied.get(e.key)!;
+      const n = (seen.get(e.key) ?? 0) + 1;
+      seen.set(e.key, n);
+      const deliveries = before + n;
+      return { event: { ...record, deliveries, lastReceivedAt: e.receivedAt }, duplicate: deliveries > 1 };
+    });
+  }
+
+  /**
+   * One transaction for up to EVENT_CHUNK distinct keys: new keys are created only if still
+   * absent (create revision 0) with ids from the counter (compared on its mod revision);
+   * known keys get their delivery count raised only if unchanged since read.
+   */
+  private async appendChunk(groups: [string, NewHostEvent[]][]): Promise<Map<string, { before: number; record: HostEvent }>> {
+    const ks = this.#ks;
+    const op = token();
+    let lastPlan: Map<string, { before: number; record: HostEvent }> | null = null;
+    for (let attempt = 0; ; attempt++) {
+      if (attempt >= MAX_CAS_ATTEMPTS) throw new Error(`could not journal events: ${MAX_CAS_ATTEMPTS} conflicting writes in a row`);
+      if (attempt > 0) await backoff(attempt);
+
+      const idx = await ks.read([ks.get("ev/seq"), ...groups.map(([key]) => ks.get(`ev/key/${seg(key)}`))]);
+      const seqKv = idx[0]![0];
+      const ids = groups.map((_, i) => idx[i + 1]![0]?.value.toString() ?? null);
+      const known = await this.readRecords(ids.filter((x): x is string => x !== null));
+
+      // Our previous attempt may have committed with its answer lost (client retry).
+      if (lastPlan && [...known.values()].some((k) => k.stored.op === op)) return lastPlan;
+
+      let seq = seqKv ? Number(seqKv.value.toString()) : 0;
+      const compare: ICompare[] = [];
+      const success: IRequestOp[] = [];
+      const plan = new Map<string, { before: number; record: HostEvent }>();
+      let created = false;
+      for (const [i, [key, occ]] of groups.entries()) {
+        const last = occ[occ.length - 1]!;
+        const id = ids[i];
+        const cur = id !== null && id !== undefined ? known.get(id) : undefined;
+        if (cur) {
+          const record: HostEvent = { ...cur.stored.event, deliveries: cur.stored.event.deliveries + occ.length, lastReceivedAt: last.receivedAt };
+          compare.push(ks.modRevIs(`ev/id/${id}`, cur.kv.mod_revision));
+          success.push(ks.putJson(`ev/id/${id}`, { event: record, op } satisfies StoredEvent));
+          plan.set(key, { before: cur.stored.event.deliveries, record });
+        } else {
+          if (id) throw new Error(`event index ${key} points to missing event ${id}`);
+          seq += 1;
+          created = true;
+          const first = occ[0]!;
+          const record: HostEvent = {
+            id: seq,
+            key,
+            deliveries: occ.length,
+            receivedAt: first.receivedAt,
+            lastReceivedAt: last.receivedAt,
+            source: first.source,
+            host: first.host,
+            alertname: first.alertname,
+            status: first.status,
+            fingerprint: first.fingerprint,
+            startsAt: first.startsAt,
+            endsAt: first.endsAt,
+            labels: first.labels,
+            annotations: first.annotations,
+            generatorURL: first.generatorURL,
+            groupKey: first.groupKey,
+            receiver: first.receiver,
+            disposition: "unprocessed",
+            recoveryId: null,
+            note: first.note ?? null,
+          };
+          const pid = padId(seq);
+          compare.push(ks.absent(`ev/key/${seg(key)}`));
+          success.push(
+            ks.putJson(`ev/id/${pid}`, { event: record, op } satisfies StoredEvent),
+            ks.put(`ev/key/${seg(key)}`, pid),
+            ks.put(`ev/q/${pid}`, ""),
+          );
+          if (record.host !== null) success.push(ks.put(`ev/host/${seg(record.host)}/${pid}`, ""));
+          plan.set(key, { before: 0, record });
+        }
+      }
+      if (created) {
+        compare.push(ks.modRevIs("ev/seq", seqKv?.mod_revision ?? 0));
+        success.push(ks.put("ev/seq", String(seq)));
+      }
+      lastPlan = plan;
+      const res = await ks.txn(compare, success);
+      if (res.succeeded) return plan;
+    }
+  }
+
+  /** Event records by padded id, with their key-values (for mod revisions). */
+  private async readRecords(ids: string[]): Promise<Map<string, { kv: IKeyValue; stored: StoredEvent }>> {
+    const out = new Map<string, { kv: IKeyValue; stored: StoredEvent }>();
+    for (let i = 0; i < ids.length; i += READ_BATCH) {
+      const chunk = ids.slice(i, i + READ_BATCH);
+      const res = await this.#ks.read(chunk.map((id) => this.#ks.get(`ev/id/${id}`)));
+      res.forEach((r, j) => {
+        const kv = r[0];
+        if (kv) out.set(chunk[j]!, { kv, stored: parseJson<StoredEvent>(kv) });
+      });
+    }
+    return out;
+  }
+
+  private async eventsByIds(ids: string[]): Promise<HostEvent[]> {
+    const got = await this.readRecords(ids);
+    return ids.flatMap((id) => {
+      const r = got.get(id);
+      return r ? [r.stored.event] : [];
+    });
+  }
+
+  async unprocessedEvents(limit: number): Promise<HostEvent[]> {
+    this.check();
+    if (limit <= 0) return [];
+    const ks = this.#ks;
+    const queued = await ks.readOne(ks.range("ev/q/", { limit, keysOnly: true }));
+    const ids = queued.map((kv) => lastSegment(ks.rel(kv)));
+    return (await this.eventsByIds(ids)).filter((e) => e.disposition === "unprocessed");
+  }
+
+  async markEvent(id: number, disposition: EventDisposition, recoveryId: string | null, note: string | null): Promise<void> {
+    this.check();
+    const ks = this.#ks;
+    const pid = padId(id);
+    for (let attempt = 0; ; attempt++) {
+      if (attempt >= MAX_CAS_ATTEMPTS) throw new Error(`could not mark event ${id}: ${MAX_CAS_ATTEMPTS} conflicting writes in a row`);
+      if (attempt > 0) await backoff(attempt);
+      const [kv] = await ks.readOne(ks.get(`ev/id/${pid}`));
+      if (!kv) return; // like an UPDATE that matches no row
+      const { event } = parseJson<StoredEvent>(kv);
+      const next: HostEvent = { ...event, disposition, recoveryId, note };
+      const ops: IRequestOp[] = [ks.putJson(`ev/id/${pid}`, { event: next, op: token() } satisfies StoredEvent)];
+      ops.push(disposition === "unprocessed" ? ks.put(`ev/q/${pid}`, "") : ks.del(`ev/q/${pid}`));
+      if (event.recoveryId !== null && event.recoveryId !== recoveryId) ops.push(ks.del(`ev/rec/${seg(event.recoveryId)}/${pid}`));
+      if (recoveryId !== null) ops.push(ks.put(`ev/rec/${seg(recoveryId)}/${pid}`, ""));
+      const res = await ks.txn([ks.modRevIs(`ev/id/${pid}`, kv.mod_revision)], ops);
+      if (res.succeeded) return;
+    }
+  }
+
+  async listEvents(filter: { host?: string; recoveryId?: string; limit?: number }): Promise<HostEvent[]> {
+    this.check();
+    const limit = filter.limit ?? 100;
+    if (limit <= 0) return [];
+    if (!filter.host && !filter.recoveryId) {
+      const kvList = await this.#ks.readOne(this.#ks.range("ev/id/", { descending: true, limit }));
+      return kvList.map((kv) => parseJson<StoredEvent>(kv).event);
+    }
+    const index = filter.recoveryId ? `ev/rec/${seg(filter.recoveryId)}/` : `ev/host/${seg(filter.host!)}/`;
+    const out: HostEvent[] = [];
+    for await (const ids of this.pageKeys(index)) {
+      for (const e of await this.eventsByIds(ids)) {
+        if (filter.host && e.host !== filter.host) continue;
+        if (filter.recoveryId && e.recoveryId !== filter.recoveryId) continue;
+        out.push(e);
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
+  }
+
+  /** The last segments of the keys under an index prefix, newest (highest) first, page by page. */
+  private async *pageKeys(indexPrefix: string): AsyncGenerator<string[]> {
+    const ks = this.#ks;
+    let to: string | undefined;
+    for (;;) {
+      const page = await ks.readOne(ks.range(indexPrefix, { descending: true, limit: PAGE, keysOnly: true, ...(to !== undefined ? { to } : {}) }));
+      if (page.length === 0) return;
+      yield page.map((kv) => lastSegment(ks.rel(kv)));
+      if (page.length < PAGE) return;
+      to = ks.rel(page[page.length - 1]!);
+    }
+  }
+
+  // ---- recoveries --------------------------------------------------------------------
+
+  async createRecovery(r: NewRecovery): Promise<Recovery> {
+    this.check();
+    const ks = this.#ks;
+    const ms = this.#clock.now();
+    const now = new Date(ms).toISOString();
+    const id = newId("r", ms);
+    const recovery: Recovery = {
+      id,
+      host: r.host,
+      incidentKey: r.incidentKey,
+      state: "pending",
+      trigger: r.trigger,
+      dryRun: r.dryRun,
+      confirmedOff: r.confirmedOff,
+      approved: Boolean(r.approvedBy),
+      ...(r.approvedBy ? { approvedBy: r.approvedBy } : {}),
+      fenceState: "not-attempted",
+      reason: r.reason,
+      detectedAt: r.detectedAt,
+      createdAt: now,
+      updatedAt: now,
+      graceUntil: r.graceUntil,
+      alerts: r.alerts ?? {},
+      facts: {},
+    };
+    const first: Transition = { recoveryId: id, seq: 1, from: null, to: "pending", at: now, reason: r.reason, ...(r.actor ? { actor: r.actor } : {}) };
+    const host = seg(r.host);
+    for (let attempt = 0; ; attempt++) {
+      if (attempt >= MAX_CAS_ATTEMPTS) throw new Error(`could not create a recovery for ${r.host}: ${MAX_CAS_ATTEMPTS} conflicting writes in a row`);
+      if (attempt > 0) await backoff(attempt);
+      const res = await ks.txn(
+        [ks.absent(`open/${host}`), ks.absent(`rec/${seg(id)}`)],
+        [
+          ks.putJson(`rec/${seg(id)}`, { recovery, transitions: 1, op: id } satisfies StoredRecovery),
+          ks.put(`open/${host}`, id),
+          ks.put(`rec-host/${host}/${seg(id)}`, ""),
+          ks.put(`rec-inc/${host}/${seg(r.incidentKey)}/${seg(id)}`, ""),
+          ks.putJson(`tr/${seg(id)}/${padSeq(1)}`, first),
+        ],
+        [ks.get(`open/${host}`)],
+      );
+      if (res.succeeded) return recovery;
+      const openId = kvs(res.responses[0])[0]?.value.toString();
+      if (openId === id) return recovery; // our own earlier try committed
+      if (openId !== undefined) throw new HostBusyError(r.host, openId);
+      // The open recovery ended between the compare and the read: try again.
+    }
+  }
+
+  async getRecovery(id: string): Promise<Recovery | null> {
+    this.check();
+    const [kv] = await this.#ks.readOne(this.#ks.get(`rec/${seg(id)}`));
+    return kv ? parseJson<StoredRecovery>(kv).recovery : null;
+  }
+
+  private async recoveriesByIds(ids: string[]): Promise<Recovery[]> {
+    const out: Recovery[] = [];
+    for (let i = 0; i < ids.length; i += READ_BATCH) {
+      const res = await this.#ks.read(ids.slice(i, i + READ_BATCH).map((id) => this.#ks.get(`rec/${seg(id)}`)));
+      for (const r of res) if (r[0]) out.push(parseJson<StoredRecovery>(r[0]).recovery);
+    }
+    return out;
+  }
+
+  async findOpenRecovery(host: string): Promise<Recovery | null> {
+    this.check();
+    const [kv] = await this.#ks.readOne(this.#ks.get(`open/${seg(host)}`));
+    if (!kv) return null;
+    const r = await this.getRecovery(kv.value.toString());
+    return r && !isTerminal(r.state) ? r : null;
+  }
+
+  async findRecoveryByIncident(host: string, incidentKey: string): Promise<Recovery | null> {
+    this.check();
+    const ks = this.#ks;
+    const [kv] = await ks.readOne(ks.range(`rec-inc/${seg(host)}/${seg(incidentKey)}/`, { descending: true, limit: 1, keysOnly: true }));
+    return kv ? this.getRecovery(lastSegment(ks.rel(kv))) : null;
+  }
+
+  async listRecoveries(filter: RecoveryFilter): Promise<Recovery[]> {
+    this.check();
+    const ks = this.#ks;
+    const limit = filter.limit ?? 1000;
+    const states = filter.state === undefined ? undefined : Array.isArray(filter.state) ? filter.state : [filter.state];
+    if (limit <= 0 || states?.length === 0) return [];
+    const keep = (r: Recovery): boolean =>
+      (filter.host === undefined || filter.host === "" || r.host === filter.host) &&
+      (states === undefined || states.includes(r.state)) &&
+      (filter.open === undefined || filter.open !== isTerminal(r.state)) &&
+      (filter.since === undefined || filter.since === "" || r.createdAt >= filter.since);
+
+    if (filter.open === true) {
+      // Few recoveries are open: read them all through the open/ index and sort.
+      const open = await ks.readOne(ks.range("open/"));
+      const found = (await this.recoveriesByIds(open.map((kv) => kv.value.toString()))).filter(keep);
+      return found.sort(newestFirst).slice(0, limit);
+    }
+
+    // Ids start with their creation time, so key order is creation order (newest last).
+    const out: Recovery[] = [];
+    const pages = filter.host ? this.pageHostRecoveries(filter.host) : this.pageRecoveries();
+    for await (const page of pages) {
+      for (const r of page) {
+        if (filter.since && r.createdAt < filter.since) return out;
+        if (!keep(r)) continue;
+        out.push(r);
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
+  }
+
+  private async *pageHostRecoveries(host: string): AsyncGenerator<Recovery[]> {
+    for await (const ids of this.pageKeys(`rec-host/${seg(host)}/`)) yield this.recoveriesByIds(ids);
+  }
+
+  private async *pageRecoveries(): AsyncGenerator<Recovery[]> {
+    const ks = this.#ks;
+    let to: string | undefined;
+    for (;;) {
+      const page = await ks.readOne(ks.range("rec/", { descending: true, limit: PAGE, ...(to !== undefined ? { to } : {}) }));
+      if (page.length === 0) return;
+      yield page.map((kv) => parseJson<StoredRecovery>(kv).recovery);
+      if (page.length < PAGE) return;
+      to = ks.rel(page[page.length - 1]!);
+    }
+  }
+
+  async transition(id: string, from: RecoveryState, to: RecoveryState, reason: string, patch: RecoveryPatch = {}, actor?: string): Promise<Recovery> {
+    this.check();
+    const ks = this.#ks;
+    const op = token();
+    for (let attempt = 0; ; attempt++) {
+      if (attempt >= MAX_CAS_ATTEMPTS) throw new Error(`could not move recovery ${id}: ${MAX_CAS_ATTEMPTS} conflicting writes in a row`);
+      if (attempt > 0) await backoff(attempt);
+      const [kv] = await ks.readOne(ks.get(`rec/${seg(id)}`));
+      if (!kv) throw new NotFoundError(`recovery ${id} not found`);
+      const stored = parseJson<StoredRecovery>(kv);
+      if (stored.op === op) return stored.recovery; // our earlier try committed
+      const cur = stored.recovery;
+      if (cur.state !== from) throw new StateConflictError(id, from, cur.state);
+
+      const now = this.nowIso();
+      const next = applyPatch({ ...cur, state: to, reason, updatedAt: now }, patch);
+      const seq = stored.transitions + 1;
+      const t: Transition = { recoveryId: id, seq, from, to, at: now, reason, ...(actor ? { actor } : {}) };
+      const host = seg(cur.host);
+      const compare: ICompare[] = [ks.modRevIs(`rec/${seg(id)}`, kv.mod_revision)];
+      const success: IRequestOp[] = [
+        ks.putJson(`rec/${seg(id)}`, { recovery: next, transitions: seq, op } satisfies StoredRecovery),
+        ks.putJson(`tr/${seg(id)}/${padSeq(seq)}`, t),
+      ];
+      if (isTerminal(to) && !isTerminal(from)) {
+        // Free the host, but only if its open marker is this recovery's.
+        success.push(ks.nested([ks.valueIs(`open/${host}`, id)], [ks.del(`open/${host}`)]));
+      } else if (!isTerminal(to) && isTerminal(from)) {
+        compare.push(ks.absent(`open/${host}`));
+        success.push(ks.put(`open/${host}`, id));
+      }
+      const res = await ks.txn(compare, success, [ks.get(`rec/${seg(id)}`), ks.get(`open/${host}`)]);
+      if (res.succeeded) return next;
+      const [now1] = kvs(res.responses[0]);
+      const [openKv] = kvs(res.responses[1]);
+      if (now1?.mod_revision === kv.mod_revision && openKv && openKv.value.toString() !== id) {
+        throw new HostBusyError(cur.host, openKv.value.toString());
+      }
+    }
+  }
+
+  async updateRecovery(id: string, patch: RecoveryPatch): Promise<Recovery> {
+    this.check();
+    const ks = this.#ks;
+    const op = token();
+    for (let attempt = 0; ; attempt++) {
+      if (attempt >= MAX_CAS_ATTEMPTS) throw new Error(`could not update recovery ${id}: ${MAX_CAS_ATTEMPTS} conflicting writes in a row`);
+      if (attempt > 0) await backoff(attempt);
+      const [kv] = await ks.readOne(ks.get(`rec/${seg(id)}`));
+      if (!kv) throw new NotFoundError(`recovery ${id} not found`);
+      const stored = parseJson<StoredRecovery>(kv);
+      if (stored.op === op) return stored.recovery;
+      const next = applyPatch({ ...stored.recovery, updatedAt: this.nowIso() }, patch);
+      const res = await ks.txn([ks.modRevIs(`rec/${seg(id)}`, kv.mod_revision)], [ks.putJson(`rec/${seg(id)}`, { ...stored, recovery: next, op } satisfies StoredRecovery)]);
+      if (res.succeeded) return next;
+    }
+  }
+
+  async transitions(recoveryId: string): Promise<Transition[]> {
+    this.check();
+    const list = await this.#ks.readOne(this.#ks.range(`tr/${seg(recoveryId)}/`));
+    return list.map((kv) => parseJson<Transition>(kv));
+  }
+
+  // ---- journal records ---------------------------------------------------------------
+
+  /** Write `ops` only if the recovery exists (like the foreign keys of the SQLite store). */
+  private async writeForRecovery(recoveryId: string, ops: IRequestOp[]): Promise<void> {
+    const res = await this.#ks.txn([this.#ks.exists(`rec/${seg(recoveryId)}`)], ops);
+    if (!res.succeeded) throw new NotFoundError(`recovery ${recoveryId} not found`);
+  }
+
+  async recordDecision(d: GateDecision): Promise<void> {
+    this.check();
+    // A unique key per decision; listing sorts by creation revision, i.e. commit order.
+    await this.writeForRecovery(d.recoveryId, [this.#ks.putJson(`dec/${seg(d.recoveryId)}/${token()}`, d)]);
+  }
+
+  async decisions(recoveryId: string): Promise<GateDecision[]> {
+    this.check();
+    const list = await this.#ks.readOne(this.#ks.range(`dec/${seg(recoveryId)}/`, { byCreate: true }));
+    return list.map((kv) => parseJson<GateDecision>(kv));
+  }
+
+  async getStep(recoveryId: string, key: string): Promise<StepRecord | null> {
+    this.check();
+    const [kv] = await this.#ks.readOne(this.#ks.get(`step/${seg(recoveryId)}/${seg(key)}`));
+    return kv ? parseJson<StepRecord>(kv) : null;
+  }
+
+  async putStep(step: StepRecord): Promise<void> {
+    this.check();
+    await this.writeForRecovery(step.recoveryId, [this.#ks.putJson(`step/${seg(step.recoveryId)}/${seg(step.key)}`, step)]);
+  }
+
+  async steps(recoveryId: string): Promise<StepRecord[]> {
+    this.check();
+    const list = (await this.#ks.readOne(this.#ks.range(`step/${seg(recoveryId)}/`))).map((kv) => parseJson<StepRecord>(kv));
+    return list.sort((a, b) => byteCompare(a.startedAt, b.startedAt) || byteCompare(a.key, b.key));
+  }
+
+  async putInstance(r: InstanceResult): Promise<void> {
+    this.check();
+    await this.writeForRecovery(r.recoveryId, [this.#ks.putJson(`inst/${seg(r.recoveryId)}/${seg(r.instanceId)}`, dropNulls(r))]);
+  }
+
+  async instances(recoveryId: string): Promise<InstanceResult[]> {
+    this.check();
+    const list = (await this.#ks.readOne(this.#ks.range(`inst/${seg(recoveryId)}/`))).map((kv) => parseJson<InstanceResult>(kv));
+    return list.sort((a, b) => b.priority - a.priority || byteCompare(a.name, b.name) || byteCompare(a.instanceId, b.instanceId));
+  }
+
+  async putNotification(n: NotificationRecord): Promise<void> {
+    this.check();
+    const key = seg(n.dedupKey);
+    await this.writeForRecovery(n.recoveryId, [
+      this.#ks.putJson(`notif/${seg(n.recoveryId)}/${key}`, dropNulls(n)),
+      this.#ks.put(`notif-key/${key}/${seg(n.recoveryId)}`, ""),
+    ]);
+  }
+
+  async notifications(recoveryId: string): Promise<NotificationRecord[]> {
+    this.check();
+    const list = await this.#ks.readOne(this.#ks.range(`notif/${seg(recoveryId)}/`, { byCreate: true }));
+    return list.map((kv) => parseJson<NotificationRecord>(kv));
+  }
+
+  async notificationsByKey(dedupKey: string): Promise<NotificationRecord[]> {
+    this.check();
+    const ks = this.#ks;
+    const key = seg(dedupKey);
+    const index = await ks.readOne(ks.range(`notif-key/${key}/`, { byCreate: true, keysOnly: true }));
+    const out: NotificationRecord[] = [];
+    for (let i = 0; i < index.length; i += READ_BATCH) {
+      const res = await ks.read(index.slice(i, i + READ_BATCH).map((kv) => ks.get(`notif/${seg(lastSegment(ks.rel(kv)))}/${key}`)));
+      for (const r of res) if (r[0]) out.push(parseJson<NotificationRecord>(r[0]));
+    }
+    return out;
+  }
+
+  // ---- settings ----------------------------------------------------------------------
+
+  async getSetting<T>(key: string): Promise<T | null> {
+    this.check();
+    const [kv] = await this.#ks.readOne(this.#ks.get(`set/${seg(key)}`));
+    return kv ? parseJson<T>(kv) : null;
+  }
+
+  async putSetting(key: string, value: unknown): Promise<void> {
+    this.check();
+    await this.#ks.txn([], [this.#ks.putJson(`set/${seg(key)}`, value)]);
+  }
+}
+
+// ---- helpers -------------------------------------------------------------------------
+
+function token(): string {
+  return randomBytes(9).toString("base64url");
+}
+
+/** Event ids as fixed-width decimal, so key order is numeric order. */
+function padId(id: number): string {
+  return String(id).padStart(16, "0");
+}
+
+function padSeq(seq: number): string {
+  return String(seq).padStart(8, "0");
+}
+
+function lastSegment(rel: string): string {
+  return decodeURIComponent(rel.slice(rel.lastIndexOf("/") + 1));
+}
+
+/** Compare as UTF-8 bytes, as SQLite's default collation does. */
+function byteCompare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+function newestFirst(a: Recovery, b: Recovery): number {
+  return byteCompare(b.createdAt, a.createdAt) || byteCompare(b.id, a.id);
+}
+
+function dropNulls<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined)) as T;
+}
+
+function applyPatch(r: Recovery, patch: RecoveryPatch): Recovery {
+  const next: Recovery = { ...r };
+  if (patch.dryRun !== undefined) next.dryRun = patch.dryRun;
+  if (patch.confirmedOff !== undefined) next.confirmedOff = patch.confirmedOff;
+  if (patch.approved !== undefined) next.approved = patch.approved;
+  if (patch.approvedBy !== undefined) next.approvedBy = patch.approvedBy;
+  if (patch.outcome !== undefined) next.outcome = patch.outcome;
+  if (patch.fenceState !== undefined) next.fenceState = patch.fenceState;
+  if (patch.graceUntil !== undefined) next.graceUntil = patch.graceUntil;
+  if (patch.alerts !== undefined) next.alerts = patch.alerts;
+  if (patch.facts !== undefined) next.facts = patch.facts;
+  return next;
+}
+
+/** Jittered exponential pause between compare-and-swap retries, so racing writers spread out. */
+function backoff(attempt: number): Promise<void> {
+  const cap = Math.min(100, 2 ** Math.min(attempt, 7));
+  return new Promise((r) => setTimeout(r, Math.random() * cap));
+}

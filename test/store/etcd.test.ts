@@ -1,0 +1,143 @@
+import { randomBytes } from "node:crypto";
+import type { Etcd3 } from "etcd3";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { createEtcdClient } from "../../src/ha/etcd-client.js";
+import { EtcdStore } from "../../src/store/etcd.js";
+import type { Store } from "../../src/store/types.js";
+import { startEtcd, type EtcdServer } from "../support/etcd.js";
+import { describeStoreConformance, newEvent, newRecovery } from "./conformance.js";
+
+let etcd: EtcdServer;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+// Each test gets its own prefix on one real etcd; `open()` is another instance (own client)
+// on the same prefix, like a second lifeboat process.
+describeStoreConformance("etcd", async () => {
+  const prefix = `/lifeboat-test-${randomBytes(6).toString("hex")}/`;
+  const opened: Store[] = [];
+  const open = async (): Promise<Store> => {
+    const s = new EtcdStore({ connection: { endpoints: [etcd.endpoint] }, prefix });
+    await s.init();
+    opened.push(s);
+    return s;
+  };
+  const store = await open();
+  return {
+    store,
+    open,
+    cleanup: async () => {
+      for (const s of opened) await s.close();
+    },
+  };
+});
+
+describe("EtcdStore on etcd", () => {
+  const opened: EtcdStore[] = [];
+  const client = (): Etcd3 => {
+    const c = createEtcdClient({ endpoints: [etcd.endpoint], requestTimeoutMs: 2_000 });
+    clients.push(c);
+    return c;
+  };
+  const clients: Etcd3[] = [];
+  const newStore = async (prefix: string, c?: Etcd3): Promise<EtcdStore> => {
+    const s = new EtcdStore({ ...(c ? { client: c } : { connection: { endpoints: [etcd.endpoint], requestTimeoutMs: 2_000 } }), prefix });
+    await s.init();
+    opened.push(s);
+    return s;
+  };
+  const uniquePrefix = (): string => `/lifeboat-test-${randomBytes(6).toString("hex")}`;
+
+  afterEach(async () => {
+    for (const s of opened.splice(0)) await s.close();
+    for (const c of clients.splice(0)) c.close();
+  });
+
+  it("keeps everything under its prefix: two prefixes are two separate journals", async () => {
+    const p = uniquePrefix();
+    const a = await newStore(p);
+    const b = await newStore(`${p}-other/`);
+    expect(a.prefix).toBe(`${p}/`);
+    await a.createRecovery(newRecovery("compute-1"));
+    await a.appendEvents([newEvent("compute-1")]);
+    await a.putSetting("pause", true);
+    expect(await b.listRecoveries({})).toEqual([]);
+    expect(await b.listEvents({})).toEqual([]);
+    expect(await b.getSetting("pause")).toBeNull();
+    await expect(b.createRecovery(newRecovery("compute-1"))).resolves.toMatchObject({ host: "compute-1" });
+
+    const c = client();
+    const keys = await c.getAll().prefix(`${p}/`).keys();
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.every((k) => k.startsWith(`${p}/`))).toBe(true);
+    expect(keys).toContain(`${p}/open/compute-1`);
+  });
+
+  it("refuses a prefix written by a newer layout", async () => {
+    const p = `${uniquePrefix()}/`;
+    await client().put(`${p}meta/schema`).value("99");
+    const s = new EtcdStore({ connection: { endpoints: [etcd.endpoint] }, prefix: p });
+    await expect(s.init()).rejects.toThrow(/layout version 99/);
+    await s.close();
+  });
+
+  it("does not close a client it was given", async () => {
+    const c = client();
+    const s = await newStore(uniquePrefix(), c);
+    await s.close();
+    await expect(c.get("anything").string()).resolves.toBeNull();
+  });
+
+  it("recognises its own write when the client re-sends a transaction whose answer was lost", async () => {
+    // etcd3 retries a call that failed with e.g. DEADLINE_EXCEEDED; if the first try had in
+    // fact committed, the second one fails its compares. Simulate exactly that: every txn
+    // that writes is sent twice and the caller sees the second answer.
+    const c = client();
+    const s = await newStore(uniquePrefix(), c);
+    const kv = c.kv;
+    const txn = kv.txn.bind(kv);
+    kv.txn = async (req, opts) => {
+      if (!req.success?.some((op) => op.request_put || op.request_delete_range)) return txn(req, opts);
+      await txn(req, opts);
+      return txn(req, opts);
+    };
+
+    const r = await s.createRecovery(newRecovery("compute-1"));
+    expect(r.state).toBe("pending");
+    const v = await s.transition(r.id, "pending", "validating", "grace over");
+    expect(v.state).toBe("validating");
+    const u = await s.updateRecovery(r.id, { approved: true });
+    expect(u.approved).toBe(true);
+    const e = newEvent("compute-1");
+    const [first] = await s.appendEvents([e]);
+    expect(first!.duplicate).toBe(false);
+    const [second] = await s.appendEvents([e, e]).then((x) => x.slice(1));
+    expect(second!.event.deliveries).toBe(3);
+
+    kv.txn = txn;
+    expect((await s.transitions(r.id)).map((t) => t.to)).toEqual(["pending", "validating"]);
+    expect((await s.listEvents({}))[0]!.deliveries).toBe(3);
+    expect(await s.listRecoveries({})).toHaveLength(1);
+  });
+
+  it("fails a call within its deadline while etcd does not answer, and works again after", async () => {
+    const s = await newStore(uniquePrefix(), client());
+    await s.ping();
+    etcd.pause();
+    try {
+      const started = Date.now();
+      await expect(s.ping()).rejects.toThrow();
+      // 2 s deadline per try, up to 3 tries by the client's retry policy.
+      expect(Date.now() - started).toBeLessThan(3 * 2_000 + 3_000);
+    } finally {
+      etcd.resume();
+    }
+    await vi.waitFor(() => s.ping(), { timeout: 20_000, interval: 500 });
+  });
+});
