@@ -438,7 +438,9 @@ Gate decisions
 {{/decisions}}
 
 Detected:  {{detectedAt}} (trigger: {{trigger}})
+{{#counts.total}}
 Instances on the host: {{counts.total}}
+{{/counts.total}}
 {{#alerts}}
 Alert:     {{alertname}} ({{status}} since {{startsAt}}){{#generatorURL}} {{generatorURL}}{{/generatorURL}}
 {{/alerts}}
@@ -462,7 +464,7 @@ const BLOCKED_HTML = `${HTML_HEAD}
 <tr><td>{{at}}</td><td>{{gate}}</td><td>{{result}}</td><td>{{reason}}</td></tr>
 {{/decisions}}
 </table>
-<p>Detected {{detectedAt}} (trigger: {{trigger}}); {{counts.total}} instance(s) on the host; recovery {{id}}.</p>
+<p>Detected {{detectedAt}} (trigger: {{trigger}}){{#counts.total}}; {{counts.total}} instance(s) on the host{{/counts.total}}; recovery {{id}}.</p>
 <ul>
 {{#alerts}}
 <li>{{alertname}} ({{status}} since {{startsAt}}){{#generatorURL}} <a href="{{generatorURL}}">source</a>{{/generatorURL}}</li>
@@ -492,7 +494,9 @@ are certain it is powered off, start the evacuation with:
     {{confirmOffCommand}}
 
 Detected:  {{detectedAt}} (trigger: {{trigger}})
+{{#counts.total}}
 Instances on the host: {{counts.total}}
+{{/counts.total}}
 {{#alerts}}
 Alert:     {{alertname}} ({{status}} since {{startsAt}}){{#generatorURL}} {{generatorURL}}{{/generatorURL}}
 {{/alerts}}
@@ -512,7 +516,7 @@ will not start them elsewhere (two copies of one VM would corrupt its disks). It
 <p>{{reason}}</p>
 <p>What to do: check the host out of band (BMC, console, hands in the datacenter). Once you are certain it is powered off, start the evacuation with:</p>
 <pre>{{confirmOffCommand}}</pre>
-<p>Detected {{detectedAt}} (trigger: {{trigger}}); {{counts.total}} instance(s) on the host; recovery {{id}}.</p>
+<p>Detected {{detectedAt}} (trigger: {{trigger}}){{#counts.total}}; {{counts.total}} instance(s) on the host{{/counts.total}}; recovery {{id}}.</p>
 <ul>
 {{#alerts}}
 <li>{{alertname}} ({{status}} since {{startsAt}}){{#generatorURL}} <a href="{{generatorURL}}">source</a>{{/generatorURL}}</li>
