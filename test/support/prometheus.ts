@@ -12,6 +12,9 @@ import { startDaemon, type Daemon } from "./daemon.js";
  * every alerting rule that has a `for:` gets the given one instead (e.g. "2s"), so a test
  * sees pending → firing in seconds while the expressions, labels and annotations stay the
  * shipped ones.
+ *
+ * Prometheus applies discovered targets in 5 s steps, so the first scrape comes ~5-6 s
+ * after start whatever the scrape interval: wait for `up` before anything else.
  */
 export interface ScrapeTarget {
   job: string;
@@ -58,6 +61,8 @@ export interface PrometheusRule {
   name: string;
   query: string;
   type: "alerting" | "recording";
+  /** An alerting rule's `for:`, in seconds. */
+  duration?: number;
   health: string;
   lastError?: string;
   state?: string;
