@@ -132,10 +132,14 @@ export const retrySchema = z.strictObject({
 });
 export type RetryConfig = z.output<typeof retrySchema>;
 
-/** The template, rendered with no values, is JSON: catches most quoting mistakes at load time. */
+/**
+ * The template, rendered with empty values (and `null` for every `json.<field>`), is JSON:
+ * catches most quoting mistakes at load time.
+ */
 function rendersJson(t: string): boolean {
+  const json = new Proxy({}, { has: () => true, get: () => "null" });
   try {
-    JSON.parse(Mustache.render(t, {}, {}, { escape: (v: unknown) => JSON.stringify(String(v)).slice(1, -1) }));
+    JSON.parse(Mustache.render(t, { json }, {}, { escape: (v: unknown) => JSON.stringify(String(v)).slice(1, -1) }));
     return true;
   } catch {
     return false;
@@ -159,7 +163,7 @@ export const webhookSchema = z.strictObject({
     .refine((t) => rendersJson(t), "does not render to JSON (values go inside quotes: {\"text\": \"{{subject}}\"})")
     .optional()
     .describe(
-      'A mustache template of the JSON body; values are JSON-string-escaped, so write them inside quotes: `{"text": "{{subject}}"}`. Without it the body is `{"text": "<subject>\\n\\n<text>", "lifeboat": {kind, …}}`, which Slack, Mattermost and Rocket.Chat show as is.',
+      'A mustache template of the JSON body; values are JSON-string-escaped, so write them inside quotes: `{"text": "{{subject}}"}`; `{{{json.<field>}}}` places a whole value as JSON (`"hosts": {{{json.hosts}}}`). Without it the body is `{"text": "<subject>\\n\\n<text>", "lifeboat": {kind, …}}`, which Slack, Mattermost and Rocket.Chat show as is.',
     ),
   kinds: z
     .array(z.enum(OPERATOR_KINDS))
