@@ -167,3 +167,13 @@ export function kvs(r: IResponseOp | undefined): IKeyValue[] {
 export function parseJson<T>(kv: IKeyValue): T {
   return JSON.parse(kv.value.toString()) as T;
 }
+
+/** Read one key given in full (outside any Keyspace prefix). */
+export function getKey(key: string): IRequestOp {
+  return { request_range: { key: Buffer.from(key) } };
+}
+
+/** The key, given in full, exists and is attached to `lease`. */
+export function keyLeaseIs(key: string, lease: string): ICompare {
+  return { key: Buffer.from(key), target: CompareTarget.Lease, result: CompareResult.Equal, lease };
+}
