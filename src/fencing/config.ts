@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { secret } from "../config/zod-helpers.js";
+import { secret, url } from "../config/zod-helpers.js";
 
 /**
  * Fencing configuration: devices per host (an escalation chain tried in order), with
@@ -7,11 +7,22 @@ import { secret } from "../config/zod-helpers.js";
  */
 
 const common = {
-  /** Per-operation deadline for this device, seconds. */
-  timeout_seconds: z.number().positive().default(30).describe("Deadline for one status/off/on operation, seconds."),
-  retries: z.number().int().nonnegative().default(2).describe("Retries of a failed operation, with exponential backoff."),
-  power_wait_seconds: z.number().nonnegative().default(2).describe("Wait after the power-off command before the first status poll (fence_ipmilan: 2 s)."),
-  power_timeout_seconds: z.number().positive().default(20).describe("How long to poll for 'off' after a power-off command."),
+  name: z.string().min(1).optional().describe("Label of this device in logs, tables and results (default: driver and address). Never put credentials here."),
+  timeout_seconds: z
+    .number()
+    .positive()
+    .default(30)
+    .describe("Deadline for one whole status/off/on operation (commands, retries, power wait and polling), seconds."),
+  command_timeout_seconds: z
+    .number()
+    .positive()
+    .default(10)
+    .describe("Deadline for one device command (one ipmitool or virsh run, one HTTP request); the process is killed past it."),
+  retries: z.number().int().nonnegative().default(2).describe("Retries of a failed device command, with exponential backoff."),
+  retry_delay_seconds: z.number().nonnegative().default(0.5).describe("First backoff delay; doubles with each retry (capped at 8 s)."),
+  power_wait_seconds: z.number().nonnegative().default(2).describe("Wait after the power command before the first status poll (fence_ipmilan: 2 s)."),
+  power_timeout_seconds: z.number().positive().default(20).describe("How long to poll for the wanted state after a power command."),
+  poll_interval_seconds: z.number().positive().default(1).describe("Pause between two status polls (fence agents: 1 s)."),
 };
 
 export const ipmiDeviceSchema = z.strictObject({
@@ -24,20 +35,29 @@ export const ipmiDeviceSchema = z.strictObject({
   cipher_suite: z.number().int().min(0).max(17).optional().describe("ipmitool -C; unset lets ipmitool choose."),
   privilege: z.enum(["CALLBACK", "USER", "OPERATOR", "ADMINISTRATOR"]).default("ADMINISTRATOR"),
   ipmitool_timeout_seconds: z.number().int().positive().default(1).describe("ipmitool -N: per-try timeout."),
-  ipmitool_retries: z.number().int().nonnegative().default(2).describe("ipmitool -R: retries per command."),
+  ipmitool_retries: z
+    .number()
+    .int()
+    .min(1, "must be at least 1: ipmitool reads -R 0 as its default of 4 retries (~20 s against a dead BMC)")
+    .default(2)
+    .describe("ipmitool -R: retries per command (at least 1; ipmitool treats 0 as 'use the default of 4')."),
   ipmitool_path: z.string().default("ipmitool"),
   ...common,
 });
 
 export const redfishDeviceSchema = z.strictObject({
   driver: z.literal("redfish"),
-  address: z.string().min(1).describe("BMC base URL, e.g. https://10.0.0.7 or https://bmc-7:8443."),
+  address: url().describe("BMC base URL, e.g. https://10.0.0.7 or https://bmc-7:8443."),
   username: z.string().min(1),
   password: secret(),
   auth: z.enum(["basic", "session"]).default("basic"),
-  system_id: z.string().optional().describe("ComputerSystem path (/redfish/v1/Systems/1); default: the only member."),
-  verify_tls: z.boolean().default(true),
-  ca_file: z.string().optional(),
+  system_id: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("ComputerSystem id (System.Embedded.1) or path (/redfish/v1/Systems/1); default: the only member of /redfish/v1/Systems."),
+  verify_tls: z.boolean().default(true).describe("Verify the BMC's TLS certificate (against ca_file when given)."),
+  ca_file: z.string().min(1).optional().describe("PEM file of the CA (or the self-signed certificate) that signed the BMC's certificate."),
   ...common,
 });
 
@@ -61,6 +81,22 @@ export const fenceDeviceSchema = z.discriminatedUnion("driver", [
   noopDeviceSchema,
 ]);
 export type FenceDeviceConfig = z.output<typeof fenceDeviceSchema>;
+export type IpmiDeviceConfig = z.output<typeof ipmiDeviceSchema>;
+export type RedfishDeviceConfig = z.output<typeof redfishDeviceSchema>;
+export type LibvirtDeviceConfig = z.output<typeof libvirtDeviceSchema>;
+export type NoopDeviceConfig = z.output<typeof noopDeviceSchema>;
+/** The timing fields every device has. */
+export type CommonDeviceConfig = Pick<
+  FenceDeviceConfig,
+  | "name"
+  | "timeout_seconds"
+  | "command_timeout_seconds"
+  | "retries"
+  | "retry_delay_seconds"
+  | "power_wait_seconds"
+  | "power_timeout_seconds"
+  | "poll_interval_seconds"
+>;
 
 export const hostFencingSchema = z.strictObject({
   devices: z.array(fenceDeviceSchema).min(1).describe("Escalation chain: tried in order until one device confirms off."),
@@ -116,6 +152,16 @@ export const fencingSchema = fencingInputSchema.transform((input, ctx) => {
         for (const issue of parsed.error.issues) ctx.issues.push({ ...issue, path: [...base, ...issue.path] } as never);
         return;
       }
+      const d = parsed.data;
+      if (d.timeout_seconds <= d.power_wait_seconds + d.power_timeout_seconds) {
+        ctx.issues.push({
+          code: "custom",
+          message: `must exceed power_wait_seconds + power_timeout_seconds (${d.power_wait_seconds + d.power_timeout_seconds}): it bounds the whole operation`,
+          path: [...base, "timeout_seconds"],
+          input: d.timeout_seconds,
+        });
+        return;
+      }
       if (parsed.data.driver === "noop" && !input.unsafe_noop) {
         ctx.issues.push({ code: "custom", message: "the noop driver fences nothing; it needs fencing.unsafe_noop: true", path: [...base, "driver"], input: "noop" });
         return;
@@ -125,6 +171,8 @@ export const fencingSchema = fencingInputSchema.transform((input, ctx) => {
     if (list.length === 0) ctx.issues.push({ code: "custom", message: "at least one device is required", path: ["hosts", host, "devices"], input: list });
     hosts[host] = { devices };
   }
-  return { unsafe_noop: input.unsafe_noop, defaults: input.defaults, hosts };
+  // `defaults` stays out of the result: it is merged into every device already, and its
+  // raw values (a shared password) must not ride along unredacted.
+  return { unsafe_noop: input.unsafe_noop, hosts };
 });
 export type FencingConfig = z.output<typeof fencingSchema>;

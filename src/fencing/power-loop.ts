@@ -1,0 +1,199 @@
+import pRetry, { AbortError as StopRetrying } from "p-retry";
+import { sleep, withTimeout } from "../util/abort.js";
+import { errorMessage } from "../util/errors.js";
+import type { CommonDeviceConfig } from "./config.js";
+import type { FenceResult, PowerState, PowerStatus } from "./types.js";
+
+/**
+ * The power loop every driver shares (fence-agents' `fence_action`): read the state; if it
+ * already is the wanted one, succeed without sending anything; else send the command, wait
+ * `power_wait`, then poll the state until it reads back the wanted value within
+ * `power_timeout`. Each device command runs under its own deadline and is retried with
+ * exponential backoff (p-retry); the whole operation runs under `timeout_seconds`.
+ *
+ * Success is only ever reported from a read-back: a command's "OK" proves nothing.
+ */
+
+export type PowerTarget = "off" | "on";
+
+/** A failure in the device's own words. */
+export class DeviceError extends Error {
+  override name = "DeviceError";
+  /** Worth sending again (transport trouble), as opposed to a definite answer (bad credentials…). */
+  readonly retryable: boolean;
+  /**
+   * The device refused the command in a way that may mean "already in that state"
+   * (Redfish 400/409, virsh "domain is not running"): re-read the state, never trust it.
+   */
+  readonly recheck: boolean;
+
+  constructor(message: string, opts: { retryable?: boolean; recheck?: boolean; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.recheck = opts.recheck ?? false;
+    this.retryable = opts.retryable ?? !this.recheck;
+  }
+}
+
+/**
+ * What a driver provides: one status read and one power command, each a single device
+ * call. `open`/`close` bracket one operation (a Redfish session); their value is handed to
+ * every call of that operation, so concurrent operations never share a session.
+ */
+export interface PowerDriver<S = undefined> {
+  open?(signal: AbortSignal): Promise<S>;
+  close?(session: S, signal: AbortSignal): Promise<void>;
+  readStatus(session: S, signal: AbortSignal): Promise<PowerStatus>;
+  /** Send the command; resolves with the device's answer (for the result message). */
+  sendPower(session: S, target: PowerTarget, signal: AbortSignal): Promise<string>;
+}
+
+export interface PowerTiming {
+  operationTimeoutMs: number;
+  commandTimeoutMs: number;
+  retries: number;
+  retryDelayMs: number;
+  powerWaitMs: number;
+  powerTimeoutMs: number;
+  pollIntervalMs: number;
+}
+
+export function timingFromConfig(c: CommonDeviceConfig): PowerTiming {
+  return {
+    operationTimeoutMs: c.timeout_seconds * 1000,
+    commandTimeoutMs: c.command_timeout_seconds * 1000,
+    retries: c.retries,
+    retryDelayMs: c.retry_delay_seconds * 1000,
+    powerWaitMs: c.power_wait_seconds * 1000,
+    powerTimeoutMs: c.power_timeout_seconds * 1000,
+    pollIntervalMs: c.poll_interval_seconds * 1000,
+  };
+}
+
+const MAX_BACKOFF_MS = 8000;
+
+/**
+ * Run one device call under its own deadline, retrying retryable failures with exponential
+ * backoff while the operation's signal allows. `onAttempt` counts calls made.
+ */
+export async function callDevice<T>(
+  call: (signal: AbortSignal) => Promise<T>,
+  timing: PowerTiming,
+  opSignal: AbortSignal,
+  onAttempt?: () => void,
+): Promise<T> {
+  return pRetry(
+    async () => {
+      opSignal.throwIfAborted();
+      onAttempt?.();
+      try {
+        return await call(withTimeout(timing.commandTimeoutMs, opSignal));
+      } catch (err) {
+        if (opSignal.aborted) throw new StopRetrying(asError(err));
+        if (err instanceof DeviceError && !err.retryable) throw new StopRetrying(err);
+        throw asError(err);
+      }
+    },
+    {
+      retries: timing.retries,
+      factor: 2,
+      minTimeout: timing.retryDelayMs,
+      maxTimeout: Math.max(timing.retryDelayMs, MAX_BACKOFF_MS),
+      signal: opSignal,
+    },
+  );
+}
+
+/** Read the power state once (with retries), inside an opened/closed session. Throws the device's words. */
+export async function readPowerStatus<S>(driver: PowerDriver<S>, timing: PowerTiming, signal?: AbortSignal): Promise<PowerStatus> {
+  const opSignal = withTimeout(timing.operationTimeoutMs, signal);
+  try {
+    return await withSession(driver, timing, opSignal, (session) => callDevice((s) => driver.readStatus(session, s), timing, opSignal));
+  } catch (err) {
+    throw new DeviceError(failureText(err, opSignal, signal, timing), { cause: err });
+  }
+}
+
+/** Bring the device to `target` and prove it by read-back. Never throws: failures are results. */
+export async function setPower<S>(driver: PowerDriver<S>, target: PowerTarget, timing: PowerTiming, signal?: AbortSignal): Promise<FenceResult> {
+  const started = performance.now();
+  const opSignal = withTimeout(timing.operationTimeoutMs, signal);
+  let commands = 0;
+  let lastState: PowerState = "unknown";
+  const result = (ok: boolean, state: PowerState, already: boolean, message: string): FenceResult => ({
+    ok,
+    state,
+    already,
+    message,
+    durationMs: Math.round(performance.now() - started),
+    attempts: commands,
+  });
+
+  try {
+    return await withSession(driver, timing, opSignal, async (session) => {
+      const before = await callDevice((s) => driver.readStatus(session, s), timing, opSignal);
+      lastState = before.state;
+      if (before.state === target) return result(true, target, true, `already ${target} (${before.raw}); nothing sent`);
+
+      let answer: string;
+      let rechecking = false;
+      try {
+        answer = await callDevice((s) => driver.sendPower(session, target, s), timing, opSignal, () => commands++);
+      } catch (err) {
+        if (!(err instanceof DeviceError && err.recheck) || opSignal.aborted) throw err;
+        // The device claims there is nothing to do: find out by reading the state back.
+        answer = `the device answered: ${err.message}`;
+        rechecking = true;
+      }
+      if (!rechecking) await sleep(timing.powerWaitMs, opSignal);
+
+      const pollUntil = performance.now() + timing.powerTimeoutMs;
+      let last = before.raw;
+      for (;;) {
+        try {
+          const now = await driver.readStatus(session, withTimeout(timing.commandTimeoutMs, opSignal));
+          lastState = now.state;
+          last = now.raw;
+          if (now.state === target) return result(true, target, false, `${target}: ${answer}; read back: ${now.raw}`);
+        } catch (err) {
+          // A BMC may be briefly unresponsive while the power changes: keep polling.
+          if (opSignal.aborted) throw err;
+          lastState = "unknown";
+          last = `status read failed: ${errorMessage(err)}`;
+        }
+        const left = pollUntil - performance.now();
+        if (left <= 0) break;
+        await sleep(Math.min(timing.pollIntervalMs, left), opSignal);
+      }
+      return result(
+        false,
+        lastState,
+        false,
+        `sent ${target} (${answer}) but the device did not read back ${target} within ${timing.powerTimeoutMs / 1000}s; last status: ${last}`,
+      );
+    });
+  } catch (err) {
+    return result(false, lastState, false, failureText(err, opSignal, signal, timing));
+  }
+}
+
+async function withSession<S, T>(driver: PowerDriver<S>, timing: PowerTiming, opSignal: AbortSignal, fn: (session: S) => Promise<T>): Promise<T> {
+  if (!driver.open) return fn(undefined as S);
+  const session = await callDevice((s) => driver.open!(s), timing, opSignal);
+  try {
+    return await fn(session);
+  } finally {
+    // Log out even when the operation timed out: BMCs allow few sessions.
+    await driver.close?.(session, AbortSignal.timeout(timing.commandTimeoutMs)).catch(() => undefined);
+  }
+}
+
+function failureText(err: unknown, opSignal: AbortSignal, callerSignal: AbortSignal | undefined, timing: PowerTiming): string {
+  const words = errorMessage(err);
+  if (callerSignal?.aborted) return `aborted: ${errorMessage(callerSignal.reason)}`;
+  if (opSignal.aborted) return `operation timed out after ${timing.operationTimeoutMs / 1000}s (${words})`;
+  return words;
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(errorMessage(err));
+}
