@@ -1,0 +1,139 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ipmiDeviceSchema } from "../../src/fencing/config.js";
+import { IpmiDevice } from "../../src/fencing/ipmi.js";
+import { silentLogger } from "../../src/logging.js";
+import { freeUdpPort, startIpmiSim, type IpmiSim } from "../support/ipmi-sim.js";
+
+// Real ipmitool against a real OpenIPMI ipmi_sim BMC.
+
+const PASSWORD = "Fence-Pa55word!";
+let sim: IpmiSim;
+
+function device(overrides: Record<string, unknown> = {}): IpmiDevice {
+  const config = ipmiDeviceSchema.parse({
+    driver: "ipmi",
+    address: sim.host,
+    port: sim.port,
+    username: "admin",
+    password: PASSWORD,
+    cipher_suite: 3, // ipmi_sim does not do suite 17 (api-facts 5.4)
+    ipmitool_timeout_seconds: 1,
+    ipmitool_retries: 1,
+    retries: 1,
+    retry_delay_seconds: 0.1,
+    power_wait_seconds: 0.2,
+    poll_interval_seconds: 0.2,
+    power_timeout_seconds: 3,
+    timeout_seconds: 15,
+    ...overrides,
+  });
+  return new IpmiDevice(config, { logger: silentLogger() });
+}
+
+beforeAll(async () => {
+  sim = await startIpmiSim({ users: [{ name: "admin", password: PASSWORD }], power: "on" });
+});
+afterAll(async () => {
+  await sim?.stop();
+});
+
+describe("ipmi device against ipmi_sim", () => {
+  it("reads the chassis power state", async () => {
+    await sim.setPower("on");
+    expect(await device().status()).toEqual({ state: "on", raw: "Chassis Power is on" });
+    await sim.setPower("off");
+    expect(await device().status()).toEqual({ state: "off", raw: "Chassis Power is off" });
+  });
+
+  it("works with the cipher suite left to ipmitool", async () => {
+    await sim.setPower("on");
+    expect((await device({ cipher_suite: undefined }).status()).state).toBe("on");
+  });
+
+  it("powers off and confirms it by read-back", async () => {
+    await sim.setPower("on");
+    const before = (await sim.commands()).length;
+    const r = await device().off();
+    expect(r).toMatchObject({ ok: true, state: "off", already: false, attempts: 1 });
+    expect(r.message).toContain("Chassis Power Control: Down/Off");
+    expect(r.message).toContain("Chassis Power is off");
+    expect(await sim.power()).toBe("off");
+    expect((await sim.commands()).slice(before)).toEqual(["power 0"]);
+  });
+
+  it("treats an already-off chassis as success without sending off", async () => {
+    await sim.setPower("off");
+    const before = (await sim.commands()).length;
+    const r = await device().off();
+    expect(r).toMatchObject({ ok: true, state: "off", already: true, attempts: 0 });
+    expect((await sim.commands()).length).toBe(before);
+  });
+
+  it("powers on", async () => {
+    await sim.setPower("off");
+    const r = await device().on();
+    expect(r).toMatchObject({ ok: true, state: "on", already: false });
+    expect(await sim.power()).toBe("on");
+  });
+
+  it("fails fast on a wrong password, in ipmitool's words", async () => {
+    await sim.setPower("on");
+    const t0 = Date.now();
+    const r = await device({ password: "not-the-password" }).off();
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(r.ok).toBe(false);
+    expect(r.message).toContain("Unable to establish IPMI v2 / RMCP+ session");
+    expect(await sim.power()).toBe("on");
+    await expect(device({ password: "not-the-password" }).status()).rejects.toThrow(/Unable to establish IPMI v2/);
+  });
+
+  it("gives up on an unreachable BMC well before ipmitool's default 20 s", async () => {
+    const nobody = await freeUdpPort();
+    const t0 = Date.now();
+    const r = await device({ port: nobody, ipmitool_timeout_seconds: 1, ipmitool_retries: 1, retries: 1 }).off();
+    const elapsed = Date.now() - t0;
+    expect(r.ok).toBe(false);
+    expect(r.state).toBe("unknown");
+    expect(r.message).toMatch(/Unable to establish IPMI v2/);
+    // -N 1 -R 1 makes each ipmitool run give up in ~2 s; two runs plus backoff.
+    expect(elapsed).toBeLessThan(10_000);
+  });
+
+  it("kills ipmitool at the command deadline", async () => {
+    const nobody = await freeUdpPort();
+    const t0 = Date.now();
+    // ipmitool alone would try for ~20 s; our deadline is 1 s per command, no retries.
+    const r = await device({ port: nobody, ipmitool_timeout_seconds: 5, ipmitool_retries: 3, retries: 0, command_timeout_seconds: 1 }).off();
+    expect(r.ok).toBe(false);
+    expect(r.message).toMatch(/killed/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it("reports failure when the power stays on after off, within power_timeout", async () => {
+    await sim.setPower("on");
+    await sim.ignorePowerCommands(true);
+    try {
+      const t0 = Date.now();
+      const r = await device({ power_timeout_seconds: 2 }).off();
+      const elapsed = Date.now() - t0;
+      expect(r).toMatchObject({ ok: false, state: "on", already: false, attempts: 1 });
+      expect(r.message).toContain("did not read back off within 2s");
+      expect(r.message).toContain("Chassis Power is on");
+      expect(elapsed).toBeGreaterThanOrEqual(2000);
+      expect(elapsed).toBeLessThan(6000);
+      expect(await sim.power()).toBe("on");
+    } finally {
+      await sim.ignorePowerCommands(false);
+    }
+  });
+
+  it("does not retry a definite refusal (insufficient privilege)", async () => {
+    await sim.setPower("on");
+    const before = (await sim.commands()).length;
+    const r = await device({ privilege: "USER", retries: 3, retry_delay_seconds: 1 }).off();
+    expect(r.ok).toBe(false);
+    expect(r.message).toMatch(/Insufficient privilege level/);
+    expect(r.attempts).toBe(1);
+    expect((await sim.commands()).length).toBe(before);
+  });
+});
