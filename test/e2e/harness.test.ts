@@ -186,7 +186,10 @@ describe("Prometheus + Alertmanager harness with the shipped rules and route", (
       expect(inhibited.status.inhibitedBy).toEqual([source?.fingerprint]);
     }
     // compute-1's NodeExporterDown has no ComputeNodeDown to inhibit it.
-    expect((await amAlert({ alertname: "NodeExporterDown", host: "compute-1" }))?.status.state).toBe("active");
+    const alone = await waitUntil("NodeExporterDown for compute-1 in Alertmanager", () =>
+      amAlert({ alertname: "NodeExporterDown", host: "compute-1" }),
+    );
+    expect(alone.status).toMatchObject({ state: "active", inhibitedBy: [], silencedBy: [] });
   });
 
   it("sends the resolved notification after the node comes back", async () => {
