@@ -53,6 +53,9 @@ export interface ScenarioFlavor {
 
 export interface ScenarioHost {
   name: string;
+  /** Fixed ids (default: random): the nova-compute service uuid and the compute node / resource provider uuid. */
+  serviceUuid?: string;
+  nodeUuid?: string;
   zone?: string;
   aggregates?: string[];
   hostIp?: string;

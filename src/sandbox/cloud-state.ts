@@ -391,9 +391,9 @@ export class SandboxState {
         name: h.name,
         zone: h.zone ?? "nova",
         hostIp: h.hostIp ?? `192.168.0.${nodeId}`,
-        nodeUuid: randomUUID(),
+        nodeUuid: h.nodeUuid ?? randomUUID(),
         nodeId: nodeId++,
-        serviceUuid: randomUUID(),
+        serviceUuid: h.serviceUuid ?? randomUUID(),
         serviceId: this.nextServiceId++,
         alive,
         // A host dead from the start last reported long enough ago to be down already.

@@ -27,7 +27,8 @@ export function newRequestId(): string {
 
 /** A JSON answer with exactly this Content-Type (express would append a charset to strings). */
 export function sendJson(res: Response, status: number, body: unknown, contentType = "application/json"): void {
-  res.status(status).set("Content-Type", contentType);
+  res.status(status);
+  res.setHeader("Content-Type", contentType); // not res.set(): express would append a charset
   if (body === null || body === undefined) {
     res.set("Content-Length", "0").end();
     return;
