@@ -64,7 +64,7 @@ export const smtpSchema = z
       ),
     username: z.string().min(1).optional().describe("SMTP AUTH user (PLAIN or LOGIN, as the server offers). Give with `password`."),
     password: secret().optional().describe("SMTP AUTH password (or `password_file: PATH`). Never logged or recorded."),
-    ca_file: z.string().optional().describe("PEM file of the CA(s) that signed the SMTP server's certificate, added to the system's trust store."),
+    ca_file: z.string().optional().describe("PEM file of the CA(s) that signed the SMTP server's certificate, trusted next to Node's bundled public roots."),
     verify_tls: z.boolean().default(true).describe("Verify the server's certificate and name. `false` only for labs."),
     timeout_seconds: z.number().positive().default(30).describe("Connection, greeting and socket inactivity timeout of one SMTP attempt."),
   })
