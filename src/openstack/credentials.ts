@@ -307,7 +307,7 @@ export function normaliseAuthUrl(url: string): string {
 
 function authMethodOf(raw: RawAuth, kind: SourceKind): AuthMethod {
   if (raw.auth_type) {
-    const t = raw.auth_type.toLowerCase().replace(/[^a-z]/g, "").replace(/^v3/, "");
+    const t = raw.auth_type.toLowerCase().replace(/^v3/, "").replace(/[^a-z]/g, "");
     if (t === "password") return "password";
     if (t === "applicationcredential") return "application_credential";
     throw new CredentialsError(
