@@ -276,7 +276,7 @@ export async function startRedfishSimulator(opts: RedfishSimulatorOptions): Prom
     next();
   });
 
-  app.use(express.json({ type: () => true, limit: "64kb" }));
+  app.use(express.json({ type: ["application/json", "application/*+json"], limit: "64kb" }));
   app.use((req: Request, _res: Response, next: NextFunction) => {
     (_res.locals.entry as SimRequest).body = req.body as unknown;
     next();
