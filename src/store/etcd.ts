@@ -45,6 +45,7 @@ import { HostBusyError, NotFoundError, StateConflictError, type RecoveryFilter, 
  *   step/<id>/<key>, inst/<id>/<instance>, notif/<id>/<dedup key>
  *   notif-key/<dedup key>/<id>         index of notificationsByKey
  *   set/<key>                          settings
+ *   leader, claims/<host>              leader election and host claims (src/ha/), on leases
  *
  * `op` is a random token of the write that produced a record: when etcd's client retries a
  * transaction whose answer was lost, the re-read shows our own token and the write is
