@@ -57,7 +57,7 @@ export class Lifeboat {
     this.store = opts.store ?? new SqliteStore(opts.config.store.path);
     this.instanceId = opts.instanceId ?? `${process.pid}`;
     const base = { store: this.store, config: this.config, clock: this.clock };
-    const gates = opts.gates ?? buildGates({ ...base, fencing: opts.drivers.fencing, evacuation: opts.drivers.evacuation });
+    const gates = opts.gates ?? buildGates({ ...base, ...opts.drivers, metrics: this.metrics, logger: this.logger });
     const deps: PipelineDeps = { ...base, ...opts.drivers, logger: this.logger, metrics: this.metrics, gates };
     this.coordinator = new Coordinator(deps);
   }

@@ -64,7 +64,7 @@ const loggingSchema = z.strictObject({
   level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
 });
 
-export const configSchema = z.strictObject({
+const configObjectSchema = z.strictObject({
   server: serverSchema,
   store: storeSchema.prefault({}),
   alerts: alertsSchema.prefault({}),
@@ -77,6 +77,14 @@ export const configSchema = z.strictObject({
   alertmanager: alertmanagerSchema.prefault({}),
   prometheus: prometheusSchema.prefault({}),
   logging: loggingSchema.prefault({}),
+});
+
+/** Checks across sections: a confirmation needs the API it asks. */
+export const configSchema = configObjectSchema.superRefine((c, ctx) => {
+  c.gates.confirmations.forEach((conf, i) => {
+    if (conf.driver === "alerts" && !c.alertmanager.url) ctx.addIssue({ code: "custom", path: ["gates", "confirmations", i, "driver"], message: "the alerts confirmation needs alertmanager.url" });
+    if (conf.driver === "prometheus" && !c.prometheus.url) ctx.addIssue({ code: "custom", path: ["gates", "confirmations", i, "driver"], message: "the prometheus confirmation needs prometheus.url" });
+  });
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -65,7 +65,7 @@ export const gatesSchema = z.strictObject({
   storm: z
     .strictObject({
       max_recoveries: z.number().int().min(1).default(3).describe("More recoveries than this in the window (in-flight included) → block the rest."),
-      max_percent: z.number().min(0).max(100).default(20).describe("More than this share of enabled nova-compute services in the window → block."),
+      max_percent: z.number().min(0).max(100).default(50).describe("More than this share of enabled nova-compute services in the window → block."),
       max_per_zone: z.number().int().min(1).optional().describe("More than this many in one availability zone in the window → block."),
       window_seconds: z.number().positive().default(600),
       cooldown_seconds: z.number().nonnegative().default(600).describe("After a storm, keep blocking new recoveries this long."),
@@ -76,6 +76,11 @@ export const gatesSchema = z.strictObject({
       mode: z.enum(["block", "warn", "off"]).default("block").describe("Is there room elsewhere for the failed host's instances? block, warn or skip the check."),
       scope: z.enum(["zone", "all"]).default("zone").describe("Count only hosts of the failed host's availability zone, or all."),
       headroom_percent: z.number().min(0).max(100).default(0).describe("Keep this share of each resource free on the remaining hosts."),
+      resources: z
+        .array(z.enum(["vcpus", "ram", "disk"]))
+        .min(1)
+        .default(["vcpus", "ram"])
+        .describe("Resources compared; add disk only where instances use local disk (not boot-from-volume or shared storage)."),
     })
     .prefault({}),
   cooldown_seconds: z.number().nonnegative().default(3600).describe("After a recovery of a host, a new one for the same host waits for approval this long."),
