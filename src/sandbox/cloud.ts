@@ -165,7 +165,13 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
     next();
   });
 
-  // Injected faults.
+  app.use(express.json({ type: ["application/json", "application/*+json"], strict: false, limit: "1mb" }));
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    (res.locals.entry as SimRequest).body = req.body as unknown;
+    next();
+  });
+
+  // Injected faults (after the body is read, so the request log shows it).
   app.use((req: Request, res: Response, next: NextFunction) => {
     const entry = res.locals.entry as SimRequest;
     const open =
@@ -196,11 +202,6 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
     else apply();
   });
 
-  app.use(express.json({ type: ["application/json", "application/*+json"], strict: false, limit: "1mb" }));
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    (res.locals.entry as SimRequest).body = req.body as unknown;
-    next();
-  });
   app.use("/identity", createKeystoneRouter({ state, catalog }));
   app.use("/compute", createNovaRouter(state));
   app.use("/placement", createPlacementRouter(state));

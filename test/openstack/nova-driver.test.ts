@@ -1,0 +1,302 @@
+import pLimit from "p-limit";
+import { afterEach, describe, expect, it } from "vitest";
+import type { EvacuateOptions, InstanceInfo } from "../../src/evacuation/types.js";
+import { ComputeServiceNotFoundError, isLifeboatReason, listLifeboatIsolatedHosts } from "../../src/openstack/compute-services.js";
+import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../src/sandbox/cloud.js";
+import type { SandboxScenario, ScenarioServer } from "../../src/sandbox/cloud-scenario.js";
+import { actionsOn, driverFor, isEvacuatePost, servicePuts, type DriverHandle } from "./support/driver.js";
+
+const clouds: SandboxCloud[] = [];
+const handles: DriverHandle[] = [];
+async function start(opts: SandboxCloudOptions = {}): Promise<SandboxCloud> {
+  const c = await startSandboxCloud(opts);
+  clouds.push(c);
+  return c;
+}
+function driver(cloud: SandboxCloud, opts: Parameters<typeof driverFor>[1] = {}): DriverHandle["driver"] {
+  const h = driverFor(cloud, opts);
+  handles.push(h);
+  return h.driver;
+}
+afterEach(async () => {
+  handles.splice(0).forEach((h) => h.session.close());
+  await Promise.all(clouds.splice(0).map((c) => c.close()));
+});
+
+function scenario(servers: ScenarioServer[], extra: Partial<SandboxScenario> = {}): SandboxScenario {
+  return {
+    projects: [{ name: "admin" }, { name: "acme" }, { name: "globex" }],
+    users: [
+      { name: "admin", password: "admin-pw", roles: [{ project: "admin", role: "admin" }] },
+      { name: "alice", password: "a", roles: [{ project: "acme", role: "member" }] },
+    ],
+    flavors: [
+      { name: "small", vcpus: 1, ram: 512, disk: 5 },
+      { name: "ha", vcpus: 2, ram: 1024, disk: 10, extraSpecs: { evacuable: "true" } },
+    ],
+    hosts: [{ name: "src" }, { name: "dst-1" }, { name: "dst-2" }],
+    servers,
+    ...extra,
+  };
+}
+
+const vm = (name: string, more: Partial<ScenarioServer> = {}): ScenarioServer => ({ name, host: "src", project: "acme", flavor: "small", ...more });
+const opts = (attempt = 1, timeoutMs = 10_000, more: Partial<EvacuateOptions> = {}): EvacuateOptions => ({ attempt, timeoutMs, ...more });
+
+async function isolated(cloud: SandboxCloud, d: DriverHandle["driver"], host = "src"): Promise<void> {
+  cloud.killHost(host);
+  await d.isolate(host, "lifeboat: recovery r-1 fenced 2026-11-25T13:00:00Z");
+}
+
+describe("isolation", () => {
+  it("forces the service down before disabling it, and a second call sends nothing", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]), disableWhileUpDelayMs: 30_000 });
+    const d = driver(cloud);
+    cloud.killHost("src");
+    const first = await d.isolate("src", "lifeboat: recovery r-1 fenced 2026-11-25T13:00:00Z");
+    expect(first.already).toBe(false);
+    expect(servicePuts(cloud)).toEqual([{ forced_down: true }, { status: "disabled", disabled_reason: "lifeboat: recovery r-1 fenced 2026-11-25T13:00:00Z" }]);
+    expect(first.service).toMatchObject({ host: "src", state: "down", status: "disabled", forcedDown: true });
+    const second = await d.isolate("src", "lifeboat: recovery r-1 fenced 2026-11-25T13:00:00Z");
+    expect(second.already).toBe(true);
+    expect(servicePuts(cloud)).toHaveLength(2);
+    expect((await listLifeboatIsolatedHosts(d.nova)).map((s) => s.host)).toEqual(["src"]);
+  });
+
+  it("a human's disable is kept: only forced down; reasons without the prefix get it", async () => {
+    const cloud = await start({
+      scenario: scenario([], { hosts: [{ name: "src", disabledReason: "disk swap (jdoe)" }, { name: "dst-1" }, { name: "dst-2" }] }),
+    });
+    const d = driver(cloud);
+    const r = await d.isolate("src", "recovery r-2");
+    expect(servicePuts(cloud)).toEqual([{ forced_down: true }]);
+    expect(r.service.disabledReason).toBe("disk swap (jdoe)");
+    expect(await listLifeboatIsolatedHosts(d.nova)).toEqual([]);
+    await d.isolate("dst-1", "recovery r-3");
+    expect(servicePuts(cloud).at(-1)).toEqual({ status: "disabled", disabled_reason: "lifeboat: recovery r-3" });
+    expect(isLifeboatReason("lifeboat: x")).toBe(true);
+    expect(isLifeboatReason("Lifeboat broke this")).toBe(false);
+    expect(isLifeboatReason(null)).toBe(false);
+  });
+
+  it("reads services with ISO times; an unknown host is an error", async () => {
+    const cloud = await start({ scenario: scenario([]) });
+    const d = driver(cloud);
+    const s = await d.getComputeService("dst-1");
+    expect(s).toMatchObject({ host: "dst-1", state: "up", status: "enabled", forcedDown: false, zone: "nova" });
+    expect(s!.updatedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(Math.abs(Date.parse(s!.updatedAt!) - cloud.clock.now())).toBeLessThan(20_000);
+    expect(await d.getComputeService("nope")).toBeNull();
+    await expect(d.isolate("nope", "x")).rejects.toBeInstanceOf(ComputeServiceNotFoundError);
+    expect((await d.listComputeServices()).map((x) => x.host).sort()).toEqual(["dst-1", "dst-2", "src"]);
+  });
+});
+
+describe("listing", () => {
+  it("lists 50 instances across pages, with flavor extra specs and metadata", async () => {
+    const servers = Array.from({ length: 50 }, (_, i) => vm(`vm-${i}`, i === 0 ? { flavor: "ha", metadata: { HA_Enabled: "True" }, project: "globex" } : {}));
+    const cloud = await start({ scenario: scenario([...servers, vm("elsewhere", { host: "dst-1" })]), maxLimit: 20 });
+    const d = driver(cloud);
+    const list = await d.listInstances("src");
+    expect(list).toHaveLength(50);
+    expect(new Set(list.map((i) => i.id)).size).toBe(50);
+    expect(cloud.requests.filter((r) => r.path === "/v2.1/servers/detail")).toHaveLength(3);
+    const first = list.find((i) => i.name === "vm-0")!;
+    expect(first).toMatchObject({
+      status: "ACTIVE",
+      host: "src",
+      taskState: null,
+      metadata: { HA_Enabled: "True" },
+      flavor: { name: "ha", vcpus: 2, ramMb: 1024, diskGb: 10, extraSpecs: { evacuable: "true" } },
+      imageProperties: {},
+      locked: false,
+    });
+    expect(first.projectId).toBe([...cloud.state.projects.values()].find((p) => p.name === "globex")!.id);
+    expect(first.userId).toBeTruthy();
+  });
+});
+
+describe("evacuation", () => {
+  it("evacuates 50 instances, each tracked to done, locked with a lifeboat reason and unlocked after", async () => {
+    const servers = Array.from({ length: 50 }, (_, i) => vm(`vm-${i}`, i === 7 ? { status: "SHUTOFF" } : {}));
+    const cloud = await start({ scenario: scenario(servers), maxLimit: 20, evacuationDurationMs: 150 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const list = await d.listInstances("src");
+    const limit = pLimit(10);
+    const results = await Promise.all(list.map((i) => limit(() => d.evacuate(i, "src", opts()))));
+    expect(results.every((r) => r.result === "evacuated")).toBe(true);
+    for (const [i, r] of results.entries()) {
+      if (r.result !== "evacuated") continue;
+      expect(["dst-1", "dst-2"]).toContain(r.targetHost);
+      expect(r.status).toBe(list[i]!.status); // SHUTOFF stays SHUTOFF, ACTIVE stays ACTIVE
+    }
+    cloud.settle();
+    expect(cloud.state.serversOn("src")).toHaveLength(0);
+    expect([...cloud.state.servers.values()].every((s) => !s.locked)).toBe(true);
+    expect(cloud.requests.filter((r) => isEvacuatePost(r))).toHaveLength(50);
+    const locks = cloud.requests.filter((r) => r.method === "POST" && typeof r.body === "object" && r.body !== null && "lock" in r.body);
+    expect(locks).toHaveLength(50);
+    expect(locks[0]!.body).toEqual({ lock: { locked_reason: "lifeboat: evacuating from src" } });
+    expect(cloud.state.migrations.every((m) => m.status === "done")).toBe(true);
+  });
+
+  it("'fails twice then succeeds' and 'never succeeds' give failed outcomes the caller can re-issue", async () => {
+    const cloud = await start({
+      scenario: scenario([vm("flaky", { evacuation: { failTimes: 2 } }), vm("doomed", { evacuation: { neverSucceeds: true } })]),
+      evacuationDurationMs: 80,
+    });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [flaky, doomed] = (await d.listInstances("src")).sort((a, b) => a.name.localeCompare(b.name)).reverse() as [InstanceInfo, InstanceInfo];
+    expect(flaky.name).toBe("flaky");
+    const seen: string[] = [];
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const r = await d.evacuate(flaky, "src", opts(attempt));
+      seen.push(r.result === "failed" ? `failed retryable=${String(r.retryable)}` : `evacuated to ${r.targetHost}`);
+      if (r.result === "failed") expect(r.message).toMatch(/evacuation failed in Nova: migration \d+ error, server ERROR on src/);
+    }
+    expect(seen.slice(0, 2)).toEqual(["failed retryable=true", "failed retryable=true"]);
+    expect(seen[2]).toMatch(/^evacuated to dst-/);
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const r = await d.evacuate(doomed, "src", opts(attempt));
+      expect(r).toMatchObject({ result: "failed", retryable: true });
+    }
+    expect(cloud.requests.filter((r) => isEvacuatePost(r, doomed.id))).toHaveLength(3);
+    expect(cloud.state.servers.get(doomed.id)!.locked).toBe(false);
+  });
+
+  it("a second evacuate() while the first is in flight sends no second POST (same process, or after a restart)", async () => {
+    const cloud = await start({ scenario: scenario([vm("a"), vm("b")]), evacuationDurationMs: 400 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a, b] = await d.listInstances("src");
+    const p1 = d.evacuate(a!, "src", opts());
+    const p2 = d.evacuate(a!, "src", opts());
+    // Another lifeboat process (a restart) meets b's evacuation running: it tracks it.
+    const q1 = d.evacuate(b!, "src", opts());
+    await new Promise((r) => setTimeout(r, 100));
+    const restarted = driver(cloud);
+    const q2 = restarted.evacuate(b!, "src", opts());
+    const results = await Promise.all([p1, p2, q1, q2]);
+    expect(results.map((r) => r.result)).toEqual(["evacuated", "evacuated", "evacuated", "evacuated"]);
+    expect(cloud.requests.filter((r) => isEvacuatePost(r, a!.id))).toHaveLength(1);
+    expect(cloud.requests.filter((r) => isEvacuatePost(r, b!.id))).toHaveLength(1);
+    cloud.settle();
+    expect(cloud.state.servers.get(b!.id)!.broken).toBe(false);
+    expect(cloud.state.servers.get(b!.id)!.locked).toBe(false);
+  });
+
+  it("an evacuate before force-down is reported as what it means, and leaves no lock", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]) });
+    const d = driver(cloud);
+    const [a] = await d.listInstances("src");
+    const r = await d.evacuate(a!, "src", opts());
+    expect(r).toMatchObject({ result: "failed", retryable: true });
+    expect(r.message).toContain("isolate the host first");
+    expect(r.message).toContain("Compute service of src is still in use.");
+    expect(actionsOn(cloud, a!.id)).toEqual(["lock 202", "evacuate 400", "unlock 202"]);
+  });
+
+  it("a server gone is failed and not retryable; one already elsewhere is evacuated without a POST", async () => {
+    const cloud = await start({ scenario: scenario([vm("a"), vm("b")]), evacuationDurationMs: 50 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a, b] = await d.listInstances("src");
+    cloud.state.servers.delete(a!.id);
+    expect(await d.evacuate(a!, "src", opts())).toMatchObject({ result: "failed", retryable: false });
+    expect(await d.evacuate(b!, "src", opts())).toMatchObject({ result: "evacuated" });
+    const posts = cloud.requests.filter((r) => isEvacuatePost(r)).length;
+    const again = await d.evacuate(b!, "src", opts(2));
+    expect(again).toMatchObject({ result: "evacuated", message: expect.stringMatching(/^already on another host/) as unknown });
+    expect(cloud.requests.filter((r) => isEvacuatePost(r))).toHaveLength(posts);
+  });
+
+  it("a server its owner locked stays locked, untouched", async () => {
+    const cloud = await start({ scenario: scenario([vm("mine", { locked: true, lockedReason: "do not touch" })]), evacuationDurationMs: 50 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [s] = await d.listInstances("src");
+    expect(await d.evacuate(s!, "src", opts())).toMatchObject({ result: "evacuated" });
+    expect(actionsOn(cloud, s!.id)).toEqual(["evacuate 200"]);
+    expect(cloud.state.servers.get(s!.id)).toMatchObject({ locked: true, lockedReason: "do not touch" });
+  });
+
+  it("a 500 on the evacuate call is not retried blindly: one POST, a retryable failure", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]) });
+    const d = driver(cloud, { lockInstances: false });
+    await isolated(cloud, d);
+    const [a] = await d.listInstances("src");
+    cloud.faults.fail(500, { times: 1, match: { method: "POST", path: `/v2.1/servers/${a!.id}/action` } });
+    const r = await d.evacuate(a!, "src", opts());
+    expect(r).toMatchObject({ result: "failed", retryable: true });
+    expect(r.message).toContain("Unexpected API Error");
+    expect(actionsOn(cloud, a!.id)).toEqual(["evacuate 500"]);
+    // Re-issued by the caller, it goes through.
+    expect(await d.evacuate(a!, "src", opts(2))).toMatchObject({ result: "evacuated" });
+  });
+
+  it("tracking that times out keeps the lock; the re-issue tracks the same migration to its end", async () => {
+    const cloud = await start({ scenario: scenario([vm("slow")]), evacuationDurationMs: 800 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [s] = await d.listInstances("src");
+    const t0 = Date.now();
+    const first = await d.evacuate(s!, "src", opts(1, 200));
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(first).toMatchObject({ result: "failed", retryable: true });
+    expect(first.message).toMatch(/not finished after/);
+    expect(cloud.state.servers.get(s!.id)!.locked).toBe(true);
+    const second = await driver(cloud).evacuate(s!, "src", opts(2, 10_000));
+    expect(second).toMatchObject({ result: "evacuated" });
+    expect(cloud.requests.filter((r) => isEvacuatePost(r))).toHaveLength(1);
+    expect(cloud.state.servers.get(s!.id)!.locked).toBe(false);
+  });
+
+  it("sends the target host when given", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]), evacuationDurationMs: 50 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a] = await d.listInstances("src");
+    expect(await d.evacuate(a!, "src", opts(1, 10_000, { targetHost: "dst-2" }))).toMatchObject({ result: "evacuated", targetHost: "dst-2" });
+    expect(cloud.requests.find((r) => isEvacuatePost(r))!.body).toEqual({ evacuate: { host: "dst-2" } });
+  });
+
+  it("start() says what it negotiated", async () => {
+    const cloud = await start({ scenario: scenario([]) });
+    expect(await driver(cloud).start()).toBe("Nova microversion 2.73 (cloud supports 2.1–2.93)");
+  });
+});
+
+describe("capacity", () => {
+  const hosts = [
+    { name: "src", vcpus: 8, memoryMb: 16384, diskGb: 100, cpuAllocationRatio: 4, ramAllocationRatio: 1, reservedMemoryMb: 1024, aggregates: ["gold"] },
+    { name: "dst-1", vcpus: 8, memoryMb: 16384, diskGb: 100, cpuAllocationRatio: 4, ramAllocationRatio: 1, reservedMemoryMb: 1024, aggregates: ["gold"] },
+    { name: "dst-2", vcpus: 16, memoryMb: 32768, diskGb: 200, cpuAllocationRatio: 2, ramAllocationRatio: 1.5, reservedMemoryMb: 0, zone: "az2" },
+  ];
+
+  it("free vCPU, RAM and disk per enabled, up host from Placement (allocation ratio and reserved honoured)", async () => {
+    const cloud = await start({ scenario: scenario([vm("a", { host: "dst-1", flavor: "ha" }), vm("b", { host: "dst-2" })], { hosts }) });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const cap = await d.capacity();
+    expect(cap).toEqual([
+      { host: "dst-1", zone: "nova", source: "placement", total: { vcpus: 32, ramMb: 15360, diskGb: 100 }, used: { vcpus: 2, ramMb: 1024, diskGb: 10 }, free: { vcpus: 30, ramMb: 14336, diskGb: 90 } },
+      { host: "dst-2", zone: "az2", source: "placement", total: { vcpus: 32, ramMb: 49152, diskGb: 200 }, used: { vcpus: 1, ramMb: 512, diskGb: 5 }, free: { vcpus: 31, ramMb: 48640, diskGb: 195 } },
+    ]);
+    expect((await d.capacity(undefined, { availabilityZone: "az2" })).map((c) => c.host)).toEqual(["dst-2"]);
+    expect((await d.capacity(undefined, { aggregate: "gold" })).map((c) => c.host)).toEqual(["dst-1"]);
+  });
+
+  it("falls back to os-hypervisors figures (at ≤ 2.87) when Placement fails", async () => {
+    const cloud = await start({ scenario: scenario([vm("a", { host: "dst-1", flavor: "ha" })], { hosts }) });
+    const d = driver(cloud);
+    cloud.faults.fail(503, { match: { service: "placement" } });
+    const cap = await d.capacity();
+    expect(cap.map((c) => c.source)).toEqual(["hypervisors", "hypervisors", "hypervisors"]);
+    const dst1 = cap.find((c) => c.host === "dst-1")!;
+    expect(dst1.free).toEqual({ vcpus: 6, ramMb: 16384 - 1024 - 1024, diskGb: 90 });
+    const hyp = cloud.requests.filter((r) => r.path === "/v2.1/os-hypervisors/detail");
+    expect(hyp.at(-1)!.microversion).toBe("compute 2.73");
+  });
+});
