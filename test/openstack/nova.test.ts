@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/logging.js";
 import { NovaClient, NovaVersionError, NOVA_MICROVERSIONS } from "../../src/openstack/nova.js";
-import { OpenStackApiError } from "../../src/openstack/types.js";
+import type { OpenStackApiError } from "../../src/openstack/types.js";
 import type { KeystoneSession } from "../../src/openstack/keystone.js";
 import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../src/sandbox/cloud.js";
 import { sessionFor } from "./support/session.js";
