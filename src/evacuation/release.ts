@@ -57,6 +57,10 @@ export interface ReleaseDeps {
 
 class Refused extends Error {}
 
+function seconds(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
+}
+
 export async function releaseHost(host: string, deps: ReleaseDeps): Promise<ReleaseResult> {
   const clock = deps.clock ?? systemClock;
   const log = deps.logger.child({ component: "release", host });
@@ -92,7 +96,7 @@ export async function releaseHost(host: string, deps: ReleaseDeps): Promise<Rele
       const ok = await done();
       if (ok !== null) return ok;
       const left = deadline - clock.now();
-      if (left <= 0) throw new Error(`${what}: not after ${Math.round(timeoutMs / 1000)}s`);
+      if (left <= 0) throw new Error(`${what}: not after ${seconds(timeoutMs)}`);
       await sleep(Math.min(poll, left), signal);
     }
   };
