@@ -7,11 +7,13 @@ import type { StatusInfo } from "./http/control.js";
 import type { Logger } from "./logging.js";
 import { Metrics } from "./metrics.js";
 import { Coordinator } from "./recovery/coordinator.js";
+import { reconcileIsolatedHosts } from "./recovery/reconcile.js";
 import type { PipelineDeps } from "./recovery/context.js";
 import type { FencingPort, NotifierPort } from "./recovery/ports.js";
 import { SqliteStore } from "./store/sqlite.js";
 import type { Store } from "./store/types.js";
 import { systemClock, type Clock } from "./util/clock.js";
+import { errorMessage } from "./util/errors.js";
 import { buildGates } from "./validation/build.js";
 import type { Gate } from "./validation/types.js";
 import { VERSION } from "./version.js";
@@ -23,10 +25,13 @@ export interface Drivers {
   notifier: NotifierPort;
 }
 
+/** Given the app's store, metrics and logger, build the drivers (they may need the store). */
+export type DriverFactory = (ctx: { store: Store; metrics: Metrics; logger: Logger }) => Drivers & { close?(): void };
+
 export interface AppOptions {
   config: Config;
   logger: Logger;
-  drivers: Drivers;
+  drivers: Drivers | DriverFactory;
   store?: Store;
   metrics?: Metrics;
   clock?: Clock;
@@ -47,6 +52,7 @@ export class Lifeboat {
   readonly coordinator: Coordinator;
   readonly clock: Clock;
   readonly instanceId: string;
+  readonly drivers: Drivers & { close?(): void };
   #server: Server | null = null;
 
   constructor(opts: AppOptions) {
@@ -56,9 +62,11 @@ export class Lifeboat {
     this.metrics = opts.metrics ?? new Metrics({ version: VERSION });
     this.store = opts.store ?? new SqliteStore(opts.config.store.path);
     this.instanceId = opts.instanceId ?? `${process.pid}`;
-    const base = { store: this.store, config: this.config, clock: this.clock };
-    const gates = opts.gates ?? buildGates({ ...base, ...opts.drivers, metrics: this.metrics, logger: this.logger });
-    const deps: PipelineDeps = { ...base, ...opts.drivers, logger: this.logger, metrics: this.metrics, gates };
+    this.drivers = typeof opts.drivers === "function" ? opts.drivers({ store: this.store, metrics: this.metrics, logger: this.logger }) : opts.drivers;
+    const { fencing, evacuation, notifier } = this.drivers;
+    const base = { store: this.store, config: this.config, clock: this.clock, fencing, evacuation, notifier };
+    const gates = opts.gates ?? buildGates({ ...base, metrics: this.metrics, logger: this.logger });
+    const deps: PipelineDeps = { ...base, logger: this.logger, metrics: this.metrics, gates };
     this.coordinator = new Coordinator(deps);
   }
 
@@ -101,11 +109,29 @@ export class Lifeboat {
     };
   }
 
-  async start(opts: { listen?: string | false } = {}): Promise<void> {
+  /**
+   * Negotiate with the cloud and reconcile with what Nova says lifeboat did. Bounded: an
+   * unreachable cloud is logged, never fatal (the webhook must keep journaling alerts).
+   */
+  private async connect(): Promise<void> {
+    const signal = AbortSignal.timeout(15_000);
+    try {
+      const what = await this.drivers.evacuation.start?.(signal);
+      if (what) this.logger.info({ driver: this.drivers.evacuation.driver }, `cloud: ${what}`);
+    } catch (err) {
+      this.logger.error({ err: errorMessage(err) }, "cannot reach the cloud at start; will retry on first use");
+      return;
+    }
+    const report = await reconcileIsolatedHosts({ store: this.store, evacuation: this.drivers.evacuation, logger: this.logger, signal, now: () => new Date(this.clock.now()).toISOString() });
+    if (report.isolated.length) this.logger.info(report, "hosts isolated by lifeboat in Nova");
+  }
+
+  async start(opts: { listen?: string | false; connect?: boolean } = {}): Promise<void> {
     await this.store.init();
     const pause = await this.coordinator.pauseState();
     this.metrics.automationPaused.set({ source: "operator" }, pause.paused ? 1 : 0);
     if (this.config.recovery.dry_run) this.logger.warn("DRY RUN: every decision is recorded, nothing is fenced, isolated or evacuated");
+    if (opts.connect ?? true) await this.connect();
     await this.coordinator.start();
     this.metrics.leader.set(1);
     const listen = opts.listen ?? this.config.server.listen;
@@ -147,6 +173,7 @@ export class Lifeboat {
     }
     await this.coordinator.stop();
     this.metrics.leader.set(0);
+    this.drivers.close?.();
     await this.store.close();
   }
 }

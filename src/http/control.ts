@@ -76,11 +76,11 @@ export function controlRouter(deps: ControlDeps): Router {
     res.json({ ...detail, events });
   });
 
-  router.post("/api/v1/recoveries/:id/approve", (req, res) => act(res, () => deps.coordinator.approve(req.params.id as string, actor(req))));
+  router.post("/api/v1/recoveries/:id/approve", (req, res) => act(res, () => deps.coordinator.approve(req.params.id, actor(req))));
   router.post("/api/v1/recoveries/:id/cancel", (req, res) => {
     const b = reasonBody.safeParse(req.body ?? {});
     if (!b.success) return badRequest(res, b.error);
-    return act(res, () => deps.coordinator.cancel(req.params.id as string, actor(req), b.data.reason));
+    return act(res, () => deps.coordinator.cancel(req.params.id, actor(req), b.data.reason));
   });
   router.post("/api/v1/recover", (req, res) => {
     const b = recoverBody.safeParse(req.body ?? {});

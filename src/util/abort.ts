@@ -19,7 +19,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 export function abortReason(signal: AbortSignal | undefined): Error {
   const reason: unknown = signal?.reason;
-  return reason instanceof Error ? reason : new AbortError(String(reason ?? "aborted"));
+  return reason instanceof Error ? reason : new AbortError(typeof reason === "string" ? reason : "aborted");
 }
 
 export class AbortError extends Error {

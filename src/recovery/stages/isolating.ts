@@ -1,4 +1,5 @@
 import type { IsolationResult } from "../../evacuation/types.js";
+import { isolationReason } from "../../openstack/compute-services.js";
 import { errorMessage } from "../../util/errors.js";
 import type { Stage } from "../context.js";
 import { secondsSince } from "./validating.js";
@@ -6,6 +7,7 @@ import { secondsSince } from "./validating.js";
 /** Nova must know the host is dead: force its compute service down, then disable it. */
 export const isolating: Stage = async (ctx) => {
   const r = ctx.recovery;
+  // The disabled_reason doubles as state kept in Nova (start-up reconciliation reads it).
   const reason = isolationReason(r.id, ctx.nowIso());
   if (r.dryRun) {
     await ctx.steps.record("isolate", { dryRun: true, wouldSetReason: reason });
@@ -28,8 +30,3 @@ export const isolating: Stage = async (ctx) => {
     };
   }
 };
-
-/** The disabled_reason lifeboat writes; it doubles as state kept in Nova. */
-export function isolationReason(recoveryId: string, at: string): string {
-  return `lifeboat: recovery ${recoveryId} fenced ${at}`;
-}

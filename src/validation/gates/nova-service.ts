@@ -1,10 +1,8 @@
 import type { EvacuationDriver } from "../../evacuation/types.js";
+import { isLifeboatReason } from "../../openstack/compute-services.js";
 import { sleep } from "../../util/abort.js";
 import { errorMessage } from "../../util/errors.js";
 import type { Gate, GateVerdict } from "../types.js";
-
-/** Reasons lifeboat writes start with this; any other disabled_reason is a human's. */
-export const LIFEBOAT_REASON_PREFIX = "lifeboat:";
 
 /**
  * Nova's own view: the host's nova-compute must be `down`, with a heartbeat older than
@@ -45,7 +43,7 @@ async function checkOnce(
     return { result: "undecided", reason: `cannot ask Nova: ${errorMessage(err)}`, recheck: true };
   }
   if (!svc) return { result: "block", reason: `Nova has no nova-compute service on host "${host}" (does the alert's host label match Nova's host name?)`, recheck: true };
-  if (svc.status === "disabled" && !(svc.disabledReason ?? "").startsWith(LIFEBOAT_REASON_PREFIX)) {
+  if (svc.status === "disabled" && !isLifeboatReason(svc.disabledReason)) {
     return {
       result: "block",
       reason: `nova-compute on ${host} was disabled by a human (${JSON.stringify(svc.disabledReason ?? "")}): maintenance, not acting`,

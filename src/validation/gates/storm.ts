@@ -4,6 +4,7 @@ import type { Metrics } from "../../metrics.js";
 import { isTerminal } from "../../recovery/model.js";
 import type { NotifierPort } from "../../recovery/ports.js";
 import type { Store } from "../../store/types.js";
+import { isLifeboatReason } from "../../openstack/compute-services.js";
 import { errorMessage } from "../../util/errors.js";
 import type { Gate, GateVerdict } from "../types.js";
 
@@ -72,7 +73,7 @@ export function stormGate(deps: {
       return { result: "undecided", reason: `cannot count compute services: ${errorMessage(err)}`, recheck: true, overridable: true };
     }
     const zone = services.find((s) => s.host === host)?.zone ?? null;
-    const enabled = services.filter((s) => s.status === "enabled" || (s.disabledReason ?? "").startsWith("lifeboat:")).length;
+    const enabled = services.filter((s) => s.status === "enabled" || isLifeboatReason(s.disabledReason)).length;
 
     // Who counts: admitted within the window, or still open.
     const windowStart = now - c.window_seconds * 1000;

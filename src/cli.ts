@@ -1,0 +1,162 @@
+#!/usr/bin/env node
+import { Command, Option } from "commander";
+import { ApiClient, type ClientOptions } from "./cli/client.js";
+import { recoveriesTable, recoveryText } from "./cli/format.js";
+import { formatProblems, loadConfigFile } from "./config/load.js";
+import type { Recovery, RecoveryDetail } from "./recovery/model.js";
+import { VERSION } from "./version.js";
+
+/**
+ * lifeboat's command line. `serve` runs the daemon; `check-config`, `doctor`, `fence
+ * status` and `check` work from a config file; the rest talk to a running instance
+ * through its control API (admin token).
+ */
+const program = new Command();
+program.name("lifeboat").description("High availability for OpenStack compute nodes, driven by Prometheus and Alertmanager.").version(VERSION);
+
+function clientOptions(cmd: Command): Command {
+  return cmd
+    .option("--url <url>", "URL of the running lifeboat (default: $LIFEBOAT_URL, the config's listen address, or http://127.0.0.1:9095)")
+    .option("--token <token>", "admin token (default: $LIFEBOAT_ADMIN_TOKEN or the config's server.admin_token)")
+    .option("-c, --config <file>", "read the URL and admin token from this config")
+    .option("--json", "print JSON instead of text");
+}
+
+type ClientOpts = ClientOptions & { json?: boolean };
+
+function print(opts: ClientOpts, data: unknown, text: () => string): void {
+  console.log(opts.json ? JSON.stringify(data, null, 2) : text());
+}
+
+async function run(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    console.error(`lifeboat: ${(err as Error).message}`);
+    process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 1;
+  }
+}
+
+program
+  .command("serve")
+  .description("run lifeboat: webhook, control API, metrics, and the recovery pipeline")
+  .requiredOption("-c, --config <file>", "configuration file (YAML)")
+  .option("--listen <host:port>", "override server.listen")
+  .action(async (opts: { config: string; listen?: string }) => {
+    const { serve } = await import("./cli/serve.js");
+    await serve(opts);
+  });
+
+program
+  .command("check-config")
+  .description("validate a configuration file: print every problem with its path; exit 1 if any")
+  .argument("[file]", "configuration file")
+  .option("-c, --config <file>", "configuration file")
+  .action((file: string | undefined, opts: { config?: string }) => {
+    const path = file ?? opts.config;
+    if (!path) {
+      console.error("lifeboat: give a configuration file");
+      process.exitCode = 2;
+      return;
+    }
+    const r = loadConfigFile(path);
+    if (!r.ok) {
+      console.error(`${path}: ${r.problems.length} problem(s)\n${formatProblems(r.problems)}`);
+      process.exitCode = 1;
+      return;
+    }
+    const hosts = Object.keys(r.config.fencing.hosts).length;
+    console.log(`${path}: OK (${hosts} host(s) with fencing, ${r.config.gates.confirmations.length} confirmation(s), triggers: ${r.config.alerts.trigger_alertnames.join(", ")}${r.config.recovery.dry_run ? ", DRY RUN" : ""})`);
+  });
+
+clientOptions(program.command("status").description("show the running instance: leader, pause, open recoveries")).action((opts: ClientOpts) =>
+  run(async () => {
+    const s = await ApiClient.fromOptions(opts).request<Record<string, unknown>>("GET", "/api/v1/status");
+    print(opts, s, () => statusText(s));
+  }),
+);
+
+clientOptions(
+  program
+    .command("recoveries")
+    .description("list recoveries, newest first")
+    .option("--host <host>")
+    .option("--state <states>", "comma-separated states")
+    .option("--open", "only recoveries not yet ended")
+    .option("--limit <n>", "how many", "50"),
+).action((opts: ClientOpts & { host?: string; state?: string; open?: boolean; limit: string }) =>
+  run(async () => {
+    const q = new URLSearchParams({ limit: opts.limit });
+    if (opts.host) q.set("host", opts.host);
+    if (opts.state) q.set("state", opts.state);
+    if (opts.open) q.set("open", "true");
+    const r = await ApiClient.fromOptions(opts).request<{ recoveries: Recovery[] }>("GET", `/api/v1/recoveries?${q.toString()}`);
+    print(opts, r, () => recoveriesTable(r.recoveries));
+  }),
+);
+
+clientOptions(program.command("show").description("one recovery: timeline, gate decisions, instances, notifications").argument("<id>")).action((id: string, opts: ClientOpts) =>
+  run(async () => {
+    const d = await ApiClient.fromOptions(opts).request<RecoveryDetail>("GET", `/api/v1/recoveries/${encodeURIComponent(id)}`);
+    print(opts, d, () => recoveryText(d));
+  }),
+);
+
+clientOptions(
+  program
+    .command("recover")
+    .description("start a recovery of HOST now (no grace period; policy gates approved by you)")
+    .argument("<host>")
+    .option("--dry-run", "decide everything, change nothing")
+    .addOption(new Option("--confirm-off", "you confirm the host is powered off: fencing is skipped (recorded as such)")),
+).action((host: string, opts: ClientOpts & { dryRun?: boolean; confirmOff?: boolean }) =>
+  run(async () => {
+    const r = await ApiClient.fromOptions(opts).request<Recovery>("POST", "/api/v1/recover", { host, dry_run: opts.dryRun ?? false, confirm_off: opts.confirmOff ?? false });
+    print(opts, r, () => `recovery ${r.id} of ${r.host} started${r.dryRun ? " (dry run)" : ""}${r.confirmedOff ? ", host confirmed off by you" : ""}\nfollow it: lifeboat show ${r.id}`);
+  }),
+);
+
+clientOptions(program.command("approve").description("approve a blocked recovery past its policy gates").argument("<id>")).action((id: string, opts: ClientOpts) =>
+  run(async () => {
+    const r = await ApiClient.fromOptions(opts).request<Recovery>("POST", `/api/v1/recoveries/${encodeURIComponent(id)}/approve`);
+    print(opts, r, () => `recovery ${r.id} approved (state ${r.state})`);
+  }),
+);
+
+clientOptions(program.command("cancel").description("cancel a recovery before fencing").argument("<id>").option("--reason <text>")).action(
+  (id: string, opts: ClientOpts & { reason?: string }) =>
+    run(async () => {
+      const r = await ApiClient.fromOptions(opts).request<Recovery>("POST", `/api/v1/recoveries/${encodeURIComponent(id)}/cancel`, opts.reason ? { reason: opts.reason } : {});
+      print(opts, r, () => `recovery ${r.id} ${r.state}: ${r.reason}`);
+    }),
+);
+
+clientOptions(program.command("pause").description("pause automation (persisted): new recoveries stop before fencing").option("--reason <text>")).action(
+  (opts: ClientOpts & { reason?: string }) =>
+    run(async () => {
+      const r = await ApiClient.fromOptions(opts).request<{ by: string; at: string }>("POST", "/api/v1/pause", opts.reason ? { reason: opts.reason } : {});
+      print(opts, r, () => `automation paused by ${r.by} at ${r.at}`);
+    }),
+);
+
+clientOptions(program.command("resume").description("resume automation")).action((opts: ClientOpts) =>
+  run(async () => {
+    const r = await ApiClient.fromOptions(opts).request<{ by: string; at: string }>("POST", "/api/v1/resume");
+    print(opts, r, () => `automation resumed by ${r.by} at ${r.at}`);
+  }),
+);
+
+function statusText(s: Record<string, unknown>): string {
+  const leader = s.leader as { self: boolean; id: string | null } | undefined;
+  const paused = s.paused as { paused: boolean; by: string; reason: string; at: string } | undefined;
+  const open = (s.openRecoveries ?? {}) as Record<string, number>;
+  const lines = [
+    `lifeboat ${String(s.version)}  instance ${String(s.instance)}  store ${String(s.store)}${s.dryRun ? "  DRY RUN" : ""}`,
+    `leader: ${leader?.self ? "this instance" : (leader?.id ?? "none")}`,
+    `automation: ${paused?.paused ? `PAUSED by ${paused.by} at ${paused.at} (${paused.reason})` : "active"}`,
+    `open recoveries: ${Object.keys(open).length ? Object.entries(open).map(([k, v]) => `${k} ${v}`).join(", ") : "none"}`,
+  ];
+  return lines.join("\n");
+}
+
+await program.parseAsync(process.argv);

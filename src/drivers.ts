@@ -1,0 +1,23 @@
+import type { Drivers } from "./app.js";
+import type { Config } from "./config/schema.js";
+import { createNovaEvacuationDriver, novaDriverOptions } from "./evacuation/nova.js";
+import { createFencing } from "./fencing/service.js";
+import type { Logger } from "./logging.js";
+import type { Metrics } from "./metrics.js";
+import { createNotifier } from "./notify/service.js";
+import { createKeystoneSession, type KeystoneSession } from "./openstack/keystone.js";
+import type { Store } from "./store/types.js";
+
+export interface BuiltDrivers extends Drivers {
+  session: KeystoneSession;
+  close(): void;
+}
+
+/** Build the drivers the config names: fencing chains, Keystone + Nova, notification channels. */
+export function buildDrivers(config: Config, deps: { logger: Logger; metrics: Metrics; store: Store; env?: NodeJS.ProcessEnv }): BuiltDrivers {
+  const fencing = createFencing(config.fencing, { logger: deps.logger.child({ component: "fencing" }), metrics: deps.metrics });
+  const session = createKeystoneSession(config.openstack, { logger: deps.logger.child({ component: "keystone" }), ...(deps.env ? { env: deps.env } : {}) });
+  const evacuation = createNovaEvacuationDriver({ session, logger: deps.logger }, novaDriverOptions(config.evacuation));
+  const notifier = createNotifier(config.notifications, { store: deps.store, logger: deps.logger, metrics: deps.metrics, session });
+  return { fencing, evacuation, notifier, session, close: () => notifier.close() };
+}
