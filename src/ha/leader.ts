@@ -20,10 +20,13 @@ import { withDeadline } from "./timeout.js";
  *
  *     earliest expiry ≥ (send time of the last successful keep-alive) + TTL
  *
- * A leader trusts its leadership only until `sent + TTL/2` (by default) on its own
- * *monotonic* clock (`performance.now()`, immune to wall-clock steps from NTP or an
- * operator), and steps down at once when a keep-alive fails. The other TTL/2 (5 s with the
- * default TTL of 10 s) is the margin for:
+ * A leader trusts its leadership only until `sent + TTL/2` (by default) and steps down at
+ * once when a keep-alive fails. Elapsed time is the larger of what the monotonic clock
+ * (`performance.now()`) and the wall clock measured since the send: a wall-clock step
+ * backwards (NTP, an operator) cannot extend the trust because the monotonic clock still
+ * counts, and a system suspend — during which the monotonic clock stops — shows on the wall
+ * clock. (Either clock jumping forward only makes it step down early: the safe side.)
+ * The other TTL/2 (5 s with the default TTL of 10 s) is the margin for:
  *  - clock *rate* differences between this host and the etcd leader (ppm: microseconds),
  *  - a late timer or a stalled event loop: `isLeader()`, `LeaderTerm.isFresh()` and claims'
  *    `assertHeld()` compute freshness from the clock when called, not from a flag that a
@@ -32,10 +35,9 @@ import { withDeadline } from "./timeout.js";
  *    side effect and pass `term.signal` to it, so it is aborted when the term ends.
  * etcd never shortens a lease: on an etcd leader change the remaining TTLs are *extended*.
  *
- * Keep-alives go every TTL/3, so one slow keep-alive is tolerated only briefly; a second
- * missed one ends the term. A term that ended because of a slow answer comes back only if
- * the lease is still alive and the leader key is still ours: no one else can have led
- * meanwhile.
+ * Keep-alives go every TTL/3, so a keep-alive that fails, or is not answered within TTL/6,
+ * ends the term. A term that ended because of a slow answer comes back only if the lease is
+ * still alive and the leader key is still ours: no one else can have led meanwhile.
  */
 
 export interface LeaderRecord {
@@ -92,6 +94,8 @@ interface LeaseState {
   ttlMs: number;
   /** Send time of the grant or of the last successful keep-alive (monotonic ms). */
   renewedAt: number;
+  /** The same instant on the wall clock (Date.now()). */
+  renewedAtWall: number;
 }
 
 type ChangeListener = (leader: boolean, term: LeaderTerm | null) => void;
@@ -245,8 +249,9 @@ export class LeaderElection {
 
   private async grant(): Promise<LeaseState> {
     const sentAt = this.#now();
+    const sentAtWall = Date.now();
     const res = await withDeadline(this.#client.leaseClient.leaseGrant({ TTL: this.ttlMs / 1000 }), this.requestTimeoutMs, "lease grant");
-    const lease: LeaseState = { id: res.ID, ttlMs: Math.min(this.ttlMs, Number(res.TTL) * 1000), renewedAt: sentAt };
+    const lease: LeaseState = { id: res.ID, ttlMs: Math.min(this.ttlMs, Number(res.TTL) * 1000), renewedAt: sentAt, renewedAtWall: sentAtWall };
     if (this.#stopped) {
       this.#stale.set(lease.id, this.#now());
     } else {
@@ -257,11 +262,15 @@ export class LeaderElection {
 
   private async renew(lease: LeaseState): Promise<void> {
     const sentAt = this.#now();
+    const sentAtWall = Date.now();
     const ttlSeconds = await keepAliveOnce(this.#client, lease.id, this.requestTimeoutMs);
     if (ttlSeconds <= 0) throw new EtcdLeaseInvalidError(lease.id);
     if (this.#lease !== lease) return;
     lease.ttlMs = Math.min(this.ttlMs, ttlSeconds * 1000);
-    lease.renewedAt = Math.max(lease.renewedAt, sentAt);
+    if (sentAt > lease.renewedAt) {
+      lease.renewedAt = sentAt;
+      lease.renewedAtWall = sentAtWall;
+    }
     this.armStepDownTimer();
   }
 
@@ -270,7 +279,8 @@ export class LeaderElection {
     const record: LeaderRecord = { instanceId: this.instanceId, incarnation: this.incarnation, since: new Date().toISOString() };
     const res = await withDeadline(ks.txn([ks.absent("leader")], [ks.putJson("leader", record, lease.id)], [ks.get("leader")]), this.requestTimeoutMs, "campaign");
     if (res.succeeded) {
-      this.beginTerm(lease);
+      // Resigned or stopped while the campaign was on its way: do not sit on the key.
+      if (!this.beginTerm(lease) && (this.#stopped || this.#now() < this.#holdOffUntil)) this.forgetLease(lease, "resigned");
       return;
     }
     const [kv] = kvs(res.responses[0]);
@@ -299,14 +309,15 @@ export class LeaderElection {
 
   // ---- terms --------------------------------------------------------------------------
 
-  private beginTerm(lease: LeaseState): void {
-    if (this.#stopped || this.#lease !== lease || this.#term || this.#now() < this.#holdOffUntil) return;
+  private beginTerm(lease: LeaseState): boolean {
+    if (this.#stopped || this.#lease !== lease || this.#term || this.#now() < this.#holdOffUntil) return false;
     const term = new Term(this.instanceId, this.incarnation, lease, this.stepDownAfterMs / this.ttlMs, this.#now);
-    if (!term.isFresh()) return;
+    if (!term.isFresh()) return false;
     this.#term = term;
     this.armStepDownTimer();
     this.#log.info({ lease: lease.id, validForMs: Math.round(term.remainingMs()) }, "became leader");
     this.emit(true, term);
+    return true;
   }
 
   private endTerm(reason: string): void {
@@ -421,16 +432,21 @@ class Term implements LeaderTerm {
     return this.#controller.signal;
   }
 
-  validUntil(): number {
-    return this.#ended ? Number.NEGATIVE_INFINITY : this.lease.renewedAt + this.trust * this.lease.ttlMs;
+  /** Time since the last renewal was sent: the larger of the monotonic and wall-clock measures. */
+  private elapsedMs(): number {
+    return Math.max(this.now() - this.lease.renewedAt, Date.now() - this.lease.renewedAtWall);
   }
 
   remainingMs(): number {
-    return Math.max(0, this.validUntil() - this.now());
+    return this.#ended ? 0 : Math.max(0, this.trust * this.lease.ttlMs - this.elapsedMs());
+  }
+
+  validUntil(): number {
+    return this.#ended ? Number.NEGATIVE_INFINITY : this.now() + this.remainingMs();
   }
 
   isFresh(): boolean {
-    return this.now() < this.validUntil();
+    return this.remainingMs() > 0;
   }
 
   assertFresh(): void {

@@ -171,6 +171,42 @@ describe("leader election on a real etcd", () => {
     expect(await a.election.leaderId()).toBe("lifeboat-b");
   });
 
+  it("steps down on the wall clock when the monotonic clock stops (system suspend)", async () => {
+    group = new Candidates(etcd.endpoint);
+    let frozen: number | null = null;
+    const mono = (): number => frozen ?? performance.now();
+    const a = group.add("lifeboat-a", { now: mono });
+    await vi.waitFor(() => expect(a.election.isLeader()).toBe(true), { timeout: 10_000, interval: 20 });
+    const b = group.add("lifeboat-b");
+    await sleep(300);
+    frozen = performance.now(); // A's monotonic clock stops; wall time goes on
+    const frozenAt = Date.now();
+    await vi.waitFor(() => expect(a.election.isLeader()).toBe(false), { timeout: TTL_MS, interval: 20 });
+    expect(Date.now() - frozenAt).toBeLessThanOrEqual(STEP_DOWN_MS + 250);
+    // A renews nothing while its clock is stopped, so its lease expires and B takes over.
+    await vi.waitFor(() => expect(b.election.isLeader()).toBe(true), { timeout: TTL_MS + 5_000, interval: 20 });
+    expect(a.election.isLeader()).toBe(false);
+  });
+
+  it("a wall clock stepped back does not extend leadership", async () => {
+    const own = await startEtcd();
+    extraEtcd.push(own);
+    group = new Candidates(own.endpoint);
+    const a = group.add("lifeboat-a");
+    await vi.waitFor(() => expect(a.election.isLeader()).toBe(true), { timeout: 10_000, interval: 20 });
+    const validUntil = a.election.leaseValidUntil()!;
+    const realNow = Date.now.bind(Date);
+    const spy = vi.spyOn(Date, "now").mockImplementation(() => realNow() - 3_600_000);
+    own.pause();
+    try {
+      await vi.waitFor(() => expect(a.election.isLeader()).toBe(false), { timeout: TTL_MS, interval: 10 });
+      expect(a.lastDown()!).toBeLessThanOrEqual(validUntil + 250);
+    } finally {
+      spy.mockRestore();
+      own.resume();
+    }
+  });
+
   it("resign hands leadership over at once and holds off campaigning", async () => {
     group = new Candidates(etcd.endpoint);
     const a = group.add("lifeboat-a");
