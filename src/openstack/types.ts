@@ -8,7 +8,10 @@ export type ServiceType = "compute" | "identity" | "placement";
 export interface OpenStackRequest {
   service: ServiceType;
   method: "GET" | "POST" | "PUT" | "DELETE" | "PATCH";
-  /** Path relative to the service endpoint, e.g. `/os-services` or `/v3/users/abc`. */
+  /**
+   * Path relative to the service endpoint, e.g. `/os-services` or `/v3/users/abc` (identity
+   * paths carry their `/v3`), or an absolute URL (a link Nova answered with).
+   */
   path: string;
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;

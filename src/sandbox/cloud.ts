@@ -1,4 +1,5 @@
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import express, { type NextFunction, type Request, type Response } from "express";
@@ -47,6 +48,8 @@ export interface SandboxCloudOptions {
   evacuationDurationMs?: number;
   /** Nova's [api]max_limit (default 1000). */
   maxLimit?: number;
+  /** Serve HTTPS with this key and certificate (PEM) instead of plain HTTP. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
 }
 
 export interface SandboxCredentials {
@@ -215,14 +218,14 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
     serviceError(res, entry?.service ?? "other", 500);
   });
 
-  const server = http.createServer(app);
+  const server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, app) : http.createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
   });
   const addr = server.address() as AddressInfo;
   const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
-  const baseUrl = `http://${host}:${addr.port}`;
+  const baseUrl = `${opts.tls ? "https" : "http"}://${host}:${addr.port}`;
   const admin = [...state.users.values()].find((u) => u.name === SANDBOX_ADMIN.username);
   const adminProject = [...state.projects.values()].find((p) => p.name === SANDBOX_ADMIN.projectName);
   const appCred = [...state.applicationCredentials.values()].find((a) => a.name === SANDBOX_APP_CREDENTIAL.name);

@@ -253,6 +253,24 @@ describe("evacuation", () => {
     expect(cloud.state.servers.get(s!.id)!.locked).toBe(false);
   });
 
+  it("409 from Nova: re-inspected; a busy task is retryable, a paused server is not", async () => {
+    const cloud = await start({ scenario: scenario([vm("busy", { taskState: "powering-off" }), vm("paused", { status: "PAUSED" })]) });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const list = await d.listInstances("src");
+    const busy = list.find((i) => i.name === "busy")!;
+    const paused = list.find((i) => i.name === "paused")!;
+    const rb = await d.evacuate(busy, "src", opts());
+    expect(rb).toMatchObject({ result: "failed", retryable: true });
+    expect(rb.message).toContain("while it is in task_state powering-off");
+    const rp = await d.evacuate(paused, "src", opts());
+    expect(rp).toMatchObject({ result: "failed", retryable: false });
+    expect(rp.message).toContain("while it is in vm_state paused");
+    // Looked again after the 409 (server + migrations), and left no lock behind.
+    expect(actionsOn(cloud, busy.id)).toEqual(["lock 202", "evacuate 409", "unlock 202"]);
+    expect(cloud.state.servers.get(paused.id)!.locked).toBe(false);
+  });
+
   it("sends the target host when given", async () => {
     const cloud = await start({ scenario: scenario([vm("a")]), evacuationDurationMs: 50 });
     const d = driver(cloud);
