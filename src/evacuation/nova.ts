@@ -10,7 +10,6 @@ import {
   toComputeServiceInfo,
 } from "../openstack/compute-services.js";
 import { getComputeCapacity, type CapacityQuery, type ComputeHostCapacity } from "../openstack/capacity.js";
-import { isRetryableError } from "../openstack/errors.js";
 import { PlacementClient } from "../openstack/placement.js";
 import {
   FAILED_MIGRATION_STATUSES,
@@ -159,7 +158,13 @@ export class NovaEvacuationDriver implements EvacuationDriver {
       this.log.info({ instance: instance.id }, "evacuation of this instance already in progress here: joining it");
       return running;
     }
-    const p = this.evacuateOnce(instance, sourceHost, opts).finally(() => this.inFlight.delete(instance.id));
+    const p = this.evacuateOnce(instance, sourceHost, opts)
+      .catch((err: unknown): EvacuationOutcome => {
+        if (isAbortError(err) && opts.signal?.aborted) throw err;
+        // Nova unreachable while looking (not while evacuating: that is handled inside).
+        return { result: "failed", retryable: true, message: `could not reach Nova: ${errorMessage(err)}` };
+      })
+      .finally(() => this.inFlight.delete(instance.id));
     this.inFlight.set(instance.id, p);
     return p;
   }
@@ -192,11 +197,11 @@ export class NovaEvacuationDriver implements EvacuationDriver {
       if (task === null) return this.arrived(server, instance, fromSource[0], log, "already on another host");
       // Elsewhere already but still busy (e.g. the rebuild is finishing): follow it, send nothing.
       log.info({ at, task }, "server already left the failed host and is still busy: tracking");
-      return this.finish(instance, source, await this.track(instance, source, open?.id, new Set(), deadline, signal, log), log, signal);
+      return this.finish(instance, await this.track(instance, source, open?.id, new Set(), deadline, signal, log), log, signal);
     }
     if (open || (task !== null && REBUILD_TASKS.has(task))) {
       log.info({ migration: open?.id, status: open?.status, task }, "an evacuation is already running: tracking it, not sending another");
-      return this.finish(instance, source, await this.track(instance, source, open?.id, new Set(), deadline, signal, log), log, signal);
+      return this.finish(instance, await this.track(instance, source, open?.id, new Set(), deadline, signal, log), log, signal);
     }
 
     await this.lockFor(server, source, opts, log, signal);
@@ -207,9 +212,9 @@ export class NovaEvacuationDriver implements EvacuationDriver {
     } catch (err) {
       if (isAbortError(err) && signal?.aborted) throw err;
       const outcome = await this.afterRefusal(err, instance, source, before, deadline, signal, log);
-      return this.finish(instance, source, outcome, log, signal);
+      return this.finish(instance, outcome, log, signal);
     }
-    return this.finish(instance, source, await this.track(instance, source, undefined, before, deadline, signal, log), log, signal);
+    return this.finish(instance, await this.track(instance, source, undefined, before, deadline, signal, log), log, signal);
   }
 
   /** What a refused or lost evacuate call means. */
@@ -252,7 +257,8 @@ export class NovaEvacuationDriver implements EvacuationDriver {
       log.warn({ migration: started.id, err: errorMessage(err) }, "evacuate call failed but Nova started it: tracking");
       return this.track(instance, source, started.id, before, deadline, signal, log);
     }
-    return { result: "failed", retryable: isRetryableError(err) || !(err instanceof OpenStackApiError), message: `evacuate call failed: ${errorMessage(err)}` };
+    // A 5xx, a timeout or a lost connection with nothing started: worth another attempt.
+    return { result: "failed", retryable: true, message: `evacuate call failed: ${errorMessage(err)}` };
   }
 
   /** Follow one evacuation until the server is elsewhere with no task, the migration fails, or time is up. */
@@ -341,7 +347,7 @@ export class NovaEvacuationDriver implements EvacuationDriver {
   }
 
   /** Unlock what lifeboat locked once the evacuation has ended (a still-running one keeps its lock). */
-  private async finish(instance: InstanceInfo, _source: string, outcome: Tracked, log: Logger, signal?: AbortSignal): Promise<EvacuationOutcome> {
+  private async finish(instance: InstanceInfo, outcome: Tracked, log: Logger, signal?: AbortSignal): Promise<EvacuationOutcome> {
     const { stillRunning, ...result } = outcome;
     if (!stillRunning) await this.releaseLock(instance.id, log, signal);
     return result;

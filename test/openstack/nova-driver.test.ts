@@ -271,6 +271,19 @@ describe("evacuation", () => {
     expect(cloud.state.servers.get(paused.id)!.locked).toBe(false);
   });
 
+  it("Nova unreachable while looking first: a retryable failure, nothing sent", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]) });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a] = await d.listInstances("src");
+    const f = cloud.faults.fail(503, { match: { method: "GET", path: `/v2.1/servers/${a!.id}` } });
+    const r = await d.evacuate(a!, "src", opts());
+    expect(r).toMatchObject({ result: "failed", retryable: true });
+    expect(r.message).toMatch(/^could not reach Nova/);
+    expect(f.hits()).toBe(3); // the session's retries
+    expect(actionsOn(cloud, a!.id)).toEqual([]);
+  });
+
   it("sends the target host when given", async () => {
     const cloud = await start({ scenario: scenario([vm("a")]), evacuationDurationMs: 50 });
     const d = driver(cloud);
