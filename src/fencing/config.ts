@@ -28,12 +28,12 @@ const common = {
 export const ipmiDeviceSchema = z.strictObject({
   driver: z.literal("ipmi"),
   address: z.string().min(1).describe("BMC host name or IP address."),
-  port: z.number().int().min(1).max(65535).default(623),
-  username: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(623).describe("BMC UDP port (ipmitool -p)."),
+  username: z.string().min(1).describe("BMC user (ipmitool -U); power control needs OPERATOR privilege or more."),
   password: secret().describe("BMC password; passed to ipmitool through the environment (-E), never argv."),
-  interface: z.enum(["lanplus", "lan"]).default("lanplus"),
+  interface: z.enum(["lanplus", "lan"]).default("lanplus").describe("ipmitool -I: lanplus (IPMI 2.0 RMCP+) or lan (IPMI 1.5)."),
   cipher_suite: z.number().int().min(0).max(17).optional().describe("ipmitool -C; unset lets ipmitool choose."),
-  privilege: z.enum(["CALLBACK", "USER", "OPERATOR", "ADMINISTRATOR"]).default("ADMINISTRATOR"),
+  privilege: z.enum(["CALLBACK", "USER", "OPERATOR", "ADMINISTRATOR"]).default("ADMINISTRATOR").describe("ipmitool -L: session privilege level."),
   ipmitool_timeout_seconds: z.number().int().positive().default(1).describe("ipmitool -N: per-try timeout."),
   ipmitool_retries: z
     .number()
@@ -41,16 +41,19 @@ export const ipmiDeviceSchema = z.strictObject({
     .min(1, "must be at least 1: ipmitool reads -R 0 as its default of 4 retries (~20 s against a dead BMC)")
     .default(2)
     .describe("ipmitool -R: retries per command (at least 1; ipmitool treats 0 as 'use the default of 4')."),
-  ipmitool_path: z.string().default("ipmitool"),
+  ipmitool_path: z.string().min(1).default("ipmitool").describe("The ipmitool binary (run directly, never through a shell)."),
   ...common,
 });
 
 export const redfishDeviceSchema = z.strictObject({
   driver: z.literal("redfish"),
   address: url().describe("BMC base URL, e.g. https://10.0.0.7 or https://bmc-7:8443."),
-  username: z.string().min(1),
-  password: secret(),
-  auth: z.enum(["basic", "session"]).default("basic"),
+  username: z.string().min(1).describe("BMC user."),
+  password: secret().describe("BMC password (HTTP basic auth, or the session login body)."),
+  auth: z
+    .enum(["basic", "session"])
+    .default("basic")
+    .describe("basic: credentials on every request; session: log in (X-Auth-Token) per operation and log out afterwards."),
   system_id: z
     .string()
     .min(1)
@@ -65,7 +68,7 @@ export const libvirtDeviceSchema = z.strictObject({
   driver: z.literal("libvirt"),
   uri: z.string().min(1).describe("libvirt connection URI, e.g. qemu+ssh://root@kvm-1/system."),
   domain: z.string().min(1).describe("Domain name or UUID of the compute node VM."),
-  virsh_path: z.string().default("virsh"),
+  virsh_path: z.string().min(1).default("virsh").describe("The virsh binary (run directly with LC_ALL=C, never through a shell)."),
   ...common,
 });
 
