@@ -1,4 +1,5 @@
 import type { Server } from "node:http";
+import { hostname } from "node:os";
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config/schema.js";
 import type { EvacuationDriver } from "./evacuation/types.js";
@@ -6,7 +7,11 @@ import { createHttpApp } from "./http/server.js";
 import type { StatusInfo } from "./http/control.js";
 import type { Logger } from "./logging.js";
 import { Metrics } from "./metrics.js";
+import { ClaimGuard } from "./ha/claim-guard.js";
+import { createEtcdHa, type EtcdHa } from "./ha/setup.js";
+import { runWhileLeader } from "./ha/while-leader.js";
 import { Coordinator } from "./recovery/coordinator.js";
+import type { Recovery } from "./recovery/model.js";
 import { reconcileIsolatedHosts } from "./recovery/reconcile.js";
 import type { PipelineDeps } from "./recovery/context.js";
 import type { FencingPort, NotifierPort } from "./recovery/ports.js";
@@ -53,6 +58,10 @@ export class Lifeboat {
   readonly clock: Clock;
   readonly instanceId: string;
   readonly drivers: Drivers & { close?(): void };
+  /** Active-passive HA on etcd (store driver etcd): election and host claims. */
+  readonly ha: EtcdHa | undefined;
+  readonly #claimGuard: ClaimGuard | undefined;
+  #leaderWork: { stop(): Promise<void> } | null = null;
   #server: Server | null = null;
 
   constructor(opts: AppOptions) {
@@ -60,13 +69,25 @@ export class Lifeboat {
     this.logger = opts.logger;
     this.clock = opts.clock ?? systemClock;
     this.metrics = opts.metrics ?? new Metrics({ version: VERSION });
-    this.store = opts.store ?? new SqliteStore(opts.config.store.path);
-    this.instanceId = opts.instanceId ?? `${process.pid}`;
+    const storeCfg = opts.config.store;
+    if (!opts.store && storeCfg.driver === "etcd") {
+      this.ha = createEtcdHa(storeCfg, this.logger.child({ component: "ha" }));
+      this.#claimGuard = new ClaimGuard(this.ha.claims, this.logger.child({ component: "claims" }));
+    }
+    this.store = opts.store ?? this.ha?.store ?? new SqliteStore(storeCfg.driver === "sqlite" ? storeCfg.path : "");
+    this.instanceId = opts.instanceId ?? (storeCfg.driver === "etcd" ? storeCfg.instance_id : hostname());
     this.drivers = typeof opts.drivers === "function" ? opts.drivers({ store: this.store, metrics: this.metrics, logger: this.logger }) : opts.drivers;
     const { fencing, evacuation, notifier } = this.drivers;
     const base = { store: this.store, config: this.config, clock: this.clock, fencing, evacuation, notifier };
     const gates = opts.gates ?? buildGates({ ...base, metrics: this.metrics, logger: this.logger });
-    const deps: PipelineDeps = { ...base, logger: this.logger, metrics: this.metrics, gates };
+    const guard = this.#claimGuard;
+    const deps: PipelineDeps = {
+      ...base,
+      logger: this.logger,
+      metrics: this.metrics,
+      gates,
+      ...(guard ? { beforeSideEffect: (r: Recovery, what: string) => guard.check(r, what), onRecoveryEnded: (id: string) => guard.release(id) } : {}),
+    };
     this.coordinator = new Coordinator(deps);
   }
 
@@ -94,16 +115,18 @@ export class Lifeboat {
       control: {
         coordinator: this.coordinator,
         adminToken: c.server.admin_token,
-        status: () => Promise.resolve(this.statusInfo()),
+        status: () => this.statusInfo(),
       },
     });
   }
 
-  statusInfo(): StatusInfo {
+  async statusInfo(): Promise<StatusInfo> {
+    const self = this.ha ? this.ha.election.isLeader() : this.coordinator.running;
+    const id = this.ha ? await this.ha.election.leaderId().catch(() => null) : self ? this.instanceId : null;
     return {
       version: VERSION,
       instance: this.instanceId,
-      leader: { self: this.coordinator.running, id: this.coordinator.running ? this.instanceId : null },
+      leader: { self, id },
       store: this.store.kind,
       dryRun: this.config.recovery.dry_run,
     };
@@ -132,8 +155,31 @@ export class Lifeboat {
     this.metrics.automationPaused.set({ source: "operator" }, pause.paused ? 1 : 0);
     if (this.config.recovery.dry_run) this.logger.warn("DRY RUN: every decision is recorded, nothing is fenced, isolated or evacuated");
     if (opts.connect ?? true) await this.connect();
-    await this.coordinator.start();
-    this.metrics.leader.set(1);
+    if (this.ha) {
+      // Every instance journals webhooks; only the leader runs recoveries.
+      const election = this.ha.election;
+      election.onChange((leader) => {
+        this.metrics.leader.set(leader ? 1 : 0);
+        this.logger.warn({ instance: this.instanceId, leader }, leader ? "this instance leads: running recoveries" : "this instance follows: not acting");
+      });
+      this.#leaderWork = runWhileLeader(
+        election,
+        async () => {
+          await this.coordinator.start();
+          return {
+            stop: async () => {
+              await this.coordinator.stop();
+              this.#claimGuard?.forget();
+            },
+          };
+        },
+        this.logger,
+      );
+      election.start();
+    } else {
+      await this.coordinator.start();
+      this.metrics.leader.set(1);
+    }
     const listen = opts.listen ?? this.config.server.listen;
     if (listen !== false) await this.listen(listen);
   }
@@ -171,9 +217,11 @@ export class Lifeboat {
         server.closeAllConnections();
       });
     }
+    await this.#leaderWork?.stop();
     await this.coordinator.stop();
     this.metrics.leader.set(0);
     this.drivers.close?.();
-    await this.store.close();
+    if (this.ha) await this.ha.close();
+    else await this.store.close();
   }
 }

@@ -23,7 +23,7 @@ export async function serve(opts: { config: string; listen?: string }): Promise<
     process.exitCode = 1;
     return;
   }
-  logger.info({ version: VERSION, config: opts.config, store: config.store.path, hosts: Object.keys(config.fencing.hosts).length }, "lifeboat starting");
+  logger.info({ version: VERSION, config: opts.config, store: config.store.driver === "sqlite" ? config.store.path : `etcd ${config.store.endpoints.join(",")}`, hosts: Object.keys(config.fencing.hosts).length }, "lifeboat starting");
   try {
     await app.start(opts.listen ? { listen: opts.listen } : {});
   } catch (err) {

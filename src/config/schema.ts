@@ -3,6 +3,7 @@ import { evacuationSchema } from "../evacuation/config.js";
 import { fencingSchema } from "../fencing/config.js";
 import { notificationsSchema } from "../notify/config.js";
 import { openstackSchema } from "../openstack/config.js";
+import { storeSchema } from "../store/config.js";
 import { alertmanagerSchema, gatesSchema, prometheusSchema } from "../validation/config.js";
 import { listenAddress, secret } from "./zod-helpers.js";
 
@@ -29,11 +30,6 @@ const serverSchema = z.strictObject({
   body_limit_bytes: z.number().int().positive().default(1_048_576).describe("Largest accepted request body."),
   auth: webhookAuthSchema.describe("Webhook authentication, as Alertmanager's http_config sends it."),
   admin_token: secret().describe("Bearer token for the control API (pause, approve, cancel, recover); distinct from the webhook's."),
-});
-
-const storeSchema = z.strictObject({
-  driver: z.enum(["sqlite"]).default("sqlite").describe("sqlite: one file, for a single instance."),
-  path: z.string().default("./var/lifeboat.db").describe("SQLite database file (WAL mode; the directory is created)."),
 });
 
 const alertsSchema = z.strictObject({

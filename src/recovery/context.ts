@@ -26,6 +26,8 @@ export interface PipelineDeps {
    * pair it proves this instance still holds the host's claim; it throws otherwise.
    */
   beforeSideEffect?: (recovery: Recovery, what: string) => Promise<void>;
+  /** Called once a recovery reached its end (HA: release the host's claim). */
+  onRecoveryEnded?: (recoveryId: string) => Promise<void>;
 }
 
 export interface StageContext extends PipelineDeps {

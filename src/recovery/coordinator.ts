@@ -144,6 +144,7 @@ export class Coordinator {
       const secs = secondsSince(e.after.detectedAt, this.deps.clock.now());
       metrics.recoveryDuration.observe({ outcome: e.after.state }, secs);
       if (e.after.state !== "aborted") metrics.recoveryMilestone.observe({ milestone: "done" }, secs);
+      void this.deps.onRecoveryEnded?.(e.after.id);
     }
     void this.refreshGauges();
   }

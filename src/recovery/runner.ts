@@ -1,3 +1,4 @@
+import { isHeldElsewhere, isLeadershipLoss } from "../ha/claim-guard.js";
 import type { Logger } from "../logging.js";
 import { StateConflictError } from "../store/types.js";
 import { abortReason, isAbortError, sleep } from "../util/abort.js";
@@ -85,6 +86,16 @@ export class RecoveryRunner {
         errors = 0;
       } catch (err) {
         if (signal.aborted) return;
+        if (isLeadershipLoss(err)) {
+          // Not ours to act on any more: stop, change nothing; the leader resumes it.
+          log.warn({ err: errorMessage(err) }, "stopping: this instance no longer leads or holds the host");
+          return;
+        }
+        if (isHeldElsewhere(err)) {
+          log.warn({ err: errorMessage(err) }, "host claimed by another instance; waiting");
+          await sleep(2000, signal).catch(() => undefined);
+          continue;
+        }
         errors += 1;
         log.error({ err: errorMessage(err), consecutive: errors }, "stage error");
         if (errors < MAX_STAGE_ERRORS) {

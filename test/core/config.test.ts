@@ -47,7 +47,7 @@ recovery: {grace_seconds: "\${GRACE}", dry_run: "\${DRY}"}
     if (!r.ok) return;
     expect(r.config.server.listen).toBe("0.0.0.0:9095");
     expect(r.config.server.admin_token.reveal()).toBe("prefix-a");
-    expect(r.config.store.path).toBe("./var/lifeboat.db");
+    expect(r.config.store).toMatchObject({ driver: "sqlite", path: "./var/lifeboat.db" });
     expect(r.config.recovery).toMatchObject({ grace_seconds: 45, dry_run: true });
   });
 
