@@ -535,6 +535,31 @@ export class SandboxState {
     return this.clock.now() - host.lastSeenUpMs <= this.opts.serviceDownTimeMs;
   }
 
+  /** Every service as Nova would list it now (compute services from the hosts, plus the control plane's). */
+  services(): { uuid: string; id: number; binary: string; host: string; status: "enabled" | "disabled"; state: "up" | "down"; forcedDown: boolean; disabledReason: string | null }[] {
+    const control = this.controlServices.map((c) => ({
+      uuid: c.uuid,
+      id: c.id,
+      binary: c.binary,
+      host: c.host,
+      status: "enabled" as const,
+      state: "up" as const,
+      forcedDown: false,
+      disabledReason: null,
+    }));
+    const compute = [...this.hosts.values()].map((h) => ({
+      uuid: h.serviceUuid,
+      id: h.serviceId,
+      binary: "nova-compute",
+      host: h.name,
+      status: h.disabled ? ("disabled" as const) : ("enabled" as const),
+      state: this.serviceIsUp(h) ? ("up" as const) : ("down" as const),
+      forcedDown: h.forcedDown,
+      disabledReason: h.disabledReason,
+    }));
+    return [...control, ...compute];
+  }
+
   hostByServiceUuid(uuid: string): SimHost | undefined {
     return [...this.hosts.values()].find((h) => h.serviceUuid === uuid);
   }

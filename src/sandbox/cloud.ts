@@ -88,6 +88,10 @@ export interface SandboxCloud {
   close(): Promise<void>;
 }
 
+export { defaultScenario, SANDBOX_ADMIN, SANDBOX_APP_CREDENTIAL } from "./cloud-scenario.js";
+export type { GeneratedScenarioOptions, SandboxScenario, ScenarioHost, ScenarioServer, ScenarioUser } from "./cloud-scenario.js";
+export type { FaultSpec, FaultMatch, FaultHandle } from "./cloud-faults.js";
+
 const SERVICE_PATHS = { identity: "identity/v3/", compute: "compute/v2.1", placement: "placement" } as const;
 const INTERFACES = ["public", "internal", "admin"] as const;
 

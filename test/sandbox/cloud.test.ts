@@ -130,6 +130,7 @@ describe("Nova services", () => {
     const c2 = await state("c2");
     const forced = await nova(cloud, token, `/os-services/${String(c2.id)}`, { method: "PUT", body: { forced_down: true } });
     expect(forced.body).toMatchObject({ service: { state: "down", forced_down: true } });
+    expect(cloud.state.services().filter((s) => s.binary === "nova-compute" && s.state === "down").map((s) => s.host)).toEqual(["c1", "c2"]);
   });
 
   it("disabling a service Nova still believes up (host dead) answers only after the RPC timeout", async () => {
