@@ -11,6 +11,7 @@ import { ClaimGuard } from "./ha/claim-guard.js";
 import { createEtcdHa, type EtcdHa } from "./ha/setup.js";
 import { runWhileLeader } from "./ha/while-leader.js";
 import { Coordinator } from "./recovery/coordinator.js";
+import { HostOperations, type ReleaseFn } from "./recovery/host-ops.js";
 import type { Recovery } from "./recovery/model.js";
 import { reconcileIsolatedHosts } from "./recovery/reconcile.js";
 import type { PipelineDeps } from "./recovery/context.js";
@@ -28,6 +29,8 @@ export interface Drivers {
   fencing: FencingPort;
   evacuation: EvacuationDriver;
   notifier: NotifierPort;
+  /** Bring a repaired host back into service (`lifeboat release`). */
+  release?: ReleaseFn;
 }
 
 /** Given the app's store, metrics and logger, build the drivers (they may need the store). */
@@ -55,6 +58,7 @@ export class Lifeboat {
   readonly store: Store;
   readonly metrics: Metrics;
   readonly coordinator: Coordinator;
+  readonly hosts: HostOperations;
   readonly clock: Clock;
   readonly instanceId: string;
   readonly drivers: Drivers & { close?(): void };
@@ -89,6 +93,7 @@ export class Lifeboat {
       ...(guard ? { beforeSideEffect: (r: Recovery, what: string) => guard.check(r, what), onRecoveryEnded: (id: string) => guard.release(id) } : {}),
     };
     this.coordinator = new Coordinator(deps);
+    this.hosts = new HostOperations({ store: this.store, coordinator: this.coordinator, fencing, ...(this.drivers.release ? { release: this.drivers.release } : {}), logger: this.logger, clock: this.clock });
   }
 
   /** The HTTP app (also usable without listening, e.g. with supertest-like clients). */
@@ -114,6 +119,7 @@ export class Lifeboat {
       },
       control: {
         coordinator: this.coordinator,
+        hosts: this.hosts,
         adminToken: c.server.admin_token,
         status: () => this.statusInfo(),
       },
@@ -217,6 +223,7 @@ export class Lifeboat {
         server.closeAllConnections();
       });
     }
+    this.hosts.stop();
     await this.#leaderWork?.stop();
     await this.coordinator.stop();
     this.metrics.leader.set(0);

@@ -146,6 +146,94 @@ clientOptions(program.command("resume").description("resume automation")).action
   }),
 );
 
+clientOptions(program.command("host").description("what lifeboat holds about a host: fence hold, release progress, open recovery").argument("<host>")).action(
+  (host: string, opts: ClientOpts) =>
+    run(async () => {
+      const h = await ApiClient.fromOptions(opts).request<HostView>("GET", `/api/v1/hosts/${encodeURIComponent(host)}`);
+      print(opts, h, () => hostText(h));
+    }),
+);
+
+clientOptions(
+  program
+    .command("release")
+    .description("bring a repaired host back: power on, wait for nova-compute, un-force, enable; lift lifeboat's hold")
+    .argument("<host>")
+    .option("--no-wait", "start it and return"),
+).action((host: string, opts: ClientOpts & { wait: boolean }) =>
+  run(async () => {
+    const api = ApiClient.fromOptions(opts);
+    await api.request("POST", `/api/v1/hosts/${encodeURIComponent(host)}/release`);
+    if (!opts.wait) {
+      console.log(`release of ${host} started; follow it: lifeboat host ${host}`);
+      return;
+    }
+    let h: HostView;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 1000));
+      h = await api.request<HostView>("GET", `/api/v1/hosts/${encodeURIComponent(host)}`);
+      if (h.release && h.release.state !== "running") break;
+    }
+    print(opts, h, () => hostText(h));
+    if (h.release?.state !== "released") process.exitCode = 1;
+  }),
+);
+
+const fence = program.command("fence").description("fencing devices: read power state, power off by hand");
+fence
+  .command("status")
+  .description("read every configured host's power state through its device chain (run after each BMC password rotation)")
+  .argument("[hosts...]", "only these hosts")
+  .requiredOption("-c, --config <file>", "configuration file")
+  .option("--json", "print JSON")
+  .action(async (hosts: string[], opts: { config: string; json?: boolean }) => {
+    const { fenceStatusCommand } = await import("./cli/fence.js");
+    process.exitCode = await fenceStatusCommand(opts.config, hosts, opts.json ?? false);
+  });
+clientOptions(
+  fence
+    .command("off")
+    .description("power a host off by hand, recorded like an automatic fence (no gates, no evacuation)")
+    .argument("<host>")
+    .option("--yes", "really power it off"),
+).action((host: string, opts: ClientOpts & { yes?: boolean }) =>
+  run(async () => {
+    if (!opts.yes) throw new Error(`this powers ${host} off; add --yes to confirm`);
+    const api = ApiClient.fromOptions(opts);
+    const { recovery } = await api.request<{ recovery: string }>("POST", `/api/v1/hosts/${encodeURIComponent(host)}/fence`, { confirm: true });
+    let d: RecoveryDetail;
+    for (;;) {
+      d = await api.request<RecoveryDetail>("GET", `/api/v1/recoveries/${recovery}`);
+      if (["completed", "partial", "failed", "aborted"].includes(d.state)) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    print(opts, d, () => `${host}: ${d.fenceState === "off" ? "powered off (confirmed by read-back)" : `NOT confirmed off: ${d.reason}`}\nrecorded as recovery ${d.id}`);
+    if (d.fenceState !== "off") process.exitCode = 1;
+  }),
+);
+
+interface HostView {
+  host: string;
+  hold: { fenced: boolean; recoveryId: string; by: string; at: string } | null;
+  release: { state: string; by: string; startedAt: string; finishedAt?: string; error?: string; result?: { message: string; steps: { step: string; ok: boolean; skipped?: boolean; message: string; ms: number }[] } } | null;
+  openRecovery: string | null;
+  fencing: boolean;
+}
+
+function hostText(h: HostView): string {
+  const lines = [
+    `host ${h.host}  fencing ${h.fencing ? "configured" : "NOT configured"}`,
+    `hold: ${h.hold?.fenced ? `held down by recovery ${h.hold.recoveryId} since ${h.hold.at} (lifeboat release ${h.host})` : "none"}`,
+    `open recovery: ${h.openRecovery ?? "none"}`,
+  ];
+  if (h.release) {
+    lines.push(`release: ${h.release.state} (by ${h.release.by}, ${h.release.startedAt}${h.release.finishedAt ? ` → ${h.release.finishedAt}` : ""})${h.release.error ? `: ${h.release.error}` : ""}`);
+    for (const st of h.release.result?.steps ?? []) lines.push(`  ${st.ok ? (st.skipped ? "-" : "✓") : "✗"} ${st.step.padEnd(22)} ${st.message} (${st.ms} ms)`);
+    if (h.release.result) lines.push(`  ${h.release.result.message}`);
+  }
+  return lines.join("\n");
+}
+
 function statusText(s: Record<string, unknown>): string {
   const leader = s.leader as { self: boolean; id: string | null } | undefined;
   const paused = s.paused as { paused: boolean; by: string; reason: string; at: string } | undefined;

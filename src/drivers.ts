@@ -1,6 +1,7 @@
 import type { Drivers } from "./app.js";
 import type { Config } from "./config/schema.js";
 import { createNovaEvacuationDriver, novaDriverOptions } from "./evacuation/nova.js";
+import { releaseHost } from "./evacuation/release.js";
 import { createFencing } from "./fencing/service.js";
 import type { Logger } from "./logging.js";
 import type { Metrics } from "./metrics.js";
@@ -19,5 +20,12 @@ export function buildDrivers(config: Config, deps: { logger: Logger; metrics: Me
   const session = createKeystoneSession(config.openstack, { logger: deps.logger.child({ component: "keystone" }), ...(deps.env ? { env: deps.env } : {}) });
   const evacuation = createNovaEvacuationDriver({ session, logger: deps.logger }, novaDriverOptions(config.evacuation));
   const notifier = createNotifier(config.notifications, { store: deps.store, logger: deps.logger, metrics: deps.metrics, session });
-  return { fencing, evacuation, notifier, session, close: () => notifier.close() };
+  return {
+    fencing,
+    evacuation,
+    notifier,
+    session,
+    release: (host, opts) => releaseHost(host, { nova: evacuation.nova, logger: deps.logger, ...opts }),
+    close: () => notifier.close(),
+  };
 }

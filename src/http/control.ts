@@ -1,6 +1,7 @@
 import express, { type Request, type Response, type Router } from "express";
 import { z } from "zod";
 import type { Coordinator } from "../recovery/coordinator.js";
+import type { HostOperations } from "../recovery/host-ops.js";
 import { ControlError } from "../recovery/coordinator.js";
 import { RECOVERY_STATES, type RecoveryState } from "../recovery/model.js";
 import { recoveryDetail } from "../store/types.js";
@@ -18,6 +19,7 @@ export interface StatusInfo {
 
 export interface ControlDeps {
   coordinator: Coordinator;
+  hosts: HostOperations;
   adminToken: Secret;
   status: () => Promise<StatusInfo>;
   /** Extra operator actions wired by the app (release, fence off…). */
@@ -93,6 +95,13 @@ export function controlRouter(deps: ControlDeps): Router {
     return act(res, () => deps.coordinator.pause(actor(req), b.data.reason ?? "paused by operator"));
   });
   router.post("/api/v1/resume", (req, res) => act(res, () => deps.coordinator.resume(actor(req))));
+  router.get("/api/v1/hosts/:host", (req, res) => act(res, () => deps.hosts.describe(req.params.host as string)));
+  router.post("/api/v1/hosts/:host/release", (req, res) => act(res, () => deps.hosts.release(req.params.host as string, actor(req)), 202));
+  router.post("/api/v1/hosts/:host/fence", async (req, res) => {
+    const b = z.strictObject({ confirm: z.literal(true, { error: "confirm: true is required (this powers the host off)" }) }).safeParse(req.body ?? {});
+    if (!b.success) return badRequest(res, b.error);
+    await act(res, async () => ({ recovery: await deps.hosts.fenceOff(req.params.host as string, actor(req)) }), 201);
+  });
   deps.extend?.(router);
   return router;
 }

@@ -190,6 +190,33 @@ export class Coordinator {
     return r;
   }
 
+  /** Power a host off by hand: a fence-only recovery (no gates, no evacuation), journaled like any other. */
+  async fenceManually(host: string, actor: string): Promise<Recovery> {
+    const now = new Date(this.deps.clock.now()).toISOString();
+    let r: Recovery;
+    try {
+      r = await this.deps.store.createRecovery({
+        host,
+        incidentKey: `${host}@fence:${now}`,
+        trigger: "manual",
+        dryRun: false,
+        confirmedOff: false,
+        detectedAt: now,
+        graceUntil: now,
+        reason: `power-off by hand requested by ${actor}`,
+        actor,
+        approvedBy: actor,
+        facts: { fenceOnly: true },
+      });
+    } catch (err) {
+      if (err instanceof HostBusyError) throw new ControlError(409, `${host} already has an open recovery ${err.openRecoveryId}`);
+      throw err;
+    }
+    this.deps.logger.warn({ recovery: r.id, host, actor }, "power-off by hand requested");
+    this.ensureRunner(r.id);
+    return r;
+  }
+
   async approve(id: string, actor: string): Promise<Recovery> {
     const r = await this.mustGet(id);
     if (isTerminal(r.state)) throw new ControlError(409, `recovery ${id} already ended (${r.state})`);

@@ -91,6 +91,7 @@ export interface NewRecovery {
   actor?: string;
   /** Created already approved by this operator (manual recoveries). */
   approvedBy?: string;
+  facts?: Record<string, unknown>;
 }
 
 export interface Transition {

@@ -406,7 +406,7 @@ export class EtcdStore implements Store {
       updatedAt: now,
       graceUntil: r.graceUntil,
       alerts: r.alerts ?? {},
-      facts: {},
+      facts: r.facts ?? {},
     };
     const first: Transition = { recoveryId: id, seq: 1, from: null, to: "pending", at: now, reason: r.reason, ...(r.actor ? { actor: r.actor } : {}) };
     const host = seg(r.host);

@@ -182,9 +182,9 @@ export class SqliteStore implements Store {
           .prepare(
             `INSERT INTO recoveries(id, host, incident_key, state, trigger, dry_run, confirmed_off, approved, approved_by, fence_state, reason,
                detected_at, created_at, updated_at, grace_until, alerts, facts)
-             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, 'not-attempted', ?, ?, ?, ?, ?, ?, '{}')`,
+             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, 'not-attempted', ?, ?, ?, ?, ?, ?, ?)`,
           )
-          .run(id, r.host, r.incidentKey, r.trigger, r.dryRun ? 1 : 0, r.confirmedOff ? 1 : 0, r.approvedBy ? 1 : 0, r.approvedBy ?? null, r.reason, r.detectedAt, now, now, r.graceUntil, JSON.stringify(r.alerts ?? {}));
+          .run(id, r.host, r.incidentKey, r.trigger, r.dryRun ? 1 : 0, r.confirmedOff ? 1 : 0, r.approvedBy ? 1 : 0, r.approvedBy ?? null, r.reason, r.detectedAt, now, now, r.graceUntil, JSON.stringify(r.alerts ?? {}), JSON.stringify(r.facts ?? {}));
         this.db
           .prepare("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, 1, NULL, 'pending', ?, ?, ?)")
           .run(id, now, r.reason, r.actor ?? null);

@@ -48,6 +48,9 @@ export const fencing: Stage = async (ctx) => {
   }
   ctx.metrics.recoveryMilestone.observe({ milestone: "fenced" }, secondsSince(r.detectedAt, ctx.clock.now()));
   await markHostFenced(ctx, result.device ?? "device");
+  if (r.facts.fenceOnly === true) {
+    return { to: "notifying", reason: `powered off by hand, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", outcome: "completed", facts: { ...r.facts, fence: result } } };
+  }
   return { to: "isolating", reason: `powered off, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", facts: { ...r.facts, fence: result } } };
 };
 
