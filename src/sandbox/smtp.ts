@@ -40,6 +40,8 @@ export interface SmtpCatcherOptions {
   key?: string | Buffer;
   cert?: string | Buffer;
   host?: string;
+  /** Listen port (default 0: chosen by the OS). */
+  port?: number;
 }
 
 export interface SmtpCatcher {
@@ -155,7 +157,7 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
 
   await new Promise<void>((resolve, reject) => {
     server.server.once("error", reject);
-    server.listen(0, host, () => {
+    server.listen(opts.port ?? 0, host, () => {
       server.server.off("error", reject);
       resolve();
     });

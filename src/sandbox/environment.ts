@@ -1,0 +1,114 @@
+import { defaultScenario, startSandboxCloud, SANDBOX_ADMIN, type SandboxCloud, type SandboxCloudOptions } from "./cloud.js";
+import { startRedfishSimulator, type RedfishSimulator } from "./redfish.js";
+import { startSmtpCatcher, type SmtpCatcher } from "./smtp.js";
+
+/**
+ * A whole simulated site for the demo, `lifeboat sandbox` and the integration tests: the
+ * OpenStack cloud (Keystone, Nova, Placement), one Redfish BMC per compute host, and an SMTP
+ * catcher. The BMCs are wired to the cloud: powering a host off stops its nova-compute
+ * (it no longer heartbeats), powering it on starts it again — so fencing really changes what
+ * Nova sees, as on a real site.
+ */
+export interface SandboxOptions {
+  cloud?: SandboxCloudOptions;
+  /** Fixed ports (lifeboat sandbox); 0 or unset: chosen by the OS. */
+  ports?: { cloud?: number; redfish?: number; smtp?: number };
+  host?: string;
+  /** Time a Redfish power change takes (PoweringOff in between). Default 500 ms. */
+  powerDelayMs?: number;
+}
+
+export const SANDBOX_BMC = { username: "bmc-admin", password: "sandbox-bmc-secret" } as const;
+export const SANDBOX_OPERATORS = ["ops@cloud.example"];
+
+export interface Sandbox {
+  cloud: SandboxCloud;
+  redfish: RedfishSimulator;
+  smtp: SmtpCatcher;
+  hosts: string[];
+  /** A host dies the way hosts do: nova-compute stops, the BMC still says On. */
+  failHost(host: string): void;
+  /** The parts of a lifeboat config that point at this site (YAML-able plain data). */
+  config(opts?: { graceSeconds?: number; staleSeconds?: number }): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+  const host = opts.host ?? "127.0.0.1";
+  const cloudOpts: SandboxCloudOptions = {
+    serviceDownTimeSeconds: 6,
+    reportIntervalSeconds: 1,
+    evacuationDurationMs: 1500,
+    ...opts.cloud,
+    host,
+    ...(opts.ports?.cloud !== undefined ? { port: opts.ports.cloud } : {}),
+  };
+  const scenario = cloudOpts.scenario ?? defaultScenario(cloudOpts.generate);
+  const hosts = scenario.hosts.map((h) => h.name);
+  const cloud = await startSandboxCloud({ ...cloudOpts, scenario });
+  const redfish = await startRedfishSimulator({
+    systems: scenario.hosts.map((h) => ({ id: h.name, name: h.name, powerState: h.alive === false ? "Off" : "On" })),
+    username: SANDBOX_BMC.username,
+    password: SANDBOX_BMC.password,
+    powerDelayMs: opts.powerDelayMs ?? 500,
+    host,
+    ...(opts.ports?.redfish !== undefined ? { port: opts.ports.redfish } : {}),
+  });
+  for (const name of hosts) {
+    redfish.system(name).beforeReset = (type) => {
+      if (/Off|Shutdown/.test(type)) cloud.killHost(name);
+      else if (/On|Restart|Cycle/.test(type)) setTimeout(() => cloud.startCompute(name), (opts.powerDelayMs ?? 500) + 200).unref();
+    };
+  }
+  const smtp = await startSmtpCatcher({ host, ...(opts.ports?.smtp !== undefined ? { port: opts.ports.smtp } : {}) });
+
+  return {
+    cloud,
+    redfish,
+    smtp,
+    hosts,
+    failHost: (name) => cloud.killHost(name),
+    config: (c = {}) => ({
+      openstack: {
+        auth: {
+          auth_url: cloud.url,
+          username: cloud.admin.username,
+          password: cloud.admin.password,
+          user_domain_name: cloud.admin.user_domain_name,
+          project_name: cloud.admin.project_name,
+          project_domain_name: cloud.admin.project_domain_name,
+        },
+      },
+      fencing: {
+        defaults: {
+          redfish: {
+            username: SANDBOX_BMC.username,
+            password: SANDBOX_BMC.password,
+            power_wait_seconds: 0.2,
+            poll_interval_seconds: 0.2,
+            power_timeout_seconds: 10,
+            timeout_seconds: 20,
+          },
+        },
+        hosts: Object.fromEntries(hosts.map((h) => [h, { driver: "redfish", address: redfish.url, system_id: `/redfish/v1/Systems/${h}`, name: `bmc-${h}` }])),
+      },
+      gates: {
+        confirmations: [{ driver: "nova-service", stale_seconds: c.staleSeconds ?? 5, checks: 1, interval_seconds: 0 }, { driver: "bmc" }],
+        cooldown_seconds: 0,
+      },
+      recovery: { grace_seconds: c.graceSeconds ?? 2 },
+      evacuation: { poll_interval_seconds: 0.25 },
+      notifications: {
+        from: "lifeboat <lifeboat@cloud.example>",
+        operators: SANDBOX_OPERATORS,
+        smtp: { host, port: smtp.port, security: "none" },
+        tenants: { enabled: true },
+      },
+    }),
+    close: async () => {
+      await Promise.allSettled([cloud.close(), redfish.close(), smtp.close()]);
+    },
+  };
+}
+
+export { SANDBOX_ADMIN };
