@@ -12,6 +12,8 @@ import { createEtcdHa, type EtcdHa } from "./ha/setup.js";
 import { runWhileLeader } from "./ha/while-leader.js";
 import { Coordinator } from "./recovery/coordinator.js";
 import { HostOperations, type ReleaseFn } from "./recovery/host-ops.js";
+import { monitorEventsToHostEvents } from "./recovery/monitor-events.js";
+import type { MonitorEvent } from "./evacuation/monitor.js";
 import type { Recovery } from "./recovery/model.js";
 import { reconcileIsolatedHosts } from "./recovery/reconcile.js";
 import type { PipelineDeps } from "./recovery/context.js";
@@ -31,6 +33,8 @@ export interface Drivers {
   notifier: NotifierPort;
   /** Bring a repaired host back into service (`lifeboat release`). */
   release?: ReleaseFn;
+  /** The native monitor (config `monitor`), for clouds without Prometheus. */
+  monitor?: (intervalMs: number, onEvents: (events: MonitorEvent[]) => Promise<void>) => { start(): void; stop(): Promise<void> };
 }
 
 /** Given the app's store, metrics and logger, build the drivers (they may need the store). */
@@ -66,6 +70,7 @@ export class Lifeboat {
   readonly ha: EtcdHa | undefined;
   readonly #claimGuard: ClaimGuard | undefined;
   #leaderWork: { stop(): Promise<void> } | null = null;
+  #monitor: { start(): void; stop(): Promise<void> } | null = null;
   #server: Server | null = null;
 
   constructor(opts: AppOptions) {
@@ -186,6 +191,14 @@ export class Lifeboat {
       await this.coordinator.start();
       this.metrics.leader.set(1);
     }
+    if (this.config.monitor.enabled && this.drivers.monitor) {
+      this.#monitor = this.drivers.monitor(this.config.monitor.interval_seconds * 1000, async (events) => {
+        await this.store.appendEvents(monitorEventsToHostEvents(events, new Date(this.clock.now()).toISOString()));
+        this.coordinator.kick();
+      });
+      this.#monitor.start();
+      this.logger.info({ interval: this.config.monitor.interval_seconds }, "native monitor polling Nova's os-services");
+    }
     const listen = opts.listen ?? this.config.server.listen;
     if (listen !== false) await this.listen(listen);
   }
@@ -224,6 +237,7 @@ export class Lifeboat {
       });
     }
     this.hosts.stop();
+    await this.#monitor?.stop();
     await this.#leaderWork?.stop();
     await this.coordinator.stop();
     this.metrics.leader.set(0);

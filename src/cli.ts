@@ -2,6 +2,7 @@
 import { Command, Option } from "commander";
 import { ApiClient, type ClientOptions } from "./cli/client.js";
 import { recoveriesTable, recoveryText } from "./cli/format.js";
+import type { SandboxCommandOptions } from "./cli/sandbox.js";
 import { formatProblems, loadConfigFile } from "./config/load.js";
 import type { Recovery, RecoveryDetail } from "./recovery/model.js";
 import { VERSION } from "./version.js";
@@ -233,6 +234,50 @@ function hostText(h: HostView): string {
   }
   return lines.join("\n");
 }
+
+program
+  .command("check")
+  .description('the native monitor, once: print "No failed nodes" (exit 0) or the failed nova-compute hosts (exit 1)')
+  .requiredOption("-c, --config <file>", "configuration file (its openstack section)")
+  .option("--json", "print JSON")
+  .action(async (opts: { config: string; json?: boolean }) => {
+    const { checkCommand } = await import("./cli/check.js");
+    process.exitCode = await checkCommand(opts.config, opts.json ?? false);
+  });
+
+program
+  .command("doctor")
+  .description("check everything a recovery will need: config, Keystone, Nova, every fencing device, Alertmanager, Prometheus, SMTP")
+  .requiredOption("-c, --config <file>", "configuration file")
+  .action(async (opts: { config: string }) => {
+    const { doctorCommand } = await import("./cli/doctor.js");
+    process.exitCode = await doctorCommand(opts.config);
+  });
+
+program
+  .command("sandbox")
+  .description("run a simulated site (OpenStack cloud, Redfish BMCs, SMTP catcher) for config/example.yaml and experiments")
+  .option("--host <address>", "listen address", "127.0.0.1")
+  .option("--cloud-port <port>", "Keystone/Nova/Placement port", "5000")
+  .option("--redfish-port <port>", "Redfish BMC simulator port", "8000")
+  .option("--smtp-port <port>", "SMTP catcher port", "2525")
+  .option("--control-port <port>", "control API port (fail/repair hosts)", "8999")
+  .option("--hosts <n>", "compute hosts", "4")
+  .option("--servers-per-host <n>", "servers on each loaded host", "4")
+  .option("--print-config", "print the lifeboat config sections that point at this site")
+  .action(async (opts: SandboxCommandOptions) => {
+    const { sandboxCommand } = await import("./cli/sandbox.js");
+    await sandboxCommand(opts);
+  });
+
+program
+  .command("demo")
+  .description("the whole story on embedded defaults: a simulated site, a compute node dies, lifeboat recovers it")
+  .option("--fast", "shorter waits")
+  .action(async (opts: { fast?: boolean }) => {
+    const { demoCommand } = await import("./cli/demo.js");
+    process.exitCode = await demoCommand({ fast: opts.fast ?? false });
+  });
 
 function statusText(s: Record<string, unknown>): string {
   const leader = s.leader as { self: boolean; id: string | null } | undefined;

@@ -1,6 +1,7 @@
 import type { Drivers } from "./app.js";
 import type { Config } from "./config/schema.js";
 import { createNovaEvacuationDriver, novaDriverOptions } from "./evacuation/nova.js";
+import { NovaServiceMonitor } from "./evacuation/monitor.js";
 import { releaseHost } from "./evacuation/release.js";
 import { createFencing } from "./fencing/service.js";
 import type { Logger } from "./logging.js";
@@ -17,7 +18,7 @@ export interface BuiltDrivers extends Drivers {
 /** Build the drivers the config names: fencing chains, Keystone + Nova, notification channels. */
 export function buildDrivers(config: Config, deps: { logger: Logger; metrics: Metrics; store: Store; env?: NodeJS.ProcessEnv }): BuiltDrivers {
   const fencing = createFencing(config.fencing, { logger: deps.logger.child({ component: "fencing" }), metrics: deps.metrics });
-  const session = createKeystoneSession(config.openstack, { logger: deps.logger.child({ component: "keystone" }), ...(deps.env ? { env: deps.env } : {}) });
+  const session = createKeystoneSession(config.openstack, { logger: deps.logger, ...(deps.env ? { env: deps.env } : {}) });
   const evacuation = createNovaEvacuationDriver({ session, logger: deps.logger }, novaDriverOptions(config.evacuation));
   const notifier = createNotifier(config.notifications, { store: deps.store, logger: deps.logger, metrics: deps.metrics, session });
   return {
@@ -26,6 +27,7 @@ export function buildDrivers(config: Config, deps: { logger: Logger; metrics: Me
     notifier,
     session,
     release: (host, opts) => releaseHost(host, { nova: evacuation.nova, logger: deps.logger, ...opts }),
+    monitor: (intervalMs, onEvents) => new NovaServiceMonitor(evacuation.nova, { intervalMs, onEvents, logger: deps.logger }),
     close: () => notifier.close(),
   };
 }

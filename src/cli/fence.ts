@@ -12,7 +12,7 @@ export async function fenceStatusCommand(configFile: string, hosts: string[], js
     console.error(`${configFile}: ${loaded.problems.length} problem(s)\n${formatProblems(loaded.problems)}`);
     return 1;
   }
-  const logger = createLogger({ level: "warn", destination: process.stderr as unknown as import("pino").DestinationStream });
+  const logger = createLogger({ level: "warn", destination: process.stderr });
   const fencing = createFencing(loaded.config.fencing, { logger, metrics: new Metrics({ version: VERSION, defaultMetrics: false }) });
   const rows = await fenceStatusRows(fencing, hosts.length ? hosts : undefined);
   console.log(json ? JSON.stringify(rows, null, 2) : formatStatusTable(rows));

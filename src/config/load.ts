@@ -36,7 +36,12 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
   const interpolated = interpolate(raw, env, problems);
   const resolved = resolveSecretFiles(interpolated, problems);
   const parsed = configSchema.safeParse(resolved);
-  if (!parsed.success) problems.push(...zodProblems(parsed.error));
+  if (!parsed.success) {
+    // A value already reported (unset variable, unreadable file) is not reported again as missing.
+    const reported = problems.map((p) => p.path);
+    const covers = (path: string): boolean => reported.some((r) => r === path || r.startsWith(`${path}.`) || r.startsWith(`${path}_file`));
+    problems.push(...zodProblems(parsed.error).filter((p) => !covers(p.path)));
+  }
   if (problems.length) return { ok: false, problems: dedupe(problems) };
   return parsed.success ? { ok: true, config: parsed.data } : { ok: false, problems };
 }

@@ -56,6 +56,14 @@ const recoverySchema = z.strictObject({
   step_retries: z.number().int().nonnegative().default(3).describe("Retries (with exponential backoff) of a failed cloud call inside a stage."),
 });
 
+const monitorSchema = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(false)
+    .describe("Poll Nova's os-services and start recoveries for nova-compute services that are down and enabled (for clouds without Prometheus; freezer-dr's monitor)."),
+  interval_seconds: z.number().positive().default(30).describe("Poll interval."),
+});
+
 const loggingSchema = z.strictObject({
   level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
 });
@@ -72,6 +80,7 @@ const configObjectSchema = z.strictObject({
   notifications: notificationsSchema.prefault({}),
   alertmanager: alertmanagerSchema.prefault({}),
   prometheus: prometheusSchema.prefault({}),
+  monitor: monitorSchema.prefault({}),
   logging: loggingSchema.prefault({}),
 });
 

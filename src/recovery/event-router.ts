@@ -48,7 +48,7 @@ export async function routeEvent(
 ): Promise<RouteResult> {
   const { store, config } = deps;
   if (e.host === null) return { disposition: "ignored", recoveryId: null, note: e.note ?? "no host" };
-  if (!config.triggerAlertnames.includes(e.alertname)) {
+  if (e.source === "alertmanager" && !config.triggerAlertnames.includes(e.alertname)) {
     return { disposition: "ignored", recoveryId: null, note: `alertname ${e.alertname} is not a trigger` };
   }
   const host = e.host;
@@ -107,20 +107,20 @@ export async function routeEvent(
     created = await store.createRecovery({
       host,
       incidentKey: key,
-      trigger: "alert",
+      trigger: e.source === "monitor" ? "monitor" : "alert",
       dryRun: config.dryRun,
       confirmedOff: false,
       detectedAt: e.startsAt,
       graceUntil: new Date(now + config.graceSeconds * 1000).toISOString(),
       reason: `${e.alertname} firing for ${host} since ${e.startsAt}`,
       alerts: { [e.fingerprint]: alert },
-      actor: "alertmanager",
+      actor: e.source,
     });
   } catch (err) {
     if (err instanceof HostBusyError) return { disposition: "attached", recoveryId: err.openRecoveryId, note: "attached to the open recovery", touched: err.openRecoveryId };
     throw err;
   }
-  deps.metrics.recoveriesStarted.inc({ trigger: "alert" });
+  deps.metrics.recoveriesStarted.inc({ trigger: e.source === "monitor" ? "monitor" : "alert" });
   deps.logger.info({ recovery: created.id, host, alertname: e.alertname, graceUntil: created.graceUntil, dryRun: created.dryRun }, "recovery started");
   return { disposition: "started", recoveryId: created.id, note: "recovery started", touched: created.id, created: true };
 }

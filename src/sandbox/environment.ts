@@ -1,3 +1,6 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import express from "express";
 import { defaultScenario, startSandboxCloud, SANDBOX_ADMIN, type SandboxCloud, type SandboxCloudOptions } from "./cloud.js";
 import { startRedfishSimulator, type RedfishSimulator } from "./redfish.js";
 import { startSmtpCatcher, type SmtpCatcher } from "./smtp.js";
@@ -16,6 +19,8 @@ export interface SandboxOptions {
   host?: string;
   /** Time a Redfish power change takes (PoweringOff in between). Default 500 ms. */
   powerDelayMs?: number;
+  /** Also serve the site's control API on this port (fail/repair hosts, read state). */
+  controlPort?: number;
 }
 
 export const SANDBOX_BMC = { username: "bmc-admin", password: "sandbox-bmc-secret" } as const;
@@ -30,7 +35,16 @@ export interface Sandbox {
   failHost(host: string): void;
   /** The parts of a lifeboat config that point at this site (YAML-able plain data). */
   config(opts?: { graceSeconds?: number; staleSeconds?: number }): Record<string, unknown>;
+  /** The control API's URL, when `controlPort` was given. */
+  controlUrl?: string;
+  /** Where each host is: power (BMC), Nova service state, servers on it. */
+  view(): SiteView;
   close(): Promise<void>;
+}
+
+export interface SiteView {
+  hosts: { host: string; power: string; service: string; forcedDown: boolean; disabled: boolean; servers: number }[];
+  servers: { id: string; name: string; project: string; host: string | null; status: string }[];
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
@@ -62,7 +76,25 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   }
   const smtp = await startSmtpCatcher({ host, ...(opts.ports?.smtp !== undefined ? { port: opts.ports.smtp } : {}) });
 
+  const view = (): SiteView => {
+    cloud.settle();
+    const st = cloud.state;
+    const projectName = (id: string): string => st.projects.get(id)?.name ?? id;
+    const servers = [...st.servers.values()].map((v) => ({ id: v.id, name: v.name, project: projectName(v.projectId), host: v.host, status: serverStatus(v.vmState, v.taskState) }));
+    return {
+      hosts: hosts.map((h) => {
+        const sh = st.hosts.get(h);
+        const up = sh ? sh.alive && !sh.forcedDown && st.clock.now() - sh.updatedAtMs < st.opts.serviceDownTimeMs : false;
+        return { host: h, power: redfish.system(h).powerState, service: up ? "up" : "down", forcedDown: sh?.forcedDown ?? false, disabled: sh?.disabled ?? false, servers: servers.filter((x) => x.host === h).length };
+      }),
+      servers,
+    };
+  };
+  const control = opts.controlPort !== undefined ? await startControl(host, opts.controlPort, { fail: (h) => cloud.killHost(h), repair: (h) => cloud.startCompute(h), view, hosts }) : null;
+
   return {
+    view,
+    ...(control ? { controlUrl: control.url } : {}),
     cloud,
     redfish,
     smtp,
@@ -106,9 +138,48 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       },
     }),
     close: async () => {
-      await Promise.allSettled([cloud.close(), redfish.close(), smtp.close()]);
+      await Promise.allSettled([cloud.close(), redfish.close(), smtp.close(), control?.close()]);
     },
   };
 }
 
 export { SANDBOX_ADMIN };
+
+function serverStatus(vmState: string, taskState: string | null): string {
+  if (taskState && taskState.startsWith("rebuild")) return "REBUILD";
+  return ({ active: "ACTIVE", stopped: "SHUTOFF", error: "ERROR", paused: "PAUSED", suspended: "SUSPENDED", shelved_offloaded: "SHELVED_OFFLOADED" } as Record<string, string>)[vmState] ?? vmState.toUpperCase();
+}
+
+/** The site's control API: `POST /hosts/:host/fail|repair`, `GET /state`. */
+async function startControl(
+  host: string,
+  port: number,
+  site: { fail(h: string): void; repair(h: string): void; view(): SiteView; hosts: string[] },
+): Promise<{ url: string; close(): Promise<void> }> {
+  const app = express();
+  app.get("/state", (_req, res) => {
+    res.json(site.view());
+  });
+  app.post("/hosts/:host/:action", (req, res) => {
+    const h = req.params.host;
+    if (!site.hosts.includes(h)) {
+      res.status(404).json({ error: `no host ${h}` });
+      return;
+    }
+    if (req.params.action === "fail") site.fail(h);
+    else if (req.params.action === "repair") site.repair(h);
+    else {
+      res.status(404).json({ error: "actions: fail, repair" });
+      return;
+    }
+    res.json({ host: h, action: req.params.action });
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, host, () => resolve(s));
+    s.once("error", reject);
+  });
+  return {
+    url: `http://${host}:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}

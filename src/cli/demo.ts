@@ -1,0 +1,1 @@
+export function demoCommand(_o: { fast: boolean }): Promise<number> { return Promise.resolve(2); }

@@ -1,0 +1,56 @@
+import { stringify } from "yaml";
+import { startSandbox } from "../sandbox/environment.js";
+
+export interface SandboxCommandOptions {
+  host: string;
+  cloudPort: string;
+  redfishPort: string;
+  smtpPort: string;
+  controlPort: string;
+  hosts: string;
+  serversPerHost: string;
+  printConfig?: boolean;
+}
+
+/**
+ * `lifeboat sandbox`: the simulated site on fixed ports — Keystone/Nova/Placement, one
+ * Redfish BMC per host, an SMTP catcher and a control API to fail hosts — so that
+ * `lifeboat serve --config config/example.yaml` has a cloud to work on. Runs until Ctrl-C.
+ */
+export async function sandboxCommand(o: SandboxCommandOptions): Promise<void> {
+  const site = await startSandbox({
+    host: o.host,
+    ports: { cloud: Number(o.cloudPort), redfish: Number(o.redfishPort), smtp: Number(o.smtpPort) },
+    controlPort: Number(o.controlPort),
+    cloud: { generate: { hosts: Number(o.hosts), serversPerHost: Number(o.serversPerHost) } },
+  });
+  if (o.printConfig) {
+    console.log(stringify(site.config()));
+  }
+  const v = site.view();
+  console.log(
+    [
+      "lifeboat sandbox: a simulated site",
+      `  Keystone auth URL  ${site.cloud.url}   (user ${site.cloud.admin.username}, project ${site.cloud.admin.project_name})`,
+      `  Redfish BMCs       ${site.redfish.url}/redfish/v1/Systems/<host>`,
+      `  SMTP catcher       ${o.host}:${site.smtp.port}   (messages are printed below)`,
+      `  control API        ${site.controlUrl ?? "-"}   (POST /hosts/<host>/fail | /repair, GET /state)`,
+      `  hosts              ${v.hosts.map((h) => `${h.host} (${h.servers} servers)`).join(", ")}`,
+      "",
+      "fail a host, then tell lifeboat (as Alertmanager would):",
+      `  curl -X POST ${site.controlUrl ?? ""}/hosts/compute-1/fail`,
+      "Ctrl-C stops the site.",
+    ].join("\n"),
+  );
+  let shown = 0;
+  const timer = setInterval(() => {
+    for (const m of site.smtp.messages.slice(shown)) console.log(`[smtp] to ${m.to.join(", ")}: ${m.subject}`);
+    shown = site.smtp.messages.length;
+  }, 500);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+  clearInterval(timer);
+  await site.close();
+}
