@@ -1,1 +1,271 @@
-export function demoCommand(_o: { fast: boolean }): Promise<number> { return Promise.resolve(2); }
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { Lifeboat } from "../app.js";
+import { parseConfig } from "../config/load.js";
+import { buildDrivers } from "../drivers.js";
+import { silentLogger } from "../logging.js";
+import type { RecoveryDetail, Transition } from "../recovery/model.js";
+import { defaultScenario } from "../sandbox/cloud.js";
+import { startSandbox, type Sandbox } from "../sandbox/environment.js";
+import { errorMessage } from "../util/errors.js";
+import { table } from "./format.js";
+
+/**
+ * `lifeboat demo` / `npm run demo`: the whole story on embedded defaults, with nothing else
+ * installed. A simulated site starts (OpenStack cloud, a Redfish BMC per host, an SMTP
+ * catcher), lifeboat starts against it with its real drivers, a compute node dies, an
+ * Alertmanager-format ComputeNodeDown arrives on the webhook, and the recovery plays out
+ * live. Everything stops at the end.
+ */
+
+const FAILED_HOST = "compute-1";
+const WEBHOOK_TOKEN = "demo-webhook-token";
+const ADMIN_TOKEN = "demo-admin-token";
+
+const tty = process.stdout.isTTY;
+const c = (code: string) => (s: string) => (tty ? `\u001b[${code}m${s}\u001b[0m` : s);
+const bold = c("1");
+const dim = c("2");
+const green = c("32");
+const red = c("31");
+const yellow = c("33");
+const cyan = c("36");
+
+function say(s = ""): void {
+  process.stdout.write(`${s}\n`);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function demoCommand(opts: { fast: boolean }): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "lifeboat-demo-"));
+  let site: Sandbox | undefined;
+  let app: Lifeboat | undefined;
+  try {
+    // --- the site ---------------------------------------------------------------------
+    const scenario = defaultScenario({ hosts: 4, serversPerHost: 4 });
+    // One instance's first evacuation fails (no valid host on the first try): lifeboat re-issues it.
+    const flaky = scenario.servers.find((s) => s.host === FAILED_HOST && !s.status && !s.metadata);
+    if (flaky) flaky.evacuation = { failTimes: 1 };
+    site = await startSandbox({ cloud: { scenario, evacuationDurationMs: opts.fast ? 600 : 1500 }, powerDelayMs: opts.fast ? 300 : 800 });
+    const view = site.view();
+    say(bold("lifeboat demo") + dim("  — high availability for OpenStack compute nodes"));
+    say();
+    say("A simulated site is running on this machine:");
+    say(`  OpenStack (Keystone, Nova, Placement)  ${dim(site.cloud.url)}`);
+    say(`  a Redfish BMC per compute host         ${dim(site.redfish.url)}`);
+    say(`  an SMTP server catching the mail       ${dim(`127.0.0.1:${site.smtp.port}`)}`);
+    say();
+    say(
+      table(
+        ["HOST", "POWER", "NOVA-COMPUTE", "INSTANCES"],
+        view.hosts.map((h) => [h.host, h.power, h.service, view.servers.filter((s) => s.host === h.host).map((s) => s.name).join(", ") || dim("(spare)")]),
+      ),
+    );
+    say();
+
+    // --- lifeboat ---------------------------------------------------------------------
+    const data = {
+      ...site.config({ graceSeconds: opts.fast ? 2 : 5 }),
+      server: { listen: "127.0.0.1:0", auth: { bearer_token: WEBHOOK_TOKEN }, admin_token: ADMIN_TOKEN },
+      store: { path: join(dir, "lifeboat.db") },
+      logging: { level: "warn" },
+    };
+    const parsed = parseConfig(stringify(data), {});
+    if (!parsed.ok) throw new Error(`demo config invalid: ${JSON.stringify(parsed.problems)}`);
+    const config = parsed.config;
+    const logger = silentLogger();
+    const lifeboat = new Lifeboat({ config, logger, drivers: (ctx) => buildDrivers(config, ctx) });
+    app = lifeboat;
+    await lifeboat.start({ listen: "127.0.0.1:0" });
+    const url = lifeboat.url;
+    say(`lifeboat is running: webhook ${cyan(`${url}/api/v1/alerts`)}, metrics ${cyan(`${url}/metrics`)}`);
+    const gates = [...config.gates.confirmations.map((g) => g.driver), "capacity", "storm guard", "silences, pause, cooldown…"];
+    say(dim(`  fencing: Redfish, one BMC per host · gates: ${gates.join(", ")} · grace ${config.recovery.grace_seconds}s`));
+    say();
+
+    // --- a node dies ------------------------------------------------------------------
+    const victims = view.servers.filter((s) => s.host === FAILED_HOST);
+    say(bold(red(`✖ ${FAILED_HOST} dies`)) + ` (${victims.length} instances on it). Its BMC still says "On"; nova-compute stops heartbeating.`);
+    site.failHost(FAILED_HOST);
+    const waitSeconds = 7;
+    for (let i = waitSeconds; i > 0; i--) {
+      if (tty) process.stdout.write(`\r  ${dim(`Prometheus' rule waits for Nova to see it down too… ${i}s `)}`);
+      await sleep(1000);
+    }
+    if (tty) process.stdout.write("\r\u001b[2K");
+    say(`  Prometheus fires ${bold("ComputeNodeDown")}; Alertmanager posts it to lifeboat (and, like an HA pair, posts it again):`);
+
+    const payload = alertPayload(FAILED_HOST);
+    for (const name of ["alertmanager-1", "alertmanager-2"]) {
+      const res = await fetch(`${url}/api/v1/alerts`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${WEBHOOK_TOKEN}`, "user-agent": "Alertmanager/0.25.0" },
+        body: JSON.stringify({ ...payload, externalURL: `http://${name}:9093` }),
+      });
+      const body = (await res.json()) as { duplicates?: number };
+      say(`  ${name} → ${res.status === 202 ? green(String(res.status)) : red(String(res.status))} ${dim(body.duplicates ? "(duplicate delivery: same incident, same recovery)" : "(journaled before the answer)")}`);
+    }
+    say();
+
+    // --- the recovery, live -----------------------------------------------------------
+    const api = async <T>(path: string): Promise<T> => {
+      const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      return (await res.json()) as T;
+    };
+    let id: string | undefined;
+    for (let i = 0; i < 50 && !id; i++) {
+      id = (await api<{ recoveries: { id: string }[] }>(`/api/v1/recoveries?host=${FAILED_HOST}`)).recoveries[0]?.id;
+      if (!id) await sleep(100);
+    }
+    if (!id) throw new Error("no recovery was started");
+    say(bold(`Recovery ${id}`));
+    let shown = 0;
+    let decisionsShown = 0;
+    let progress = "";
+    let lastBar = "";
+    let detail: RecoveryDetail | undefined;
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline) {
+      detail = await api<RecoveryDetail>(`/api/v1/recoveries/${id}`);
+      const newDecisions = detail.decisions.slice(decisionsShown);
+      for (const t of detail.timeline.slice(shown)) {
+        if (progress) {
+          process.stdout.write("\n");
+          progress = "";
+        }
+        if (t.from === "validating" && newDecisions.length) {
+          for (const d of detail.decisions.slice(decisionsShown)) say(`      ${d.result === "pass" ? green("✓") : d.result === "warn" ? yellow("!") : red("✗")} ${d.gate.padEnd(13)} ${dim(d.reason)}`);
+          decisionsShown = detail.decisions.length;
+        }
+        say(stageLine(t));
+      }
+      shown = detail.timeline.length;
+      if (detail.state === "evacuating" && detail.instances.length) {
+        const bar = progressBar(detail);
+        if (bar !== lastBar) {
+          process.stdout.write(tty ? `\r${bar}` : `${bar}\n`);
+          lastBar = bar;
+          progress = tty ? bar : "";
+        }
+      }
+      if (["completed", "partial", "failed", "aborted"].includes(detail.state)) break;
+      await sleep(150);
+    }
+    if (progress) process.stdout.write("\n");
+    if (!detail) throw new Error("recovery not found");
+    await sleep(300);
+
+    // --- summary ----------------------------------------------------------------------
+    say();
+    const ok = detail.state === "completed";
+    say(bold(ok ? green(`✔ ${detail.state}`) : red(`✖ ${detail.state}`)) + `  ${detail.reason}  ${dim(`(${seconds(detail.timeline[0]!.at, detail.timeline.at(-1)!.at)} from the first alert)`)}`);
+    say();
+    say(bold("Instances"));
+    const after = site.view();
+    say(
+      table(
+        ["INSTANCE", "PROJECT", "WAS", "OUTCOME", "NOW ON", "TRIES"],
+        detail.instances.map((i) => {
+          const now = after.servers.find((s) => s.id === i.instanceId);
+          return [i.name, now?.project ?? i.projectId, i.originalStatus, i.state === "evacuated" ? green("evacuated") : i.state === "failed" ? red(i.state) : yellow(i.state), `${i.targetHost ?? "-"} ${dim(now ? `(${now.status})` : "")}`, String(i.attempts)];
+        }),
+      ),
+    );
+    say();
+    say(bold(`Emails sent (${site.smtp.messages.length})`));
+    for (const m of site.smtp.messages) say(`  ${cyan(m.to.join(", ").padEnd(24))} ${m.subject}`);
+    say();
+    say(bold("Nova now"));
+    say(
+      table(
+        ["HOST", "POWER", "NOVA-COMPUTE", "INSTANCES"],
+        after.hosts.map((h) => [h.host, h.power, `${h.service}${h.forcedDown ? ", forced down" : ""}${h.disabled ? ", disabled" : ""}`, String(after.servers.filter((s) => s.host === h.host).length)]),
+      ),
+    );
+    say();
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const pick = (name: string): string[] => metrics.split("\n").filter((l) => l.startsWith(name) && !l.endsWith(" 0"));
+    say(bold("A few of lifeboat's metrics") + dim(` (${url}/metrics)`));
+    for (const l of [...pick("lifeboat_recoveries_total"), ...pick("lifeboat_instances_evacuated_total"), ...pick("lifeboat_fence_operations_total"), ...pick("lifeboat_notifications_total")]) say(`  ${dim(l)}`);
+    say();
+    say(bold("Where to look on a real deployment"));
+    say(`  lifeboat status                     leader, pause, open recoveries`);
+    say(`  lifeboat show ${id}   this timeline, gate decisions, instances, emails`);
+    say(`  GET /api/v1/recoveries/${id.slice(0, 8)}…   the same as JSON;  GET /metrics for Prometheus/Grafana`);
+    say(`  lifeboat release ${FAILED_HOST}            once the host is repaired: power on, un-force, enable`);
+    say(dim(`  This demo's journal (SQLite) was ${join(dir, "lifeboat.db")}; it is removed now.`));
+    return ok ? 0 : 1;
+  } catch (err) {
+    say(red(`demo failed: ${errorMessage(err)}`));
+    return 1;
+  } finally {
+    await app?.stop().catch(() => undefined);
+    await site?.close().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function stageLine(t: Transition): string {
+  const icon: Record<string, string> = {
+    pending: "⏳",
+    validating: "🔎",
+    blocked: "⛔",
+    fencing: "⚡",
+    isolating: "🚧",
+    evacuating: "🚑",
+    notifying: "✉ ",
+    completed: "✅",
+    partial: "⚠ ",
+    failed: "❌",
+    aborted: "↩ ",
+  };
+  const time = t.at.slice(11, 23);
+  return `  ${dim(time)} ${icon[t.to] ?? "•"} ${bold(t.to.padEnd(10))} ${t.reason}`;
+}
+
+function progressBar(d: RecoveryDetail): string {
+  const selected = d.instances.filter((i) => !["skipped", "unprotected"].includes(i.state));
+  const done = selected.filter((i) => i.state === "evacuated").length;
+  const failed = selected.filter((i) => i.state === "failed").length;
+  const retrying = selected.filter((i) => i.attempts > 1 && i.state !== "evacuated").length;
+  const width = 30;
+  const filled = selected.length ? Math.round(((done + failed) / selected.length) * width) : width;
+  return `      [${green("█".repeat(filled))}${dim("░".repeat(width - filled))}] ${done}/${selected.length} evacuated${failed ? red(`, ${failed} failed`) : ""}${retrying ? yellow(`, ${retrying} re-issued`) : ""}   `;
+}
+
+function seconds(a: string, b: string): string {
+  return `${((Date.parse(b) - Date.parse(a)) / 1000).toFixed(1)} s`;
+}
+
+/** The payload Alertmanager 0.25 sends for ComputeNodeDown (shape of the captured fixture). */
+function alertPayload(host: string): Record<string, unknown> {
+  const labels = { alertname: "ComputeNodeDown", host, instance: `${host}:9100`, job: "node", severity: "critical" };
+  const annotations = { summary: `Compute node ${host} is down`, description: `${host} has been unreachable and nova-compute has been down for more than 1 minute.` };
+  return {
+    receiver: "lifeboat",
+    status: "firing",
+    alerts: [
+      {
+        status: "firing",
+        labels,
+        annotations,
+        startsAt: new Date(Date.now() - 60_000).toISOString(),
+        endsAt: "0001-01-01T00:00:00Z",
+        generatorURL: "http://prometheus:9090/graph?g0.expr=up%7Bjob%3D%22node%22%7D+%3D%3D+0",
+        fingerprint: "7ac2c4f6b0b2e1d3",
+      },
+    ],
+    groupLabels: { alertname: "ComputeNodeDown", host },
+    commonLabels: labels,
+    commonAnnotations: annotations,
+    externalURL: "http://alertmanager:9093",
+    version: "4",
+    groupKey: `{}:{alertname="ComputeNodeDown", host="${host}"}`,
+    truncatedAlerts: 0,
+  };
+}
