@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import nodemailer from "nodemailer";
+import type SMTPTransport from "nodemailer/lib/smtp-transport/index.js";
 import type { Secret } from "../util/secret.js";
 import { abortReason } from "../util/abort.js";
 import { errorMessage } from "../util/errors.js";
@@ -33,23 +34,24 @@ interface NodemailerError extends Error {
   command?: string;
 }
 
-export function createEmailChannel(opts: EmailChannelOptions): EmailChannel {
-  const { smtp } = opts;
-  const secrets = smtp.password ? [smtp.password] : [];
+/**
+ * The nodemailer SMTP options of a config: TLS mode, AUTH, CA, timeouts. Shared by the
+ * channel and `lifeboat doctor` (which only connects and authenticates with them).
+ * `problem` is set when smtp.ca_file cannot be read.
+ */
+export function smtpTransportOptions(smtp: SmtpConfig): { options: SMTPTransport.Options; problem: string | null } {
   const timeoutMs = smtp.timeout_seconds * 1000;
-
-  let caProblem: string | null = null;
+  let problem: string | null = null;
   let ca: string[] | undefined;
   if (smtp.ca_file) {
     try {
       // Node replaces its trust store with `ca`: keep the public roots next to the private CA.
       ca = [...rootCertificates, readFileSync(smtp.ca_file, "utf8")];
     } catch (err) {
-      caProblem = `cannot read smtp.ca_file ${smtp.ca_file}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`;
+      problem = `cannot read smtp.ca_file ${smtp.ca_file}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`;
     }
   }
-
-  const transport = nodemailer.createTransport({
+  const options: SMTPTransport.Options = {
     host: smtp.host,
     port: smtpPort(smtp),
     secure: smtp.security === "tls",
@@ -64,7 +66,15 @@ export function createEmailChannel(opts: EmailChannelOptions): EmailChannel {
     debug: false,
     disableFileAccess: true,
     disableUrlAccess: true,
-  });
+  };
+  return { options, problem };
+}
+
+export function createEmailChannel(opts: EmailChannelOptions): EmailChannel {
+  const { smtp } = opts;
+  const secrets = smtp.password ? [smtp.password] : [];
+  const { options, problem: caProblem } = smtpTransportOptions(smtp);
+  const transport = nodemailer.createTransport(options);
 
   return {
     name: "email",
