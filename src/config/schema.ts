@@ -18,7 +18,7 @@ const webhookAuthSchema = z.union([
     .strictObject({
       bearer_token: secret().optional().describe("Expected `Authorization: Bearer <token>` (Alertmanager http_config.authorization)."),
       basic: z
-        .strictObject({ username: z.string().min(1), password: secret() })
+        .strictObject({ username: z.string().min(1).describe("Expected user name."), password: secret().describe("Expected password.") })
         .optional()
         .describe("Expected HTTP basic credentials (Alertmanager http_config.basic_auth)."),
     })
@@ -65,7 +65,7 @@ const monitorSchema = z.strictObject({
 });
 
 const loggingSchema = z.strictObject({
-  level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
+  level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info").describe("Lowest level written (JSON lines on stdout)."),
 });
 
 const configObjectSchema = z.strictObject({

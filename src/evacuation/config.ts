@@ -6,7 +6,7 @@ export const evacuationSchema = z.strictObject({
   stagger_ms: z.number().int().nonnegative().default(0).describe("Pause between starting two evacuations."),
   instance_timeout_seconds: z.number().positive().default(600).describe("Give up tracking one evacuation after this long."),
   retries: z.number().int().nonnegative().default(2).describe("Re-issue a failed evacuation up to this many times."),
-  poll_interval_seconds: z.number().positive().default(2),
+  poll_interval_seconds: z.number().positive().default(2).describe("Between two looks at a running evacuation (migration record and server)."),
   selection: z
     .strictObject({
       mode: z.enum(["all", "opted-in"]).default("all").describe("all instances, or only those opted in by metadata or trait."),

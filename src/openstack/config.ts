@@ -7,19 +7,19 @@ import { secret, url } from "../config/zod-helpers.js";
  * variables, as the openstack CLI reads them.
  */
 export const openstackAuthSchema = z.strictObject({
-  auth_url: url(),
-  username: z.string().optional(),
-  user_id: z.string().optional(),
-  password: secret().optional(),
-  user_domain_name: z.string().optional(),
-  user_domain_id: z.string().optional(),
-  project_name: z.string().optional(),
-  project_id: z.string().optional(),
-  project_domain_name: z.string().optional(),
-  project_domain_id: z.string().optional(),
-  application_credential_id: z.string().optional(),
-  application_credential_name: z.string().optional(),
-  application_credential_secret: secret().optional(),
+  auth_url: url().describe("Keystone v3 URL, e.g. https://keystone.example:5000/v3."),
+  username: z.string().optional().describe("User name (with user_domain_name or user_domain_id)."),
+  user_id: z.string().optional().describe("User id (instead of username)."),
+  password: secret().optional().describe("Password of the user (password auth)."),
+  user_domain_name: z.string().optional().describe("Domain of the user, by name (e.g. Default)."),
+  user_domain_id: z.string().optional().describe("Domain of the user, by id."),
+  project_name: z.string().optional().describe("Project to scope the token to (with project_domain_name or project_domain_id)."),
+  project_id: z.string().optional().describe("Project id to scope the token to."),
+  project_domain_name: z.string().optional().describe("Domain of the project, by name."),
+  project_domain_id: z.string().optional().describe("Domain of the project, by id."),
+  application_credential_id: z.string().optional().describe("Application credential id (application-credential auth; no project scope)."),
+  application_credential_name: z.string().optional().describe("Application credential name (with username and user domain)."),
+  application_credential_secret: secret().optional().describe("Application credential secret."),
 });
 
 export const openstackSchema = z.strictObject({

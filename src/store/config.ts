@@ -8,7 +8,7 @@ import { secret, url } from "../config/zod-helpers.js";
  */
 
 export const sqliteStoreSchema = z.strictObject({
-  driver: z.literal("sqlite"),
+  driver: z.literal("sqlite").describe("One SQLite file: one lifeboat instance."),
   path: z.string().default("./var/lifeboat.db").describe("SQLite database file (WAL mode; the directory is created)."),
 });
 
@@ -22,7 +22,7 @@ export const etcdTlsSchema = z
 
 export const etcdStoreSchema = z
   .strictObject({
-    driver: z.literal("etcd"),
+    driver: z.literal("etcd").describe("etcd: several instances share one journal; one leader acts."),
     endpoints: z
       .array(url())
       .min(1)
@@ -41,7 +41,8 @@ export const etcdStoreSchema = z
       .string()
       .min(1)
       .regex(/^[A-Za-z0-9._:@-]+$/, "letters, digits and . _ : @ - only")
-      .default(() => hostname())
+      .optional()
+      .transform((v) => v ?? hostname())
       .describe("This instance's name in leader election and host claims; must differ between instances. Default: the host name."),
     lease_ttl_seconds: z
       .number()

@@ -67,7 +67,7 @@ export const gatesSchema = z.strictObject({
       max_recoveries: z.number().int().min(1).default(3).describe("More recoveries than this in the window (in-flight included) → block the rest."),
       max_percent: z.number().min(0).max(100).default(50).describe("More than this share of enabled nova-compute services in the window → block."),
       max_per_zone: z.number().int().min(1).optional().describe("More than this many in one availability zone in the window → block."),
-      window_seconds: z.number().positive().default(600),
+      window_seconds: z.number().positive().default(600).describe("Sliding window in which recoveries are counted."),
       cooldown_seconds: z.number().nonnegative().default(600).describe("After a storm, keep blocking new recoveries this long."),
     })
     .prefault({}),
@@ -94,11 +94,11 @@ export type GatesConfig = z.output<typeof gatesSchema>;
 
 export const alertmanagerSchema = z.strictObject({
   url: url().optional().describe("Alertmanager base URL (API v2 is used for silences and firing alerts)."),
-  bearer_token: secret().optional(),
-  timeout_seconds: z.number().positive().default(5),
+  bearer_token: secret().optional().describe("Sent as `Authorization: Bearer` (e.g. behind an authenticating proxy)."),
+  timeout_seconds: z.number().positive().default(5).describe("Bound of one API call."),
 });
 export const prometheusSchema = z.strictObject({
   url: url().optional().describe("Prometheus base URL (HTTP API) for prometheus confirmations."),
-  bearer_token: secret().optional(),
-  timeout_seconds: z.number().positive().default(5),
+  bearer_token: secret().optional().describe("Sent as `Authorization: Bearer` (e.g. behind an authenticating proxy)."),
+  timeout_seconds: z.number().positive().default(5).describe("Bound of one API call."),
 });
