@@ -14,7 +14,7 @@ import { createPlacementRouter } from "./placement.js";
 /**
  * A simulated OpenStack cloud — Keystone, Nova and Placement in one real HTTP server on
  * loopback — faithful to the API reference and to the answers captured from a real Zed
- * cloud (shared/fixtures/openstack). lifeboat's tests and `lifeboat sandbox` use it.
+ * cloud (test/fixtures/openstack). lifeboat's tests and `lifeboat sandbox` use it.
  *
  * Endpoints: Keystone `/identity/v3`, Nova `/compute/v2.1`, Placement `/placement`. The
  * catalog lists public, internal and admin endpoints per region; all but the first region's

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, WEBHOOK_TOKEN, ADMIN_TOKEN, type TestLifeboat } from "../support/lifeboat.js";
 import { World } from "../support/world.js";
 
-const FIXTURE = JSON.parse(readFileSync("/work/shared/fixtures/alertmanager/webhook-firing.json", "utf8")) as Record<string, unknown>;
-const FIXTURE_RESOLVED = JSON.parse(readFileSync("/work/shared/fixtures/alertmanager/webhook-resolved.json", "utf8")) as Record<string, unknown>;
+const FIXTURE = JSON.parse(readFileSync("test/fixtures/alertmanager/webhook-firing.json", "utf8")) as Record<string, unknown>;
+const FIXTURE_RESOLVED = JSON.parse(readFileSync("test/fixtures/alertmanager/webhook-resolved.json", "utf8")) as Record<string, unknown>;
 
 function clone<T>(v: T): T {
   return structuredClone(v);

@@ -7,7 +7,7 @@ import { OpenStackApiError, type OpenStackRequest, type OpenStackResponse, type 
 
 /**
  * A small Keystone + Nova stand-in for the recipient lookups, answering like the real APIs
- * (see /work/shared/fixtures/openstack/keystone-*.json and api-facts §4):
+ * (see test/fixtures/openstack/keystone-*.json):
  *  - GET /v3/role_assignments?scope.project.id=P[&effective][&include_names]: without
  *    `effective`, group assignments come back as group rows; with it, groups are expanded
  *    to their users and implied roles (admin → member → reader) are added, each implied
@@ -19,7 +19,7 @@ import { OpenStackApiError, type OpenStackRequest, type OpenStackResponse, type 
  * The fixture's project and user are served verbatim.
  */
 
-const FIXTURES = "/work/shared/fixtures/openstack";
+const FIXTURES = "test/fixtures/openstack";
 interface Fixture {
   response: { status: number; body: unknown };
 }

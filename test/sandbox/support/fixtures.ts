@@ -2,14 +2,14 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** One captured call of a real cloud (test/sandbox/fixtures/openstack/*.json). */
+/** One captured call of a real cloud (test/fixtures/openstack/*.json). */
 export interface Fixture {
   note: string;
   request: { method: string; url: string; headers: Record<string, string>; body: unknown };
   response: { status: number; headers: Record<string, string>; body: unknown };
 }
 
-const DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "openstack");
+const DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "fixtures", "openstack");
 
 export function loadFixture(name: string): Fixture {
   return JSON.parse(readFileSync(path.join(DIR, name.endsWith(".json") ? name : `${name}.json`), "utf8")) as Fixture;
