@@ -1,5 +1,5 @@
 import { isHeldElsewhere, isLeadershipLoss } from "../ha/claim-guard.js";
-import type { Logger } from "../logging.js";
+import { logContext, type Logger } from "../logging.js";
 import { StateConflictError } from "../store/types.js";
 import { abortReason, isAbortError, sleep } from "../util/abort.js";
 import { errorMessage } from "../util/errors.js";
@@ -82,7 +82,7 @@ export class RecoveryRunner {
       if (!stage) throw new Error(`no stage for state ${r.state}`);
       let result: StageResult;
       try {
-        result = await stage(this.context(r, log, signal));
+        result = await logContext.run({ recovery: r.id, host: r.host }, () => stage(this.context(r, log, signal)));
         errors = 0;
       } catch (err) {
         if (signal.aborted) return;

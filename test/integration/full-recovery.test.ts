@@ -46,6 +46,10 @@ describe("full recovery with the real drivers against the simulated site", () =>
     for (const i of evacuated.filter((x) => x.originalStatus === "SHUTOFF")) {
       expect(before.servers.get(i.instanceId)?.vmState).toBe("stopped");
     }
+    // Every log line written while the recovery ran (drivers' lines included) names it.
+    const during = s.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.component === "fencing" || l.component === "evacuation" || l.component === "notify");
+    expect(during.length).toBeGreaterThan(3);
+    expect(during.filter((l) => l.recovery !== d.id || l.host !== "compute-1")).toEqual([]);
     // Emails: one operator summary, and one per affected project recipient.
     await waitFor(() => s.sandbox.smtp.messages.length >= 2, 10_000, "mails");
     const ops = s.sandbox.smtp.messages.filter((m) => m.to.includes("ops@cloud.example"));
