@@ -19,6 +19,7 @@ import {
   type NovaMigration,
   type NovaServer,
 } from "../openstack/nova.js";
+import { OpenStackConnectionError } from "../openstack/errors.js";
 import { OpenStackApiError, type OpenStackSession } from "../openstack/types.js";
 import type { EvacuationConfig } from "./config.js";
 import type {
@@ -250,15 +251,63 @@ export class NovaEvacuationDriver implements EvacuationDriver {
       }
       return { result: "failed", retryable: false, message: `Nova refuses the evacuation (${err.status}): ${nova}` };
     }
-    // 5xx, timeout or a lost connection: Nova may have accepted it anyway. Look before retrying.
+    if (err instanceof OpenStackConnectionError) return this.afterNoAnswer(err, instance, source, before, deadline, signal, log);
+    // A 5xx is Nova's answer: the call is over, so what it did is visible now. Look before retrying.
     const again = await this.inspect(instance.id, signal).catch(() => undefined);
     const started = again?.evacuations.find((m) => !before.has(m.id) && m.source_compute === source);
     if (started) {
       log.warn({ migration: started.id, err: errorMessage(err) }, "evacuate call failed but Nova started it: tracking");
       return this.track(instance, source, started.id, before, deadline, signal, log);
     }
-    // A 5xx, a timeout or a lost connection with nothing started: worth another attempt.
+    // A 5xx with nothing started: worth another attempt (which inspects again before sending).
     return { result: "failed", retryable: true, message: `evacuate call failed: ${errorMessage(err)}` };
+  }
+
+  /**
+   * The evacuate call got no answer (timeout, lost connection): Nova may still be handling
+   * it and accept it later, so a look now proves nothing and a second evacuate could break
+   * the server. Watch for the evacuation until the deadline and follow it if it shows up;
+   * if it never does, report the instance as unconfirmed — never send another evacuate.
+   */
+  private async afterNoAnswer(
+    err: OpenStackConnectionError,
+    instance: InstanceInfo,
+    source: string,
+    before: Set<number>,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    log: Logger,
+  ): Promise<Tracked> {
+    log.warn({ err: err.message }, "evacuate call got no answer: watching whether Nova started it, not sending it again");
+    const started = this.clock.now();
+    for (;;) {
+      const insp = await this.inspect(instance.id, signal).catch((e: unknown) => {
+        if (isAbortError(e) && signal?.aborted) throw e;
+        return undefined;
+      });
+      if (insp) {
+        if (!insp.server) return { result: "failed", retryable: false, message: "the server was deleted during its evacuation" };
+        const mig = insp.evacuations.find((m) => !before.has(m.id) && m.source_compute === source);
+        const at = insp.server["OS-EXT-SRV-ATTR:host"] ?? null;
+        const task = insp.server["OS-EXT-STS:task_state"] ?? null;
+        if (mig || at !== source || (task !== null && REBUILD_TASKS.has(task))) {
+          log.warn({ migration: mig?.id }, "the unanswered evacuate was accepted by Nova: tracking it");
+          return this.track(instance, source, mig?.id, before, deadline, signal, log);
+        }
+      }
+      const remaining = deadline - this.clock.now();
+      if (remaining <= 0) {
+        const secs = Math.round((this.clock.now() - started) / 1000);
+        return {
+          result: "failed",
+          retryable: false,
+          message:
+            `evacuate call got no answer (${err.message}) and Nova shows no evacuation of it after ${secs}s: not sent again, ` +
+            `since Nova may still accept the first and a second evacuate breaks the server; check it and evacuate it by hand if it is still on ${source}`,
+        };
+      }
+      await sleep(Math.min(this.opts.pollIntervalMs, remaining), signal);
+    }
   }
 
   /** Follow one evacuation until the server is elsewhere with no task, the migration fails, or time is up. */
