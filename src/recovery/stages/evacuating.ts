@@ -1,5 +1,6 @@
 import pLimit from "p-limit";
 import type { InstanceInfo } from "../../evacuation/types.js";
+import { isolationReason } from "../../openstack/compute-services.js";
 import { sleep } from "../../util/abort.js";
 import { errorMessage } from "../../util/errors.js";
 import type { InstanceResult } from "../model.js";
@@ -59,6 +60,7 @@ export const evacuating: Stage = async (ctx) => {
   }
 
   ctx.log.info({ instances: work.length, concurrency: cfg.concurrency }, "evacuating instances");
+  const keepIsolated = isolationKeeper(ctx);
   const limit = pLimit(cfg.concurrency);
   let nextStart = ctx.clock.now();
   await Promise.all(
@@ -74,7 +76,7 @@ export const evacuating: Stage = async (ctx) => {
           await ctx.store.putInstance({ ...rec, state: "failed", error: "instance missing from the recorded list", finishedAt: ctx.nowIso() });
           return;
         }
-        await evacuateOne(ctx, rec, info);
+        await evacuateOne(ctx, rec, info, keepIsolated);
       }),
     ),
   );
@@ -90,7 +92,35 @@ export const evacuating: Stage = async (ctx) => {
   return { to: "notifying", reason: `${moved} instance(s) evacuated${others ? `, ${others} not selected (see instances)` : ""}`, patch: { outcome: "completed" } };
 };
 
-async function evacuateOne(ctx: StageContext, start: InstanceResult, info: InstanceInfo): Promise<void> {
+/**
+ * Before an evacuation is issued again: the host must still be forced down in Nova. A
+ * force-down that did not hold makes Nova refuse every evacuate (400 "still in use"), so
+ * re-issuing without isolating again can only fail. One check at a time serves every
+ * instance waiting for it; a failed check is logged and the re-issue goes on (Nova refuses
+ * it if the host is not isolated).
+ */
+function isolationKeeper(ctx: StageContext): () => Promise<void> {
+  const host = ctx.recovery.host;
+  let running: Promise<void> | null = null;
+  const check = async (): Promise<void> => {
+    const svc = await ctx.evacuation.getComputeService(host, ctx.signal);
+    if (!svc || svc.forcedDown) return;
+    ctx.log.warn({ service: svc }, "nova-compute of the fenced host is no longer forced down: isolating it again before re-issuing evacuations");
+    await ctx.guard("isolate again");
+    await ctx.evacuation.isolate(host, isolationReason(ctx.recovery.id, ctx.nowIso()), ctx.signal);
+  };
+  return () =>
+    (running ??= check()
+      .catch((err: unknown) => {
+        if (ctx.signal.aborted) throw err;
+        ctx.log.warn({ err: errorMessage(err) }, "could not check the host's isolation before re-issuing evacuations");
+      })
+      .finally(() => {
+        running = null;
+      }));
+}
+
+async function evacuateOne(ctx: StageContext, start: InstanceResult, info: InstanceInfo, keepIsolated: () => Promise<void>): Promise<void> {
   const cfg = ctx.config.evacuation;
   let rec = start;
   const log = ctx.log.child({ instance: info.id, name: info.name });
@@ -135,5 +165,6 @@ async function evacuateOne(ctx: StageContext, start: InstanceResult, info: Insta
     }
     rec = { ...rec, state: "pending", error: outcome.message };
     await ctx.store.putInstance(rec);
+    await keepIsolated();
   }
 }
