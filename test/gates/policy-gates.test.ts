@@ -1,0 +1,262 @@
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { EvacuationDriver, HostCapacity } from "../../src/evacuation/types.js";
+import { Metrics } from "../../src/metrics.js";
+import type { Recovery } from "../../src/recovery/model.js";
+import { SqliteStore } from "../../src/store/sqlite.js";
+import { bmcGate } from "../../src/validation/gates/bmc.js";
+import { capacityGate } from "../../src/validation/gates/capacity.js";
+import { novaServiceGate } from "../../src/validation/gates/nova-service.js";
+import { approvalGate, cooldownGate, exclusionGate, pauseGate } from "../../src/validation/gates/policy.js";
+import { stormGate } from "../../src/validation/gates/storm.js";
+import type { Gate, GateVerdict } from "../../src/validation/types.js";
+import { memoryLogger, tempDir, testConfig } from "../support/lifeboat.js";
+import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../support/world.js";
+
+/** Each gate on its own: pass, block, and the could-not-decide path where it has one. */
+
+let store: SqliteStore;
+let world: World;
+beforeEach(async () => {
+  store = new SqliteStore(join(tempDir(), "gates.db"));
+  await store.init();
+  world = World.standard(["compute-1", "compute-2", "compute-3", "compute-4"]);
+});
+afterEach(async () => {
+  await store.close();
+});
+
+function recovery(host: string, extra: Partial<Recovery> = {}): Recovery {
+  return {
+    id: `r-${host}`,
+    host,
+    incidentKey: `${host}@x`,
+    state: "validating",
+    trigger: "alert",
+    dryRun: false,
+    confirmedOff: false,
+    approved: false,
+    fenceState: "not-attempted",
+    reason: "",
+    detectedAt: new Date().toISOString(),
+    createdAt: new Date().toISOString(),
+    updatedAt: new Date().toISOString(),
+    graceUntil: new Date().toISOString(),
+    alerts: {},
+    facts: {},
+    ...extra,
+  };
+}
+
+function evaluate(gate: Gate, r: Recovery, opts: { priorPass?: boolean; quiet?: boolean } = {}): Promise<GateVerdict> {
+  return gate.evaluate({ recovery: r, signal: new AbortController().signal, priorPass: opts.priorPass ?? true, quiet: opts.quiet ?? false });
+}
+
+describe("nova-service", () => {
+  const gate = (cloud: EvacuationDriver, checks = 1): Gate => novaServiceGate(cloud, { staleSeconds: 60, checks, intervalSeconds: 0, now: () => Date.now() });
+
+  it("passes when Nova says down with a stale heartbeat, on every check", async () => {
+    world.kill("compute-1", 120);
+    const v = await evaluate(gate(new WorldCloud(world), 3), recovery("compute-1"));
+    expect(v.result).toBe("pass");
+    expect(v.reason).toMatch(/Nova says down; last heartbeat .* \(120s ago\) \(3 checks\)/);
+  });
+  it("blocks while Nova says up, and re-checks later", async () => {
+    const v = await evaluate(gate(new WorldCloud(world)), recovery("compute-1"));
+    expect(v).toMatchObject({ result: "block", recheck: true });
+    expect(v.reason).toMatch(/Nova says nova-compute on compute-1 is up/);
+  });
+  it("blocks when the heartbeat is younger than the threshold", async () => {
+    world.kill("compute-1", 10);
+    expect((await evaluate(gate(new WorldCloud(world)), recovery("compute-1"))).reason).toMatch(/only 10s old/);
+  });
+  it("treats a service disabled by a human as maintenance; one disabled by lifeboat is not", async () => {
+    world.kill("compute-1", 120);
+    world.host("compute-1").service = { ...world.host("compute-1").service, status: "disabled", disabledReason: "RAM replacement (ticket 4711)" };
+    const v = await evaluate(gate(new WorldCloud(world)), recovery("compute-1"));
+    expect(v).toMatchObject({ result: "block", recheck: false });
+    expect(v.reason).toMatch(/disabled by a human .*RAM replacement/);
+    world.host("compute-1").service = { ...world.host("compute-1").service, disabledReason: "lifeboat: recovery r-1 fenced 2026-11-25T00:00:00Z" };
+    expect((await evaluate(gate(new WorldCloud(world)), recovery("compute-1"))).result).toBe("pass");
+  });
+  it("cannot decide when Nova cannot be asked, and says so", async () => {
+    const cloud = new WorldCloud(world);
+    cloud.apiDown = true;
+    const v = await evaluate(gate(cloud), recovery("compute-1"));
+    expect(v).toMatchObject({ result: "undecided", recheck: true });
+    expect(v.reason).toMatch(/cannot ask Nova: connect ECONNREFUSED/);
+  });
+  it("blocks a host Nova does not know (a label that does not match Nova's host name)", async () => {
+    expect((await evaluate(gate(new WorldCloud(world)), recovery("compute-99"))).reason).toMatch(/no nova-compute service on host "compute-99"/);
+  });
+});
+
+describe("bmc", () => {
+  it("passes when the fencing device answers a power-status query", async () => {
+    const v = await evaluate(bmcGate(new WorldFencing(world)), recovery("compute-1"));
+    expect(v.result).toBe("pass");
+    expect(v.reason).toMatch(/says on/);
+  });
+  it("blocks when no device answers (a node that cannot be fenced must not be started elsewhere)", async () => {
+    world.host("compute-1").bmcDead = true;
+    const v = await evaluate(bmcGate(new WorldFencing(world)), recovery("compute-1"));
+    expect(v).toMatchObject({ result: "block", recheck: true });
+    expect(v.reason).toMatch(/Unable to establish IPMI v2/);
+  });
+  it("cannot decide when the status query itself throws", async () => {
+    const fencing = new WorldFencing(world);
+    fencing.status = () => Promise.reject(new Error("spawn ipmitool ENOENT"));
+    expect(await evaluate(bmcGate(fencing), recovery("compute-1"))).toMatchObject({ result: "undecided" });
+  });
+  it("passes an operator-confirmed-off recovery, and warns for a host without fencing", async () => {
+    world.host("compute-1").bmcDead = true;
+    expect((await evaluate(bmcGate(new WorldFencing(world)), recovery("compute-1", { confirmedOff: true }))).result).toBe("pass");
+    expect((await evaluate(bmcGate(new WorldFencing(world, ["compute-2"])), recovery("compute-2"))).result).toBe("warn");
+  });
+});
+
+describe("policy gates", () => {
+  it("maintenance: excluded hosts are blocked (an approval overrides), others pass", async () => {
+    const g = exclusionGate(["compute-2"]);
+    expect(await evaluate(g, recovery("compute-2"))).toMatchObject({ result: "block", overridable: true });
+    expect((await evaluate(g, recovery("compute-1"))).result).toBe("pass");
+  });
+  it("pause: blocks while paused, passes once resumed", async () => {
+    const g = pauseGate(store);
+    expect((await evaluate(g, recovery("compute-1"))).result).toBe("pass");
+    await store.putSetting("pause", { paused: true, by: "ops@bastion", reason: "switch upgrade", at: "2026-11-25T10:00:00Z" });
+    const v = await evaluate(g, recovery("compute-1"));
+    expect(v).toMatchObject({ result: "block", recheck: true });
+    expect(v.reason).toMatch(/paused by ops@bastion .*switch upgrade/);
+    await store.putSetting("pause", { paused: false, by: "ops", reason: "", at: "" });
+    expect((await evaluate(g, recovery("compute-1"))).result).toBe("pass");
+  });
+  it("approval: all hosts, a list, or none", async () => {
+    expect((await evaluate(approvalGate(true), recovery("compute-1"))).result).toBe("block");
+    expect((await evaluate(approvalGate(["compute-2"]), recovery("compute-1"))).result).toBe("pass");
+    expect((await evaluate(approvalGate(["compute-2"]), recovery("compute-2"))).reason).toMatch(/lifeboat approve r-compute-2/);
+    expect((await evaluate(approvalGate(false), recovery("compute-2"))).result).toBe("pass");
+  });
+  it("cooldown: a host recovered past fencing recently waits; aborted recoveries do not count", async () => {
+    const g = cooldownGate(store, 3600, () => Date.now());
+    const old = await store.createRecovery({ host: "compute-1", incidentKey: "a", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: "2026-11-25T00:00:00Z", graceUntil: "2026-11-25T00:00:00Z", reason: "x" });
+    await store.transition(old.id, "pending", "aborted", "resolved");
+    expect((await evaluate(g, recovery("compute-1"))).result).toBe("pass");
+    const done = await store.createRecovery({ host: "compute-1", incidentKey: "b", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: "2026-11-25T00:00:00Z", graceUntil: "2026-11-25T00:00:00Z", reason: "x" });
+    await store.transition(done.id, "pending", "completed", "done", { fenceState: "off" });
+    const v = await evaluate(g, recovery("compute-1"));
+    expect(v).toMatchObject({ result: "block", overridable: true, recheck: true });
+    expect(v.reason).toContain(done.id);
+    expect((await evaluate(cooldownGate(store, 0, () => Date.now()), recovery("compute-1"))).result).toBe("pass");
+  });
+});
+
+describe("storm guard", () => {
+  function guard(cfg: Partial<{ max_recoveries: number; max_percent: number; max_per_zone: number; cooldown_seconds: number }> = {}, now = () => Date.now()) {
+    const notifier = new RecordingNotifier();
+    const metrics = new Metrics({ version: "test", defaultMetrics: false });
+    const g = stormGate({
+      store,
+      evacuation: new WorldCloud(world),
+      config: { max_recoveries: 2, max_percent: 100, window_seconds: 600, cooldown_seconds: 600, ...cfg },
+      now,
+      metrics,
+      logger: memoryLogger().logger,
+      notifier,
+    });
+    return { g, notifier, metrics };
+  }
+
+  it("admits up to the bound, then blocks and trips once, with one notification", async () => {
+    const { g, notifier, metrics } = guard();
+    expect((await evaluate(g, recovery("compute-1"))).result).toBe("pass");
+    expect((await evaluate(g, recovery("compute-2"))).result).toBe("pass");
+    const third = await evaluate(g, recovery("compute-3"));
+    expect(third).toMatchObject({ result: "block", overridable: true });
+    expect(third.reason).toMatch(/3 recoveries in 600s > max_recoveries 2/);
+    expect((await evaluate(g, recovery("compute-4"))).result).toBe("block");
+    expect(notifier.storms).toHaveLength(1);
+    expect((await metrics.stormGuardTripped.get()).values[0]?.value).toBe(1);
+    expect((await metrics.stormGuardTrips.get()).values[0]?.value).toBe(1);
+  });
+  it("counts a share of the enabled compute services", async () => {
+    const { g } = guard({ max_recoveries: 10, max_percent: 40 });
+    expect((await evaluate(g, recovery("compute-1"))).result).toBe("pass"); // 25 %
+    const v = await evaluate(g, recovery("compute-2")); // 50 %
+    expect(v.result).toBe("block");
+    expect(v.reason).toMatch(/2 of 4 enabled compute services \(50%\) > max_percent 40%/);
+  });
+  it("limits one availability zone", async () => {
+    for (const h of ["compute-1", "compute-2"]) world.host(h).service = { ...world.host(h).service, zone: "az1" };
+    const { g } = guard({ max_recoveries: 10, max_per_zone: 1 });
+    expect((await evaluate(g, recovery("compute-1"))).result).toBe("pass");
+    expect((await evaluate(g, recovery("compute-3"))).result).toBe("pass");
+    expect((await evaluate(g, recovery("compute-2"))).reason).toMatch(/2 in zone az1 > max_per_zone 1/);
+  });
+  it("an approved recovery goes through a storm and is counted", async () => {
+    const { g } = guard({ max_recoveries: 1 });
+    await evaluate(g, recovery("compute-1"));
+    const v = await evaluate(g, recovery("compute-2", { approved: true, approvedBy: "ops" }));
+    expect(v.result).toBe("block"); // the runner turns an overridable block of an approved recovery into a pass
+    const state = await store.getSetting<{ admitted: Record<string, unknown> }>("storm");
+    expect(Object.keys(state!.admitted)).toEqual(["r-compute-1", "r-compute-2"]);
+  });
+  it("does not count a recovery other gates block, and quiet re-checks change nothing", async () => {
+    const { g } = guard({ max_recoveries: 1 });
+    expect((await evaluate(g, recovery("compute-1"), { priorPass: false })).reason).toMatch(/not counted/);
+    expect((await evaluate(g, recovery("compute-1"), { quiet: true })).result).toBe("pass");
+    expect((await store.getSetting<{ admitted: Record<string, unknown> }>("storm"))?.admitted ?? {}).toEqual({});
+  });
+  it("after the storm, keeps blocking for the cooldown, then lets recoveries through again", async () => {
+    let now = Date.now();
+    const { g } = guard({ max_recoveries: 1, cooldown_seconds: 300 }, () => now);
+    await evaluate(g, recovery("compute-1"));
+    expect((await evaluate(g, recovery("compute-2"))).result).toBe("block");
+    // The first recovery ends and falls out of the window: calm begins.
+    const r1 = await store.createRecovery({ host: "compute-1", incidentKey: "z", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: "2026-11-25T00:00:00Z", graceUntil: "2026-11-25T00:00:00Z", reason: "x" });
+    await store.transition(r1.id, "pending", "completed", "done");
+    const st = (await store.getSetting<{ admitted: Record<string, { at: string; host: string; zone: string | null }> }>("storm"))!;
+    st.admitted = { [r1.id]: { ...st.admitted["r-compute-1"]!, at: new Date(now - 700_000).toISOString() } };
+    await store.putSetting("storm", st);
+    const cooling = await evaluate(g, recovery("compute-2"));
+    expect(cooling.reason).toMatch(/cooling down until/);
+    now += 301_000;
+    expect((await evaluate(g, recovery("compute-2"))).result).toBe("pass");
+  });
+  it("cannot decide when the compute services cannot be counted", async () => {
+    const cloud = new WorldCloud(world);
+    cloud.apiDown = true;
+    const g = stormGate({ store, evacuation: cloud, config: { max_recoveries: 2, max_percent: 100, window_seconds: 600, cooldown_seconds: 600 }, now: () => Date.now(), metrics: new Metrics({ version: "t", defaultMetrics: false }), logger: memoryLogger().logger, notifier: new RecordingNotifier() });
+    expect((await evaluate(g, recovery("compute-1"))).result).toBe("undecided");
+  });
+});
+
+describe("capacity pre-check", () => {
+  const evacCfg = testConfig().evacuation;
+  function driver(free: HostCapacity["free"][], fail = false): EvacuationDriver {
+    const cloud = new WorldCloud(world);
+    cloud.capacity = () =>
+      fail ? Promise.reject(new Error("placement: 503")) : Promise.resolve(free.map((f, i) => ({ host: `compute-${i + 2}`, zone: "nova", free: f })));
+    return cloud;
+  }
+  const opts = { mode: "block" as const, scope: "zone" as const, headroomPercent: 0, resources: ["vcpus", "ramMb"] as ("vcpus" | "ramMb")[], evacuation: evacCfg };
+
+  it("passes when the instances fit by flavor on the remaining hosts", async () => {
+    // compute-1 runs three 2 vCPU / 2048 MB servers.
+    const v = await evaluate(capacityGate(driver([{ vcpus: 4, ramMb: 4096, diskGb: 100 }, { vcpus: 2, ramMb: 2048, diskGb: 100 }]), opts), recovery("compute-1"));
+    expect(v.result).toBe("pass");
+    expect(v.reason).toMatch(/3 instance\(s\) fit on 2 host\(s\) of zone nova/);
+  });
+  it("blocks with the shortfall named when they do not (bin packing, not sums)", async () => {
+    // 6 vCPU free in total, but 3 + 3: only one 2-vCPU server fits per host.
+    const v = await evaluate(capacityGate(driver([{ vcpus: 3, ramMb: 3000, diskGb: 100 }, { vcpus: 3, ramMb: 3000, diskGb: 100 }]), opts), recovery("compute-1"));
+    expect(v).toMatchObject({ result: "block", overridable: true });
+    expect(v.reason).toMatch(/insufficient capacity in zone nova: 1 of 3 instance\(s\) do not fit \(short 2 vCPU, 2048 MB RAM\)/);
+  });
+  it("only warns in warn mode", async () => {
+    expect((await evaluate(capacityGate(driver([]), { ...opts, mode: "warn" }), recovery("compute-1"))).result).toBe("warn");
+  });
+  it("cannot decide when capacity cannot be read", async () => {
+    expect((await evaluate(capacityGate(driver([], true), opts), recovery("compute-1"))).result).toBe("undecided");
+  });
+});
