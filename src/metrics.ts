@@ -148,6 +148,17 @@ export class Metrics {
     this.automationPaused.set({ source: "silence" }, 0);
     this.stormGuardTripped.set(0);
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "lifeboat_" });
-    for (const outcome of ["completed", "partial", "failed", "aborted"]) this.recoveries.inc({ outcome }, 0);
+    // Every known label value is exported from the start, at zero: Prometheus' increase()
+    // and rate() cannot count the sample that creates a series, so a series born at 1
+    // (the first evacuated instance, the first recovery's duration) would show 0 or NaN.
+    for (const outcome of ["completed", "partial", "failed", "aborted"]) {
+      this.recoveries.inc({ outcome }, 0);
+      this.recoveryDuration.zero({ outcome });
+    }
+    for (const trigger of ["alert", "manual", "monitor"]) this.recoveriesStarted.inc({ trigger }, 0);
+    for (const milestone of ["validated", "fenced", "isolated", "instance_active", "done"]) this.recoveryMilestone.zero({ milestone });
+    for (const stage of ["pending", "validating", "blocked", "fencing", "isolating", "evacuating", "notifying"]) this.stageDuration.zero({ stage });
+    for (const result of ["evacuated", "failed", "skipped", "unprotected"]) this.instancesEvacuated.inc({ result }, 0);
+    for (const status of ["firing", "resolved"]) for (const trigger of ["true", "false"]) this.alertsReceived.inc({ status, trigger }, 0);
   }
 }
