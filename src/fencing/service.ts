@@ -58,6 +58,15 @@ export function createFencing(config: FencingConfig, deps: FencingDeps): Fencing
     );
   }
 
+  // Every configured driver's series exported at zero from the start: Prometheus' increase()
+  // cannot count the sample that creates a series, so the first failure would count 0.
+  for (const driver of new Set([...chains.values()].flat().map((d) => d.driver))) {
+    for (const operation of ["status", "off", "on"] as const) {
+      deps.metrics.fenceDuration.zero({ driver, operation });
+      for (const result of ["success", "failure"]) deps.metrics.fenceOperations.inc({ driver, operation, result }, 0);
+    }
+  }
+
   const record = (device: FenceDevice, operation: Operation, ok: boolean, startedMs: number): void => {
     deps.metrics.fenceOperations.inc({ driver: device.driver, operation, result: ok ? "success" : "failure" });
     deps.metrics.fenceDuration.observe({ driver: device.driver, operation }, (performance.now() - startedMs) / 1000);
