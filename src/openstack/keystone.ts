@@ -298,6 +298,8 @@ class KeystoneSessionImpl implements KeystoneSession {
   private async token(signal?: AbortSignal): Promise<TokenState> {
     const now = this.clock.now();
     if (this.current && now < this.current.renewAtMs) return this.current;
+    // Never start an authentication nobody waits for: its failure would be an unhandled rejection.
+    if (signal?.aborted) throw abortReason(signal);
     if (!this.pending) {
       const reason = this.current ? "renewing token before it expires" : "authenticating";
       this.pending = this.authenticateWithRetry(reason).finally(() => {
