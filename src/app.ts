@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config/schema.js";
 import type { EvacuationDriver } from "./evacuation/types.js";
+import type { ReadinessCheck } from "./doctor/reachability.js";
 import { createHttpApp } from "./http/server.js";
 import type { StatusInfo } from "./http/control.js";
 import type { Logger } from "./logging.js";
@@ -33,6 +34,8 @@ export interface Drivers {
   notifier: NotifierPort;
   /** Bring a repaired host back into service (`lifeboat release`). */
   release?: ReleaseFn;
+  /** Last known reachability of the cloud, from the calls lifeboat made anyway (for /readyz). */
+  cloudReachability?: { readiness(): ReadinessCheck };
   /** The native monitor (config `monitor`), for clouds without Prometheus. */
   monitor?: (intervalMs: number, onEvents: (events: MonitorEvent[]) => Promise<void>) => { start(): void; stop(): Promise<void> };
 }
@@ -128,7 +131,32 @@ export class Lifeboat {
         adminToken: c.server.admin_token,
         status: () => this.statusInfo(),
       },
+      readiness: () => this.readiness(),
     });
+  }
+
+  /**
+   * /readyz beyond the store: is a leader known, and did the cloud answer lifeboat's last
+   * calls. Cheap (one etcd read at most, never a cloud call) and advisory: an instance
+   * keeps journaling alerts while its cloud or the election is in trouble.
+   */
+  async readiness(): Promise<Record<string, ReadinessCheck>> {
+    const checks: Record<string, ReadinessCheck> = {};
+    if (this.ha) {
+      const self = this.ha.election.isLeader();
+      const id = await this.ha.election.leaderId().catch(() => undefined);
+      checks.leader =
+        id === undefined
+          ? { ok: false, required: false, detail: "leader unknown: etcd did not answer" }
+          : id === null
+            ? { ok: false, required: false, detail: "nobody leads: no recovery runs until an instance is elected" }
+            : { ok: true, detail: self ? `this instance (${id}) leads` : `${id} leads; this instance follows` };
+    } else {
+      checks.leader = this.coordinator.running ? { ok: true, detail: "single instance, running recoveries" } : { ok: false, required: false, detail: "not running recoveries" };
+    }
+    const cloud = this.drivers.cloudReachability?.readiness();
+    if (cloud) checks.openstack = cloud;
+    return checks;
   }
 
   async statusInfo(): Promise<StatusInfo> {

@@ -1,5 +1,6 @@
 import type { Drivers } from "./app.js";
 import type { Config } from "./config/schema.js";
+import { CloudReachability, trackReachability } from "./doctor/reachability.js";
 import { createNovaEvacuationDriver, novaDriverOptions } from "./evacuation/nova.js";
 import { NovaServiceMonitor } from "./evacuation/monitor.js";
 import { releaseHost } from "./evacuation/release.js";
@@ -18,7 +19,9 @@ export interface BuiltDrivers extends Drivers {
 /** Build the drivers the config names: fencing chains, Keystone + Nova, notification channels. */
 export function buildDrivers(config: Config, deps: { logger: Logger; metrics: Metrics; store: Store; env?: NodeJS.ProcessEnv }): BuiltDrivers {
   const fencing = createFencing(config.fencing, { logger: deps.logger.child({ component: "fencing" }), metrics: deps.metrics });
-  const session = createKeystoneSession(config.openstack, { logger: deps.logger, ...(deps.env ? { env: deps.env } : {}) });
+  // Every OpenStack call's outcome is remembered for /readyz, which never calls the cloud itself.
+  const cloudReachability = new CloudReachability();
+  const session = trackReachability(createKeystoneSession(config.openstack, { logger: deps.logger, ...(deps.env ? { env: deps.env } : {}) }), cloudReachability);
   const evacuation = createNovaEvacuationDriver({ session, logger: deps.logger }, novaDriverOptions(config.evacuation));
   const notifier = createNotifier(config.notifications, { store: deps.store, logger: deps.logger, metrics: deps.metrics, session });
   return {
@@ -26,6 +29,7 @@ export function buildDrivers(config: Config, deps: { logger: Logger; metrics: Me
     evacuation,
     notifier,
     session,
+    cloudReachability,
     release: (host, opts) => releaseHost(host, { nova: evacuation.nova, logger: deps.logger, ...opts }),
     monitor: (intervalMs, onEvents) => new NovaServiceMonitor(evacuation.nova, { intervalMs, onEvents, logger: deps.logger }),
     close: () => notifier.close(),

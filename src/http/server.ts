@@ -1,6 +1,7 @@
 import express, { type ErrorRequestHandler, type Express } from "express";
 import type { Logger } from "../logging.js";
 import type { Metrics } from "../metrics.js";
+import type { ReadinessCheck } from "../doctor/reachability.js";
 import type { Store } from "../store/types.js";
 import { errorMessage } from "../util/errors.js";
 import { alertsRouter, type AlertsRouteDeps } from "./alerts.js";
@@ -12,8 +13,8 @@ export interface HttpDeps {
   store: Store;
   alerts: AlertsRouteDeps;
   control: ControlDeps;
-  /** Extra readiness checks (cheap ones: store writable, leader known…). */
-  readiness?: () => Promise<Record<string, { ok: boolean; detail?: string }>>;
+  /** Extra readiness checks (cheap ones: leader known, cloud answered…); `required: false` ones only inform. */
+  readiness?: () => Promise<Record<string, ReadinessCheck>>;
 }
 
 /** The HTTP surface: webhook, control API, health, metrics. */
@@ -27,7 +28,7 @@ export function createHttpApp(deps: HttpDeps): Express {
     res.json({ status: "ok" });
   });
   app.get("/readyz", async (_req, res) => {
-    const checks: Record<string, { ok: boolean; detail?: string }> = {};
+    const checks: Record<string, ReadinessCheck> = {};
     try {
       await deps.store.ping();
       checks.store = { ok: true };
@@ -35,8 +36,10 @@ export function createHttpApp(deps: HttpDeps): Express {
       checks.store = { ok: false, detail: errorMessage(err) };
     }
     Object.assign(checks, (await deps.readiness?.()) ?? {});
-    const ok = Object.values(checks).every((c) => c.ok);
-    res.status(ok ? 200 : 503).json({ status: ok ? "ready" : "not ready", checks });
+    // Unready (503) only when a required check fails: the store, without which no alert is journaled.
+    const ok = Object.values(checks).every((c) => c.ok || c.required === false);
+    const all = Object.values(checks).every((c) => c.ok);
+    res.status(ok ? 200 : 503).json({ status: ok ? (all ? "ready" : "degraded") : "not ready", checks });
   });
   app.get("/metrics", async (_req, res) => {
     res.setHeader("Content-Type", deps.metrics.registry.contentType);
