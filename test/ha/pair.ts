@@ -1,0 +1,158 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { startSandbox, type Sandbox, type SandboxOptions } from "../../src/sandbox/environment.js";
+import { EtcdStore } from "../../src/store/etcd.js";
+import type { EtcdServer } from "../support/etcd.js";
+import { ADMIN_TOKEN, removeDir, tempDir } from "../support/lifeboat.js";
+import { deepMerge, parseOrThrow, stackConfigData } from "../support/stack.js";
+import { uniquePrefix } from "./candidates.js";
+import { startInstance, type Instance } from "./instance.js";
+import { startRecordingProxy, type ProxiedRequest, type RecordingProxy } from "./recording-proxy.js";
+import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
+
+/**
+ * An active-passive pair: two `lifeboat serve` processes sharing one etcd prefix, against
+ * one simulated site. Each instance reaches etcd through its own TCP relay (so a test can
+ * cut one instance's path only) and the cloud and the BMCs through its own recording proxy
+ * (so every request is attributed to the instance that sent it).
+ */
+export const IDS = ["lifeboat-a", "lifeboat-b"] as const;
+export type InstanceId = (typeof IDS)[number];
+
+export interface HaPairOptions {
+  etcd: EtcdServer;
+  sandbox?: SandboxOptions;
+  /** Deep-merged over the stack config (stackConfigData) before the store section is set. */
+  config?: Record<string, unknown>;
+  ttlSeconds?: number;
+}
+
+export interface HaPair {
+  readonly sandbox: Sandbox;
+  readonly prefix: string;
+  readonly ttlMs: number;
+  readonly instances: Record<InstanceId, Instance>;
+  /** Each instance's TCP relay to etcd. */
+  readonly etcdLinks: Record<InstanceId, TcpProxy>;
+  /** Every request to the cloud and the BMCs, with the instance that sent it. */
+  readonly requests: ProxiedRequest[];
+  /** The shared store, read from the test (its own client, straight to etcd). */
+  readonly store: EtcdStore;
+  readonly configFiles: Record<InstanceId, string>;
+  /**
+   * The instance that every one of `among` (default both) reports as leader, once exactly
+   * one of them says it leads. Default timeout 15 s.
+   */
+  leader(opts?: { among?: Instance[]; timeoutMs?: number }): Promise<Instance>;
+  other(i: Instance): Instance;
+  close(): Promise<void>;
+}
+
+export interface StatusAnswer {
+  instance: string;
+  leader: { self: boolean; id: string | null };
+  store: string;
+}
+
+export async function status(url: string): Promise<StatusAnswer> {
+  const res = await fetch(`${url}/api/v1/status`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) throw new Error(`status ${res.status}: ${await res.text()}`);
+  return (await res.json()) as StatusAnswer;
+}
+
+export async function leaderGauge(url: string): Promise<number> {
+  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  const m = /^lifeboat_leader(?:\{[^}]*\})? (\S+)$/m.exec(await res.text());
+  if (!m) throw new Error("no lifeboat_leader in /metrics");
+  return Number(m[1]);
+}
+
+export async function startHaPair(opts: HaPairOptions): Promise<HaPair> {
+  const ttlSeconds = opts.ttlSeconds ?? 3;
+  const sandbox = await startSandbox(opts.sandbox);
+  const dir = tempDir();
+  const prefix = uniquePrefix();
+  const requests: ProxiedRequest[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  const instances = {} as Record<InstanceId, Instance>;
+  const etcdLinks = {} as Record<InstanceId, TcpProxy>;
+  const configFiles = {} as Record<InstanceId, string>;
+  const store = new EtcdStore({ connection: { endpoints: [opts.etcd.endpoint], requestTimeoutMs: 5_000 }, prefix });
+  try {
+    for (const id of IDS) {
+      const link = await startTcpProxy(opts.etcd.clientPort);
+      etcdLinks[id] = link;
+      closers.push(() => link.close());
+      const cloud: RecordingProxy = await startRecordingProxy({ upstream: sandbox.cloud.baseUrl, instance: id, target: "cloud", log: requests });
+      const bmc: RecordingProxy = await startRecordingProxy({ upstream: sandbox.redfish.url, instance: id, target: "bmc", log: requests });
+      closers.push(() => cloud.close(), () => bmc.close());
+
+      const data = deepMerge(stackConfigData(sandbox, dir, opts.config), {
+        openstack: { auth: { auth_url: `${cloud.url}/identity/v3` } },
+        fencing: { hosts: Object.fromEntries(sandbox.hosts.map((h) => [h, { address: bmc.url }])) },
+        logging: { level: "info" },
+      });
+      data.store = {
+        driver: "etcd",
+        endpoints: [link.endpoint],
+        prefix,
+        instance_id: id,
+        lease_ttl_seconds: ttlSeconds,
+        request_timeout_seconds: 1,
+        dial_timeout_seconds: 1,
+      };
+      parseOrThrow(data); // refuse a bad config here, with its problems, rather than in a child
+      const file = join(dir, `${id}.yaml`);
+      writeFileSync(file, stringify(data), { mode: 0o600 });
+      configFiles[id] = file;
+    }
+    await Promise.all(
+      IDS.map(async (id) => {
+        instances[id] = await startInstance(id, configFiles[id]);
+      }),
+    );
+    await store.init();
+  } catch (err) {
+    await Promise.allSettled(Object.values(instances).map((i) => i.stop()));
+    for (const c of closers) await c().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    await sandbox.close();
+    removeDir(dir);
+    throw err;
+  }
+
+  const pair: HaPair = {
+    sandbox,
+    prefix,
+    ttlMs: ttlSeconds * 1000,
+    instances,
+    etcdLinks,
+    requests,
+    store,
+    configFiles,
+    async leader({ among = IDS.map((id) => instances[id]), timeoutMs = 15_000 } = {}) {
+      const deadline = Date.now() + timeoutMs;
+      let last = "";
+      for (;;) {
+        const live = among;
+        const answers = await Promise.all(live.map((i) => status(i.url).catch((err: unknown) => (err instanceof Error ? err.message : String(err)))));
+        const ok = answers.filter((a): a is StatusAnswer => typeof a !== "string");
+        const selves = ok.filter((a) => a.leader.self);
+        if (selves.length === 1 && ok.length === live.length && ok.every((a) => a.leader.id === selves[0]!.instance)) return instances[selves[0]!.instance as InstanceId];
+        last = JSON.stringify(answers);
+        if (Date.now() > deadline) throw new Error(`no single leader within ${timeoutMs} ms: ${last}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    other: (i) => (i.id === IDS[0] ? instances[IDS[1]] : instances[IDS[0]]),
+    async close() {
+      await Promise.allSettled(Object.values(instances).map((i) => i.stop()));
+      for (const c of closers) await c().catch(() => undefined);
+      await store.close().catch(() => undefined);
+      await sandbox.close();
+      removeDir(dir);
+    },
+  };
+  return pair;
+}
