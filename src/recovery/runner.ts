@@ -1,7 +1,7 @@
 import { isHeldElsewhere, isLeadershipLoss } from "../ha/claim-guard.js";
 import { logContext, type Logger } from "../logging.js";
 import { StateConflictError } from "../store/types.js";
-import { abortReason, isAbortError, sleep } from "../util/abort.js";
+import { AbortError, abortReason, isAbortError, sleep } from "../util/abort.js";
 import { errorMessage } from "../util/errors.js";
 import type { PipelineDeps, Stage, StageContext, StageResult } from "./context.js";
 import { isTerminal, isAbortable, type Recovery, type RecoveryState } from "./model.js";
@@ -56,7 +56,8 @@ export class RecoveryRunner {
 
   /** Stop acting (shutdown, lost leadership). The recovery resumes at its stage later. */
   async stop(reason = "stopping"): Promise<void> {
-    this.#abort.abort(new Error(reason));
+    // An AbortError, so drivers tell a cancellation from a failure (and record no failure).
+    this.#abort.abort(new AbortError(reason));
     await this.#done;
   }
 
