@@ -23,7 +23,14 @@ export class ClaimGuard {
       claim = await this.claims.claim(recovery.host, recovery.id);
       this.#held.set(recovery.id, claim);
     }
-    await this.claims.assertHeld(claim);
+    try {
+      await this.claims.assertHeld(claim);
+    } catch (err) {
+      // Unconfirmed is lost: the next check claims the host anew (which only succeeds
+      // while this instance leads and nobody else holds the host).
+      if (this.#held.get(recovery.id) === claim) this.#held.delete(recovery.id);
+      throw err;
+    }
     this.logger.debug({ recovery: recovery.id, host: recovery.host, what }, "host claim confirmed");
   }
 

@@ -81,16 +81,25 @@ export class RecoveryRunner {
       const log = this.deps.logger.child({ recovery: r.id, host: r.host, state: r.state });
       const stage = STAGES[r.state];
       if (!stage) throw new Error(`no stage for state ${r.state}`);
+      // The stage's own signal: work it started in parallel (other evacuations in flight)
+      // must not outlive it when it throws.
+      const stageRun = new AbortController();
+      const cancelStage = (): void => stageRun.abort(abortReason(signal));
+      signal.addEventListener("abort", cancelStage, { once: true });
       let result: StageResult;
       try {
-        result = await logContext.run({ recovery: r.id, host: r.host }, () => stage(this.context(r, log, signal)));
+        result = await logContext.run({ recovery: r.id, host: r.host }, () => stage(this.context(r, log, stageRun.signal)));
         errors = 0;
       } catch (err) {
+        stageRun.abort(new AbortError(`${r.state} stage ended: ${errorMessage(err)}`));
         if (signal.aborted) return;
         if (isLeadershipLoss(err)) {
-          // Not ours to act on any more: stop, change nothing; the leader resumes it.
-          log.warn({ err: errorMessage(err) }, "stopping: this instance no longer leads or holds the host");
-          return;
+          // Not ours to act on now: change nothing. If leadership really ended, the
+          // coordinator stops this runner at once; if only a claim check failed (etcd slow,
+          // claim gone) while this instance still leads, claim again after a pause.
+          log.warn({ err: errorMessage(err) }, "stopped acting: this instance does not lead or hold the host now; checking again shortly");
+          await sleep(2000, signal).catch(() => undefined);
+          continue;
         }
         if (isHeldElsewhere(err)) {
           log.warn({ err: errorMessage(err) }, "host claimed by another instance; waiting");
@@ -105,6 +114,8 @@ export class RecoveryRunner {
         }
         result = this.onStageError(r, err);
         errors = 0;
+      } finally {
+        signal.removeEventListener("abort", cancelStage);
       }
       if (!result) continue;
       try {
