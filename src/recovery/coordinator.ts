@@ -66,10 +66,12 @@ export class Coordinator {
     this.#running = false;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
-    await this.#processing;
+    // Recoveries first: an event pass waiting on a slow or unreachable store must not keep
+    // them acting (after a lost leadership, every moment counts).
     const runners = [...this.#runners.values()];
     this.#runners.clear();
     await Promise.all(runners.map((r) => r.stop()));
+    await this.#processing;
   }
 
   /** New events were journaled: process them soon (coalesced). */
