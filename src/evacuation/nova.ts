@@ -195,7 +195,8 @@ export class NovaEvacuationDriver implements EvacuationDriver {
       if (at === null) {
         return { result: "failed", message: `server is on no host (status ${server.status}): nothing to evacuate`, retryable: false };
       }
-      if (task === null) return this.arrived(server, instance, fromSource[0], log, "already on another host");
+      // Arrived while nobody watched (e.g. during a restart): the lock an earlier attempt took is released too.
+      if (task === null) return this.finish(instance, this.arrived(server, instance, fromSource[0], log, "already on another host"), log, signal);
       // Elsewhere already but still busy (e.g. the rebuild is finishing): follow it, send nothing.
       log.info({ at, task }, "server already left the failed host and is still busy: tracking");
       return this.finish(instance, await this.track(instance, source, open?.id, new Set(), deadline, signal, log), log, signal);
