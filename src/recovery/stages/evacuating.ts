@@ -66,6 +66,8 @@ export const evacuating: Stage = async (ctx) => {
   await Promise.all(
     work.map((rec) =>
       limit(async () => {
+        // Stopping: queued instances are not started (nor recorded as evacuating).
+        ctx.signal.throwIfAborted();
         if (cfg.stagger_ms > 0) {
           const at = nextStart;
           nextStart = Math.max(nextStart, ctx.clock.now()) + cfg.stagger_ms;
