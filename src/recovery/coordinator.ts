@@ -33,6 +33,7 @@ export class Coordinator {
   #running = false;
   #processing: Promise<void> | null = null;
   #again = false;
+  #adopting = false;
   #timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: PipelineDeps) {}
@@ -56,8 +57,12 @@ export class Coordinator {
     }
     await this.refreshGauges();
     this.kick();
-    // Safety net: pick up anything journaled without a kick (e.g. by another instance).
-    this.#timer = setInterval(() => this.kick(), 2000);
+    // Safety net: pick up anything journaled without a kick (e.g. by another instance):
+    // events, and recoveries started through another instance's API (recover, fence off).
+    this.#timer = setInterval(() => {
+      this.kick();
+      void this.adoptOpen();
+    }, 2000);
     this.#timer.unref();
   }
 
@@ -72,6 +77,24 @@ export class Coordinator {
     this.#runners.clear();
     await Promise.all(runners.map((r) => r.stop()));
     await this.#processing;
+  }
+
+  /** Run every open recovery that has no runner here (one pass at a time). */
+  private async adoptOpen(): Promise<void> {
+    if (!this.#running || this.#adopting) return;
+    this.#adopting = true;
+    try {
+      const open = await this.deps.store.listRecoveries({ open: true, limit: 100_000 });
+      for (const r of open) {
+        if (!this.#running || this.#runners.has(r.id)) continue;
+        this.deps.logger.info({ recovery: r.id, host: r.host, state: r.state }, "picking up a recovery started elsewhere");
+        this.ensureRunner(r.id);
+      }
+    } catch (err) {
+      this.deps.logger.warn({ err: errorMessage(err) }, "could not look for open recoveries; will retry");
+    } finally {
+      this.#adopting = false;
+    }
   }
 
   /** New events were journaled: process them soon (coalesced). */
