@@ -3,6 +3,7 @@ import type { RecoveryDetail } from "../../src/recovery/model.js";
 import { recoveryDetail } from "../../src/store/types.js";
 import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
 import { startStack, type Stack } from "../support/stack.js";
+import { fastConfig, fastSite, novaSeesDown } from "./site.js";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -18,11 +19,11 @@ async function finished(s: Stack, host: string, timeoutMs = 30_000): Promise<Rec
 
 describe("full recovery with the real drivers against the simulated site", () => {
   it("fences through Redfish, isolates in Nova, evacuates every instance, mails operators and tenants", async () => {
-    stack = await startStack();
+    stack = await startStack({ sandbox: fastSite(), config: fastConfig() });
     const s = stack;
     const before = s.sandbox.cloud.state;
     s.sandbox.failHost("compute-1");
-    await new Promise((r) => setTimeout(r, 6500)); // Nova's service_down_time (6 s in the sandbox)
+    await novaSeesDown(s.sandbox.cloud, "compute-1"); // Nova's service_down_time (1 s on the fast site)
     expect((await postAlert(s.app.url, alertPayload({ host: "compute-1" }))).status).toBe(202);
     const d = await finished(s, "compute-1", 60_000);
     expect(d.state, d.reason).toBe("completed");
