@@ -110,6 +110,14 @@ describe("Nova answering 500s and timing out", () => {
     await failAndAlert(s, "compute-1");
     const d = await finished(s, "compute-1");
     expect([getServer.hits(), getMigrations.hits(), slowGet.hits()]).toEqual([2, 2, 1]);
+    // Every GET that met a 5xx was sent again and answered; the one that timed out too.
+    const same = (a: SimRequest, b: SimRequest): boolean => a.method === b.method && a.path === b.path && JSON.stringify(a.query) === JSON.stringify(b.query);
+    const faulted = cloud.requests.filter((q) => q.method === "GET" && q.fault === "status");
+    expect(faulted).toHaveLength(4);
+    for (const q of faulted) expect(cloud.requests.find((x) => x.seq > q.seq && same(x, q) && !x.fault)?.status, `${q.path} again`).toBe(200);
+    const lists = cloud.requests.filter((q) => q.method === "GET" && q.path === "/v2.1/servers/detail");
+    expect(lists.length).toBeGreaterThanOrEqual(2);
+    expect(lists.at(-1)!.status).toBe(200);
 
     expect(d.state).toBe("partial");
     // Exactly the instance whose evacuation could not be confirmed is named.
