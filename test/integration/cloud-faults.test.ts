@@ -81,7 +81,7 @@ function faultScenarioServers(): ScenarioServer[] {
   return serversOn("compute-1", 6, "f").map((v) => {
     if (!["f-02", "f-03", "f-04"].includes(v.name)) return v;
     // f-03 rebuilds slowly: a second evacuate would land while its first one still runs.
-    return { ...v, locked: true, lockedReason: "owner's lock", ...(v.name === "f-03" ? { evacuation: { durationMs: 1500 } } : {}) };
+    return { ...v, locked: true, lockedReason: "owner's lock", ...(v.name === "f-03" ? { evacuation: { durationMs: 1000 } } : {}) };
   });
 }
 
@@ -89,7 +89,7 @@ describe("Nova answering 500s and timing out", () => {
   it("GETs are retried; an evacuate refused with 500 is re-sent only after a look; one that got no answer is never re-sent", async () => {
     stack = await startFastStack({
       cloud: { scenario: siteScenario(HOSTS, faultScenarioServers()) },
-      config: { openstack: { timeout_seconds: 1, retries: 2 }, evacuation: { instance_timeout_seconds: 4 } },
+      config: { openstack: { timeout_seconds: 1, retries: 2 }, evacuation: { instance_timeout_seconds: 5 } },
     });
     const s = stack;
     const cloud = s.sandbox.cloud;

@@ -48,7 +48,7 @@ function expectEachEvacuatedOnce(cloud: SandboxCloud, ids: string[]): void {
 describe("lifeboat stops in the middle of evacuating", () => {
   it("in-process stop while evacuations run, a new lifeboat on the same store: completes, no second evacuate POST", async () => {
     // vm-01 finishes while lifeboat is down, vm-02 and vm-03 are still rebuilding when it comes back.
-    const servers = serversOn("compute-1", 9).map((v) => ({ ...v, evacuation: { durationMs: v.name === "vm-01" ? 600 : ["vm-02", "vm-03"].includes(v.name) ? 3000 : 1000 } }));
+    const servers = serversOn("compute-1", 9).map((v) => ({ ...v, evacuation: { durationMs: v.name === "vm-01" ? 1200 : ["vm-02", "vm-03"].includes(v.name) ? 4000 : 1000 } }));
     stack = await startFastStack({ cloud: { scenario: siteScenario(HOSTS, servers) }, config: { evacuation: { concurrency: 3 } } });
     const s = stack;
     const cloud = s.sandbox.cloud;
@@ -119,11 +119,14 @@ describe("lifeboat stops in the middle of evacuating", () => {
     await novaSeesDown(cloud, "compute-1");
     expect((await postAlert(one.url, alertPayload({ host: "compute-1" }))).status).toBe(202);
     await waitFor(() => evacuatePosts(cloud).filter((q) => q.status === 200).length >= 3, 30_000, "three evacuations accepted");
-    const before = await recoveryOf(one.url);
-    expect(before?.state).toBe("evacuating");
     process.kill(one.pid, "SIGKILL");
-    await one.stop();
     expect(running(cloud)).toBeGreaterThan(0); // killed while Nova was rebuilding
+    await one.stop();
+    const journal = new SqliteStore(join(storeDir, "lifeboat.db"));
+    await journal.init();
+    const before = (await journal.listRecoveries({ host: "compute-1" }))[0];
+    await journal.close();
+    expect(before?.state).toBe("evacuating");
     const postsAtKill = evacuatePosts(cloud).length;
     expect(postsAtKill).toBeLessThan(9);
 
