@@ -114,6 +114,7 @@ describe("active-passive pair of lifeboat processes on a real etcd", () => {
     await a.exited;
 
     expect((await p.leader({ among: [b], timeoutMs: 20_000 })).id).toBe(b.id);
+    expect(await leaderGauge(b.url)).toBe(1);
     const took = b.leadership().find((l) => l.leader && l.at >= killedAt);
     expect(took, "the follower logged its takeover").toBeDefined();
     const failoverMs = took!.at - killedAt;
