@@ -47,6 +47,8 @@ export class HostOperations {
     const releaseFn = this.deps.release;
     if (!releaseFn) throw new ControlError(400, "this evacuation driver cannot release hosts");
     if (this.#running.has(host)) throw new ControlError(409, `a release of ${host} is already running`);
+    // In an HA pair only the leader acts on hosts; a follower's release could race the leader.
+    if (!this.deps.coordinator.running) throw new ControlError(409, "this instance does not lead: send the release to the leader (lifeboat status names it)");
     const open = await store.findOpenRecovery(host);
     if (open) throw new ControlError(409, `${host} has an open recovery ${open.id} (${open.state}): release refused while the host is still failing`);
     const status: ReleaseStatus = { host, state: "running", by: actor, startedAt: this.now() };

@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { Lifeboat } from "../../src/app.js";
+import { ControlError } from "../../src/recovery/coordinator.js";
+import { memoryLogger, testConfig } from "../support/lifeboat.js";
+import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../support/world.js";
+
+describe("host operations", () => {
+  it("a release is refused by an instance that does not lead (HA follower), with where to send it", async () => {
+    const world = World.standard();
+    const released: string[] = [];
+    const app = new Lifeboat({
+      config: testConfig(),
+      logger: memoryLogger().logger,
+      drivers: {
+        fencing: new WorldFencing(world),
+        evacuation: new WorldCloud(world),
+        notifier: new RecordingNotifier(world),
+        release: (host) => {
+          released.push(host);
+          return Promise.resolve({ host, released: true, message: "ok", steps: [] });
+        },
+      },
+    });
+    await app.store.init();
+    try {
+      // The coordinator is not running: this instance does not lead.
+      const err = await app.hosts.release("compute-1", "ops").catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ControlError);
+      expect((err as ControlError).status).toBe(409);
+      expect((err as Error).message).toMatch(/does not lead: send the release to the leader/);
+      expect(released).toEqual([]);
+    } finally {
+      await app.store.close();
+    }
+  });
+});
