@@ -1,0 +1,107 @@
+import { startSandbox, type Sandbox } from "../src/sandbox/environment.js";
+import { waitUntil } from "../test/support/daemon.js";
+import { cpuWindow, type CpuWindow } from "./lib/cpu.js";
+import { finishedRecovery, postWebhook, startLifeboat } from "./lib/lifeboat.js";
+import { payloadMaker } from "./lib/payloads.js";
+import { loadedHostScenario, serveConfig } from "./lib/site.js";
+import { distribution, type Distribution } from "./lib/stats.js";
+
+/**
+ * Benchmark 2: evacuation of a failed host through the real pipeline.
+ *
+ * A simulated cloud where compute-1 runs `instances` small instances and every evacuation
+ * takes exactly `evacuationMs` (Nova's rebuild on the target host); `lifeboat serve` with the
+ * nova driver receives the alert, validates, fences compute-1 through its Redfish BMC,
+ * isolates it and evacuates everything. The evacuating stage's wall time comes from the
+ * recovery's own timeline and is compared with the floor ⌈instances / concurrency⌉ × latency.
+ */
+export interface EvacuationOptions {
+  instances: number;
+  evacuationMs: number;
+  concurrencies: number[];
+  /** How often lifeboat looks at a running evacuation (config evacuation.poll_interval_seconds). */
+  pollIntervalSeconds: number;
+  log?: (line: string) => void;
+}
+
+export interface EvacuationRun {
+  concurrency: number;
+  /** Wall time of the evacuating stage (timeline: into evacuating → out of it), ms. */
+  stageMs: number;
+  /** ⌈instances / concurrency⌉ × evacuationMs. */
+  floorMs: number;
+  ratio: number;
+  evacuated: number;
+  failed: number;
+  /** Evacuate actions Nova received (one per instance: none doubled). */
+  evacuateCalls: number;
+  /** Per instance, lifeboat's startedAt → finishedAt, ms. */
+  perInstanceMs: Distribution;
+  outcome: string;
+  cpu: CpuWindow;
+}
+
+export interface EvacuationResult {
+  options: Omit<EvacuationOptions, "log">;
+  runs: EvacuationRun[];
+}
+
+export async function benchEvacuation(opts: EvacuationOptions): Promise<EvacuationResult> {
+  const log = opts.log ?? (() => undefined);
+  const runs: EvacuationRun[] = [];
+  for (const concurrency of opts.concurrencies) {
+    log(`evacuation: ${opts.instances} instances, ${opts.evacuationMs} ms each, concurrency ${concurrency}`);
+    const site = await startSandbox({
+      cloud: { scenario: loadedHostScenario(opts.instances, 4), evacuationDurationMs: opts.evacuationMs, serviceDownTimeSeconds: 2, reportIntervalSeconds: 1 },
+      powerDelayMs: 200,
+    });
+    try {
+      runs.push(await evacuateOnce(site, concurrency, opts));
+    } finally {
+      await site.close();
+    }
+  }
+  const { log: _log, ...options } = opts;
+  return { options, runs };
+}
+
+async function evacuateOnce(site: Sandbox, concurrency: number, opts: EvacuationOptions): Promise<EvacuationRun> {
+  const host = "compute-1";
+  site.failHost(host);
+  await waitUntil(`${host} down in Nova`, () => site.view().hosts.find((h) => h.host === host)?.service === "down", { timeoutMs: 15_000 });
+  const lb = await startLifeboat(`evacuation-${concurrency}`, (port, dir) =>
+    serveConfig(site, port, dir, {
+      gates: { confirmations: [{ driver: "nova-service", stale_seconds: 2, checks: 1, interval_seconds: 0 }, { driver: "bmc" }] },
+      evacuation: { concurrency, poll_interval_seconds: opts.pollIntervalSeconds },
+    }),
+    process.env.LIFEBOAT_BENCH_PROFILE ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${process.env.LIFEBOAT_BENCH_PROFILE}`] } : {},
+  );
+  try {
+    const window = cpuWindow({ lifeboat: lb.pid, bench: process.pid });
+    const status = await postWebhook(lb.url, payloadMaker("distinct", [host])(0));
+    if (status !== 202) throw new Error(`webhook answered ${status}`);
+    const d = await finishedRecovery(lb, host, 10 * 60_000);
+    const cpu = window.end();
+    const into = d.timeline.find((t) => t.to === "evacuating");
+    const out = d.timeline.find((t) => t.from === "evacuating");
+    if (!into || !out) throw new Error(`recovery ${d.id} never went through evacuating: ${d.state} (${d.reason})`);
+    const stageMs = Date.parse(out.at) - Date.parse(into.at);
+    const floorMs = Math.ceil(opts.instances / concurrency) * opts.evacuationMs;
+    const evacuateCalls = site.cloud.requests.filter((q) => q.method === "POST" && /\/action$/.test(q.path) && typeof q.body === "object" && q.body !== null && "evacuate" in q.body).length;
+    const per = d.instances.filter((i) => i.startedAt && i.finishedAt).map((i) => Date.parse(i.finishedAt!) - Date.parse(i.startedAt!));
+    return {
+      concurrency,
+      stageMs,
+      floorMs,
+      ratio: stageMs / floorMs,
+      evacuated: d.instances.filter((i) => i.state === "evacuated").length,
+      failed: d.instances.filter((i) => i.state === "failed").length,
+      evacuateCalls,
+      perInstanceMs: distribution(per),
+      outcome: `${d.state}: ${d.reason}`,
+      cpu,
+    };
+  } finally {
+    await lb.stop();
+  }
+}

@@ -1,0 +1,92 @@
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+import type { Recovery, RecoveryDetail } from "../../src/recovery/model.js";
+import { parseOrThrow } from "../../test/support/stack.js";
+import { ADMIN_TOKEN, WEBHOOK_TOKEN } from "../../test/support/lifeboat.js";
+import { startDaemon, type Daemon } from "../../test/support/daemon.js";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const CLI = join(ROOT, "dist", "cli.js");
+export { ADMIN_TOKEN, WEBHOOK_TOKEN };
+
+/** A `lifeboat serve` process started from the built CLI: the daemon exactly as operators run it. */
+export interface LifeboatProcess extends Daemon {
+  /** The SQLite journal of this process. */
+  readonly dbPath: string;
+  /** Resident set size now (VmRSS) and at its peak (VmHWM), in bytes. */
+  memory(): { rss: number; peak: number };
+  /** GET a control API path with the admin token. */
+  api<T>(path: string): Promise<T>;
+}
+
+/**
+ * Start `node dist/cli.js serve` with the config `configFor(port, dir)` returns (plain data,
+ * validated here first so a bad bench config fails with its problems, not a dead process).
+ * `nodeArgs` go to node itself (e.g. --cpu-prof to profile the daemon).
+ */
+export async function startLifeboat(
+  name: string,
+  configFor: (port: number, dir: string) => Record<string, unknown>,
+  opts: { nodeArgs?: string[] } = {},
+): Promise<LifeboatProcess> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm run bench does)`);
+  let dbPath = "";
+  const daemon = await startDaemon({
+    name,
+    spec: (port, dir) => {
+      const data = configFor(port, dir);
+      const config = parseOrThrow(data);
+      if (config.store.driver !== "sqlite") throw new Error("the benchmarks use the SQLite store");
+      dbPath = config.store.path;
+      const file = join(dir, "lifeboat.yaml");
+      writeFileSync(file, stringify(data), { mode: 0o600 });
+      return { command: process.execPath, args: [...(opts.nodeArgs ?? []), CLI, "serve", "--config", file], readyPath: "/healthz" };
+    },
+  });
+  return {
+    ...daemon,
+    dbPath,
+    memory: () => processMemory(daemon.pid),
+    api: async <T>(path: string): Promise<T> => {
+      const res = await fetch(`${daemon.url}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, signal: AbortSignal.timeout(10_000) });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`GET ${path} answered ${res.status}: ${text}`);
+      return JSON.parse(text) as T;
+    },
+  };
+}
+
+/** VmRSS and VmHWM of a process (Linux /proc), in bytes. */
+export function processMemory(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
+  return { rss: kb("VmRSS"), peak: kb("VmHWM") };
+}
+
+/** POST one Alertmanager payload to lifeboat's webhook; returns the status and the elapsed ms. */
+export async function postWebhook(url: string, body: string): Promise<number> {
+  const res = await fetch(`${url}/api/v1/alerts`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${WEBHOOK_TOKEN}` },
+    body,
+    signal: AbortSignal.timeout(10_000),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+const TERMINAL = ["completed", "partial", "failed", "aborted"];
+
+/** Wait until `host` has a recovery that ended; its detail (timeline, instances…) from the control API. */
+export async function finishedRecovery(lb: LifeboatProcess, host: string, timeoutMs: number): Promise<RecoveryDetail> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { recoveries } = await lb.api<{ recoveries: Recovery[] }>(`/api/v1/recoveries?host=${encodeURIComponent(host)}&limit=1`);
+    const r = recoveries[0];
+    if (r && TERMINAL.includes(r.state)) return lb.api<RecoveryDetail>(`/api/v1/recoveries/${encodeURIComponent(r.id)}`);
+    if (Date.now() > deadline) throw new Error(`no finished recovery of ${host} after ${timeoutMs} ms (last: ${r ? r.state : "none"})\n${lb.output().slice(-4000)}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}

@@ -1,0 +1,45 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { startDaemon, type Daemon } from "../../test/support/daemon.js";
+
+/** `node --import tsx FILE`: a TypeScript bench script in its own process. */
+export function tsCommand(file: string, args: string[] = []): { command: string; args: string[] } {
+  return { command: process.execPath, args: ["--import", import.meta.resolve("tsx"), file, ...args] };
+}
+
+export function benchFile(relative: string): string {
+  return fileURLToPath(new URL(`../${relative}`, import.meta.url));
+}
+
+/** Run a bench script to completion and parse the JSON line it prints last. */
+export async function runJsonScript<T>(file: string, arg: unknown): Promise<T> {
+  const { command, args } = tsCommand(file, [JSON.stringify(arg)]);
+  return new Promise<T>((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      const last = out.trim().split("\n").pop() ?? "";
+      if (code !== 0 || !last) {
+        reject(new Error(`${file} exited ${code}: ${err || out}`));
+        return;
+      }
+      try {
+        resolve(JSON.parse(last) as T);
+      } catch {
+        reject(new Error(`${file} printed no JSON: ${out}`));
+      }
+    });
+  });
+}
+
+/** The bare express baseline server in its own process. */
+export function startBareExpress(): Promise<Daemon> {
+  return startDaemon({
+    name: "bare-express",
+    spec: (port) => ({ ...tsCommand(benchFile("servers/bare-express.ts"), [String(port)]), readyPath: "/healthz" }),
+  });
+}

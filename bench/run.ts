@@ -1,0 +1,82 @@
+/**
+ * lifeboat's benchmarks: `npm run bench` (builds first; the daemon under test is the built
+ * `lifeboat serve`). Writes bench/results/latest.json and bench/RESULTS.md.
+ *
+ *   npm run bench                          everything, full length (a few minutes)
+ *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory
+ *   npm run bench -- --quick               short runs to try the harness; results go to the OS temp directory
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { benchEvacuation } from "./evacuation.js";
+import { benchFenceLatency } from "./fence-latency.js";
+import { benchIntake } from "./intake.js";
+import { waitForQuiet } from "./lib/cpu.js";
+import { describeMachine, machineLine } from "./lib/machine.js";
+import { ROOT } from "./lib/lifeboat.js";
+import { buildReport, renderMarkdown, type BenchResults } from "./lib/report.js";
+import { benchMemory } from "./memory.js";
+
+const ALL = ["intake", "evacuation", "fence", "memory"] as const;
+type Bench = (typeof ALL)[number];
+
+const { values } = parseArgs({
+  options: {
+    only: { type: "string" },
+    quick: { type: "boolean", default: false },
+    "max-wait": { type: "string", default: "180" },
+  },
+});
+const only = new Set((values.only ? values.only.split(",") : ALL).map((s) => s.trim()) as Bench[]);
+for (const b of only) if (!ALL.includes(b)) throw new Error(`unknown benchmark ${b}; choose from ${ALL.join(", ")}`);
+const quick = values.quick;
+const maxWaitMs = Number(values["max-wait"]) * 1000;
+
+const log = (line: string): void => console.log(`[bench] ${line}`);
+const started = Date.now();
+const machine = describeMachine();
+log(machineLine(machine));
+
+/** Before each benchmark: give other work on the machine a chance to finish; say how busy it was. */
+const quiet = async (name: string): Promise<number> => {
+  const busy = await waitForQuiet({ threshold: 0.25, maxMs: quick ? 0 : maxWaitMs, log });
+  if (busy >= 0.25) log(`${name}: starting although ${Math.round(busy * 100)}% of the CPUs are busy with other work; the numbers will suffer`);
+  return busy;
+};
+
+const results: BenchResults = { generatedAt: new Date().toISOString(), quick, machine, busyBefore: {} };
+if (only.has("intake")) {
+  results.busyBefore.intake = await quiet("intake");
+  results.intake = await benchIntake({ connections: 32, warmupSeconds: quick ? 1 : 3, durationSeconds: quick ? 3 : 10, hosts: 20, log });
+}
+if (only.has("evacuation")) {
+  results.busyBefore.evacuation = await quiet("evacuation");
+  results.evacuation = await benchEvacuation({
+    instances: quick ? 40 : 200,
+    evacuationMs: 1000,
+    concurrencies: [8, 32],
+    pollIntervalSeconds: 0.1,
+    log,
+  });
+}
+if (only.has("fence")) {
+  results.busyBefore.fence = await quiet("fence");
+  results.fenceLatency = await benchFenceLatency({ runs: quick ? 5 : 30, log });
+}
+if (only.has("memory")) {
+  results.busyBefore.memory = await quiet("memory");
+  results.memory = await benchMemory({ alerts: quick ? 2000 : 10_000, connections: 10, idleSeconds: quick ? 2 : 5, hosts: 20, log });
+}
+results.durationSeconds = Math.round((Date.now() - started) / 1000);
+
+const report = buildReport(results);
+const dir = quick ? tmpdir() : join(ROOT, "bench", "results");
+mkdirSync(dir, { recursive: true });
+const jsonPath = join(dir, quick ? "lifeboat-bench-quick.json" : "latest.json");
+const mdPath = quick ? join(dir, "lifeboat-bench-quick.md") : join(ROOT, "bench", "RESULTS.md");
+writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
+writeFileSync(mdPath, renderMarkdown(report));
+for (const t of report.targets) log(`${t.pass ? "PASS" : "FAIL"}  ${t.metric}: ${t.value} (target ${t.target})`);
+log(`wrote ${jsonPath} and ${mdPath} in ${results.durationSeconds} s`);
