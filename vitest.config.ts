@@ -8,6 +8,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Most integration tests wait on real processes (ipmi_sim, Prometheus, etcd…), not on the
+    // CPU: three files at a time keep a 2-core machine busy without starving timing bounds.
+    maxWorkers: 3,
     reporters: ["default"],
   },
 });

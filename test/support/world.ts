@@ -216,6 +216,8 @@ export class WorldCloud implements EvacuationDriver {
   readonly driver = "world";
   /** Make Nova calls fail (API down). */
   apiDown = false;
+  /** Free capacity elsewhere (the capacity gate); unset: the driver cannot report it. */
+  capacity?: EvacuationDriver["capacity"];
   constructor(private readonly world: World) {}
 
   private api(): void {
