@@ -26,13 +26,16 @@ const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(",");
 
 /**
  * The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so a write is
- * on disk when its promise resolves. Event appends that arrive in the same event-loop turn
- * share one transaction (group commit): one fsync for a burst of webhook deliveries.
+ * on disk when its promise resolves. Writes that arrive in the same event-loop turn share
+ * one transaction (group commit): one fsync for a burst of webhook deliveries, for the
+ * events routed in one pass, or for evacuations finishing together. Each write runs in its
+ * own savepoint inside it, so one that fails (a state conflict, a busy host) fails alone.
+ * Reads run at once and see only committed, hence durable, data.
  */
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
   #db: Database.Database | null = null;
-  #pending: { events: NewHostEvent[]; resolve: (e: AppendedEvent[]) => void; reject: (err: unknown) => void }[] = [];
+  #queue: { work: () => unknown; resolve: (value: unknown) => void; reject: (err: unknown) => void }[] = [];
   #flushScheduled = false;
 
   constructor(
@@ -84,7 +87,7 @@ export class SqliteStore implements Store {
   }
 
   close(): Promise<void> {
-    this.flushEvents();
+    this.flush();
     this.#stmts.clear();
     this.#db?.close();
     this.#db = null;
@@ -92,30 +95,62 @@ export class SqliteStore implements Store {
   }
 
   ping(): Promise<void> {
-    return settle(() => {
+    return this.write(() => {
       this.q("INSERT INTO settings(key, value, updated_at) VALUES ('ping', '1', ?) ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at").run(this.now());
+    });
+  }
+
+  /** Queue a write for the next group commit; the promise settles once it is on disk (or failed). */
+  private write<T>(work: () => T): Promise<T> {
+    if (!this.#db) return Promise.reject(new Error("store is closed"));
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.#flushScheduled = false;
+    const batch = this.#queue;
+    this.#queue = [];
+    if (batch.length === 0) return;
+    const db = this.#db;
+    if (!db) {
+      for (const w of batch) w.reject(new Error("store is closed"));
+      return;
+    }
+    // A nested better-sqlite3 transaction is a savepoint: a write that throws is rolled back alone.
+    const savepoint = db.transaction((work: () => unknown) => work());
+    const outcomes: { ok: boolean; value: unknown }[] = [];
+    try {
+      db.transaction(() => {
+        for (const w of batch) {
+          try {
+            outcomes.push({ ok: true, value: savepoint(w.work) });
+          } catch (err) {
+            outcomes.push({ ok: false, value: err instanceof Error ? err : new Error(String(err)) });
+          }
+        }
+      })();
+    } catch (err) {
+      // The commit itself failed: nothing of the batch is on disk.
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    batch.forEach((w, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) w.resolve(o.value);
+      else w.reject(o.value);
     });
   }
 
   // ---- events ------------------------------------------------------------------------
 
   appendEvents(events: NewHostEvent[]): Promise<AppendedEvent[]> {
-    if (!this.#db) return Promise.reject(new Error("store is closed"));
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ events, resolve, reject });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => this.flushEvents());
-      }
-    });
-  }
-
-  private flushEvents(): void {
-    this.#flushScheduled = false;
-    const batch = this.#pending;
-    this.#pending = [];
-    if (batch.length === 0) return;
-    try {
+    return this.write(() => {
       const insert = this.q(
         `INSERT INTO events(key, received_at, last_received_at, source, host, alertname, status, fingerprint, starts_at, ends_at,
            labels, annotations, generator_url, group_key, receiver, disposition, note)
@@ -124,18 +159,11 @@ export class SqliteStore implements Store {
          ON CONFLICT(key) DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_received_at
          RETURNING *, (deliveries > 1) AS duplicate`,
       );
-      const results = this.db.transaction(() =>
-        batch.map((b) =>
-          b.events.map((e): AppendedEvent => {
-            const row = insert.get({ ...e, note: e.note ?? null, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) }) as Row;
-            return { event: eventFromRow(row), duplicate: row.duplicate === 1 };
-          }),
-        ),
-      )();
-      batch.forEach((b, i) => b.resolve(results[i]!));
-    } catch (err) {
-      for (const b of batch) b.reject(err);
-    }
+      return events.map((e): AppendedEvent => {
+        const row = insert.get({ ...e, note: e.note ?? null, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) }) as Row;
+        return { event: eventFromRow(row), duplicate: row.duplicate === 1 };
+      });
+    });
   }
 
   unprocessedEvents(limit: number): Promise<HostEvent[]> {
@@ -146,7 +174,7 @@ export class SqliteStore implements Store {
   }
 
   markEvent(id: number, disposition: EventDisposition, recoveryId: string | null, note: string | null): Promise<void> {
-    return settle(() => {
+    return this.write(() => {
       this.q("UPDATE events SET disposition = ?, recovery_id = ?, note = ? WHERE id = ?").run(disposition, recoveryId, note, id);
     });
   }
@@ -172,7 +200,7 @@ export class SqliteStore implements Store {
   // ---- recoveries --------------------------------------------------------------------
 
   createRecovery(r: NewRecovery): Promise<Recovery> {
-    return settle(() => {
+    return this.write(() => {
       const now = this.now();
       const id = newId("r");
       const create = this.db.transaction(() => {
@@ -248,7 +276,7 @@ export class SqliteStore implements Store {
   }
 
   transition(id: string, from: RecoveryState, to: RecoveryState, reason: string, patch: RecoveryPatch = {}, actor?: string): Promise<Recovery> {
-    return settle(() => {
+    return this.write(() => {
       const now = this.now();
       this.db.transaction(() => {
         const row = this.q("SELECT state FROM recoveries WHERE id = ?").get(id) as Row | undefined;
@@ -265,7 +293,7 @@ export class SqliteStore implements Store {
   }
 
   updateRecovery(id: string, patch: RecoveryPatch): Promise<Recovery> {
-    return settle(() => {
+    return this.write(() => {
       this.db.transaction(() => {
         if (!this.q("SELECT 1 FROM recoveries WHERE id = ?").get(id)) throw new NotFoundError(`recovery ${id} not found`);
         this.applyPatch(id, patch, { updated_at: this.now() });
@@ -307,7 +335,7 @@ export class SqliteStore implements Store {
   // ---- journal records ---------------------------------------------------------------
 
   recordDecision(d: GateDecision): Promise<void> {
-    return settle(() => {
+    return this.write(() => {
       this.db
         .prepare("INSERT INTO decisions(recovery_id, gate, result, reason, at, details) VALUES (?, ?, ?, ?, ?, ?)")
         .run(d.recoveryId, d.gate, d.result, d.reason, d.at, d.details ? JSON.stringify(d.details) : null);
@@ -336,7 +364,7 @@ export class SqliteStore implements Store {
   }
 
   putStep(s: StepRecord): Promise<void> {
-    return settle(() => {
+    return this.write(() => {
       this.db
         .prepare(
           `INSERT INTO steps(recovery_id, key, state, attempts, started_at, finished_at, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -355,7 +383,7 @@ export class SqliteStore implements Store {
   }
 
   putInstance(r: InstanceResult): Promise<void> {
-    return settle(() => {
+    return this.write(() => {
       this.db
         .prepare(
           `INSERT INTO instances(recovery_id, instance_id, name, project_id, user_id, original_status, state, priority, target_host,
@@ -405,7 +433,7 @@ export class SqliteStore implements Store {
   }
 
   putNotification(n: NotificationRecord): Promise<void> {
-    return settle(() => {
+    return this.write(() => {
       this.db
         .prepare(
           `INSERT INTO notifications(recovery_id, dedup_key, channel, kind, recipient, subject, state, attempts, error, sent_at, project_id)
@@ -442,7 +470,7 @@ export class SqliteStore implements Store {
   }
 
   putSetting(key: string, value: unknown): Promise<void> {
-    return settle(() => {
+    return this.write(() => {
       this.db
         .prepare("INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
         .run(key, JSON.stringify(value), this.now());
