@@ -126,26 +126,36 @@ export class Coordinator {
       if (!this.#running) return;
       const events = await store.unprocessedEvents(200);
       if (events.length === 0) return;
-      for (const e of events) {
-        if (!this.#running) return;
-        const res = await routeEvent(e, {
-          store,
-          clock: this.deps.clock,
-          logger: this.deps.logger,
-          metrics: this.deps.metrics,
-          config: {
-            triggerAlertnames: this.deps.config.alerts.trigger_alertnames,
-            graceSeconds: this.deps.config.recovery.grace_seconds,
-            dryRun: this.deps.config.recovery.dry_run,
-          },
-        });
-        await store.markEvent(e.id, res.disposition, res.recoveryId, res.note);
-        if (res.touched) {
-          this.ensureRunner(res.touched)?.wake();
-          if (res.created || res.disposition === "aborted") await this.refreshGauges();
-          if (res.disposition === "aborted") this.deps.metrics.recoveries.inc({ outcome: "aborted" });
+      // Marks are awaited together at the end of the pass (one group commit, not one per
+      // event): routing depends on recoveries, which routeEvent writes and awaits itself,
+      // never on earlier marks, and an event left unmarked by a crash is routed again.
+      const marks: Promise<void>[] = [];
+      try {
+        for (const e of events) {
+          if (!this.#running) break;
+          const res = await routeEvent(e, {
+            store,
+            clock: this.deps.clock,
+            logger: this.deps.logger,
+            metrics: this.deps.metrics,
+            config: {
+              triggerAlertnames: this.deps.config.alerts.trigger_alertnames,
+              graceSeconds: this.deps.config.recovery.grace_seconds,
+              dryRun: this.deps.config.recovery.dry_run,
+            },
+          });
+          marks.push(store.markEvent(e.id, res.disposition, res.recoveryId, res.note));
+          if (res.touched) {
+            this.ensureRunner(res.touched)?.wake();
+            if (res.created || res.disposition === "aborted") await this.refreshGauges();
+            if (res.disposition === "aborted") this.deps.metrics.recoveries.inc({ outcome: "aborted" });
+          }
         }
+      } catch (err) {
+        await Promise.allSettled(marks);
+        throw err;
       }
+      await Promise.all(marks);
     }
   }
 
