@@ -29,6 +29,7 @@ export const evacuating: Stage = async (ctx) => {
   }
 
   const records = new Map((await ctx.store.instances(r.id)).map((i) => [i.instanceId, i]));
+  const fresh: InstanceResult[] = [];
   for (const inst of listed) {
     if (records.has(inst.id)) continue;
     const c = classifyInstance(inst, cfg);
@@ -44,10 +45,12 @@ export const evacuating: Stage = async (ctx) => {
       attempts: 0,
       ...(c.note ? { note: c.note } : {}),
     };
-    await ctx.store.putInstance(rec);
-    if (c.state !== "pending") ctx.metrics.instancesEvacuated.inc({ result: c.state });
+    fresh.push(rec);
     records.set(inst.id, rec);
   }
+  // Journaled together: one group commit for the whole list rather than one per instance.
+  await Promise.all(fresh.map((rec) => ctx.store.putInstance(rec)));
+  for (const rec of fresh) if (rec.state !== "pending") ctx.metrics.instancesEvacuated.inc({ result: rec.state });
 
   const byId = new Map(listed.map((i) => [i.id, i]));
   const work = [...records.values()]
