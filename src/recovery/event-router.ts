@@ -84,7 +84,12 @@ export async function routeEvent(
     if (tracked?.status === "resolved" && tracked.startsAt === e.startsAt) {
       return { disposition: "ignored", recoveryId: open.id, note: "stale firing delivery of an alert already resolved" };
     }
-    if (!tracked || tracked.status !== "firing") await store.updateRecovery(open.id, { alerts: { ...open.alerts, [e.fingerprint]: alert } });
+    if (tracked?.status === "firing") {
+      // A re-delivery of an alert the recovery already tracks changes nothing: no wake-up,
+      // or every Alertmanager re-send would make a blocked recovery re-run its gates.
+      return { disposition: "attached", recoveryId: open.id, note: `attached to the open recovery (${open.state})` };
+    }
+    await store.updateRecovery(open.id, { alerts: { ...open.alerts, [e.fingerprint]: alert } });
     return { disposition: "attached", recoveryId: open.id, note: `attached to the open recovery (${open.state})`, touched: open.id };
   }
 
