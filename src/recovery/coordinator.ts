@@ -199,55 +199,51 @@ export class Coordinator {
 
   /** `lifeboat recover HOST`: an operator asks for a recovery now (no grace, policy gates approved). */
   async recoverManually(host: string, opts: { dryRun: boolean; confirmOff: boolean; actor: string }): Promise<Recovery> {
+    const r = await this.startOperatorRecovery(host, opts.actor, {
+      kind: "manual",
+      dryRun: opts.dryRun || this.deps.config.recovery.dry_run,
+      confirmedOff: opts.confirmOff,
+      reason: `recovery requested by ${opts.actor}${opts.confirmOff ? ", who confirmed the host is powered off" : ""}`,
+    });
+    this.deps.logger.warn({ recovery: r.id, host, actor: opts.actor, confirmOff: opts.confirmOff, dryRun: r.dryRun }, "manual recovery requested");
+    return r;
+  }
+
+  /** Power a host off by hand: a fence-only recovery (no gates, no evacuation), journaled like any other. */
+  async fenceManually(host: string, actor: string): Promise<Recovery> {
+    const r = await this.startOperatorRecovery(host, actor, { kind: "fence", dryRun: false, confirmedOff: false, reason: `power-off by hand requested by ${actor}`, facts: { fenceOnly: true } });
+    this.deps.logger.warn({ recovery: r.id, host, actor }, "power-off by hand requested");
+    return r;
+  }
+
+  /** A recovery an operator asked for: starts at once, approved by that operator, run right away. */
+  private async startOperatorRecovery(
+    host: string,
+    actor: string,
+    o: { kind: "manual" | "fence"; dryRun: boolean; confirmedOff: boolean; reason: string; facts?: Record<string, unknown> },
+  ): Promise<Recovery> {
     const now = new Date(this.deps.clock.now()).toISOString();
     let r: Recovery;
     try {
       r = await this.deps.store.createRecovery({
         host,
-        incidentKey: `${host}@manual:${now}`,
+        incidentKey: `${host}@${o.kind}:${now}`,
         trigger: "manual",
-        dryRun: opts.dryRun || this.deps.config.recovery.dry_run,
-        confirmedOff: opts.confirmOff,
+        dryRun: o.dryRun,
+        confirmedOff: o.confirmedOff,
         detectedAt: now,
         graceUntil: now,
-        reason: `recovery requested by ${opts.actor}${opts.confirmOff ? ", who confirmed the host is powered off" : ""}`,
-        actor: opts.actor,
-        approvedBy: opts.actor,
+        reason: o.reason,
+        actor,
+        approvedBy: actor,
+        ...(o.facts ? { facts: o.facts } : {}),
       });
     } catch (err) {
       if (err instanceof HostBusyError) throw new ControlError(409, `${host} already has an open recovery ${err.openRecoveryId}`);
       throw err;
     }
     this.deps.metrics.recoveriesStarted.inc({ trigger: "manual" });
-    this.deps.logger.warn({ recovery: r.id, host, actor: opts.actor, confirmOff: opts.confirmOff, dryRun: r.dryRun }, "manual recovery requested");
     await this.refreshGauges();
-    this.ensureRunner(r.id);
-    return r;
-  }
-
-  /** Power a host off by hand: a fence-only recovery (no gates, no evacuation), journaled like any other. */
-  async fenceManually(host: string, actor: string): Promise<Recovery> {
-    const now = new Date(this.deps.clock.now()).toISOString();
-    let r: Recovery;
-    try {
-      r = await this.deps.store.createRecovery({
-        host,
-        incidentKey: `${host}@fence:${now}`,
-        trigger: "manual",
-        dryRun: false,
-        confirmedOff: false,
-        detectedAt: now,
-        graceUntil: now,
-        reason: `power-off by hand requested by ${actor}`,
-        actor,
-        approvedBy: actor,
-        facts: { fenceOnly: true },
-      });
-    } catch (err) {
-      if (err instanceof HostBusyError) throw new ControlError(409, `${host} already has an open recovery ${err.openRecoveryId}`);
-      throw err;
-    }
-    this.deps.logger.warn({ recovery: r.id, host, actor }, "power-off by hand requested");
     this.ensureRunner(r.id);
     return r;
   }

@@ -5,7 +5,9 @@ import { parseConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/schema.js";
 import { buildDrivers } from "../../src/drivers.js";
 import { startSandbox, type Sandbox, type SandboxOptions } from "../../src/sandbox/environment.js";
-import { ADMIN_TOKEN, WEBHOOK_TOKEN, memoryLogger, tempDir } from "./lifeboat.js";
+import { ADMIN_TOKEN, WEBHOOK_TOKEN, deepMerge, memoryLogger, tempDir } from "./lifeboat.js";
+
+export { deepMerge };
 
 /**
  * lifeboat with its real drivers (Keystone + Nova over HTTP, Redfish fencing, SMTP) against
@@ -20,19 +22,6 @@ export interface Stack {
   /** A second lifeboat on the same store and site (restart after a crash). */
   restart(): Promise<Lifeboat>;
   close(): Promise<void>;
-}
-
-export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const prev = out[k];
-    out[k] = isPlain(prev) && isPlain(v) ? deepMerge(prev, v) : v;
-  }
-  return out;
-}
-
-function isPlain(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
 /** The lifeboat config (plain data) for a site, with test overrides deep-merged. */
