@@ -1,5 +1,5 @@
-import axios, { type AxiosInstance } from "axios";
-import type { Secret } from "../util/secret.js";
+import type { AxiosInstance } from "axios";
+import { monitoringApi, type ApiClientOptions } from "../util/api-client.js";
 
 /**
  * Alertmanager API v2, the two reads lifeboat needs: current alerts (with their
@@ -35,13 +35,9 @@ export class AlertmanagerClient {
 
   constructor(
     readonly baseUrl: string,
-    opts: { timeoutMs: number; bearerToken?: Secret },
+    opts: ApiClientOptions,
   ) {
-    this.#http = axios.create({
-      baseURL: baseUrl.replace(/\/+$/, ""),
-      timeout: opts.timeoutMs,
-      headers: opts.bearerToken ? { Authorization: `Bearer ${opts.bearerToken.reveal()}` } : {},
-    });
+    this.#http = monitoringApi(baseUrl, opts);
   }
 
   /** Alerts matching every `name="value"` filter, including silenced and inhibited ones. */

@@ -1,5 +1,5 @@
-import axios, { type AxiosInstance } from "axios";
-import type { Secret } from "../util/secret.js";
+import type { AxiosInstance } from "axios";
+import { monitoringApi, type ApiClientOptions } from "../util/api-client.js";
 
 export interface InstantSample {
   metric: Record<string, string>;
@@ -12,13 +12,9 @@ export class PrometheusClient {
 
   constructor(
     readonly baseUrl: string,
-    opts: { timeoutMs: number; bearerToken?: Secret },
+    opts: ApiClientOptions,
   ) {
-    this.#http = axios.create({
-      baseURL: baseUrl.replace(/\/+$/, ""),
-      timeout: opts.timeoutMs,
-      headers: opts.bearerToken ? { Authorization: `Bearer ${opts.bearerToken.reveal()}` } : {},
-    });
+    this.#http = monitoringApi(baseUrl, opts);
   }
 
   async query(expr: string, signal?: AbortSignal): Promise<InstantSample[]> {
