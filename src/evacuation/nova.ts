@@ -170,10 +170,14 @@ export class NovaEvacuationDriver implements EvacuationDriver {
     return p;
   }
 
+  /** The server and its evacuations, asked at once (one round trip per look, not two). */
   private async inspect(id: string, signal?: AbortSignal): Promise<Inspection> {
-    const server = await this.nova.getServer(id, signal);
+    const [server, evacuations] = await Promise.all([
+      this.nova.getServer(id, signal),
+      this.nova.listMigrations({ instance_uuid: id, migration_type: "evacuation" }, signal).catch((err: unknown) => ({ failed: err })),
+    ]);
     if (!server) return { server: null, evacuations: [] };
-    const evacuations = await this.nova.listMigrations({ instance_uuid: id, migration_type: "evacuation" }, signal);
+    if ("failed" in evacuations) throw evacuations.failed;
     return { server, evacuations };
   }
 
