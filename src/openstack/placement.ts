@@ -29,6 +29,11 @@ const inventorySchema = z.looseObject({
 });
 export type Inventory = z.infer<typeof inventorySchema>;
 
+// Response bodies, built once (a zod schema compiles its parser on first use).
+const providersBody = z.looseObject({ resource_providers: z.array(providerSchema) });
+const inventoriesBody = z.looseObject({ inventories: z.record(z.string(), inventorySchema) });
+const usagesBody = z.looseObject({ usages: z.record(z.string(), z.number()) });
+
 export class PlacementResponseError extends Error {
   override name = "PlacementResponseError";
 }
@@ -46,14 +51,14 @@ export class PlacementClient {
   async listResourceProviders(filter: { name?: string } = {}, signal?: AbortSignal): Promise<ResourceProvider[]> {
     const query: Record<string, string> = {};
     if (filter.name) query.name = filter.name;
-    const body = await this.get("/resource_providers", z.looseObject({ resource_providers: z.array(providerSchema) }), query, signal);
+    const body = await this.get("/resource_providers", providersBody, query, signal);
     return body.resource_providers;
   }
 
   async inventories(uuid: string, signal?: AbortSignal): Promise<Record<string, Inventory>> {
     const body = await this.get(
       `/resource_providers/${encodeURIComponent(uuid)}/inventories`,
-      z.looseObject({ inventories: z.record(z.string(), inventorySchema) }),
+      inventoriesBody,
       undefined,
       signal,
     );
@@ -63,7 +68,7 @@ export class PlacementClient {
   async usages(uuid: string, signal?: AbortSignal): Promise<Record<string, number>> {
     const body = await this.get(
       `/resource_providers/${encodeURIComponent(uuid)}/usages`,
-      z.looseObject({ usages: z.record(z.string(), z.number()) }),
+      usagesBody,
       undefined,
       signal,
     );
