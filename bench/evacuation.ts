@@ -3,7 +3,7 @@ import { waitUntil } from "../test/support/daemon.js";
 import { cpuWindow, type CpuWindow } from "./lib/cpu.js";
 import { finishedRecovery, postWebhook, startLifeboat } from "./lib/lifeboat.js";
 import { payloadMaker } from "./lib/payloads.js";
-import { loadedHostScenario, serveConfig } from "./lib/site.js";
+import { loadedHostScenario, novaSaysDown, serveConfig } from "./lib/site.js";
 import { distribution, type Distribution } from "./lib/stats.js";
 
 /**
@@ -68,13 +68,12 @@ export async function benchEvacuation(opts: EvacuationOptions): Promise<Evacuati
 async function evacuateOnce(site: Sandbox, concurrency: number, opts: EvacuationOptions): Promise<EvacuationRun> {
   const host = "compute-1";
   site.failHost(host);
-  await waitUntil(`${host} down in Nova`, () => site.view().hosts.find((h) => h.host === host)?.service === "down", { timeoutMs: 15_000 });
+  await waitUntil(`${host} down in Nova`, () => novaSaysDown(site, host), { timeoutMs: 15_000 });
   const lb = await startLifeboat(`evacuation-${concurrency}`, (port, dir) =>
     serveConfig(site, port, dir, {
       gates: { confirmations: [{ driver: "nova-service", stale_seconds: 2, checks: 1, interval_seconds: 0 }, { driver: "bmc" }] },
       evacuation: { concurrency, poll_interval_seconds: opts.pollIntervalSeconds },
     }),
-    process.env.LIFEBOAT_BENCH_PROFILE ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${process.env.LIFEBOAT_BENCH_PROFILE}`] } : {},
   );
   try {
     const window = cpuWindow({ lifeboat: lb.pid, bench: process.pid });

@@ -3,7 +3,7 @@ import { waitUntil } from "../test/support/daemon.js";
 import { cpuWindow, type CpuWindow } from "./lib/cpu.js";
 import { finishedRecovery, postWebhook, startLifeboat } from "./lib/lifeboat.js";
 import { payloadMaker } from "./lib/payloads.js";
-import { serveConfig } from "./lib/site.js";
+import { novaSaysDown, serveConfig } from "./lib/site.js";
 import { distribution, type Distribution } from "./lib/stats.js";
 
 /**
@@ -51,7 +51,7 @@ export async function benchFenceLatency(opts: FenceLatencyOptions): Promise<Fenc
       };
       site.failHost(h);
     }
-    await waitUntil("the failed hosts down in Nova", () => victims.every((h) => site.view().hosts.find((x) => x.host === h)?.service === "down"), { timeoutMs: 15_000 });
+    await waitUntil("the failed hosts down in Nova", () => victims.every((h) => novaSaysDown(site, h)), { timeoutMs: 15_000 });
 
     const lb = await startLifeboat("fence-latency", (port, dir) =>
       serveConfig(site, port, dir, {
@@ -80,6 +80,7 @@ export async function benchFenceLatency(opts: FenceLatencyOptions): Promise<Fenc
         const d = await finishedRecovery(lb, host, 60_000);
         outcomes[d.state] = (outcomes[d.state] ?? 0) + 1;
         log(`fence latency: ${host} ${samples.at(-1)!.toFixed(1)} ms (${d.state})`);
+        if (process.env.LIFEBOAT_BENCH_DEBUG) log(lb.output().slice(-20_000));
       }
     } finally {
       await lb.stop();

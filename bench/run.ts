@@ -49,7 +49,7 @@ const quiet = async (name: string): Promise<number> => {
 const results: BenchResults = { generatedAt: new Date().toISOString(), quick, machine, busyBefore: {} };
 if (only.has("intake")) {
   results.busyBefore.intake = await quiet("intake");
-  results.intake = await benchIntake({ connections: 32, warmupSeconds: quick ? 1 : 3, durationSeconds: quick ? 3 : 10, hosts: 20, log });
+  results.intake = await benchIntake({ connections: 10, warmupSeconds: quick ? 1 : 3, durationSeconds: quick ? 3 : 10, hosts: 20, log });
 }
 if (only.has("evacuation")) {
   results.busyBefore.evacuation = await quiet("evacuation");

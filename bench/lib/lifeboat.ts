@@ -42,7 +42,7 @@ export async function startLifeboat(
       dbPath = config.store.path;
       const file = join(dir, "lifeboat.yaml");
       writeFileSync(file, stringify(data), { mode: 0o600 });
-      return { command: process.execPath, args: [...(opts.nodeArgs ?? []), CLI, "serve", "--config", file], readyPath: "/healthz" };
+      return { command: process.execPath, args: [...(opts.nodeArgs ?? []), ...profileArgs(), CLI, "serve", "--config", file], readyPath: "/healthz" };
     },
   });
   return {
@@ -56,6 +56,12 @@ export async function startLifeboat(
       return JSON.parse(text) as T;
     },
   };
+}
+
+/** LIFEBOAT_BENCH_PROFILE=DIR: every lifeboat process writes a V8 CPU profile there when it stops. */
+function profileArgs(): string[] {
+  const dir = process.env.LIFEBOAT_BENCH_PROFILE;
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
 }
 
 /** VmRSS and VmHWM of a process (Linux /proc), in bytes. */

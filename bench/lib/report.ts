@@ -49,11 +49,11 @@ export function targetsOf(r: BenchResults): Target[] {
       const bare = intakeCase(r.intake, "bare-express", mix);
       if (!lb || !bare) continue;
       const ratio = lb.load.requestsPerSecond / bare.load.requestsPerSecond;
-      const clean = lb.load.non2xx === 0 && lb.load.errors === 0;
+      const clean = lb.load.non2xx === 0 && lb.load.errors === 0 && lb.journal?.ok !== false;
       out.push({
         id: `intake-${mix}-throughput`,
         metric: `Webhook intake (${mix}): lifeboat req/s ÷ bare express req/s`,
-        value: `${round(ratio, 2)} (${Math.round(lb.load.requestsPerSecond)} vs ${Math.round(bare.load.requestsPerSecond)} req/s)${clean ? "" : `, ${lb.load.non2xx} non-2xx, ${lb.load.errors} errors`}`,
+        value: `${round(ratio, 2)} (${Math.round(lb.load.requestsPerSecond)} vs ${Math.round(bare.load.requestsPerSecond)} req/s)${clean ? "" : `, ${lb.load.non2xx} non-2xx, ${lb.load.errors} errors${lb.journal?.ok === false ? ", journal mismatch" : ""}`}`,
         target: `≥ ${RATIO_FLOOR}`,
         pass: ratio >= RATIO_FLOOR && clean,
       });
@@ -146,7 +146,9 @@ export function renderMarkdown(r: Report): string {
           ms(c.load.latencyMs.p99, 2),
           ms(c.load.latencyMs.max, 1),
           ms(c.serverCpuPerDeliveryMs, 3),
-          c.journal ? (c.mix === "distinct" ? `${c.journal.rows} rows for ${c.journal.expectedDeliveries} deliveries` : `${c.journal.rows} row, ${c.journal.deliveries} deliveries counted`) : "-",
+          c.journal
+            ? `${c.journal.ok ? "ok" : "**MISMATCH**"}: ${c.mix === "distinct" ? `${c.journal.rows} rows` : `${c.journal.rows} row, ${c.journal.deliveries} deliveries`} for ${c.journal.accepted} accepted`
+            : "-",
           pct(c.cpu.otherBusy),
         ]),
       ),

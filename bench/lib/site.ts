@@ -31,3 +31,9 @@ export function loadedHostScenario(servers: number, spares: number): SandboxScen
   }
   return { ...base, hosts: base.hosts.map((h) => ({ ...h, aggregates: ["ha-pool"] })), servers: list };
 }
+
+/** What Nova's API says of a host's nova-compute now (down only once service_down_time has passed). */
+export function novaSaysDown(site: Sandbox, host: string): boolean {
+  site.cloud.settle();
+  return site.cloud.state.services().find((s) => s.binary === "nova-compute" && s.host === host)?.state === "down";
+}

@@ -36,8 +36,9 @@ export interface LoadResult {
   durationSeconds: number;
   requestsPerSecond: number;
   latencyMs: Distribution;
-  /** Deliveries this run sent, warm-up included. */
+  /** Deliveries this run sent, and those answered 2xx, warm-up included. */
   sent: number;
+  acceptedTotal: number;
   /** CPU time this load generator used, ms. */
   cpuMs: number;
 }
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? "{}") as LoadSpec;
   const make = payloadMaker(spec.mix, spec.hosts);
   let n = spec.startAt ?? 0;
+  let accepted = 0;
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (spec.token) headers.authorization = `Bearer ${spec.token}`;
 
@@ -62,11 +64,11 @@ async function main(): Promise<void> {
         },
         (err: unknown, result: autocannon.Result) => (err ? reject(err instanceof Error ? err : new Error(JSON.stringify(err))) : resolve(result)),
       );
-      if (latencies) {
-        instance.on("response", (_client, statusCode, _bytes, responseTime) => {
-          if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
-        });
-      }
+      instance.on("response", (_client, statusCode, _bytes, responseTime) => {
+        if (statusCode < 200 || statusCode >= 300) return;
+        accepted++;
+        latencies?.push(responseTime);
+      });
     });
 
   if (spec.warmupSeconds > 0 && spec.amount === undefined) await run({ seconds: spec.warmupSeconds }, null);
@@ -85,6 +87,7 @@ async function main(): Promise<void> {
     requestsPerSecond: ok / (spec.amount !== undefined ? elapsed : r.duration),
     latencyMs: distribution(latencies),
     sent: n - (spec.startAt ?? 0),
+    acceptedTotal: accepted,
     cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
