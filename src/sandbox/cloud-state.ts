@@ -578,11 +578,17 @@ export class SandboxState {
   /** Allocations per host: servers there, plus both ends of running evacuations and the source of `done` ones. */
   usage(hostName: string): { vcpus: number; ram: number; disk: number; servers: number } {
     const out = { vcpus: 0, ram: 0, disk: 0, servers: 0 };
+    // Migrations by server, once: scanning them all for every server made a schedule O(servers × migrations).
+    const migrationsOf = new Map<string, SimMigration[]>();
+    for (const m of this.migrations) {
+      const list = migrationsOf.get(m.instanceUuid);
+      if (list) list.push(m);
+      else migrationsOf.set(m.instanceUuid, [m]);
+    }
     for (const s of this.servers.values()) {
       const holders = new Set<string>();
       if (s.host) holders.add(s.host);
-      for (const m of this.migrations) {
-        if (m.instanceUuid !== s.id) continue;
+      for (const m of migrationsOf.get(s.id) ?? []) {
         if (OPEN_EVACUATION_STATUSES.has(m.status)) {
           if (m.sourceCompute) holders.add(m.sourceCompute);
           if (m.destCompute && m.status === "pre-migrating") holders.add(m.destCompute);
