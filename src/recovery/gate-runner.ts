@@ -18,9 +18,12 @@ export interface GateOutcome {
 }
 
 /**
- * Run the gates in order and collect their verdicts. All gates run even after a block, so
- * the operator sees every reason at once. A gate that throws is "undecided" (it blocks).
- * An approved recovery passes overridable (policy) blocks; evidence blocks stand.
+ * Run the gates and collect their verdicts in gate order. Independent gates run at the same
+ * time (their checks ask Nova, Placement, the BMC, Alertmanager: the slowest sets the pace,
+ * not the sum); a gate marked `afterPrior` (the storm guard) decides after every gate
+ * before it. All gates run even after a block, so the operator sees every reason at once.
+ * A gate that throws is "undecided" (it blocks). An approved recovery passes overridable
+ * (policy) blocks; evidence blocks stand.
  */
 export async function evaluateGates(
   gates: readonly Gate[],
@@ -29,11 +32,10 @@ export async function evaluateGates(
   now: () => string,
   quiet = false,
 ): Promise<GateOutcome> {
-  const decisions: GateDecision[] = [];
   const verdicts: GateVerdict[] = [];
-  for (const gate of gates) {
+  const decided: string[] = [];
+  const judge = async (gate: Gate, i: number, priorPass: boolean): Promise<void> => {
     let v: GateVerdict;
-    const priorPass = verdicts.every((p) => p.result === "pass" || p.result === "warn");
     try {
       v = await gate.evaluate({ recovery, signal, priorPass, quiet });
     } catch (err) {
@@ -43,9 +45,24 @@ export async function evaluateGates(
     if ((v.result === "block" || v.result === "undecided") && v.overridable && recovery.approved) {
       v = { ...v, result: "pass", reason: `approved by ${recovery.approvedBy ?? "operator"} over: ${v.reason}` };
     }
-    verdicts.push(v);
-    decisions.push({ recoveryId: recovery.id, gate: gate.name, result: v.result, reason: v.reason, at: now(), ...(v.details ? { details: v.details } : {}) });
+    verdicts[i] = v;
+    decided[i] = now();
+  };
+  let running: Promise<void>[] = [];
+  for (const [i, gate] of gates.entries()) {
+    if (!gate.afterPrior) {
+      running.push(judge(gate, i, true));
+      continue;
+    }
+    await settleAll(running);
+    running = [];
+    await judge(gate, i, verdicts.slice(0, i).every((p) => p.result === "pass" || p.result === "warn"));
   }
+  await settleAll(running);
+  const decisions: GateDecision[] = gates.map((gate, i) => {
+    const v = verdicts[i]!;
+    return { recoveryId: recovery.id, gate: gate.name, result: v.result, reason: v.reason, at: decided[i]!, ...(v.details ? { details: v.details } : {}) };
+  });
   const blockingIdx = verdicts.map((v, i) => (v.result === "block" || v.result === "undecided" ? i : -1)).filter((i) => i >= 0);
   return {
     pass: blockingIdx.length === 0,
@@ -54,6 +71,13 @@ export async function evaluateGates(
     recheckable: blockingIdx.every((i) => verdicts[i]!.recheck === true),
     approvable: blockingIdx.every((i) => verdicts[i]!.overridable === true),
   };
+}
+
+/** Wait for every check; the first failure (an abort) is thrown once all have settled. */
+async function settleAll(running: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(running);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
 }
 
 /** Persist the decisions, count them, and write the one "decision" log line. */

@@ -24,7 +24,10 @@ export interface GateVerdict {
 export interface GateContext {
   recovery: Recovery;
   signal: AbortSignal;
-  /** Every gate before this one passed (the storm guard admits a recovery only then). */
+  /**
+   * Every gate before this one passed (the storm guard admits a recovery only then).
+   * Known only to gates that set `afterPrior`; the others run concurrently and get true.
+   */
   priorPass: boolean;
   /** A quiet re-check of a blocked recovery: gates must not record or notify anything. */
   quiet: boolean;
@@ -33,5 +36,10 @@ export interface GateContext {
 export interface Gate {
   readonly name: string;
   readonly kind: "evidence" | "policy";
+  /**
+   * Decide only once every gate before this one has (it reads `priorPass`). Gates without
+   * it are independent checks and run at the same time.
+   */
+  readonly afterPrior?: boolean;
   evaluate(ctx: GateContext): Promise<GateVerdict>;
 }

@@ -52,6 +52,7 @@ export function stormGate(deps: {
   return {
     name: "storm",
     kind: "policy",
+    afterPrior: true,
     evaluate(ctx) {
       const run = lock.then(() => evaluate(ctx.recovery.id, ctx.recovery.host, ctx.recovery.approved, ctx.priorPass, ctx.quiet, ctx.signal));
       lock = run.catch(() => undefined);
