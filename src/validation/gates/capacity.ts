@@ -1,5 +1,5 @@
 import type { EvacuationConfig } from "../../evacuation/config.js";
-import type { EvacuationDriver, HostCapacity, InstanceInfo } from "../../evacuation/types.js";
+import type { ComputeServiceInfo, EvacuationDriver, HostCapacity, InstanceInfo } from "../../evacuation/types.js";
 import { classifyInstance } from "../../recovery/selection.js";
 import { errorMessage } from "../../util/errors.js";
 import type { Gate } from "../types.js";
@@ -25,8 +25,13 @@ export function capacityGate(
       let hosts: HostCapacity[];
       let zone: string | null = null;
       try {
-        [instances, hosts] = await Promise.all([evacuation.listInstances(recovery.host, signal), evacuation.capacity(signal)]);
-        if (opts.scope === "zone") zone = (await evacuation.getComputeService(recovery.host, signal))?.zone ?? null;
+        let service: ComputeServiceInfo | null;
+        [instances, hosts, service] = await Promise.all([
+          evacuation.listInstances(recovery.host, signal),
+          evacuation.capacity(signal),
+          opts.scope === "zone" ? evacuation.getComputeService(recovery.host, signal) : Promise.resolve(null),
+        ]);
+        zone = service?.zone ?? null;
       } catch (err) {
         if (signal.aborted) throw err;
         return { result: "undecided", reason: `cannot read capacity: ${errorMessage(err)}`, recheck: true, overridable: true };
