@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { Etcd3, type IOptions } from "etcd3";
+import type { Etcd3, IOptions } from "etcd3";
+import { etcd3 } from "./etcd3.js";
 import type { EtcdStoreConfig } from "../store/config.js";
 import type { Secret } from "../util/secret.js";
 
@@ -46,5 +47,5 @@ export function createEtcdClient(c: EtcdConnection): Etcd3 {
   if (c.username !== undefined && c.password !== undefined) {
     options.auth = { username: c.username, password: c.password.reveal() };
   }
-  return new Etcd3(options);
+  return new (etcd3().Etcd3)(options);
 }

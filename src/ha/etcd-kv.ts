@@ -1,15 +1,5 @@
-import {
-  CompareResult,
-  CompareTarget,
-  SortOrder,
-  SortTarget,
-  type Etcd3,
-  type ICompare,
-  type IKeyValue,
-  type IRequestOp,
-  type IResponseOp,
-  type ITxnResponse,
-} from "etcd3";
+import type { Etcd3, ICompare, IKeyValue, IRequestOp, IResponseOp, ITxnResponse } from "etcd3";
+import { etcd3 } from "./etcd3.js";
 
 /**
  * Thin, typed building blocks over etcd's KV API, relative to one key prefix: range / put /
@@ -88,7 +78,7 @@ export class Keyspace {
         range_end: end,
         ...(o.limit ? { limit: o.limit } : {}),
         ...(o.descending || o.byCreate
-          ? { sort_order: o.descending ? SortOrder.Descend : SortOrder.Ascend, sort_target: o.byCreate ? SortTarget.Create : SortTarget.Key }
+          ? { sort_order: o.descending ? etcd3().SortOrder.Descend : etcd3().SortOrder.Ascend, sort_target: o.byCreate ? etcd3().SortTarget.Create : etcd3().SortTarget.Key }
           : {}),
         ...(o.keysOnly ? { keys_only: true } : {}),
       },
@@ -116,7 +106,7 @@ export class Keyspace {
 
   /** create_revision == rev; 0 means "the key does not exist". */
   createRevIs(rel: string, rev: string | number): ICompare {
-    return { key: this.key(rel), target: CompareTarget.Create, result: CompareResult.Equal, create_revision: rev };
+    return { key: this.key(rel), target: etcd3().CompareTarget.Create, result: etcd3().CompareResult.Equal, create_revision: rev };
   }
 
   absent(rel: string): ICompare {
@@ -124,20 +114,20 @@ export class Keyspace {
   }
 
   exists(rel: string): ICompare {
-    return { key: this.key(rel), target: CompareTarget.Create, result: CompareResult.Greater, create_revision: 0 };
+    return { key: this.key(rel), target: etcd3().CompareTarget.Create, result: etcd3().CompareResult.Greater, create_revision: 0 };
   }
 
   /** mod_revision == rev; 0 means "the key does not exist". */
   modRevIs(rel: string, rev: string | number): ICompare {
-    return { key: this.key(rel), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: rev };
+    return { key: this.key(rel), target: etcd3().CompareTarget.Mod, result: etcd3().CompareResult.Equal, mod_revision: rev };
   }
 
   valueIs(rel: string, value: string): ICompare {
-    return { key: this.key(rel), target: CompareTarget.Value, result: CompareResult.Equal, value: Buffer.from(value) };
+    return { key: this.key(rel), target: etcd3().CompareTarget.Value, result: etcd3().CompareResult.Equal, value: Buffer.from(value) };
   }
 
   leaseIs(rel: string, lease: string): ICompare {
-    return { key: this.key(rel), target: CompareTarget.Lease, result: CompareResult.Equal, lease };
+    return { key: this.key(rel), target: etcd3().CompareTarget.Lease, result: etcd3().CompareResult.Equal, lease };
   }
 
   // ---- calls ------------------------------------------------------------------------
@@ -175,5 +165,5 @@ export function getKey(key: string): IRequestOp {
 
 /** The key, given in full, exists and is attached to `lease`. */
 export function keyLeaseIs(key: string, lease: string): ICompare {
-  return { key: Buffer.from(key), target: CompareTarget.Lease, result: CompareResult.Equal, lease };
+  return { key: Buffer.from(key), target: etcd3().CompareTarget.Lease, result: etcd3().CompareResult.Equal, lease };
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { EtcdLeaseInvalidError, type Etcd3 } from "etcd3";
+import type { Etcd3 } from "etcd3";
+import { etcd3 } from "./etcd3.js";
 import { silentLogger, type Logger } from "../logging.js";
 import { errorMessage } from "../util/errors.js";
 import { Keyspace, kvs, parseJson } from "./etcd-kv.js";
@@ -264,7 +265,7 @@ export class LeaderElection {
     const sentAt = this.#now();
     const sentAtWall = Date.now();
     const ttlSeconds = await keepAliveOnce(this.#client, lease.id, this.requestTimeoutMs);
-    if (ttlSeconds <= 0) throw new EtcdLeaseInvalidError(lease.id);
+    if (ttlSeconds <= 0) throw new (etcd3().EtcdLeaseInvalidError)(lease.id);
     if (this.#lease !== lease) return;
     lease.ttlMs = Math.min(this.ttlMs, ttlSeconds * 1000);
     if (sentAt > lease.renewedAt) {
@@ -298,7 +299,7 @@ export class LeaderElection {
 
   private onEtcdError(err: unknown): void {
     const lease = this.#lease;
-    if (err instanceof EtcdLeaseInvalidError || /lease not found/i.test(errorMessage(err))) {
+    if (err instanceof etcd3().EtcdLeaseInvalidError || /lease not found/i.test(errorMessage(err))) {
       if (lease) this.forgetLease(lease, "etcd says the lease is gone");
       return;
     }
@@ -385,7 +386,7 @@ export class LeaderElection {
         await withDeadline(this.#client.leaseClient.leaseRevoke({ ID: id }), this.requestTimeoutMs, "lease revoke");
         this.#stale.delete(id);
       } catch (err) {
-        if (err instanceof EtcdLeaseInvalidError || /lease not found/i.test(errorMessage(err))) this.#stale.delete(id);
+        if (err instanceof etcd3().EtcdLeaseInvalidError || /lease not found/i.test(errorMessage(err))) this.#stale.delete(id);
         else this.#log.debug({ lease: id, err: errorMessage(err) }, "could not revoke an old lease yet");
       }
     }
