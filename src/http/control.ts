@@ -95,12 +95,12 @@ export function controlRouter(deps: ControlDeps): Router {
     return act(res, () => deps.coordinator.pause(actor(req), b.data.reason ?? "paused by operator"));
   });
   router.post("/api/v1/resume", (req, res) => act(res, () => deps.coordinator.resume(actor(req))));
-  router.get("/api/v1/hosts/:host", (req, res) => act(res, () => deps.hosts.describe(req.params.host as string)));
-  router.post("/api/v1/hosts/:host/release", (req, res) => act(res, () => deps.hosts.release(req.params.host as string, actor(req)), 202));
+  router.get("/api/v1/hosts/:host", (req, res) => act(res, () => deps.hosts.describe(req.params.host)));
+  router.post("/api/v1/hosts/:host/release", (req, res) => act(res, () => deps.hosts.release(req.params.host, actor(req)), 202));
   router.post("/api/v1/hosts/:host/fence", async (req, res) => {
     const b = z.strictObject({ confirm: z.literal(true, { error: "confirm: true is required (this powers the host off)" }) }).safeParse(req.body ?? {});
     if (!b.success) return badRequest(res, b.error);
-    await act(res, async () => ({ recovery: await deps.hosts.fenceOff(req.params.host as string, actor(req)) }), 201);
+    await act(res, async () => ({ recovery: await deps.hosts.fenceOff(req.params.host, actor(req)) }), 201);
   });
   deps.extend?.(router);
   return router;
