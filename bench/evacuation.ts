@@ -37,6 +37,9 @@ export interface EvacuationRun {
   evacuateCalls: number;
   /** Per instance, lifeboat's startedAt → finishedAt, ms. */
   perInstanceMs: Distribution;
+  /** Stage start → first instance started (listing, journaling the list), and last instance finished → stage end, ms. */
+  startupMs: number;
+  tailMs: number;
   outcome: string;
   cpu: CpuWindow;
 }
@@ -87,7 +90,10 @@ async function evacuateOnce(site: Sandbox, concurrency: number, opts: Evacuation
     const stageMs = Date.parse(out.at) - Date.parse(into.at);
     const floorMs = Math.ceil(opts.instances / concurrency) * opts.evacuationMs;
     const evacuateCalls = site.cloud.requests.filter((q) => q.method === "POST" && /\/action$/.test(q.path) && typeof q.body === "object" && q.body !== null && "evacuate" in q.body).length;
-    const per = d.instances.filter((i) => i.startedAt && i.finishedAt).map((i) => Date.parse(i.finishedAt!) - Date.parse(i.startedAt!));
+    const timed = d.instances.filter((i) => i.startedAt && i.finishedAt);
+    const per = timed.map((i) => Date.parse(i.finishedAt!) - Date.parse(i.startedAt!));
+    const firstStart = Math.min(...timed.map((i) => Date.parse(i.startedAt!)));
+    const lastFinish = Math.max(...timed.map((i) => Date.parse(i.finishedAt!)));
     return {
       concurrency,
       stageMs,
@@ -97,6 +103,8 @@ async function evacuateOnce(site: Sandbox, concurrency: number, opts: Evacuation
       failed: d.instances.filter((i) => i.state === "failed").length,
       evacuateCalls,
       perInstanceMs: distribution(per),
+      startupMs: firstStart - Date.parse(into.at),
+      tailMs: Date.parse(out.at) - lastFinish,
       outcome: `${d.state}: ${d.reason}`,
       cpu,
     };

@@ -61,6 +61,7 @@ export async function benchFenceLatency(opts: FenceLatencyOptions): Promise<Fenc
           storm: { max_recoveries: opts.runs + 1, max_percent: 100 },
         },
         evacuation: { poll_interval_seconds: 0.05 },
+        ...(process.env.LIFEBOAT_BENCH_DEBUG ? { logging: { level: "debug" } } : {}),
       }),
     );
     const samples: number[] = [];

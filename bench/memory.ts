@@ -11,13 +11,19 @@ import { serveConfig } from "./lib/site.js";
  *
  * One fresh process per mix, pointed at the simulated site (so its drivers, sessions and
  * background recoveries exist as in production). RSS is read from /proc: once the process
- * has been idle for `idleSeconds` after start-up, then after the alerts were sent and
- * every journaled event was routed; the peak (VmHWM) over the whole life is kept too.
+ * has been idle for `idleSeconds` after start-up; right after the alerts were sent and every
+ * journaled event was routed; once it has settled back to idle; and the peak (VmHWM) over
+ * the whole life.
  */
 export interface MemoryOptions {
   alerts: number;
   connections: number;
   idleSeconds: number;
+  /** Quiet time after the last event was routed before the settled sample. */
+  settleSeconds: number;
+  /** Extra node flags for the lifeboat processes (a tuned run), and the mixes to run. */
+  nodeArgs?: string[];
+  mixes?: Mix[];
   /** Hosts of the simulated site; distinct alerts cycle through all of them. */
   hosts: number;
   log?: (line: string) => void;
@@ -26,7 +32,11 @@ export interface MemoryOptions {
 export interface MemoryCase {
   mix: Mix;
   idleRss: number;
+  /** As soon as every journaled event was routed. */
   afterRss: number;
+  /** `settleSeconds` later, the process back to idle (see settle). */
+  settledRss: number;
+  settledAfterSeconds: number;
   peakRss: number;
   /** Deliveries answered 202 (must be all of them). */
   accepted: number;
@@ -47,8 +57,8 @@ export async function benchMemory(opts: MemoryOptions): Promise<MemoryResult> {
   const site = await startSandbox({ cloud: { generate: { hosts: opts.hosts, serversPerHost: 4 } } });
   const cases: MemoryCase[] = [];
   try {
-    for (const mix of ["distinct", "duplicates"] as const) {
-      const lb = await startLifeboat(`memory-${mix}`, (port, dir) => serveConfig(site, port, dir));
+    for (const mix of opts.mixes ?? (["distinct", "duplicates"] as const)) {
+      const lb = await startLifeboat(`memory-${mix}`, (port, dir) => serveConfig(site, port, dir), { nodeArgs: opts.nodeArgs ?? [] });
       try {
         await sleep(opts.idleSeconds * 1000);
         const idle = lb.memory();
@@ -56,12 +66,13 @@ export async function benchMemory(opts: MemoryOptions): Promise<MemoryResult> {
         const spec: LoadSpec = { url: lb.url, token: WEBHOOK_TOKEN, mix, hosts: site.hosts, connections: opts.connections, warmupSeconds: 0, durationSeconds: 0, amount: opts.alerts };
         const load = await runJsonScript<LoadResult>(LOAD, spec);
         const events = await routed(lb);
-        await sleep(1000);
         const after = lb.memory();
+        const settled = await settle(lb, opts.settleSeconds);
+        const peak = lb.memory().peak;
         const status = await lb.api<{ openRecoveries: Record<string, number> }>("/api/v1/status");
         const openRecoveries = Object.values(status.openRecoveries).reduce((a, b) => a + b, 0);
-        log(`memory: ${mix}: after ${load.ok} alerts RSS ${mb(after.rss)} MB, peak ${mb(after.peak)} MB`);
-        cases.push({ mix, idleRss: idle.rss, afterRss: after.rss, peakRss: after.peak, accepted: load.ok, events, openRecoveries });
+        log(`memory: ${mix}: after ${load.ok} alerts RSS ${mb(after.rss)} MB, ${mb(settled.rss)} MB ${settled.seconds} s later, peak ${mb(peak)} MB`);
+        cases.push({ mix, idleRss: idle.rss, afterRss: after.rss, settledRss: settled.rss, settledAfterSeconds: settled.seconds, peakRss: peak, accepted: load.ok, events, openRecoveries });
       } finally {
         await lb.stop();
       }
@@ -87,6 +98,16 @@ async function routed(lb: LifeboatProcess): Promise<number> {
   } finally {
     db.close();
   }
+}
+
+/**
+ * After a burst V8 keeps the garbage it made until its memory reducer runs, 10 to 20 s into
+ * quiet (the blocked recoveries keep re-checking their gates meanwhile, as they would). One
+ * sample `settleSeconds` after the last event was routed.
+ */
+async function settle(lb: LifeboatProcess, seconds: number): Promise<{ rss: number; seconds: number }> {
+  await sleep(seconds * 1000);
+  return { rss: lb.memory().rss, seconds };
 }
 
 function sleep(ms: number): Promise<void> {

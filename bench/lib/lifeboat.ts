@@ -61,7 +61,7 @@ export async function startLifeboat(
 /** LIFEBOAT_BENCH_PROFILE=DIR: every lifeboat process writes a V8 CPU profile there when it stops. */
 function profileArgs(): string[] {
   const dir = process.env.LIFEBOAT_BENCH_PROFILE;
-  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+  return [...(dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : []), ...(process.env.LIFEBOAT_NODE_ARGS ?? "").split(" ").filter(Boolean)];
 }
 
 /** VmRSS and VmHWM of a process (Linux /proc), in bytes. */

@@ -16,6 +16,8 @@ export interface BenchResults {
   evacuation?: EvacuationResult;
   fenceLatency?: FenceLatencyResult;
   memory?: MemoryResult;
+  /** The memory burst again with node flags (memoryTuned.options.nodeArgs): informational. */
+  memoryTuned?: MemoryResult;
 }
 
 export interface Target {
@@ -95,13 +97,20 @@ export function targetsOf(r: BenchResults): Target[] {
       out.push({ id: "memory-idle", metric: "RSS of lifeboat serve, idle", value: `${round(idle / MB, 1)} MB`, target: "< 150 MB", pass: idle < RSS_LIMIT });
     }
     for (const c of r.memory.cases) {
-      const worst = Math.max(c.afterRss, c.peakRss);
+      const all = c.accepted === r.memory.options.alerts;
       out.push({
         id: `memory-${c.mix}`,
-        metric: `RSS of lifeboat serve after ${r.memory.options.alerts.toLocaleString("en")} alerts (${c.mix}), peak over its life`,
-        value: `${round(worst / MB, 1)} MB (after: ${round(c.afterRss / MB, 1)} MB)`,
+        metric: `RSS of lifeboat serve after ${r.memory.options.alerts.toLocaleString("en")} alerts (${c.mix}), settled`,
+        value: `${round(c.settledRss / MB, 1)} MB (${c.settledAfterSeconds} s after the last was routed; right then: ${round(c.afterRss / MB, 1)} MB)`,
         target: "< 150 MB",
-        pass: worst < RSS_LIMIT && c.accepted === r.memory.options.alerts,
+        pass: c.settledRss < RSS_LIMIT && all,
+      });
+      out.push({
+        id: `memory-${c.mix}-peak`,
+        metric: `Peak RSS of lifeboat serve while taking ${r.memory.options.alerts.toLocaleString("en")} alerts (${c.mix})`,
+        value: `${round(c.peakRss / MB, 1)} MB`,
+        target: "< 150 MB",
+        pass: c.peakRss < RSS_LIMIT && all,
       });
     }
   }
@@ -228,15 +237,20 @@ export function renderMarkdown(r: Report): string {
 
   if (r.memory) {
     const m = r.memory;
+    const rows = (res: MemoryResult, label: string): (string | number)[][] =>
+      res.cases.map((c) => [label, c.mix, ms(c.idleRss / MB), ms(c.afterRss / MB), ms(c.settledRss / MB), ms(c.peakRss / MB), c.accepted, c.events, c.openRecoveries]);
     parts.push("## 4. Memory");
     parts.push(
       table(
-        ["alerts", "idle RSS MB", "RSS after MB", "peak RSS MB", "accepted", "journal rows", "open recoveries"],
-        m.cases.map((c) => [c.mix, ms(c.idleRss / MB), ms(c.afterRss / MB), ms(c.peakRss / MB), c.accepted, c.events, c.openRecoveries]),
+        ["node flags", "alerts", "idle RSS MB", "right after MB", `${m.options.settleSeconds} s later MB`, "peak RSS MB", "accepted", "journal rows", "open recoveries"],
+        [...rows(m, "none (as shipped)"), ...(r.memoryTuned ? rows(r.memoryTuned, r.memoryTuned.options.nodeArgs?.join(" ") ?? "") : [])],
       ),
     );
     parts.push(
-      `One fresh \`lifeboat serve\` process per mix, with its real drivers against the simulated site. Idle: ${m.options.idleSeconds} s after it answered its health check (connected to Keystone and Nova, coordinator running). Then ${m.options.alerts.toLocaleString("en")} deliveries over ${m.options.connections} connections, the same mixes as the intake benchmark; *after* is read once every journaled event has been routed; *peak* is VmHWM, the highest RSS of the process's life. RSS is what the kernel charges the process (VmRSS from /proc), shared library pages included.`,
+      [
+        `One fresh \`lifeboat serve\` process per mix, with its real drivers against the simulated site. *idle*: ${m.options.idleSeconds} s after it answered its health check (connected to Keystone and Nova, coordinator running). Then ${m.options.alerts.toLocaleString("en")} deliveries over ${m.options.connections} connections, the same mixes as the intake benchmark, as fast as it takes them: a burst no Alertmanager sends, the worst case for the heap. *right after*: as soon as every journaled event has been routed; *${m.options.settleSeconds} s later*: the process back to idle, its 20 blocked recoveries still re-checking their gates; *peak*: VmHWM, the highest RSS of the process's life. RSS is VmRSS from /proc: what the kernel charges the process, including ~45 MB of pages of the node binary shared with other node processes.`,
+        `Why the burst costs memory: V8 sizes its old generation from the machine's memory (${r.machine.ramGiB} GiB here) and, that large, lets it fill to ~130 MB before its first full collection. Under a few thousand requests a second, Node's HTTP server alone promotes a few MB per scavenge (a bare express handler does too), so the heap fills with garbage; after a full collection lifeboat's live heap is ~35 MB. RSS comes back down only when V8's memory reducer runs. The flag below caps the old generation at 192 MB (five times the live heap), so V8 collects early: it is what V8 gives itself on a machine or container with ~768 MB of memory (a quarter of the memory it sees; here it allowed itself ${round(r.machine.ramGiB / 4, 1)} GiB, capped at ~4 GiB). It cannot be set from inside the process (V8 sizes the heap at start-up), so it belongs in the service definition: \`NODE_OPTIONS=${r.memoryTuned?.options.nodeArgs?.join(" ") ?? "--max-old-space-size=192"}\`.`,
+      ].join("\n\n"),
     );
   }
   return `${parts.join("\n\n")}\n`;
