@@ -1,8 +1,8 @@
 import type { Logger } from "../logging.js";
 import type { IpmiDeviceConfig } from "./config.js";
 import { CommandKilled, oneLine, runCommand } from "./exec.js";
-import { DeviceError, readPowerStatus, setPower, timingFromConfig, type PowerDriver, type PowerTarget, type PowerTiming } from "./power-loop.js";
-import type { FenceDevice, FenceResult, PowerStatus } from "./types.js";
+import { DeviceError, PowerLoopDevice, type PowerTarget } from "./power-loop.js";
+import type { PowerStatus } from "./types.js";
 
 /**
  * IPMI fencing through `ipmitool` (fence_ipmilan's way): `chassis power off`, wait, poll
@@ -18,28 +18,15 @@ const STATUS_RE = /[Cc]hassis [Pp]ower is\s*([a-zA-Z]{2,3})/;
 /** Answers that retrying cannot change: configuration problems, not transport trouble. */
 const DEFINITE_RE = /insufficient privilege|invalid authentication algorithm|invalid user ?name|unauthorized name|invalid command|not supported/i;
 
-export class IpmiDevice implements FenceDevice, PowerDriver {
+export class IpmiDevice extends PowerLoopDevice {
   readonly driver = "ipmi";
   readonly label: string;
   readonly #config: IpmiDeviceConfig;
-  readonly #timing: PowerTiming;
 
   constructor(config: IpmiDeviceConfig, _ctx: { logger: Logger }) {
+    super(config);
     this.#config = config;
-    this.#timing = timingFromConfig(config);
     this.label = config.name ?? `ipmi ${config.address}:${config.port}`;
-  }
-
-  status(signal?: AbortSignal): Promise<PowerStatus> {
-    return readPowerStatus(this, this.#timing, signal);
-  }
-
-  off(signal?: AbortSignal): Promise<FenceResult> {
-    return setPower(this, "off", this.#timing, signal);
-  }
-
-  on(signal?: AbortSignal): Promise<FenceResult> {
-    return setPower(this, "on", this.#timing, signal);
   }
 
   /** The ipmitool argv up to the command: no secret in it, by construction. */

@@ -1,8 +1,8 @@
 import type { Logger } from "../logging.js";
 import type { LibvirtDeviceConfig } from "./config.js";
 import { CommandKilled, oneLine, runCommand } from "./exec.js";
-import { DeviceError, readPowerStatus, setPower, timingFromConfig, type PowerDriver, type PowerTarget, type PowerTiming } from "./power-loop.js";
-import type { FenceDevice, FenceResult, PowerState, PowerStatus } from "./types.js";
+import { DeviceError, PowerLoopDevice, type PowerTarget } from "./power-loop.js";
+import type { PowerState, PowerStatus } from "./types.js";
 
 /**
  * libvirt fencing for labs whose "compute nodes" are VMs: `virsh destroy` (a hard power
@@ -27,28 +27,15 @@ export function domstateToPower(word: string): PowerState {
   return DOMSTATE[word.trim().toLowerCase()] ?? "unknown";
 }
 
-export class LibvirtDevice implements FenceDevice, PowerDriver {
+export class LibvirtDevice extends PowerLoopDevice {
   readonly driver = "libvirt";
   readonly label: string;
   readonly #config: LibvirtDeviceConfig;
-  readonly #timing: PowerTiming;
 
   constructor(config: LibvirtDeviceConfig, _ctx: { logger: Logger }) {
+    super(config);
     this.#config = config;
-    this.#timing = timingFromConfig(config);
     this.label = config.name ?? `libvirt ${redactUri(config.uri)} ${config.domain}`;
-  }
-
-  status(signal?: AbortSignal): Promise<PowerStatus> {
-    return readPowerStatus(this, this.#timing, signal);
-  }
-
-  off(signal?: AbortSignal): Promise<FenceResult> {
-    return setPower(this, "off", this.#timing, signal);
-  }
-
-  on(signal?: AbortSignal): Promise<FenceResult> {
-    return setPower(this, "on", this.#timing, signal);
   }
 
   async readStatus(_session: undefined, signal: AbortSignal): Promise<PowerStatus> {

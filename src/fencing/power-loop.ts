@@ -2,7 +2,7 @@ import pRetry, { AbortError as StopRetrying } from "p-retry";
 import { sleep, withTimeout } from "../util/abort.js";
 import { errorMessage } from "../util/errors.js";
 import type { CommonDeviceConfig } from "./config.js";
-import type { FenceResult, PowerState, PowerStatus } from "./types.js";
+import type { FenceDevice, FenceResult, PowerState, PowerStatus } from "./types.js";
 
 /**
  * The power loop every driver shares (fence-agents' `fence_action`): read the state; if it
@@ -45,6 +45,35 @@ export interface PowerDriver<S = undefined> {
   readStatus(session: S, signal: AbortSignal): Promise<PowerStatus>;
   /** Send the command; resolves with the device's answer (for the result message). */
   sendPower(session: S, target: PowerTarget, signal: AbortSignal): Promise<string>;
+}
+
+/**
+ * A fencing device whose status, off and on all go through the power loop: a driver only
+ * says how to read the state and how to send a command.
+ */
+export abstract class PowerLoopDevice<S = undefined> implements FenceDevice, PowerDriver<S> {
+  abstract readonly driver: string;
+  abstract readonly label: string;
+  readonly #timing: PowerTiming;
+
+  protected constructor(config: CommonDeviceConfig) {
+    this.#timing = timingFromConfig(config);
+  }
+
+  status(signal?: AbortSignal): Promise<PowerStatus> {
+    return readPowerStatus(this, this.#timing, signal);
+  }
+
+  off(signal?: AbortSignal): Promise<FenceResult> {
+    return setPower(this, "off", this.#timing, signal);
+  }
+
+  on(signal?: AbortSignal): Promise<FenceResult> {
+    return setPower(this, "on", this.#timing, signal);
+  }
+
+  abstract readStatus(session: S, signal: AbortSignal): Promise<PowerStatus>;
+  abstract sendPower(session: S, target: PowerTarget, signal: AbortSignal): Promise<string>;
 }
 
 export interface PowerTiming {

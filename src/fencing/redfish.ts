@@ -4,8 +4,8 @@ import axios, { type AxiosInstance, type AxiosResponse, type Method } from "axio
 import type { Logger } from "../logging.js";
 import { errorMessage } from "../util/errors.js";
 import type { RedfishDeviceConfig } from "./config.js";
-import { DeviceError, readPowerStatus, setPower, timingFromConfig, type PowerDriver, type PowerTarget, type PowerTiming } from "./power-loop.js";
-import type { FenceDevice, FenceResult, PowerState, PowerStatus } from "./types.js";
+import { DeviceError, PowerLoopDevice, type PowerTarget } from "./power-loop.js";
+import type { PowerState, PowerStatus } from "./types.js";
 
 /**
  * Redfish fencing (DMTF DSP0266, ComputerSystem.Reset): find the ComputerSystem, read its
@@ -68,19 +68,18 @@ export function redfishErrorText(body: unknown): string {
   return parts.filter(Boolean).join("; ");
 }
 
-export class RedfishDevice implements FenceDevice, PowerDriver<RedfishSession> {
+export class RedfishDevice extends PowerLoopDevice<RedfishSession> {
   readonly driver = "redfish";
   readonly label: string;
   readonly #config: RedfishDeviceConfig;
-  readonly #timing: PowerTiming;
   readonly #http: AxiosInstance;
   readonly #logger: Logger;
   /** The system's path once discovered: it does not change. */
   #systemPath?: string;
 
   constructor(config: RedfishDeviceConfig, ctx: { logger: Logger }) {
+    super(config);
     this.#config = config;
-    this.#timing = timingFromConfig(config);
     this.#logger = ctx.logger;
     const base = new URL(config.address);
     base.username = "";
@@ -99,18 +98,6 @@ export class RedfishDevice implements FenceDevice, PowerDriver<RedfishSession> {
       validateStatus: () => true,
       responseType: "json",
     });
-  }
-
-  status(signal?: AbortSignal): Promise<PowerStatus> {
-    return readPowerStatus(this, this.#timing, signal);
-  }
-
-  off(signal?: AbortSignal): Promise<FenceResult> {
-    return setPower(this, "off", this.#timing, signal);
-  }
-
-  on(signal?: AbortSignal): Promise<FenceResult> {
-    return setPower(this, "on", this.#timing, signal);
   }
 
   async open(signal: AbortSignal): Promise<RedfishSession> {

@@ -269,6 +269,16 @@ Links
 {{/links}}
 {{/links.length}}`;
 
+/** What the host held and what fired: the foot of the blocked and fence-failed messages. */
+const CONTEXT_TEXT = `Detected:  {{detectedAt}} (trigger: {{trigger}})
+{{#counts.total}}
+Instances on the host: {{counts.total}}
+{{/counts.total}}
+{{#alerts}}
+Alert:     {{alertname}} ({{status}} since {{startsAt}}){{#generatorURL}} {{generatorURL}}{{/generatorURL}}
+{{/alerts}}
+${LINKS_TEXT}`;
+
 const LINKS_HTML = `
 {{#links.length}}
 <p>{{#links}}<a href="{{url}}">{{label}}</a> &nbsp; {{/links}}</p>
@@ -437,14 +447,7 @@ Gate decisions
   {{at}}  {{gate}}: {{result}} - {{reason}}
 {{/decisions}}
 
-Detected:  {{detectedAt}} (trigger: {{trigger}})
-{{#counts.total}}
-Instances on the host: {{counts.total}}
-{{/counts.total}}
-{{#alerts}}
-Alert:     {{alertname}} ({{status}} since {{startsAt}}){{#generatorURL}} {{generatorURL}}{{/generatorURL}}
-{{/alerts}}
-${LINKS_TEXT}
+${CONTEXT_TEXT}
 `;
 
 const BLOCKED_HTML = `${HTML_HEAD}
@@ -493,14 +496,7 @@ are certain it is powered off, start the evacuation with:
 
     {{confirmOffCommand}}
 
-Detected:  {{detectedAt}} (trigger: {{trigger}})
-{{#counts.total}}
-Instances on the host: {{counts.total}}
-{{/counts.total}}
-{{#alerts}}
-Alert:     {{alertname}} ({{status}} since {{startsAt}}){{#generatorURL}} {{generatorURL}}{{/generatorURL}}
-{{/alerts}}
-${LINKS_TEXT}
+${CONTEXT_TEXT}
 `;
 
 const FENCE_FAILED_HTML = `${HTML_HEAD}
