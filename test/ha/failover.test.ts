@@ -1,14 +1,13 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import pLimit from "p-limit";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/recovery/model.js";
 import type { SandboxOptions } from "../../src/sandbox/environment.js";
 import { recoveryDetail } from "../../src/store/types.js";
-import { startEtcd, type EtcdServer } from "../support/etcd.js";
 import { ADMIN_TOKEN, alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
 import { CLI, type Instance } from "./instance.js";
-import { leaderGauge, startHaPair, status, type HaPair, type InstanceId } from "./pair.js";
+import { leaderGauge, status, usePairPerTest, type HaPair, type InstanceId } from "./pair.js";
 import { evacuatePostsPerServer, issuedByBoth, sideEffects } from "./side-effects.js";
 
 /**
@@ -53,22 +52,7 @@ const CONFIG = {
   evacuation: { concurrency: 3, poll_interval_seconds: 0.25 },
 };
 
-let etcd: EtcdServer;
-let pair: HaPair | undefined;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterEach(async (ctx) => {
-  if (pair && ctx.task.result?.state === "fail") {
-    for (const i of Object.values(pair.instances)) console.error(`---- ${i.id} ----\n${i.output().slice(-20_000)}`);
-  }
-  await pair?.close();
-  pair = undefined;
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
+const ha = usePairPerTest();
 
 function serversOn(p: HaPair, host: string): string[] {
   return p.sandbox.view().servers.filter((s) => s.host === host).map((s) => s.id);
@@ -99,7 +83,7 @@ async function finished(p: HaPair, host: string, timeoutMs: number): Promise<Rec
 
 describe("active-passive pair of lifeboat processes on a real etcd", () => {
   it("kill -9 of the leader during evacuation: the other takes over within the TTL and finishes; every instance evacuated once, one fence", async () => {
-    pair = await startHaPair({ etcd, sandbox: site(6_000), config: CONFIG, ttlSeconds: TTL_MS / 1000 });
+    const pair = await ha.start({ sandbox: site(6_000), config: CONFIG, ttlSeconds: TTL_MS / 1000 });
     const p = pair;
     const a = await p.leader();
     const b = p.other(a);
@@ -148,7 +132,7 @@ describe("active-passive pair of lifeboat processes on a real etcd", () => {
   }, 120_000);
 
   it("the leader cut off from etcd stops acting; the other takes over and finishes; no side effect is issued by both", async () => {
-    pair = await startHaPair({ etcd, sandbox: site(6_000), config: CONFIG, ttlSeconds: TTL_MS / 1000 });
+    const pair = await ha.start({ sandbox: site(6_000), config: CONFIG, ttlSeconds: TTL_MS / 1000 });
     const p = pair;
     const a = await p.leader();
     const b = p.other(a);
@@ -202,7 +186,7 @@ describe("active-passive pair of lifeboat processes on a real etcd", () => {
   }, 120_000);
 
   it("1,000 identical webhooks spread over both instances: one event record (1,000 deliveries), one recovery; both name the leader", async () => {
-    pair = await startHaPair({ etcd, sandbox: site(1_000), config: { ...CONFIG, evacuation: { concurrency: 8, poll_interval_seconds: 0.25 } }, ttlSeconds: TTL_MS / 1000 });
+    const pair = await ha.start({ sandbox: site(1_000), config: { ...CONFIG, evacuation: { concurrency: 8, poll_interval_seconds: 0.25 } }, ttlSeconds: TTL_MS / 1000 });
     const p = pair;
     const a = await p.leader();
     const b = p.other(a);

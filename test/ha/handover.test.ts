@@ -1,8 +1,7 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { recoveryDetail } from "../../src/store/types.js";
-import { startEtcd, type EtcdServer } from "../support/etcd.js";
 import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
-import { startHaPair, type HaPair } from "./pair.js";
+import { usePairPerTest } from "./pair.js";
 import { evacuatePostsPerServer, issuedByBoth, sideEffects } from "./side-effects.js";
 
 /**
@@ -16,27 +15,11 @@ const TTL_MS = 3_000;
 const HANDOVER_BOUND_MS = 2_000;
 const HOST = "compute-1";
 
-let etcd: EtcdServer;
-let pair: HaPair | undefined;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterEach(async (ctx) => {
-  if (pair && ctx.task.result?.state === "fail") {
-    for (const i of Object.values(pair.instances)) console.error(`---- ${i.id} ----\n${i.output().slice(-20_000)}`);
-  }
-  await pair?.close();
-  pair = undefined;
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
+const ha = usePairPerTest();
 
 describe("planned handover of an active-passive pair", () => {
   it("SIGTERM to the leader during evacuation: the other leads within a campaign interval and finishes; nothing is recorded as failed or repeated", async () => {
-    pair = await startHaPair({
-      etcd,
+    const pair = await ha.start({
       sandbox: { cloud: { serviceDownTimeSeconds: 2, reportIntervalSeconds: 0.5, evacuationDurationMs: 4_000, generate: { hosts: 4, serversPerHost: 6 } }, powerDelayMs: 300 },
       config: {
         gates: { confirmations: [{ driver: "nova-service", stale_seconds: 1, checks: 1, interval_seconds: 0 }, { driver: "bmc" }] },

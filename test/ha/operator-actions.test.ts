@@ -1,10 +1,9 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startEtcd, type EtcdServer } from "../support/etcd.js";
+import { describe, expect, it } from "vitest";
 import { ADMIN_TOKEN, waitFor } from "../support/lifeboat.js";
 import { CLI } from "./instance.js";
-import { startHaPair, type HaPair } from "./pair.js";
+import { usePairPerTest } from "./pair.js";
 import { sideEffects } from "./side-effects.js";
 
 /**
@@ -13,26 +12,11 @@ import { sideEffects } from "./side-effects.js";
  */
 const execFileP = promisify(execFile);
 
-let etcd: EtcdServer;
-let pair: HaPair | undefined;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterEach(async (ctx) => {
-  if (pair && ctx.task.result?.state === "fail") {
-    for (const i of Object.values(pair.instances)) console.error(`---- ${i.id} ----\n${i.output().slice(-20_000)}`);
-  }
-  await pair?.close();
-  pair = undefined;
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
+const ha = usePairPerTest();
 
 describe("operator requests sent to the follower", () => {
   it("lifeboat recover through the follower: the leader runs the recovery to its end", async () => {
-    pair = await startHaPair({ etcd, sandbox: { cloud: { serviceDownTimeSeconds: 2, reportIntervalSeconds: 0.5, evacuationDurationMs: 500 }, powerDelayMs: 200 } });
+    const pair = await ha.start({ sandbox: { cloud: { serviceDownTimeSeconds: 2, reportIntervalSeconds: 0.5, evacuationDurationMs: 500 }, powerDelayMs: 200 } });
     const p = pair;
     const leader = await p.leader();
     const follower = p.other(leader);

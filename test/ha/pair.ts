@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { startSandbox, type Sandbox, type SandboxOptions } from "../../src/sandbox/environment.js";
 import { EtcdStore } from "../../src/store/etcd.js";
-import type { EtcdServer } from "../support/etcd.js";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { startEtcd, type EtcdServer } from "../support/etcd.js";
 import { ADMIN_TOKEN, removeDir, tempDir } from "../support/lifeboat.js";
 import { deepMerge, parseOrThrow, stackConfigData } from "../support/stack.js";
 import { uniquePrefix } from "./candidates.js";
@@ -155,4 +156,33 @@ export async function startHaPair(opts: HaPairOptions): Promise<HaPair> {
     },
   };
   return pair;
+}
+
+/**
+ * The hooks of a test file whose tests each run a pair: one etcd for the file; each test's
+ * pair closed after it, with both instances' output printed when the test failed.
+ */
+export function usePairPerTest(): { start(opts: Omit<HaPairOptions, "etcd">): Promise<HaPair> } {
+  let etcd: EtcdServer | undefined;
+  let pair: HaPair | undefined;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterEach(async (ctx) => {
+    if (pair && ctx.task.result?.state === "fail") {
+      for (const i of Object.values(pair.instances)) console.error(`---- ${i.id} ----\n${i.output().slice(-20_000)}`);
+    }
+    await pair?.close();
+    pair = undefined;
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+  return {
+    async start(opts) {
+      if (!etcd) throw new Error("usePairPerTest: etcd is not running (start a pair inside a test)");
+      pair = await startHaPair({ ...opts, etcd });
+      return pair;
+    },
+  };
 }
