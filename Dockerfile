@@ -49,6 +49,10 @@ RUN groupadd --system --gid 10001 lifeboat \
  && mkdir -p /etc/lifeboat /var/lib/lifeboat \
  && chown lifeboat:lifeboat /var/lib/lifeboat
 WORKDIR /app
+# V8 sizes its heap from the memory it sees: on a large host a burst of alerts leaves ~200 MB
+# of RSS, mostly garbage (lifeboat's live heap is ~35 MB). These caps keep it near 130 MB
+# (bench/RESULTS.md, which runs every lifeboat process with the flags read from here).
+ENV NODE_OPTIONS="--max-old-space-size=256 --max-semi-space-size=8"
 ENV NODE_ENV=production \
     LIFEBOAT_STATE_DIR=/var/lib/lifeboat \
     LIFEBOAT_LISTEN=0.0.0.0:9095 \

@@ -139,7 +139,7 @@ async function replayStage(stage: Stage, root: string, globalArgs: Record<string
         mkdirSync(under(root, cfg.workdir), { recursive: true });
         break;
       case "ENV":
-        for (const p of (i as Env).getProperties()) cfg.env[p.getName()] = p.getUnescapedValue() ?? "";
+        for (const p of (i as Env).getProperties()) cfg.env[p.getName()] = p.getValue() ?? ""; // getValue: the value as Docker sets it, quotes removed
         break;
       case "COPY": {
         const from = (i as ModifiableInstruction).getFlags().find((f) => f.getName() === "from")?.getValue();
