@@ -1,7 +1,7 @@
 import Database from "better-sqlite3";
 import { startSandbox } from "../src/sandbox/environment.js";
 import type { LoadResult, LoadSpec } from "./load/webhook-load.js";
-import { startLifeboat, WEBHOOK_TOKEN, type LifeboatProcess } from "./lib/lifeboat.js";
+import { SHIPPED_NODE_ARGS, startLifeboat, WEBHOOK_TOKEN, type LifeboatProcess } from "./lib/lifeboat.js";
 import type { Mix } from "./lib/payloads.js";
 import { benchFile, runJsonScript } from "./lib/process.js";
 import { serveConfig } from "./lib/site.js";
@@ -21,8 +21,8 @@ export interface MemoryOptions {
   idleSeconds: number;
   /** Quiet time after the last event was routed before the settled sample. */
   settleSeconds: number;
-  /** Extra node flags for the lifeboat processes (a tuned run), and the mixes to run. */
-  nodeArgs?: string[];
+  /** Node flags of the lifeboat processes (default: the shipped ones; [] for node's own defaults), and the mixes to run. */
+  nodeArgs?: readonly string[];
   mixes?: Mix[];
   /** Hosts of the simulated site; distinct alerts cycle through all of them. */
   hosts: number;
@@ -58,7 +58,7 @@ export async function benchMemory(opts: MemoryOptions): Promise<MemoryResult> {
   const cases: MemoryCase[] = [];
   try {
     for (const mix of opts.mixes ?? (["distinct", "duplicates"] as const)) {
-      const lb = await startLifeboat(`memory-${mix}`, (port, dir) => serveConfig(site, port, dir), { nodeArgs: opts.nodeArgs ?? [] });
+      const lb = await startLifeboat(`memory-${mix}`, (port, dir) => serveConfig(site, port, dir), { nodeArgs: [...(opts.nodeArgs ?? SHIPPED_NODE_ARGS)] });
       try {
         await sleep(opts.idleSeconds * 1000);
         const idle = lb.memory();
@@ -81,7 +81,7 @@ export async function benchMemory(opts: MemoryOptions): Promise<MemoryResult> {
     await site.close();
   }
   const { log: _log, ...options } = opts;
-  return { options, cases };
+  return { options: { ...options, nodeArgs: opts.nodeArgs ?? SHIPPED_NODE_ARGS }, cases };
 }
 
 /** Wait until the coordinator has routed every journaled event; returns how many rows the journal has. */

@@ -11,6 +11,16 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const CLI = join(ROOT, "dist", "cli.js");
 export { ADMIN_TOKEN, WEBHOOK_TOKEN };
 
+/**
+ * The node flags lifeboat ships with: the NODE_OPTIONS of the container image (the README's
+ * systemd unit sets the same). Read from the Dockerfile so the benchmarks measure what runs.
+ */
+export const SHIPPED_NODE_ARGS: readonly string[] = (() => {
+  const m = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(ROOT, "Dockerfile"), "utf8"));
+  if (!m) throw new Error("the Dockerfile sets no NODE_OPTIONS");
+  return m[1]!.split(/\s+/).filter(Boolean);
+})();
+
 /** A `lifeboat serve` process started from the built CLI: the daemon exactly as operators run it. */
 export interface LifeboatProcess extends Daemon {
   /** The SQLite journal of this process. */
@@ -24,7 +34,7 @@ export interface LifeboatProcess extends Daemon {
 /**
  * Start `node dist/cli.js serve` with the config `configFor(port, dir)` returns (plain data,
  * validated here first so a bad bench config fails with its problems, not a dead process).
- * `nodeArgs` go to node itself (e.g. --cpu-prof to profile the daemon).
+ * `nodeArgs` go to node itself, SHIPPED_NODE_ARGS unless given ([] for node's defaults).
  */
 export async function startLifeboat(
   name: string,
@@ -42,7 +52,7 @@ export async function startLifeboat(
       dbPath = config.store.path;
       const file = join(dir, "lifeboat.yaml");
       writeFileSync(file, stringify(data), { mode: 0o600 });
-      return { command: process.execPath, args: [...(opts.nodeArgs ?? []), ...profileArgs(), CLI, "serve", "--config", file], readyPath: "/healthz" };
+      return { command: process.execPath, args: [...(opts.nodeArgs ?? SHIPPED_NODE_ARGS), ...profileArgs(), CLI, "serve", "--config", file], readyPath: "/healthz" };
     },
   });
   return {

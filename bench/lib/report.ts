@@ -16,8 +16,8 @@ export interface BenchResults {
   evacuation?: EvacuationResult;
   fenceLatency?: FenceLatencyResult;
   memory?: MemoryResult;
-  /** The memory burst again with node flags (memoryTuned.options.nodeArgs): informational. */
-  memoryTuned?: MemoryResult;
+  /** The memory burst again without the shipped node flags: informational. */
+  memoryNodeDefaults?: MemoryResult;
 }
 
 export interface Target {
@@ -243,13 +243,13 @@ export function renderMarkdown(r: Report): string {
     parts.push(
       table(
         ["node flags", "alerts", "idle RSS MB", "right after MB", `${m.options.settleSeconds} s later MB`, "peak RSS MB", "accepted", "journal rows", "open recoveries"],
-        [...rows(m, "none (as shipped)"), ...(r.memoryTuned ? rows(r.memoryTuned, r.memoryTuned.options.nodeArgs?.join(" ") ?? "") : [])],
+        [...rows(m, `${m.options.nodeArgs?.join(" ") ?? ""} (shipped)`), ...(r.memoryNodeDefaults ? rows(r.memoryNodeDefaults, "none (node's defaults)") : [])],
       ),
     );
     parts.push(
       [
         `One fresh \`lifeboat serve\` process per mix, with its real drivers against the simulated site. *idle*: ${m.options.idleSeconds} s after it answered its health check (connected to Keystone and Nova, coordinator running). Then ${m.options.alerts.toLocaleString("en")} deliveries over ${m.options.connections} connections, the same mixes as the intake benchmark, as fast as it takes them: a burst no Alertmanager sends, the worst case for the heap. *right after*: as soon as every journaled event has been routed; *${m.options.settleSeconds} s later*: the process back to idle, its 20 blocked recoveries still re-checking their gates; *peak*: VmHWM, the highest RSS of the process's life. RSS is VmRSS from /proc: what the kernel charges the process, including ~45 MB of pages of the node binary shared with other node processes.`,
-        `Why the burst costs memory: V8 sizes its old generation from the machine's memory (${r.machine.ramGiB} GiB here) and, that large, lets it fill to ~130 MB before its first full collection. Under a few thousand requests a second, Node's HTTP server alone promotes a few MB per scavenge (a bare express handler does too), so the heap fills with garbage; after a full collection lifeboat's live heap is ~35 MB. RSS comes back down only when V8's memory reducer runs. The flag below caps the old generation at 192 MB (five times the live heap), so V8 collects early: it is what V8 gives itself on a machine or container with ~768 MB of memory (a quarter of the memory it sees; here it allowed itself ${round(r.machine.ramGiB / 4, 1)} GiB, capped at ~4 GiB). It cannot be set from inside the process (V8 sizes the heap at start-up), so it belongs in the service definition: \`NODE_OPTIONS=${r.memoryTuned?.options.nodeArgs?.join(" ") ?? "--max-old-space-size=192"}\`.`,
+        `Node flags: lifeboat ships with \`NODE_OPTIONS=${m.options.nodeArgs?.join(" ") ?? ""}\` (the container image's ENV, and the README's systemd unit); every lifeboat process of these benchmarks runs with them. Why: V8 sizes its heap from the memory it sees (${r.machine.ramGiB} GiB here): its old generation may fill to ~130 MB before the first full collection and its young generation grows to 16 MB semi-spaces under load, so a burst leaves RSS near 200 MB of which lifeboat's live heap is ~35 MB (the last row). The caps keep 7× the live heap for the old generation and small semi-spaces, so V8 collects early; they cannot be set from inside the process (V8 sizes the heap at start-up).`,
       ].join("\n\n"),
     );
   }

@@ -36,4 +36,11 @@ describe("README", () => {
     expect(commands.length).toBeGreaterThan(10);
     for (const c of commands) expect(cli, c).toMatch(new RegExp(`\\.command\\("${c}"\\)`));
   });
+
+  it("gives the systemd unit the node flags the container image runs with", () => {
+    const image = /^ENV NODE_OPTIONS="([^"]+)"/m.exec(readFileSync("Dockerfile", "utf8"))?.[1];
+    const unit = /^Environment="NODE_OPTIONS=([^"]+)"/m.exec(readme)?.[1];
+    expect(image).toBeDefined();
+    expect(unit).toBe(image);
+  });
 });
