@@ -8,7 +8,7 @@ import { validate } from "dockerfile-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
-import { freePort } from "../support/etcd.js";
+import { freePort } from "../support/daemon.js";
 import { ADMIN_TOKEN, WEBHOOK_TOKEN, waitFor } from "../support/lifeboat.js";
 import { stackConfigData } from "../support/stack.js";
 import { commands, link, parseDockerfile, replay, under, type ImageConfig, type Stage } from "./dockerfile.js";

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./daemon.js";
 
 /**
  * A real single-member etcd for tests: loopback client and peer ports chosen at run time, a
@@ -31,20 +31,6 @@ export interface StartEtcdOptions {
   name?: string;
   /** How long to wait for /health, ms. */
   readyTimeoutMs?: number;
-}
-
-/** A loopback TCP port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer> {
