@@ -67,7 +67,9 @@ async function handle(req: Request, res: Response, deps: AlertsRouteDeps): Promi
     const duplicates = appended.filter((a) => a.duplicate).length;
     res.status(202).json({ accepted: appended.length, duplicates, events: appended.map((a) => a.event.id) });
     deps.logger.debug({ groupKey: payload.groupKey, alerts: events.length, duplicates }, "webhook journaled");
-    deps.onJournaled();
+    // A re-delivery adds no event to route: the first delivery already woke the coordinator
+    // (whose periodic pass is the safety net), so repeats cost no routing pass.
+    if (duplicates < appended.length) deps.onJournaled();
   } catch (err) {
     deps.logger.error({ err: errorMessage(err) }, "could not journal webhook events; answering 503 so Alertmanager retries");
     res.status(503).json({ error: "could not store the alerts; retry later" });
