@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -121,6 +122,7 @@ async function startOnce(opts: StartEtcdOptions): Promise<EtcdServer> {
     pid,
     pause: () => {
       process.kill(pid, "SIGSTOP");
+      waitStopped(pid);
     },
     resume: () => {
       process.kill(pid, "SIGCONT");
@@ -139,4 +141,25 @@ async function healthy(url: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * kill() returns once SIGSTOP is queued; etcd's threads stop one by one a moment later and
+ * could still answer a request sent meanwhile. Wait until /proc shows every thread stopped.
+ */
+function waitStopped(pid: number): void {
+  const stopped = (task: string): boolean => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, "utf8");
+      // The state follows the command name, which is in parentheses.
+      return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+    } catch {
+      return true; // the thread is gone
+    }
+  };
+  const deadline = Date.now() + 2000;
+  while (Date.now() < deadline) {
+    if (readdirSync(`/proc/${pid}/task`).every(stopped)) return;
+  }
+  throw new Error(`etcd (pid ${pid}) did not stop within 2 s of SIGSTOP`);
 }
