@@ -194,10 +194,14 @@ export async function demoCommand(opts: { fast: boolean }): Promise<number> {
     for (const l of [...pick("lifeboat_recoveries_total"), ...pick("lifeboat_instances_evacuated_total"), ...pick("lifeboat_fence_operations_total"), ...pick("lifeboat_notifications_total")]) say(`  ${dim(l)}`);
     say();
     say(bold("Where to look on a real deployment"));
-    say(`  lifeboat status                     leader, pause, open recoveries`);
-    say(`  lifeboat show ${id}   this timeline, gate decisions, instances, emails`);
-    say(`  GET /api/v1/recoveries/${id.slice(0, 8)}…   the same as JSON;  GET /metrics for Prometheus/Grafana`);
-    say(`  lifeboat release ${FAILED_HOST}            once the host is repaired: power on, un-force, enable`);
+    const looks: [string, string][] = [
+      ["lifeboat status", "leader, pause, open recoveries"],
+      [`lifeboat show ${id}`, "this timeline, gate decisions, instances, emails"],
+      [`GET /api/v1/recoveries/${id}`, "the same as JSON;  GET /metrics for Prometheus/Grafana"],
+      [`lifeboat release ${FAILED_HOST}`, "once the host is repaired: power on, un-force, enable"],
+    ];
+    const width = Math.max(...looks.map(([what]) => what.length));
+    for (const [what, why] of looks) say(`  ${what.padEnd(width)}   ${why}`);
     say(dim(`  This demo's journal (SQLite) was ${join(dir, "lifeboat.db")}; it is removed now.`));
     return ok ? 0 : 1;
   } catch (err) {
