@@ -203,21 +203,14 @@ export class SqliteStore implements Store {
     return this.write(() => {
       const now = this.now();
       const id = newId("r");
-      const create = this.db.transaction(() => {
-        const open = this.q(`SELECT id FROM recoveries WHERE host = ? AND state NOT IN (${TERMINAL_SQL})`).get(r.host) as Row | undefined;
-        if (open) throw new HostBusyError(r.host, String(open.id));
-        this.db
-          .prepare(
-            `INSERT INTO recoveries(id, host, incident_key, state, trigger, dry_run, confirmed_off, approved, approved_by, fence_state, reason,
-               detected_at, created_at, updated_at, grace_until, alerts, facts)
-             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, 'not-attempted', ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(id, r.host, r.incidentKey, r.trigger, r.dryRun ? 1 : 0, r.confirmedOff ? 1 : 0, r.approvedBy ? 1 : 0, r.approvedBy ?? null, r.reason, r.detectedAt, now, now, r.graceUntil, JSON.stringify(r.alerts ?? {}), JSON.stringify(r.facts ?? {}));
-        this.db
-          .prepare("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, 1, NULL, 'pending', ?, ?, ?)")
-          .run(id, now, r.reason, r.actor ?? null);
-      });
-      create();
+      const open = this.q(`SELECT id FROM recoveries WHERE host = ? AND state NOT IN (${TERMINAL_SQL})`).get(r.host) as Row | undefined;
+      if (open) throw new HostBusyError(r.host, String(open.id));
+      this.q(
+        `INSERT INTO recoveries(id, host, incident_key, state, trigger, dry_run, confirmed_off, approved, approved_by, fence_state, reason,
+           detected_at, created_at, updated_at, grace_until, alerts, facts)
+         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, 'not-attempted', ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(id, r.host, r.incidentKey, r.trigger, r.dryRun ? 1 : 0, r.confirmedOff ? 1 : 0, r.approvedBy ? 1 : 0, r.approvedBy ?? null, r.reason, r.detectedAt, now, now, r.graceUntil, JSON.stringify(r.alerts ?? {}), JSON.stringify(r.facts ?? {}));
+      this.q("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, 1, NULL, 'pending', ?, ?, ?)").run(id, now, r.reason, r.actor ?? null);
       return this.mustGet(id);
     });
   }
@@ -244,8 +237,7 @@ export class SqliteStore implements Store {
 
   findRecoveryByIncident(host: string, incidentKey: string): Promise<Recovery | null> {
     return settle(() => {
-      const row = this.db
-        .prepare("SELECT * FROM recoveries WHERE host = ? AND incident_key = ? ORDER BY created_at DESC LIMIT 1")
+      const row = this.q("SELECT * FROM recoveries WHERE host = ? AND incident_key = ? ORDER BY created_at DESC LIMIT 1")
         .get(host, incidentKey) as Row | undefined;
       return row ? recoveryFromRow(row) : null;
     });
@@ -278,26 +270,20 @@ export class SqliteStore implements Store {
   transition(id: string, from: RecoveryState, to: RecoveryState, reason: string, patch: RecoveryPatch = {}, actor?: string): Promise<Recovery> {
     return this.write(() => {
       const now = this.now();
-      this.db.transaction(() => {
-        const row = this.q("SELECT state FROM recoveries WHERE id = ?").get(id) as Row | undefined;
-        if (!row) throw new NotFoundError(`recovery ${id} not found`);
-        if (row.state !== from) throw new StateConflictError(id, from, row.state as RecoveryState);
-        this.applyPatch(id, patch, { state: to, reason, updated_at: now });
-        const seq = (this.q("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM transitions WHERE recovery_id = ?").get(id) as Row).n as number;
-        this.db
-          .prepare("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, ?, ?, ?, ?, ?, ?)")
-          .run(id, seq, from, to, now, reason, actor ?? null);
-      })();
+      const row = this.q("SELECT state FROM recoveries WHERE id = ?").get(id) as Row | undefined;
+      if (!row) throw new NotFoundError(`recovery ${id} not found`);
+      if (row.state !== from) throw new StateConflictError(id, from, row.state as RecoveryState);
+      this.applyPatch(id, patch, { state: to, reason, updated_at: now });
+      const seq = (this.q("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM transitions WHERE recovery_id = ?").get(id) as Row).n as number;
+      this.q("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, ?, ?, ?, ?, ?, ?)").run(id, seq, from, to, now, reason, actor ?? null);
       return this.mustGet(id);
     });
   }
 
   updateRecovery(id: string, patch: RecoveryPatch): Promise<Recovery> {
     return this.write(() => {
-      this.db.transaction(() => {
-        if (!this.q("SELECT 1 FROM recoveries WHERE id = ?").get(id)) throw new NotFoundError(`recovery ${id} not found`);
-        this.applyPatch(id, patch, { updated_at: this.now() });
-      })();
+      if (!this.q("SELECT 1 FROM recoveries WHERE id = ?").get(id)) throw new NotFoundError(`recovery ${id} not found`);
+      this.applyPatch(id, patch, { updated_at: this.now() });
       return this.mustGet(id);
     });
   }
@@ -336,8 +322,7 @@ export class SqliteStore implements Store {
 
   recordDecision(d: GateDecision): Promise<void> {
     return this.write(() => {
-      this.db
-        .prepare("INSERT INTO decisions(recovery_id, gate, result, reason, at, details) VALUES (?, ?, ?, ?, ?, ?)")
+      this.q("INSERT INTO decisions(recovery_id, gate, result, reason, at, details) VALUES (?, ?, ?, ?, ?, ?)")
         .run(d.recoveryId, d.gate, d.result, d.reason, d.at, d.details ? JSON.stringify(d.details) : null);
     });
   }
@@ -365,13 +350,11 @@ export class SqliteStore implements Store {
 
   putStep(s: StepRecord): Promise<void> {
     return this.write(() => {
-      this.db
-        .prepare(
-          `INSERT INTO steps(recovery_id, key, state, attempts, started_at, finished_at, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(recovery_id, key) DO UPDATE SET state = excluded.state, attempts = excluded.attempts, started_at = excluded.started_at,
-             finished_at = excluded.finished_at, result = excluded.result, error = excluded.error`,
-        )
-        .run(s.recoveryId, s.key, s.state, s.attempts, s.startedAt, s.finishedAt ?? null, s.result === undefined ? null : JSON.stringify(s.result), s.error ?? null);
+      this.q(
+        `INSERT INTO steps(recovery_id, key, state, attempts, started_at, finished_at, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(recovery_id, key) DO UPDATE SET state = excluded.state, attempts = excluded.attempts, started_at = excluded.started_at,
+           finished_at = excluded.finished_at, result = excluded.result, error = excluded.error`,
+      ).run(s.recoveryId, s.key, s.state, s.attempts, s.startedAt, s.finishedAt ?? null, s.result === undefined ? null : JSON.stringify(s.result), s.error ?? null);
     });
   }
 
@@ -384,18 +367,16 @@ export class SqliteStore implements Store {
 
   putInstance(r: InstanceResult): Promise<void> {
     return this.write(() => {
-      this.db
-        .prepare(
-          `INSERT INTO instances(recovery_id, instance_id, name, project_id, user_id, original_status, state, priority, target_host,
-             attempts, error, note, started_at, finished_at)
-           VALUES (@recoveryId, @instanceId, @name, @projectId, @userId, @originalStatus, @state, @priority, @targetHost,
-             @attempts, @error, @note, @startedAt, @finishedAt)
-           ON CONFLICT(recovery_id, instance_id) DO UPDATE SET name = excluded.name, project_id = excluded.project_id,
-             user_id = excluded.user_id, original_status = excluded.original_status, state = excluded.state,
-             priority = excluded.priority, target_host = excluded.target_host, attempts = excluded.attempts,
-             error = excluded.error, note = excluded.note, started_at = excluded.started_at, finished_at = excluded.finished_at`,
-        )
-        .run({
+      this.q(
+        `INSERT INTO instances(recovery_id, instance_id, name, project_id, user_id, original_status, state, priority, target_host,
+           attempts, error, note, started_at, finished_at)
+         VALUES (@recoveryId, @instanceId, @name, @projectId, @userId, @originalStatus, @state, @priority, @targetHost,
+           @attempts, @error, @note, @startedAt, @finishedAt)
+         ON CONFLICT(recovery_id, instance_id) DO UPDATE SET name = excluded.name, project_id = excluded.project_id,
+           user_id = excluded.user_id, original_status = excluded.original_status, state = excluded.state,
+           priority = excluded.priority, target_host = excluded.target_host, attempts = excluded.attempts,
+           error = excluded.error, note = excluded.note, started_at = excluded.started_at, finished_at = excluded.finished_at`,
+      ).run({
           userId: null,
           targetHost: null,
           error: null,
@@ -434,15 +415,13 @@ export class SqliteStore implements Store {
 
   putNotification(n: NotificationRecord): Promise<void> {
     return this.write(() => {
-      this.db
-        .prepare(
-          `INSERT INTO notifications(recovery_id, dedup_key, channel, kind, recipient, subject, state, attempts, error, sent_at, project_id)
-           VALUES (@recoveryId, @dedupKey, @channel, @kind, @recipient, @subject, @state, @attempts, @error, @sentAt, @projectId)
-           ON CONFLICT(recovery_id, dedup_key) DO UPDATE SET channel = excluded.channel, kind = excluded.kind,
-             recipient = excluded.recipient, subject = excluded.subject, state = excluded.state, attempts = excluded.attempts,
-             error = excluded.error, sent_at = excluded.sent_at, project_id = excluded.project_id`,
-        )
-        .run({ error: null, sentAt: null, projectId: null, ...stripUndefined(n) });
+      this.q(
+        `INSERT INTO notifications(recovery_id, dedup_key, channel, kind, recipient, subject, state, attempts, error, sent_at, project_id)
+         VALUES (@recoveryId, @dedupKey, @channel, @kind, @recipient, @subject, @state, @attempts, @error, @sentAt, @projectId)
+         ON CONFLICT(recovery_id, dedup_key) DO UPDATE SET channel = excluded.channel, kind = excluded.kind,
+           recipient = excluded.recipient, subject = excluded.subject, state = excluded.state, attempts = excluded.attempts,
+           error = excluded.error, sent_at = excluded.sent_at, project_id = excluded.project_id`,
+      ).run({ error: null, sentAt: null, projectId: null, ...stripUndefined(n) });
     });
   }
 
@@ -471,8 +450,7 @@ export class SqliteStore implements Store {
 
   putSetting(key: string, value: unknown): Promise<void> {
     return this.write(() => {
-      this.db
-        .prepare("INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
+      this.q("INSERT INTO settings(key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
         .run(key, JSON.stringify(value), this.now());
     });
   }
