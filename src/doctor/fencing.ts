@@ -1,10 +1,8 @@
-import pLimit from "p-limit";
 import type { FencingConfig } from "../fencing/config.js";
 import { createFencing } from "../fencing/service.js";
 import { STATUS_CONCURRENCY, fenceStatusRows, type FenceStatusRow } from "../fencing/status-table.js";
 import type { Logger } from "../logging.js";
 import { Metrics } from "../metrics.js";
-import { errorMessage } from "../util/errors.js";
 import { VERSION } from "../version.js";
 import { raceDeadline } from "./runner.js";
 import type { DoctorCheck, DoctorRow } from "./types.js";
@@ -27,28 +25,16 @@ export function fencingCheck(config: FencingConfig, deps: { logger: Logger }): D
     run: async (signal) => {
       if (hosts.length === 0) return [];
       const fencing = createFencing(config, { logger: deps.logger, metrics: new Metrics({ version: VERSION, defaultMetrics: false }) });
-      const limit = pLimit(STATUS_CONCURRENCY);
-      const perHost = await Promise.all(
-        hosts.map((host) =>
-          limit(async (): Promise<DoctorRow[]> => {
-            const ms = hostTimeoutMs(host);
-            try {
-              const rows = await raceDeadline((s) => fenceStatusRows(fencing, [host], { signal: s }), ms, signal);
-              return rows.map(toRow);
-            } catch (err) {
-              if (signal.aborted) throw err;
-              return [{ check: "fencing", target: host, result: "fail", detail: errorMessage(err) }];
-            }
-          }),
-        ),
-      );
-      return perHost.flat();
+      // fence status's own walk over the hosts, each host bounded by its deadline.
+      const bounded = { hosts: () => hosts, hasHost: (h: string) => fencing.hasHost(h), status: (h: string, s?: AbortSignal) => raceDeadline((d) => fencing.status(h, d), hostTimeoutMs(h), s) };
+      const rows = await fenceStatusRows(bounded, hosts, { signal });
+      return rows.map(toRow);
     },
   };
 }
 
 function toRow(r: FenceStatusRow): DoctorRow {
-  const target = `${r.host} ${r.device}`;
+  const target = r.device === "-" ? r.host : `${r.host} ${r.device}`;
   if (r.state === "error") return { check: "fencing", target, result: "fail", detail: r.detail };
   if (r.state === "unknown") return { check: "fencing", target, result: "warn", detail: `answers, power state unknown: ${r.detail}` };
   return { check: "fencing", target, result: "ok", detail: `power ${r.state} (${r.detail})${r.state === "off" ? "; the host is off now" : ""}` };

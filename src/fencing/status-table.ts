@@ -1,4 +1,5 @@
 import pLimit from "p-limit";
+import { errorMessage } from "../util/errors.js";
 import type { Fencing } from "./service.js";
 import type { PowerState } from "./types.js";
 
@@ -30,7 +31,14 @@ export async function fenceStatusRows(
     names.map((host) =>
       limit(async (): Promise<FenceStatusRow[]> => {
         if (!fencing.hasHost(host)) return [{ host, device: "-", driver: "-", state: "error", detail: `no fencing configured for ${host}` }];
-        const answers = await fencing.status(host, opts.signal);
+        let answers;
+        try {
+          answers = await fencing.status(host, opts.signal);
+        } catch (err) {
+          // One host's failure (e.g. a caller's deadline) is its row, not the whole table's.
+          if (opts.signal?.aborted) throw err;
+          return [{ host, device: "-", driver: "-", state: "error", detail: errorMessage(err) }];
+        }
         return answers.map((a) =>
           a.status
             ? { host, device: a.device, driver: a.driver, state: a.status.state, detail: a.status.raw }
