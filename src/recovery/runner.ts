@@ -93,16 +93,16 @@ export class RecoveryRunner {
       } catch (err) {
         stageRun.abort(new AbortError(`${r.state} stage ended: ${errorMessage(err)}`));
         if (signal.aborted) return;
-        if (isLeadershipLoss(err)) {
-          // Not ours to act on now: change nothing. If leadership really ended, the
-          // coordinator stops this runner at once; if only a claim check failed (etcd slow,
-          // claim gone) while this instance still leads, claim again after a pause.
-          log.warn({ err: errorMessage(err) }, "stopped acting: this instance does not lead or hold the host now; checking again shortly");
-          await sleep(2000, signal).catch(() => undefined);
-          continue;
-        }
-        if (isHeldElsewhere(err)) {
-          log.warn({ err: errorMessage(err) }, "host claimed by another instance; waiting");
+        // Not ours to act on now: change nothing and look again after a pause. If leadership
+        // really ended, the coordinator stops this runner at once; if only a claim check
+        // failed (etcd slow, claim gone) while this instance still leads, it claims again.
+        const notOurs = isLeadershipLoss(err)
+          ? "stopped acting: this instance does not lead or hold the host now; checking again shortly"
+          : isHeldElsewhere(err)
+            ? "host claimed by another instance; waiting"
+            : null;
+        if (notOurs) {
+          log.warn({ err: errorMessage(err) }, notOurs);
           await sleep(2000, signal).catch(() => undefined);
           continue;
         }
