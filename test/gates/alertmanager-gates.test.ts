@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AlertmanagerClient } from "../../src/alertmanager/client.js";
 import { Metrics } from "../../src/metrics.js";
-import type { Recovery } from "../../src/recovery/model.js";
 import { alertsGate } from "../../src/validation/gates/alerts.js";
 import { silencesGate } from "../../src/validation/gates/silences.js";
 import type { Gate, GateVerdict } from "../../src/validation/types.js";
 import { startAlertmanager, type AlertmanagerServer } from "../support/alertmanager.js";
 import { freePort } from "../support/daemon.js";
 import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
+import { askGate, validatingRecovery } from "./ask.js";
 
 /**
  * The gates that ask Alertmanager, against a real Alertmanager: silences (a host silence and
@@ -29,30 +29,8 @@ afterAll(async () => {
   await am?.stop();
 });
 
-function recovery(host: string): Recovery {
-  const now = new Date().toISOString();
-  return {
-    id: `r-${host}`,
-    host,
-    incidentKey: host,
-    state: "validating",
-    trigger: "alert",
-    dryRun: false,
-    confirmedOff: false,
-    approved: false,
-    fenceState: "not-attempted",
-    reason: "",
-    detectedAt: now,
-    createdAt: now,
-    updatedAt: now,
-    graceUntil: now,
-    alerts: {},
-    facts: {},
-  };
-}
-
 function evaluate(gate: Gate, host: string): Promise<GateVerdict> {
-  return gate.evaluate({ recovery: recovery(host), signal: new AbortController().signal, priorPass: true, quiet: false });
+  return askGate(gate, validatingRecovery(host));
 }
 
 async function fire(host: string, alertname: string): Promise<void> {

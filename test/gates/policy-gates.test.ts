@@ -2,16 +2,16 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { EvacuationDriver, HostCapacity } from "../../src/evacuation/types.js";
 import { Metrics } from "../../src/metrics.js";
-import type { Recovery } from "../../src/recovery/model.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { bmcGate } from "../../src/validation/gates/bmc.js";
 import { capacityGate } from "../../src/validation/gates/capacity.js";
 import { novaServiceGate } from "../../src/validation/gates/nova-service.js";
 import { approvalGate, cooldownGate, exclusionGate, pauseGate } from "../../src/validation/gates/policy.js";
 import { stormGate } from "../../src/validation/gates/storm.js";
-import type { Gate, GateVerdict } from "../../src/validation/types.js";
+import type { Gate } from "../../src/validation/types.js";
 import { memoryLogger, tempDir, testConfig } from "../support/lifeboat.js";
 import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../support/world.js";
+import { askGate, validatingRecovery } from "./ask.js";
 
 /** Each gate on its own: pass, block, and the could-not-decide path where it has one. */
 
@@ -26,31 +26,8 @@ afterEach(async () => {
   await store.close();
 });
 
-function recovery(host: string, extra: Partial<Recovery> = {}): Recovery {
-  return {
-    id: `r-${host}`,
-    host,
-    incidentKey: `${host}@x`,
-    state: "validating",
-    trigger: "alert",
-    dryRun: false,
-    confirmedOff: false,
-    approved: false,
-    fenceState: "not-attempted",
-    reason: "",
-    detectedAt: new Date().toISOString(),
-    createdAt: new Date().toISOString(),
-    updatedAt: new Date().toISOString(),
-    graceUntil: new Date().toISOString(),
-    alerts: {},
-    facts: {},
-    ...extra,
-  };
-}
-
-function evaluate(gate: Gate, r: Recovery, opts: { priorPass?: boolean; quiet?: boolean } = {}): Promise<GateVerdict> {
-  return gate.evaluate({ recovery: r, signal: new AbortController().signal, priorPass: opts.priorPass ?? true, quiet: opts.quiet ?? false });
-}
+const recovery = validatingRecovery;
+const evaluate = askGate;
 
 describe("nova-service", () => {
   const gate = (cloud: EvacuationDriver, checks = 1): Gate => novaServiceGate(cloud, { staleSeconds: 60, checks, intervalSeconds: 0, now: () => Date.now() });

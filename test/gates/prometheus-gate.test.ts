@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrometheusClient } from "../../src/prometheus/client.js";
-import type { Recovery } from "../../src/recovery/model.js";
 import { prometheusGate } from "../../src/validation/gates/prometheus.js";
 import type { Gate, GateVerdict } from "../../src/validation/types.js";
 import { freePort } from "../support/daemon.js";
 import { alertPayload, makeLifeboat, postAlert, testConfig, waitFor } from "../support/lifeboat.js";
 import { startPrometheus, type PrometheusServer } from "../support/prometheus.js";
 import { startFakeComputeNodes, type FakeComputeNodes } from "../support/targets.js";
+import { askGate, validatingRecovery } from "./ask.js";
 
 /**
  * The PromQL confirmation against a real Prometheus scraping fake node-exporters: the
@@ -30,11 +30,7 @@ afterAll(async () => {
   await nodes?.close();
 });
 
-function recovery(host: string): Recovery {
-  const now = new Date().toISOString();
-  return { id: `r-${host}`, host, incidentKey: host, state: "validating", trigger: "alert", dryRun: false, confirmedOff: false, approved: false, fenceState: "not-attempted", reason: "", detectedAt: now, createdAt: now, updatedAt: now, graceUntil: now, alerts: {}, facts: {} };
-}
-const evaluate = (g: Gate, host: string): Promise<GateVerdict> => g.evaluate({ recovery: recovery(host), signal: new AbortController().signal, priorPass: true, quiet: false });
+const evaluate = (g: Gate, host: string): Promise<GateVerdict> => askGate(g, validatingRecovery(host));
 const gate = (c: PrometheusClient): Gate => prometheusGate(c, { query: 'up{job="node", host="{{host}}"} == 0', blindCheck: true, blindRatio: 0.5, blindSelector: 'up{job="node"}' });
 
 async function downCount(n: number): Promise<void> {
