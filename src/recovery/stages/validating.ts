@@ -1,3 +1,4 @@
+import { enterBlock } from "../block.js";
 import { blockReason, evaluateGates, recordGateOutcome, runGateNotices } from "../gate-runner.js";
 import type { Stage } from "../context.js";
 
@@ -14,12 +15,7 @@ export const validating: Stage = async (ctx) => {
   return {
     to: "blocked",
     reason: blockReason(outcome),
-    patch: {
-      facts: {
-        ...ctx.recovery.facts,
-        block: { gates: outcome.blocking.map((d) => d.gate), recheck: outcome.recheckable, approvable: outcome.approvable, at: ctx.nowIso() },
-      },
-    },
+    patch: { facts: { ...ctx.recovery.facts, block: enterBlock(outcome, ctx.nowIso()) } },
   };
 };
 
