@@ -1,8 +1,15 @@
+import { writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
 import type { Config } from "../../src/config/schema.js";
 import type { GateDecision, Recovery, RecoveryDetail } from "../../src/recovery/model.js";
-import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
+import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
+import { startDaemon, type Daemon } from "../support/daemon.js";
+import { alertPayload, api, makeLifeboat, postAlert, removeDir, tempDir, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
+import { stackConfigData } from "../support/stack.js";
 import { World } from "../support/world.js";
+import { fastConfig, fastSite, novaSeesDown, serversOn, siteScenario } from "./site.js";
 
 /**
  * The storm guard end to end on the in-memory world: hosts fail seconds apart or at once,
@@ -14,10 +21,19 @@ import { World } from "../support/world.js";
 const HOSTS = ["compute-1", "compute-2", "compute-3", "compute-4", "compute-5"];
 const STORM = { max_recoveries: 1, max_percent: 100, window_seconds: 60, cooldown_seconds: 600 };
 
+const CLI = resolve(import.meta.dirname, "../../dist/cli.js");
+
 let running: TestLifeboat[] = [];
+let sandbox: Sandbox | undefined;
+const daemons: Daemon[] = [];
+const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(running.map((x) => x.app.stop().catch(() => undefined)));
   running = [];
+  await Promise.all(daemons.splice(0).map((d) => d.stop()));
+  await sandbox?.close();
+  sandbox = undefined;
+  dirs.splice(0).forEach(removeDir);
 });
 
 /** Real time plus what the test moved it forward by. */
@@ -233,4 +249,67 @@ describe("storm guard: across a restart", () => {
     const status = (await api(t3.app.url, "GET", "/api/v1/status")).body as { storm: { tripped: boolean; hosts: string[] } };
     expect(status.storm).toMatchObject({ tripped: true, hosts: ["compute-2", "compute-3"] });
   }, 60_000);
+});
+
+describe("storm guard: a real serve process killed with SIGKILL", () => {
+  it("after the kill the storm still holds its hosts, none is fenced, and no second storm mail goes out", async () => {
+    sandbox = await startSandbox(fastSite({ cloud: { scenario: siteScenario(HOSTS, HOSTS.slice(0, 4).flatMap((h) => serversOn(h, 2, `vm-${h}`))) } }));
+    const site = sandbox;
+    const storeDir = tempDir();
+    dirs.push(storeDir);
+    const serve = (): Promise<Daemon> =>
+      startDaemon({
+        name: "lifeboat",
+        spec: (port, dir) => {
+          const data = stackConfigData(site, storeDir, fastConfig({ gates: { storm: { ...STORM, window_seconds: 600 } }, server: { listen: `127.0.0.1:${port}` }, logging: { level: "info" } }));
+          const file = join(dir, "lifeboat.yaml");
+          writeFileSync(file, stringify(data));
+          return { command: process.execPath, args: [CLI, "serve", "--config", file], readyPath: "/readyz" };
+        },
+      }).then((d) => {
+        daemons.push(d);
+        return d;
+      });
+    const recoveryState = async (url: string, host: string): Promise<Recovery | undefined> =>
+      ((await api(url, "GET", `/api/v1/recoveries?host=${host}`)).body as { recoveries: Recovery[] }).recoveries[0];
+    const fail = async (url: string, host: string): Promise<void> => {
+      site.failHost(host);
+      await novaSeesDown(site.cloud, host);
+      expect((await postAlert(url, alertPayload({ host }))).status).toBe(202);
+    };
+    const stormMails = (): number => site.smtp.messages.filter((m) => /storm guard tripped/.test(m.subject)).length;
+
+    const one = await serve();
+    await fail(one.url, "compute-1");
+    await waitFor(async () => (await recoveryState(one.url, "compute-1"))?.state === "completed", 30_000, "compute-1 recovered");
+    await fail(one.url, "compute-2");
+    await fail(one.url, "compute-3");
+    for (const h of ["compute-2", "compute-3"]) {
+      const r = await waitFor(async () => {
+        const x = await recoveryState(one.url, h);
+        return x?.state === "blocked" ? x : undefined;
+      }, 20_000, `${h} held`);
+      expect(r.reason).toMatch(/storm: storm guard/);
+    }
+    await waitFor(() => stormMails() === 1, 10_000, "the storm mail");
+    process.kill(one.pid, "SIGKILL");
+    await one.stop();
+
+    const two = await serve();
+    expect(/^lifeboat_storm_guard_tripped 1$/m.test(await (await fetch(`${two.url}/metrics`)).text())).toBe(true);
+    await pause(2_000); // about ten re-checks of each held recovery
+    for (const h of ["compute-2", "compute-3"]) {
+      expect((await recoveryState(two.url, h))?.state).toBe("blocked");
+      expect(site.redfish.system(h).resets).toEqual([]);
+    }
+    const status = (await api(two.url, "GET", "/api/v1/status")).body as { storm: { tripped: boolean; held: string[] } };
+    expect(status.storm.tripped).toBe(true);
+    expect([...status.storm.held].sort()).toEqual(["compute-2", "compute-3"]);
+    // A host failing now joins the storm: held, no second mail.
+    await fail(two.url, "compute-4");
+    await waitFor(async () => (await recoveryState(two.url, "compute-4"))?.state === "blocked", 20_000, "compute-4 held");
+    await pause(1_000);
+    expect(stormMails()).toBe(1);
+    expect(site.redfish.system("compute-4").resets).toEqual([]);
+  }, 120_000);
 });
