@@ -24,6 +24,7 @@ import type { Store } from "./store/types.js";
 import { systemClock, type Clock } from "./util/clock.js";
 import { errorMessage } from "./util/errors.js";
 import { buildGates } from "./validation/build.js";
+import { stormStatus } from "./validation/gates/storm-state.js";
 import type { Gate } from "./validation/types.js";
 import { VERSION } from "./version.js";
 
@@ -168,6 +169,7 @@ export class Lifeboat {
       leader: { self, id },
       store: this.store.kind,
       dryRun: this.config.recovery.dry_run,
+      storm: await stormStatus(this.store, this.clock.now(), this.config.gates.storm.cooldown_seconds * 1000),
     };
   }
 

@@ -283,10 +283,12 @@ function statusText(s: Record<string, unknown>): string {
   const leader = s.leader as { self: boolean; id: string | null } | undefined;
   const paused = s.paused as { paused: boolean; by: string; reason: string; at: string } | undefined;
   const open = (s.openRecoveries ?? {}) as Record<string, number>;
+  const storm = s.storm as { tripped: boolean; since?: string; reason?: string; until?: string; held?: string[] } | undefined;
   const lines = [
     `lifeboat ${String(s.version)}  instance ${String(s.instance)}  store ${String(s.store)}${s.dryRun ? "  DRY RUN" : ""}`,
     `leader: ${leader?.self ? "this instance" : (leader?.id ?? "none")}`,
     `automation: ${paused?.paused ? `PAUSED by ${paused.by} at ${paused.at} (${paused.reason})` : "active"}`,
+    `storm guard: ${storm?.tripped ? `TRIPPED at ${storm.since ?? "?"} (${storm.reason ?? "?"}); holding ${storm.held?.length ? storm.held.join(", ") : "no host"} until approved or ${storm.until ?? "?"}` : "calm"}`,
     `open recoveries: ${Object.keys(open).length ? Object.entries(open).map(([k, v]) => `${k} ${v}`).join(", ") : "none"}`,
   ];
   return lines.join("\n");

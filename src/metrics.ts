@@ -124,11 +124,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  #stormProbe: (() => Promise<boolean>) | null = null;
+
   readonly stormGuardTripped = new Gauge({
     name: "lifeboat_storm_guard_tripped",
     help: "1 while the storm guard holds new recoveries blocked.",
     registers: [this.registry],
+    // Read from the guard's durable state when scraped: a storm outlives a restart, and it
+    // ends when its cooldown has passed, whether or not a recovery was judged since.
+    collect: async () => {
+      const probe = this.#stormProbe;
+      if (!probe) return;
+      try {
+        this.stormGuardTripped.set((await probe()) ? 1 : 0);
+      } catch {
+        // The store did not answer: keep the last value.
+      }
+    },
   });
+
+  /** Let the storm guard answer for `lifeboat_storm_guard_tripped` at each scrape. */
+  watchStorm(probe: () => Promise<boolean>): void {
+    this.#stormProbe = probe;
+  }
 
   readonly stormGuardTrips = new Counter({
     name: "lifeboat_storm_guard_trips_total",

@@ -7,6 +7,7 @@ import { RECOVERY_STATES, type RecoveryState } from "../recovery/model.js";
 import { recoveryDetail } from "../store/types.js";
 import { errorMessage } from "../util/errors.js";
 import type { Secret } from "../util/secret.js";
+import type { StormStatus } from "../validation/gates/storm-state.js";
 import { requireAuth } from "./auth.js";
 
 export interface StatusInfo {
@@ -15,6 +16,8 @@ export interface StatusInfo {
   leader: { self: boolean; id: string | null };
   store: string;
   dryRun: boolean;
+  /** The storm guard: tripped or not, since when, which hosts it holds. */
+  storm: StormStatus;
 }
 
 export interface ControlDeps {

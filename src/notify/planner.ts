@@ -1,5 +1,5 @@
 import type { ChainResult } from "../fencing/types.js";
-import type { InstanceResult, Outcome, RecoveryDetail } from "../recovery/model.js";
+import type { GateDecision, InstanceResult, Outcome, RecoveryDetail } from "../recovery/model.js";
 import { TERMINAL_STATES } from "../recovery/model.js";
 import type { MessageKind, NotificationsConfig, OperatorKind } from "./config.js";
 import type { PlannedMessage } from "./dispatcher.js";
@@ -45,6 +45,8 @@ export interface StormInfo {
   hosts: string[];
   reason: string;
   at: string;
+  /** When the held recoveries go ahead on their own, unless another host fails first. */
+  until?: string;
   /** The recovery that tripped the guard: its journal holds the storm messages' records. */
   recoveryId?: string;
 }
@@ -77,15 +79,18 @@ export function planRecoveryFinished(detail: RecoveryDetail, tenants: readonly P
 
 export function planBlocked(detail: RecoveryDetail, reason: string, ctx: PlanContext): PlannedMessage[] {
   const block = blockFacts(detail);
-  const blockingGates = detail.decisions.filter((d) => d.result === "block" || d.result === "undecided").map((d) => d.gate);
-  const gates = block?.gates.length ? block.gates : [...new Set(blockingGates)];
-  const view = recoveryView(detail, "blocked", ctx, {
+  // What blocks it now: each gate's latest decision (a re-check records a changed block anew).
+  const current = latestPerGate(detail.decisions);
+  const blockingGates = current.filter((d) => d.result === "block" || d.result === "undecided").map((d) => d.gate);
+  const gates = block?.gates.length ? block.gates : blockingGates;
+  const view = recoveryView({ ...detail, decisions: current }, "blocked", ctx, {
     blockReason: oneLine(reason || detail.reason),
     blockedGatesText: gates.length ? gates.join(", ") : "(not recorded)",
     approvable: block?.approvable ?? true,
+    ...(block?.previous?.length ? { previousGatesText: block.previous.join(", ") } : {}),
   });
-  // One message per blocked episode: the pipeline marks each with the time it blocked.
-  const episode = block?.at ?? `#${detail.timeline.filter((t) => t.to === "blocked").length}`;
+  // One message per block episode (src/recovery/block.ts): the pipeline keys each one.
+  const episode = block?.episode ?? block?.at ?? `#${detail.timeline.filter((t) => t.to === "blocked").length}`;
   return operatorMessages("blocked", view, `${detailKey("blocked", detail)}|${episode}`, operatorMode(detail, ctx), ctx);
 }
 
@@ -103,6 +108,7 @@ export function planStorm(info: StormInfo, ctx: PlanContext): PlannedMessage[] {
     hosts,
     hostCount: hosts.length,
     hostList: hosts.join(", "),
+    ...(info.until !== undefined ? { until: info.until } : {}),
     ...(info.recoveryId !== undefined ? { recoveryId: info.recoveryId } : {}),
   };
   return operatorMessages("storm", view, `storm|${info.at}`, "send", ctx);
@@ -154,7 +160,7 @@ export function recoveryView(
   d: RecoveryDetail,
   kind: MessageKind,
   ctx: PlanContext,
-  extra: Partial<Pick<RecoveryView, "tenants" | "blockReason" | "blockedGatesText" | "approvable">>,
+  extra: Partial<Pick<RecoveryView, "tenants" | "blockReason" | "blockedGatesText" | "approvable" | "previousGatesText">>,
 ): RecoveryView {
   const c = ctx.config;
   const alerts: AlertView[] = Object.values(d.alerts).map((a) => ({
@@ -197,6 +203,7 @@ export function recoveryView(
     ...(extra.blockReason !== undefined ? { blockReason: extra.blockReason } : {}),
     ...(extra.blockedGatesText !== undefined ? { blockedGatesText: extra.blockedGatesText } : {}),
     ...(extra.approvable !== undefined ? { approvable: extra.approvable } : {}),
+    ...(extra.previousGatesText !== undefined ? { previousGatesText: oneLine(extra.previousGatesText) } : {}),
     approveCommand: renderLine(c.approve_command, { id: d.id, host: d.host }),
     confirmOffCommand: renderLine(c.confirm_off_command, { id: d.id, host: d.host }),
   };
@@ -412,6 +419,8 @@ interface BlockFacts {
   gates: string[];
   approvable?: boolean;
   at?: string;
+  episode?: string;
+  previous?: string[];
 }
 
 function blockFacts(d: RecoveryDetail): BlockFacts | null {
@@ -422,7 +431,19 @@ function blockFacts(d: RecoveryDetail): BlockFacts | null {
     gates: Array.isArray(o.gates) ? o.gates.map(String) : [],
     ...(typeof o.approvable === "boolean" ? { approvable: o.approvable } : {}),
     ...(typeof o.at === "string" ? { at: o.at } : {}),
+    ...(typeof o.episode === "string" ? { episode: o.episode } : {}),
+    ...(Array.isArray(o.previous) ? { previous: o.previous.map(String) } : {}),
   };
+}
+
+/** Each gate's latest decision, in the order they were recorded (the gates' order within a check). */
+function latestPerGate(decisions: readonly GateDecision[]): GateDecision[] {
+  const latest = new Map<string, GateDecision>();
+  for (const d of decisions) {
+    latest.delete(d.gate);
+    latest.set(d.gate, d);
+  }
+  return [...latest.values()];
 }
 
 // ---- helpers -----------------------------------------------------------------------------

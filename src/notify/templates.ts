@@ -134,6 +134,8 @@ export interface RecoveryView extends BaseView {
   blockReason?: string;
   blockedGatesText?: string;
   approvable?: boolean;
+  /** blocked: the gates that blocked it before, when what blocks it changed. */
+  previousGatesText?: string;
   approveCommand: string;
   confirmOffCommand: string;
 }
@@ -160,6 +162,8 @@ export interface StormView extends BaseView {
   hosts: string[];
   hostCount: number;
   hostList: string;
+  /** When the held recoveries go ahead on their own, unless another host fails first. */
+  until?: string;
   recoveryId?: string;
 }
 
@@ -430,6 +434,9 @@ ${HTML_FOOT}`;
 const BLOCKED_TEXT = `Recovery {{id}} of host {{host}} is blocked: {{blockReason}}
 
 Blocking gates: {{blockedGatesText}}
+{{#previousGatesText}}
+What blocks it changed: it was blocked by {{previousGatesText}}; this replaces the earlier notice.
+{{/previousGatesText}}
 Nothing has been done to the host yet: it is not fenced, its instances are not moved.
 
 {{#approvable}}
@@ -454,6 +461,9 @@ const BLOCKED_HTML = `${HTML_HEAD}
 <h2>{{prefix}}Recovery of {{host}} is blocked</h2>
 <p>{{blockReason}}</p>
 <p>Blocking gates: {{blockedGatesText}}. Nothing has been done to the host yet: it is not fenced, its instances are not moved.</p>
+{{#previousGatesText}}
+<p>What blocks it changed: it was blocked by {{previousGatesText}}; this replaces the earlier notice.</p>
+{{/previousGatesText}}
 {{#approvable}}
 <p>To let the recovery go ahead (fence {{host}}, then evacuate its instances), run:</p>
 <pre>{{approveCommand}}</pre>
@@ -523,8 +533,9 @@ ${HTML_FOOT}`;
 
 const STORM_TEXT = `The storm guard tripped at {{at}}: {{reason}}
 
-{{hostCount}} host(s) are held: lifeboat fences and evacuates none of them, and blocks every
-new recovery, until an operator approves each one.
+{{hostCount}} host(s) are held: lifeboat fences and evacuates none of them, and holds every
+host that fails from now on too. Each one waits until an operator approves it{{#until}}, or
+until {{until}} if no other host fails by then (each new failure pushes that time back){{/until}}.
 {{#hosts}}
   - {{.}}
 {{/hosts}}
@@ -537,7 +548,7 @@ ${LINKS_TEXT}
 const STORM_HTML = `${HTML_HEAD}
 <h2 style="color: #b00">{{prefix}}Storm guard tripped</h2>
 <p>At {{at}}: {{reason}}</p>
-<p>{{hostCount}} host(s) are held: lifeboat fences and evacuates none of them, and blocks every new recovery, until an operator approves each one.</p>
+<p>{{hostCount}} host(s) are held: lifeboat fences and evacuates none of them, and holds every host that fails from now on too. Each one waits until an operator approves it{{#until}}, or until {{until}} if no other host fails by then (each new failure pushes that time back){{/until}}.</p>
 <ul>
 {{#hosts}}
 <li>{{.}}</li>

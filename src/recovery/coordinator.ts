@@ -173,7 +173,8 @@ export class Coordinator {
 
   private onTransition(e: TransitionEvent): void {
     const { metrics } = this.deps;
-    metrics.stageDuration.observe({ stage: e.before.state }, e.stageMs / 1000);
+    // blocked → blocked records a change of what blocks it: the stage goes on.
+    if (e.before.state !== e.after.state) metrics.stageDuration.observe({ stage: e.before.state }, e.stageMs / 1000);
     if (isTerminal(e.after.state)) {
       metrics.recoveries.inc({ outcome: e.after.state });
       const secs = secondsSince(e.after.detectedAt, this.deps.clock.now());

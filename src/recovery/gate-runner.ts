@@ -1,9 +1,10 @@
 import type { Logger } from "../logging.js";
 import type { Metrics } from "../metrics.js";
 import type { Store } from "../store/types.js";
-import type { Gate, GateVerdict } from "../validation/types.js";
+import type { Gate, GateNotice, GateVerdict } from "../validation/types.js";
 import { errorMessage } from "../util/errors.js";
 import type { GateDecision, Recovery } from "./model.js";
+import type { StepRunner } from "./steps.js";
 
 export interface GateOutcome {
   /** Every gate passed (or warned, or was overridden by an approval). */
@@ -15,15 +16,17 @@ export interface GateOutcome {
   recheckable: boolean;
   /** Every blocking verdict is a policy an approval overrides. */
   approvable: boolean;
+  /** What the gates' decisions oblige the recovery to do once (see `runGateNotices`). */
+  notices: GateNotice[];
 }
 
 /**
  * Run the gates and collect their verdicts in gate order. Independent gates run at the same
  * time (their checks ask Nova, Placement, the BMC, Alertmanager: the slowest sets the pace,
- * not the sum); a gate marked `afterPrior` (the storm guard) decides after every gate
- * before it. All gates run even after a block, so the operator sees every reason at once.
- * A gate that throws is "undecided" (it blocks). An approved recovery passes overridable
- * (policy) blocks; evidence blocks stand.
+ * not the sum); a gate marked `afterPrior` decides after every gate before it. All gates
+ * run even after a block, so the operator sees every reason at once. A gate that throws is
+ * "undecided" (it blocks). An approved recovery passes overridable (policy) blocks;
+ * evidence blocks stand.
  */
 export async function evaluateGates(
   gates: readonly Gate[],
@@ -70,7 +73,24 @@ export async function evaluateGates(
     blocking: blockingIdx.map((i) => decisions[i]!),
     recheckable: blockingIdx.every((i) => verdicts[i]!.recheck === true),
     approvable: blockingIdx.every((i) => verdicts[i]!.overridable === true),
+    notices: verdicts.flatMap((v) => v.notices ?? []),
   };
+}
+
+/**
+ * Run the gates' notices as journaled steps of the recovery: each once, even across a
+ * crash. A notice that fails is logged and offered again by its gate; it never holds the
+ * recovery.
+ */
+export async function runGateNotices(outcome: GateOutcome, ctx: { steps: StepRunner; signal: AbortSignal; log: Logger }): Promise<void> {
+  for (const n of outcome.notices) {
+    try {
+      await ctx.steps.run(n.key, () => n.send(ctx.signal), { signal: ctx.signal });
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      ctx.log.error({ step: n.key, err: errorMessage(err) }, "gate notice failed; it is offered again at the next check");
+    }
+  }
 }
 
 /** Wait for every check; the first failure (an abort) is thrown once all have settled. */

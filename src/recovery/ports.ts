@@ -24,5 +24,6 @@ export interface NotifierPort {
   recoveryFinished(detail: RecoveryDetail, signal?: AbortSignal): Promise<NotifySummary>;
   recoveryBlocked(detail: RecoveryDetail, reason: string, signal?: AbortSignal): Promise<NotifySummary>;
   fenceFailed(detail: RecoveryDetail, signal?: AbortSignal): Promise<NotifySummary>;
-  stormTripped(info: { hosts: string[]; reason: string; at: string; recoveryId?: string }, signal?: AbortSignal): Promise<NotifySummary>;
+  /** `until`: when the held recoveries go ahead on their own if no other host fails. */
+  stormTripped(info: { hosts: string[]; reason: string; at: string; until?: string; recoveryId?: string }, signal?: AbortSignal): Promise<NotifySummary>;
 }

@@ -41,9 +41,9 @@ export function prometheusClient(config: Config): PrometheusClient | null {
 }
 
 /**
- * The gate chain, in the order it runs: policy first (maintenance, pause, silences,
- * approval, cooldown), then the evidence that the host is dead, then capacity, and the
- * storm guard last — it admits a recovery only when everything before it passed.
+ * The gate chain, in the order its decisions are listed: policy first (maintenance, pause,
+ * silences, approval, cooldown), then the evidence that the host is dead, then capacity,
+ * and the storm guard, which counts the failure whatever the other gates decide.
  */
 export function buildGates(deps: GateDeps): Gate[] {
   const { config } = deps;

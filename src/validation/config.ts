@@ -64,11 +64,20 @@ export const gatesSchema = z.strictObject({
     .prefault({}),
   storm: z
     .strictObject({
-      max_recoveries: z.number().int().min(1).default(3).describe("More recoveries than this in the window (in-flight included) → block the rest."),
-      max_percent: z.number().min(0).max(100).default(50).describe("More than this share of enabled nova-compute services in the window → block."),
-      max_per_zone: z.number().int().min(1).optional().describe("More than this many in one availability zone in the window → block."),
-      window_seconds: z.number().positive().default(600).describe("Sliding window in which recoveries are counted."),
-      cooldown_seconds: z.number().nonnegative().default(600).describe("After a storm, keep blocking new recoveries this long."),
+      max_recoveries: z
+        .number()
+        .int()
+        .min(1)
+        .default(3)
+        .describe("More hosts failing than this in the window (every failure seen, whatever else blocks its recovery) trips the guard: the failures past it are held."),
+      max_percent: z.number().min(0).max(100).default(50).describe("More than this share of enabled nova-compute services failing in the window trips the guard."),
+      max_per_zone: z.number().int().min(1).optional().describe("More than this many failing in one availability zone in the window trips the guard."),
+      window_seconds: z.number().positive().default(600).describe("Sliding window: a failure counts from when lifeboat saw it for this long (and while its recovery acts on the host)."),
+      cooldown_seconds: z
+        .number()
+        .nonnegative()
+        .default(600)
+        .describe("Once tripped, held recoveries wait for an approval, or until no host has failed for this long (from the storm's last failure)."),
     })
     .prefault({}),
   capacity: z

@@ -19,17 +19,32 @@ export interface GateVerdict {
   recheck?: boolean;
   /** An operator's approval overrides this block (policy gates). Evidence never is. */
   overridable?: boolean;
+  /**
+   * What this decision obliges the recovery to do once (the storm guard's trip mail): the
+   * stage runs each as a journaled step of the recovery, so a crash neither loses nor
+   * repeats it. A gate itself never sends anything.
+   */
+  notices?: GateNotice[];
+}
+
+export interface GateNotice {
+  /** The step's key in the recovery's journal: a step that succeeded is never run again. */
+  key: string;
+  send(signal: AbortSignal): Promise<unknown>;
 }
 
 export interface GateContext {
   recovery: Recovery;
   signal: AbortSignal;
   /**
-   * Every gate before this one passed (the storm guard admits a recovery only then).
-   * Known only to gates that set `afterPrior`; the others run concurrently and get true.
+   * Every gate before this one passed. Known only to gates that set `afterPrior`; the
+   * others run concurrently and get true.
    */
   priorPass: boolean;
-  /** A quiet re-check of a blocked recovery: gates must not record or notify anything. */
+  /**
+   * A re-check of a blocked recovery (every `recheck_interval_seconds`): look once rather
+   * than confirm several times. The blocked stage records what changed.
+   */
   quiet: boolean;
 }
 

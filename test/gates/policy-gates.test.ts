@@ -1,16 +1,14 @@
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { EvacuationDriver, HostCapacity } from "../../src/evacuation/types.js";
-import { Metrics } from "../../src/metrics.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { bmcGate } from "../../src/validation/gates/bmc.js";
 import { capacityGate } from "../../src/validation/gates/capacity.js";
 import { novaServiceGate } from "../../src/validation/gates/nova-service.js";
 import { approvalGate, cooldownGate, exclusionGate, pauseGate } from "../../src/validation/gates/policy.js";
-import { stormGate } from "../../src/validation/gates/storm.js";
 import type { Gate } from "../../src/validation/types.js";
-import { memoryLogger, tempDir, testConfig } from "../support/lifeboat.js";
-import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../support/world.js";
+import { tempDir, testConfig } from "../support/lifeboat.js";
+import { World, WorldCloud, WorldFencing } from "../support/world.js";
 import { askGate, validatingRecovery } from "./ask.js";
 
 /** Each gate on its own: pass, block, and the could-not-decide path where it has one. */
@@ -125,86 +123,6 @@ describe("policy gates", () => {
     expect(v).toMatchObject({ result: "block", overridable: true, recheck: true });
     expect(v.reason).toContain(done.id);
     expect((await evaluate(cooldownGate(store, 0, () => Date.now()), recovery("compute-1"))).result).toBe("pass");
-  });
-});
-
-describe("storm guard", () => {
-  function guard(cfg: Partial<{ max_recoveries: number; max_percent: number; max_per_zone: number; cooldown_seconds: number }> = {}, now = () => Date.now()) {
-    const notifier = new RecordingNotifier();
-    const metrics = new Metrics({ version: "test", defaultMetrics: false });
-    const g = stormGate({
-      store,
-      evacuation: new WorldCloud(world),
-      config: { max_recoveries: 2, max_percent: 100, window_seconds: 600, cooldown_seconds: 600, ...cfg },
-      now,
-      metrics,
-      logger: memoryLogger().logger,
-      notifier,
-    });
-    return { g, notifier, metrics };
-  }
-
-  it("admits up to the bound, then blocks and trips once, with one notification", async () => {
-    const { g, notifier, metrics } = guard();
-    expect((await evaluate(g, recovery("compute-1"))).result).toBe("pass");
-    expect((await evaluate(g, recovery("compute-2"))).result).toBe("pass");
-    const third = await evaluate(g, recovery("compute-3"));
-    expect(third).toMatchObject({ result: "block", overridable: true });
-    expect(third.reason).toMatch(/3 recoveries in 600s > max_recoveries 2/);
-    expect((await evaluate(g, recovery("compute-4"))).result).toBe("block");
-    expect(notifier.storms).toHaveLength(1);
-    expect((await metrics.stormGuardTripped.get()).values[0]?.value).toBe(1);
-    expect((await metrics.stormGuardTrips.get()).values[0]?.value).toBe(1);
-  });
-  it("counts a share of the enabled compute services", async () => {
-    const { g } = guard({ max_recoveries: 10, max_percent: 40 });
-    expect((await evaluate(g, recovery("compute-1"))).result).toBe("pass"); // 25 %
-    const v = await evaluate(g, recovery("compute-2")); // 50 %
-    expect(v.result).toBe("block");
-    expect(v.reason).toMatch(/2 of 4 enabled compute services \(50%\) > max_percent 40%/);
-  });
-  it("limits one availability zone", async () => {
-    for (const h of ["compute-1", "compute-2"]) world.host(h).service = { ...world.host(h).service, zone: "az1" };
-    const { g } = guard({ max_recoveries: 10, max_per_zone: 1 });
-    expect((await evaluate(g, recovery("compute-1"))).result).toBe("pass");
-    expect((await evaluate(g, recovery("compute-3"))).result).toBe("pass");
-    expect((await evaluate(g, recovery("compute-2"))).reason).toMatch(/2 in zone az1 > max_per_zone 1/);
-  });
-  it("an approved recovery goes through a storm and is counted", async () => {
-    const { g } = guard({ max_recoveries: 1 });
-    await evaluate(g, recovery("compute-1"));
-    const v = await evaluate(g, recovery("compute-2", { approved: true, approvedBy: "ops" }));
-    expect(v.result).toBe("block"); // the runner turns an overridable block of an approved recovery into a pass
-    const state = await store.getSetting<{ admitted: Record<string, unknown> }>("storm");
-    expect(Object.keys(state!.admitted)).toEqual(["r-compute-1", "r-compute-2"]);
-  });
-  it("does not count a recovery other gates block, and quiet re-checks change nothing", async () => {
-    const { g } = guard({ max_recoveries: 1 });
-    expect((await evaluate(g, recovery("compute-1"), { priorPass: false })).reason).toMatch(/not counted/);
-    expect((await evaluate(g, recovery("compute-1"), { quiet: true })).result).toBe("pass");
-    expect((await store.getSetting<{ admitted: Record<string, unknown> }>("storm"))?.admitted ?? {}).toEqual({});
-  });
-  it("after the storm, keeps blocking for the cooldown, then lets recoveries through again", async () => {
-    let now = Date.now();
-    const { g } = guard({ max_recoveries: 1, cooldown_seconds: 300 }, () => now);
-    await evaluate(g, recovery("compute-1"));
-    expect((await evaluate(g, recovery("compute-2"))).result).toBe("block");
-    // The first recovery ends and falls out of the window: calm begins.
-    const r1 = await store.createRecovery({ host: "compute-1", incidentKey: "z", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: "2026-11-25T00:00:00Z", graceUntil: "2026-11-25T00:00:00Z", reason: "x" });
-    await store.transition(r1.id, "pending", "completed", "done");
-    const st = (await store.getSetting<{ admitted: Record<string, { at: string; host: string; zone: string | null }> }>("storm"))!;
-    st.admitted = { [r1.id]: { ...st.admitted["r-compute-1"]!, at: new Date(now - 700_000).toISOString() } };
-    await store.putSetting("storm", st);
-    const cooling = await evaluate(g, recovery("compute-2"));
-    expect(cooling.reason).toMatch(/cooling down until/);
-    now += 301_000;
-    expect((await evaluate(g, recovery("compute-2"))).result).toBe("pass");
-  });
-  it("cannot decide when the compute services cannot be counted", async () => {
-    const cloud = new WorldCloud(world);
-    cloud.apiDown = true;
-    const g = stormGate({ store, evacuation: cloud, config: { max_recoveries: 2, max_percent: 100, window_seconds: 600, cooldown_seconds: 600 }, now: () => Date.now(), metrics: new Metrics({ version: "t", defaultMetrics: false }), logger: memoryLogger().logger, notifier: new RecordingNotifier() });
-    expect((await evaluate(g, recovery("compute-1"))).result).toBe("undecided");
   });
 });
 

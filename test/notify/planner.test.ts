@@ -179,6 +179,33 @@ describe("planner: blocked, fence failed, storm", () => {
     expect(planBlocked(d, d.reason, ctx()).map((p) => p.dedupKey)).toEqual(plan.map((p) => p.dedupKey));
   });
 
+  it("when what blocks it changed: says what blocked it before, lists each gate's latest decision, and is a new message only for a new episode", async () => {
+    const d = await scenario(store, clock, { blocked: true });
+    const at = "2026-03-01T10:05:00.000Z";
+    const first = { ...d, facts: { block: { gates: ["nova-service", "storm-guard"], approvable: false, at, episode: `${at}|not-approvable|clears-itself` } } };
+    const later = "2026-03-01T10:07:00.000Z";
+    const changed = {
+      ...d,
+      decisions: [
+        ...d.decisions,
+        { recoveryId: d.id, gate: "nova-service", result: "pass" as const, reason: "Nova says down; heartbeat 95s old", at: later },
+        { recoveryId: d.id, gate: "storm-guard", result: "block" as const, reason: "3 hosts failed in 10 min (max 2)", at: later },
+      ],
+      facts: { block: { gates: ["storm-guard"], approvable: true, at, episode: `${at}|approvable|clears-itself`, previous: ["nova-service", "storm-guard"] } },
+    };
+    const m1 = planBlocked(first, "nova-service: Nova says up; storm-guard: 3 hosts failed in 10 min (max 2)", ctx()).find((p) => p.channel === "email")!;
+    const m2 = planBlocked(changed, "storm-guard: 3 hosts failed in 10 min (max 2)", ctx()).find((p) => p.channel === "email")!;
+    expect(m1.message.text).not.toContain("What blocks it changed");
+    expect(m2.message.subject).toBe("[lifeboat] compute-1: recovery blocked, needs approval");
+    expect(m2.message.text).toContain("What blocks it changed: it was blocked by nova-service, storm-guard; this replaces the earlier notice.");
+    expect(m2.message.html).toContain("What blocks it changed: it was blocked by nova-service, storm-guard");
+    // The gate decisions are what blocks it now: each gate once, its latest word.
+    expect(m2.message.text).toContain(`${later}  nova-service: pass - Nova says down; heartbeat 95s old`);
+    expect(m2.message.text.match(/ nova-service: /g)).toHaveLength(1);
+    expect(m2.dedupKey).not.toBe(m1.dedupKey);
+    expect(m2.dedupKey).toBe(`blocked|compute-1|${d.incidentKey}|${at}|approvable|clears-itself|email|ops@cloud.example`);
+  });
+
   it("pages on a failed fence: nothing evacuated, state unknown, the device's words, the confirm-off command", async () => {
     const d = await scenario(store, clock, { fenceFails: true });
     const m = planFenceFailed(d, ctx()).find((p) => p.channel === "email")!.message;
@@ -198,6 +225,8 @@ describe("planner: blocked, fence failed, storm", () => {
     expect(m.text).toContain("The storm guard tripped at 2026-03-01T10:10:00.000Z: 3 hosts failed within 600 s (limit 2)");
     expect(m.text).toMatch(/ {2}- compute-1\n {2}- compute-2\n {2}- compute-7\n/);
     expect(plan[0]!.dedupKey).toBe("storm|2026-03-01T10:10:00.000Z|email|ops@cloud.example");
+    const until = planStorm({ hosts: ["compute-1"], reason: "2 recoveries in 600s > max_recoveries 1", at: "2026-03-01T10:10:00.000Z", until: "2026-03-01T10:20:00.000Z" }, ctx());
+    expect(until[0]!.message.text).toContain("until an operator approves it, or\nuntil 2026-03-01T10:20:00.000Z if no other host fails by then");
   });
 
   it("sends webhooks only the kinds they asked for", async () => {

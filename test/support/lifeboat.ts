@@ -7,6 +7,8 @@ import { Lifeboat } from "../../src/app.js";
 import { parseConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/schema.js";
 import { createLogger, type Logger } from "../../src/logging.js";
+import { SqliteStore } from "../../src/store/sqlite.js";
+import type { Clock } from "../../src/util/clock.js";
 import { RecordingNotifier, World, WorldCloud, WorldFencing } from "./world.js";
 
 export const WEBHOOK_TOKEN = "test-webhook-token";
@@ -73,15 +75,22 @@ export interface TestLifeboat {
   logs: string[];
 }
 
-/** A lifeboat wired to an in-memory world (shared across restarts when passed in). */
-export function makeLifeboat(config: Config, world: World = World.standard(), opts: { unfenceable?: string[] } = {}): TestLifeboat {
+/**
+ * A lifeboat wired to an in-memory world (shared across restarts when passed in). With a
+ * `clock`, lifeboat and its journal both read it (a test moves time instead of waiting).
+ */
+export function makeLifeboat(config: Config, world: World = World.standard(), opts: { unfenceable?: string[]; clock?: Clock } = {}): TestLifeboat {
   const { logger, lines } = memoryLogger();
   const notifier = new RecordingNotifier(world);
   const cloud = new WorldCloud(world);
+  const clock = opts.clock;
   const app = new Lifeboat({
     config,
     logger,
     drivers: { fencing: new WorldFencing(world, opts.unfenceable), evacuation: cloud, notifier },
+    ...(clock && config.store.driver === "sqlite"
+      ? { clock, store: new SqliteStore(config.store.path, { now: () => new Date(clock.now()).toISOString() }) }
+      : {}),
   });
   return { app, world, notifier, cloud, logs: lines };
 }

@@ -45,7 +45,7 @@ export interface WorldServer {
   ramMb: number;
 }
 
-export type HoldPoint = "fence" | "isolate" | "evacuate" | "notify" | "status" | "service";
+export type HoldPoint = "fence" | "isolate" | "evacuate" | "notify" | "status" | "service" | "storm-mail";
 
 export class World {
   hosts = new Map<string, WorldHost>();
@@ -299,7 +299,7 @@ export class RecordingNotifier implements NotifierPort {
   finished: RecoveryDetail[] = [];
   blocked: { detail: RecoveryDetail; reason: string }[] = [];
   fenceFailures: RecoveryDetail[] = [];
-  storms: { hosts: string[]; reason: string }[] = [];
+  storms: { hosts: string[]; reason: string; until?: string }[] = [];
   constructor(private readonly world?: World) {}
   private summary(): NotifySummary {
     return { sent: 1, failed: 0, skipped: 0 };
@@ -319,8 +319,9 @@ export class RecordingNotifier implements NotifierPort {
     this.fenceFailures.push(detail);
     return Promise.resolve(this.summary());
   }
-  stormTripped(info: { hosts: string[]; reason: string }): Promise<NotifySummary> {
+  async stormTripped(info: { hosts: string[]; reason: string; until?: string }, signal?: AbortSignal): Promise<NotifySummary> {
+    await this.world?.checkpoint("storm-mail", signal);
     this.storms.push(info);
-    return Promise.resolve(this.summary());
+    return this.summary();
   }
 }

@@ -1,25 +1,20 @@
 import { recoveryDetail } from "../../store/types.js";
-import { evaluateGates } from "../gate-runner.js";
+import { changedBlock, readBlock } from "../block.js";
+import { blockReason, evaluateGates, recordGateOutcome, runGateNotices } from "../gate-runner.js";
 import type { Stage } from "../context.js";
 
-interface BlockFacts {
-  gates: string[];
-  recheck: boolean;
-  approvable: boolean;
-  at: string;
-}
-
 /**
- * Blocked: operators are told once, then the recovery waits. An approval moves it back to
- * validating. Blocks that can clear on their own (pause lifted, silence expired, API back,
- * storm cooled down) are re-checked quietly every `recheck_interval_seconds`; only when every
- * gate passes does the recovery go back to validating, where the decision is recorded.
+ * Blocked: operators are told once per block episode (see ../block.ts), then the recovery
+ * waits. An approval of an approvable block moves it back to validating at once. Every
+ * `recheck_interval_seconds` the gates are asked again (looking once, not confirming): when
+ * all pass the recovery goes back to validating, where the full decision is recorded; when
+ * what blocks it changed, the decisions are recorded and the recovery moves to `blocked`
+ * again with the new reason, so its reason, decisions and mail say what blocks it now.
  */
 export const blocked: Stage = async (ctx) => {
   const r = ctx.recovery;
-  const block = r.facts.block as BlockFacts | undefined;
-  const notifyKey = `notify-blocked:${block?.at ?? r.updatedAt}`;
-  await ctx.steps.run(notifyKey, async () => {
+  const block = readBlock(r);
+  await ctx.steps.run(`notify-blocked:${block?.episode ?? r.updatedAt}`, async () => {
     const detail = await recoveryDetail(ctx.store, r.id);
     return detail ? ctx.notifier.recoveryBlocked(detail, r.reason, ctx.signal) : null;
   });
@@ -30,10 +25,13 @@ export const blocked: Stage = async (ctx) => {
   await ctx.wait(ctx.config.recovery.recheck_interval_seconds * 1000);
   const fresh = await ctx.store.getRecovery(r.id);
   if (!fresh || fresh.state !== "blocked") return null;
-  if (fresh.approved && block?.approvable) return { to: "validating", reason: `approved by ${fresh.approvedBy ?? "operator"}` };
-  if (block?.recheck || fresh.approved) {
-    const outcome = await evaluateGates(ctx.gates, fresh, ctx.signal, () => ctx.nowIso(), true);
-    if (outcome.pass) return { to: "validating", reason: "the block cleared; validating again" };
-  }
-  return null;
+  const current = readBlock(fresh);
+  if (fresh.approved && current?.approvable) return { to: "validating", reason: `approved by ${fresh.approvedBy ?? "operator"}` };
+  const outcome = await evaluateGates(ctx.gates, fresh, ctx.signal, () => ctx.nowIso(), true);
+  await runGateNotices(outcome, ctx);
+  if (outcome.pass) return { to: "validating", reason: "the block cleared; validating again" };
+  const next = changedBlock(current, outcome, ctx.nowIso());
+  if (!next) return null;
+  await recordGateOutcome(outcome, { store: ctx.store, metrics: ctx.metrics, logger: ctx.log });
+  return { to: "blocked", reason: blockReason(outcome), patch: { facts: { ...fresh.facts, block: next } } };
 };
