@@ -14,7 +14,8 @@ export interface SandboxCommandOptions {
 
 /**
  * `lifeboat sandbox`: the simulated site on fixed ports — Keystone/Nova/Placement, one
- * Redfish BMC per host, an SMTP catcher and a control API to fail hosts — so that
+ * Redfish BMC per host, an SMTP catcher and a control API to fail hosts, inject cloud faults
+ * and read the cloud's request log — so that
  * `lifeboat serve --config config/example.yaml` has a cloud to work on. Runs until Ctrl-C.
  */
 export async function sandboxCommand(o: SandboxCommandOptions): Promise<void> {
@@ -34,11 +35,18 @@ export async function sandboxCommand(o: SandboxCommandOptions): Promise<void> {
       `  Keystone auth URL  ${site.cloud.url}   (user ${site.cloud.admin.username}, project ${site.cloud.admin.project_name})`,
       `  Redfish BMCs       ${site.redfish.url}/redfish/v1/Systems/<host>`,
       `  SMTP catcher       ${o.host}:${site.smtp.port}   (messages are printed below)`,
-      `  control API        ${site.controlUrl ?? "-"}   (POST /hosts/<host>/fail | /repair, GET /state)`,
+      `  control API        ${site.controlUrl ?? "-"}`,
+      "                       POST /hosts/<host>/fail | /repair, GET /state",
+      "                       POST /faults, GET /faults, DELETE /faults[/<id>]   (inject cloud faults)",
+      "                       GET /requests?since=<seq>                          (the cloud's request log)",
       `  hosts              ${v.hosts.map((h) => `${h.host} (${h.servers} servers)`).join(", ")}`,
       "",
       "fail a host, then tell lifeboat (as Alertmanager would):",
       `  curl -X POST ${site.controlUrl ?? ""}/hosts/compute-1/fail`,
+      "rehearse a slow Nova (3 s on every server action), then remove every fault:",
+      `  curl -X POST ${site.controlUrl ?? ""}/faults -H 'Content-Type: application/json' \\`,
+      `    -d '{"kind": "latency", "ms": 3000, "match": {"service": "compute", "method": "POST", "path": "^/v2.1/servers/[^/]+/action$"}}'`,
+      `  curl -X DELETE ${site.controlUrl ?? ""}/faults`,
       "Ctrl-C stops the site.",
     ].join("\n"),
   );

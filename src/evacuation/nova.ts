@@ -24,6 +24,7 @@ import { OpenStackApiError, type OpenStackSession } from "../openstack/types.js"
 import type { EvacuationConfig } from "./config.js";
 import type {
   ComputeServiceInfo,
+  EvacuateCall,
   EvacuateOptions,
   EvacuationDriver,
   EvacuationOutcome,
@@ -96,6 +97,34 @@ interface Inspection {
 }
 
 type Tracked = EvacuationOutcome & { stillRunning?: boolean };
+
+/**
+ * One evacuate() of one instance and what its steps share — the instance, the failed host,
+ * the caller's options, the deadline, the evacuations Nova had before lifeboat's call and the
+ * call itself as journaled — passed whole from step to step.
+ */
+interface Attempt {
+  readonly instance: InstanceInfo;
+  readonly source: string;
+  readonly opts: EvacuateOptions;
+  readonly signal: AbortSignal | undefined;
+  readonly log: Logger;
+  /** Watching and tracking give up at this instant (clock ms). */
+  deadline: number;
+  /** The server's evacuation migration ids from before lifeboat's call: a newer one from `source` is the call's. */
+  before: Set<number>;
+  /** The evacuate call this attempt sent or watches, as journaled. */
+  call?: EvacuateCall;
+}
+
+/**
+ * No answer from Nova itself: the connection failed or timed out, or a gateway in front of
+ * nova-api gave up waiting for it (502, 504). nova-api may have the request and act on it.
+ */
+function gotNoAnswer(err: unknown): boolean {
+  if (err instanceof OpenStackConnectionError) return true;
+  return err instanceof OpenStackApiError && (err.status === 502 || err.status === 504);
+}
 
 export class NovaEvacuationDriver implements EvacuationDriver {
   readonly driver = "nova";
@@ -183,56 +212,88 @@ export class NovaEvacuationDriver implements EvacuationDriver {
 
   private async evacuateOnce(instance: InstanceInfo, source: string, opts: EvacuateOptions): Promise<EvacuationOutcome> {
     const log = this.log.child({ instance: instance.id, name: instance.name, host: source, attempt: opts.attempt });
-    const deadline = this.clock.now() + opts.timeoutMs;
-    const signal = opts.signal;
-    await this.nova.negotiate(signal);
+    const a: Attempt = { instance, source, opts, signal: opts.signal, log, deadline: this.clock.now() + opts.timeoutMs, before: new Set() };
+    await this.nova.negotiate(a.signal);
 
-    const first = await this.inspect(instance.id, signal);
-    const server = first.server;
-    if (!server) return { result: "failed", message: `server ${instance.id} no longer exists (Nova answers 404)`, retryable: false };
-    const at = server["OS-EXT-SRV-ATTR:host"] ?? null;
-    const task = server["OS-EXT-STS:task_state"] ?? null;
-    const fromSource = first.evacuations.filter((m) => m.source_compute === source);
-    const open = fromSource.find((m) => OPEN_MIGRATION_STATUSES.includes(m.status));
+    const unsettled = opts.lastCall && !opts.lastCall.settled ? opts.lastCall : undefined;
+    if (unsettled) return this.finish(instance, await this.afterMaybeSent(a, unsettled), log, a.signal);
 
-    if (at !== source) {
-      if (at === null) {
-        return { result: "failed", message: `server is on no host (status ${server.status}): nothing to evacuate`, retryable: false };
+    for (;;) {
+      const first = await this.inspect(instance.id, a.signal);
+      const server = first.server;
+      if (!server) return { result: "failed", message: `server ${instance.id} no longer exists (Nova answers 404)`, retryable: false };
+      const at = server["OS-EXT-SRV-ATTR:host"] ?? null;
+      const task = server["OS-EXT-STS:task_state"] ?? null;
+      const fromSource = first.evacuations.filter((m) => m.source_compute === source);
+      const open = fromSource.find((m) => OPEN_MIGRATION_STATUSES.includes(m.status));
+
+      if (at !== source) {
+        if (at === null) {
+          return { result: "failed", message: `server is on no host (status ${server.status}): nothing to evacuate`, retryable: false };
+        }
+        // Arrived while nobody watched (e.g. during a restart): the lock an earlier attempt took is released too.
+        if (task === null) return this.finish(instance, this.arrived(server, instance, fromSource[0], log, "already on another host"), log, a.signal);
+        // Elsewhere already but still busy (e.g. the rebuild is finishing): follow it, send nothing.
+        log.info({ at, task }, "server already left the failed host and is still busy: tracking");
+        return this.finish(instance, await this.track(a, open?.id), log, a.signal);
       }
-      // Arrived while nobody watched (e.g. during a restart): the lock an earlier attempt took is released too.
-      if (task === null) return this.finish(instance, this.arrived(server, instance, fromSource[0], log, "already on another host"), log, signal);
-      // Elsewhere already but still busy (e.g. the rebuild is finishing): follow it, send nothing.
-      log.info({ at, task }, "server already left the failed host and is still busy: tracking");
-      return this.finish(instance, await this.track(instance, source, open?.id, new Set(), deadline, signal, log), log, signal);
-    }
-    if (open || (task !== null && REBUILD_TASKS.has(task))) {
-      log.info({ migration: open?.id, status: open?.status, task }, "an evacuation is already running: tracking it, not sending another");
-      return this.finish(instance, await this.track(instance, source, open?.id, new Set(), deadline, signal, log), log, signal);
-    }
+      if (open || (task !== null && REBUILD_TASKS.has(task))) {
+        log.info({ migration: open?.id, status: open?.status, task }, "an evacuation is already running: tracking it, not sending another");
+        return this.finish(instance, await this.track(a, open?.id), log, a.signal);
+      }
+      if (opts.slot && !opts.slot.held) {
+        // This attempt only watched so far (its slot went to another instance while an earlier
+        // evacuation ran past its time and then failed in Nova): wait for a slot, then look again.
+        await opts.slot.acquire();
+        continue;
+      }
 
-    await this.lockFor(server, source, opts, log, signal);
-    const before = new Set(first.evacuations.map((m) => m.id));
-    try {
-      await this.nova.evacuate(instance.id, { host: opts.targetHost }, signal);
-      log.info({ target: opts.targetHost ?? "scheduler" }, "evacuate accepted by Nova");
-    } catch (err) {
-      if (isAbortError(err) && signal?.aborted) throw err;
-      const outcome = await this.afterRefusal(err, instance, source, before, deadline, signal, log);
-      return this.finish(instance, outcome, log, signal);
+      await this.lockFor(server, source, opts, log, a.signal);
+      a.before = new Set(first.evacuations.map((m) => m.id));
+      return this.finish(instance, await this.send(a), log, a.signal);
     }
-    return this.finish(instance, await this.track(instance, source, undefined, before, deadline, signal, log), log, signal);
   }
 
-  /** What a refused or lost evacuate call means. */
-  private async afterRefusal(
-    err: unknown,
-    instance: InstanceInfo,
-    source: string,
-    before: Set<number>,
-    deadline: number,
-    signal: AbortSignal | undefined,
-    log: Logger,
-  ): Promise<Tracked> {
+  /** Journal the call, send it, journal that it was answered; then follow what Nova does with it. */
+  private async send(a: Attempt): Promise<Tracked> {
+    const call: EvacuateCall = { attempt: a.opts.attempt, sentAt: new Date(this.clock.now()).toISOString(), migrationsBefore: [...a.before] };
+    try {
+      await a.opts.recordCall?.(call);
+    } catch (err) {
+      if (isAbortError(err) && a.signal?.aborted) throw err;
+      return { result: "failed", retryable: true, message: `could not journal the evacuate call, so it was not sent: ${errorMessage(err)}` };
+    }
+    a.call = call;
+    try {
+      await this.nova.evacuate(a.instance.id, { host: a.opts.targetHost }, a.signal);
+    } catch (err) {
+      // Stopping while the call is out: it stays journaled as sent and unanswered, so the
+      // resumed attempt treats it as maybe sent.
+      if (isAbortError(err) && a.signal?.aborted) throw err;
+      if (gotNoAnswer(err)) return this.afterNoAnswer(a, `got no answer (${errorMessage(err)})`);
+      await this.settle(a, "answer");
+      return this.afterRefusal(a, err);
+    }
+    await this.settle(a, "answer");
+    a.log.info({ target: a.opts.targetHost ?? "scheduler" }, "evacuate accepted by Nova");
+    return this.track(a, undefined);
+  }
+
+  /** Journal that the call's fate is known. A failure is only logged: a restart then watches for it again, which is safe. */
+  private async settle(a: Attempt, by: "answer" | "nova-records"): Promise<void> {
+    if (!a.call || a.call.settled) return;
+    a.call = { ...a.call, settled: { at: new Date(this.clock.now()).toISOString(), by } };
+    try {
+      await a.opts.recordCall?.(a.call);
+    } catch (err) {
+      if (isAbortError(err) && a.signal?.aborted) throw err;
+      a.log.warn({ err: errorMessage(err) }, "could not journal the evacuate call's answer; after a restart it would be watched as maybe sent");
+    }
+  }
+
+  /** What a refused call means (Nova answered: the call is over). */
+  private async afterRefusal(a: Attempt, err: unknown): Promise<Tracked> {
+    const { instance, source, log } = a;
     if (err instanceof OpenStackApiError && err.status < 500) {
       const nova = err.message;
       if (err.status === 400 && /still in use/i.test(nova)) {
@@ -245,100 +306,111 @@ export class NovaEvacuationDriver implements EvacuationDriver {
       if (err.status === 404) return { result: "failed", retryable: false, message: `Nova answers 404: ${nova}` };
       if (err.status === 409) {
         // Busy: maybe an evacuation started meanwhile; look before calling it a failure.
-        const again = await this.inspect(instance.id, signal);
+        const again = await this.inspect(instance.id, a.signal);
         const started = again.evacuations.find((m) => m.source_compute === source && OPEN_MIGRATION_STATUSES.includes(m.status));
         const task = again.server?.["OS-EXT-STS:task_state"] ?? null;
         if (started || (task !== null && REBUILD_TASKS.has(task))) {
           log.info({ migration: started?.id }, "evacuate refused (409) because one is already running: tracking it");
-          return this.track(instance, source, started?.id, before, deadline, signal, log);
+          return this.track(a, started?.id);
         }
         return { result: "failed", retryable: !/vm_state/.test(nova), message: `Nova refuses the evacuation now (409): ${nova}` };
       }
       return { result: "failed", retryable: false, message: `Nova refuses the evacuation (${err.status}): ${nova}` };
     }
-    if (err instanceof OpenStackConnectionError) return this.afterNoAnswer(err, instance, source, before, deadline, signal, log);
-    // A 5xx is Nova's answer: the call is over, so what it did is visible now. Look before retrying.
-    const again = await this.inspect(instance.id, signal).catch(() => undefined);
-    const started = again?.evacuations.find((m) => !before.has(m.id) && m.source_compute === source);
+    // A 5xx from nova-api itself is its answer: the call is over, so what it did is visible now. Look before retrying.
+    const again = await this.inspect(instance.id, a.signal).catch(() => undefined);
+    const started = again?.evacuations.find((m) => !a.before.has(m.id) && m.source_compute === source);
     if (started) {
       log.warn({ migration: started.id, err: errorMessage(err) }, "evacuate call failed but Nova started it: tracking");
-      return this.track(instance, source, started.id, before, deadline, signal, log);
+      return this.track(a, started.id);
     }
     // A 5xx with nothing started: worth another attempt (which inspects again before sending).
     return { result: "failed", retryable: true, message: `evacuate call failed: ${errorMessage(err)}` };
   }
 
   /**
-   * The evacuate call got no answer (timeout, lost connection): Nova may still be handling
-   * it and accept it later, so a look now proves nothing and a second evacuate could break
-   * the server. Watch for the evacuation until the deadline and follow it if it shows up;
-   * if it never does, report the instance as unconfirmed — never send another evacuate.
+   * The journal holds an evacuate call with no answer: lifeboat stopped (killed, restarted)
+   * while the call may have been on its way to Nova or inside it. nova-api goes on with a
+   * request whose client went away, so this is exactly the case of a call that got no answer
+   * in-process, and is handled by the same code: watch Nova's records, never send again.
    */
-  private async afterNoAnswer(
-    err: OpenStackConnectionError,
-    instance: InstanceInfo,
-    source: string,
-    before: Set<number>,
-    deadline: number,
-    signal: AbortSignal | undefined,
-    log: Logger,
-  ): Promise<Tracked> {
-    log.warn({ err: err.message }, "evacuate call got no answer: watching whether Nova started it, not sending it again");
-    const started = this.clock.now();
+  private afterMaybeSent(a: Attempt, call: EvacuateCall): Promise<Tracked> {
+    a.call = call;
+    a.before = new Set(call.migrationsBefore);
+    // Nova's window to act on the call runs from when it was sent, not from the restart: a
+    // lifeboat that was down longer than the window looks once and decides.
+    const sent = Date.parse(call.sentAt);
+    if (Number.isFinite(sent)) a.deadline = sent + a.opts.timeoutMs;
+    return this.afterNoAnswer(a, `was in flight when lifeboat stopped (sent ${call.sentAt}, no answer journaled)`);
+  }
+
+  /**
+   * The evacuate call got no answer (timeout, lost connection, a gateway that gave up, or
+   * lifeboat stopped while it was out): Nova may still be handling it and accept it later, so
+   * a look now proves nothing and a second evacuate could break the server. Watch Nova's own
+   * records — a new evacuation migration from the failed host, a rebuild task, another host —
+   * and follow the evacuation if it shows up; if it has not by the attempt's deadline, report
+   * the instance for an operator to look at — never send another evacuate.
+   *
+   * The window is the attempt's deadline (`timeoutMs` from the send, the config's
+   * instance_timeout_seconds): nova-api records the evacuation (migration, task state) before
+   * it answers, so once it is done with the request its effect is visible; how long a request
+   * can sit in front of nova-api (load balancer, WSGI queue) is the site's, unknown here, and
+   * the time lifeboat allows a whole evacuation is the bound it already trusts for one.
+   */
+  private async afterNoAnswer(a: Attempt, why: string): Promise<Tracked> {
+    const { instance, source, log } = a;
+    // Only watching from here on: another instance may have the slot.
+    a.opts.slot?.release();
+    log.warn({ why }, "evacuate call may have reached Nova without an answer: watching whether Nova acts on it, not sending it again");
     for (;;) {
-      const insp = await this.inspect(instance.id, signal).catch((e: unknown) => {
-        if (isAbortError(e) && signal?.aborted) throw e;
+      const insp = await this.inspect(instance.id, a.signal).catch((e: unknown) => {
+        if (isAbortError(e) && a.signal?.aborted) throw e;
         return undefined;
       });
       if (insp) {
         if (!insp.server) return { result: "failed", retryable: false, message: "the server was deleted during its evacuation" };
-        const mig = insp.evacuations.find((m) => !before.has(m.id) && m.source_compute === source);
+        const mig = insp.evacuations.find((m) => !a.before.has(m.id) && m.source_compute === source);
         const at = insp.server["OS-EXT-SRV-ATTR:host"] ?? null;
         const task = insp.server["OS-EXT-STS:task_state"] ?? null;
         if (mig || at !== source || (task !== null && REBUILD_TASKS.has(task))) {
           log.warn({ migration: mig?.id }, "the unanswered evacuate was accepted by Nova: tracking it");
-          return this.track(instance, source, mig?.id, before, deadline, signal, log);
+          await this.settle(a, "nova-records");
+          return this.track(a, mig?.id);
         }
       }
-      const remaining = deadline - this.clock.now();
+      const remaining = a.deadline - this.clock.now();
       if (remaining <= 0) {
-        const secs = Math.round((this.clock.now() - started) / 1000);
+        const sent = a.call ? Date.parse(a.call.sentAt) : NaN;
+        const secs = Number.isFinite(sent) ? Math.round((this.clock.now() - sent) / 1000) : undefined;
         return {
           result: "failed",
           retryable: false,
           message:
-            `evacuate call got no answer (${err.message}) and Nova shows no evacuation of it after ${secs}s: not sent again, ` +
-            `since Nova may still accept the first and a second evacuate breaks the server; check it and evacuate it by hand if it is still on ${source}`,
+            `evacuate call ${why}, and Nova shows no evacuation of it${secs !== undefined ? ` ${secs}s after it was sent` : ""}. ` +
+            `Not sent again: the call may have been received and Nova may still act on it, and a second evacuate breaks the server. ` +
+            `An operator must look at the server and evacuate it by hand if it is still on ${source}`,
         };
       }
-      await sleep(Math.min(this.opts.pollIntervalMs, remaining), signal);
+      await sleep(Math.min(this.opts.pollIntervalMs, remaining), a.signal);
     }
   }
 
   /** Follow one evacuation until the server is elsewhere with no task, the migration fails, or time is up. */
-  private async track(
-    instance: InstanceInfo,
-    source: string,
-    migrationId: number | undefined,
-    before: Set<number>,
-    deadline: number,
-    signal: AbortSignal | undefined,
-    log: Logger,
-  ): Promise<Tracked> {
+  private async track(a: Attempt, migrationId: number | undefined): Promise<Tracked> {
+    const { instance, source, log } = a;
     let known = migrationId;
     let last = "";
     const started = this.clock.now();
     for (;;) {
-      const remaining = deadline - this.clock.now();
-      if (remaining > 0) await sleep(Math.min(this.opts.pollIntervalMs, remaining), signal);
+      const remaining = a.deadline - this.clock.now();
+      if (remaining > 0) await sleep(Math.min(this.opts.pollIntervalMs, remaining), a.signal);
       let insp: Inspection;
       try {
-        insp = await this.inspect(instance.id, signal);
+        insp = await this.inspect(instance.id, a.signal);
       } catch (err) {
-        if (isAbortError(err) && signal?.aborted) throw err;
-        if (this.clock.now() >= deadline) {
-          return { result: "failed", retryable: true, stillRunning: true, message: `lost track of the evacuation: ${errorMessage(err)}` };
-        }
+        if (isAbortError(err) && a.signal?.aborted) throw err;
+        if (this.clock.now() >= a.deadline) return this.stuck(a, `lost track of the evacuation: ${errorMessage(err)}`);
         log.warn({ err: errorMessage(err) }, "could not look at the evacuation, trying again");
         continue;
       }
@@ -347,7 +419,7 @@ export class NovaEvacuationDriver implements EvacuationDriver {
       const mig =
         known !== undefined
           ? insp.evacuations.find((m) => m.id === known)
-          : insp.evacuations.find((m) => !before.has(m.id) && m.source_compute === source);
+          : insp.evacuations.find((m) => !a.before.has(m.id) && m.source_compute === source);
       if (mig) known = mig.id;
       const at = s["OS-EXT-SRV-ATTR:host"] ?? null;
       const task = s["OS-EXT-STS:task_state"] ?? null;
@@ -362,11 +434,20 @@ export class NovaEvacuationDriver implements EvacuationDriver {
       if (at !== null && at !== source && task === null && (!mig || SUCCESS_MIGRATION_STATUSES.includes(mig.status))) {
         return this.arrived(s, instance, mig, log, "evacuated");
       }
-      if (this.clock.now() >= deadline) {
+      if (this.clock.now() >= a.deadline) {
         const secs = Math.round((this.clock.now() - started) / 1000);
-        return { result: "failed", retryable: true, stillRunning: true, message: `not finished after ${secs}s of tracking: ${state}` };
+        return this.stuck(a, `not finished after ${secs}s of tracking: ${state}`);
       }
     }
+  }
+
+  /**
+   * Past its deadline and Nova still at it: the lock stays, a re-issue only tracks it again,
+   * and the slot goes to another instance meanwhile (a stuck one never holds the others back).
+   */
+  private stuck(a: Attempt, message: string): Tracked {
+    a.opts.slot?.release();
+    return { result: "failed", retryable: true, stillRunning: true, message };
   }
 
   private arrived(s: NovaServer, instance: InstanceInfo, mig: NovaMigration | undefined, log: Logger, how: string): Tracked {

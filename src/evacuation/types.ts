@@ -36,6 +36,10 @@ export interface InstanceInfo {
   locked?: boolean;
 }
 
+import type { EvacuateCall } from "../recovery/model.js";
+
+export type { EvacuateCall };
+
 export interface HostCapacity {
   host: string;
   zone: string | null;
@@ -59,6 +63,31 @@ export interface EvacuateOptions {
   signal?: AbortSignal;
   /** Reason recorded on the server lock (where the API supports it). */
   lockReason?: string;
+  /**
+   * The instance's latest evacuate call as journaled. One that is not settled may have
+   * reached Nova (lifeboat stopped before its answer): it is only watched, never followed
+   * by another evacuate.
+   */
+  lastCall?: EvacuateCall;
+  /**
+   * Journal the evacuate call: called before it is sent (the POST goes out only once this
+   * resolved) and again once its fate is known (`settled`).
+   */
+  recordCall?: (call: EvacuateCall) => Promise<void>;
+  /**
+   * The caller's concurrency slot. The driver hands it on while it only watches Nova's
+   * records (a call with no answer, an evacuation still running past `timeoutMs`) and takes
+   * one again before it sends a new call.
+   */
+  slot?: EvacuationSlot;
+}
+
+export interface EvacuationSlot {
+  readonly held: boolean;
+  /** Wait for a slot; at once when held. */
+  acquire(): Promise<void>;
+  /** Hand it on; nothing when not held. */
+  release(): void;
 }
 
 export type EvacuationOutcome =

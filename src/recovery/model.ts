@@ -138,6 +138,26 @@ export type InstanceState =
   | "unprotected"
   | "would-evacuate";
 
+/**
+ * The latest evacuate call lifeboat made for an instance, journaled before the POST goes out
+ * and again once its fate is known. A call that is not `settled` may have reached Nova, which
+ * may still be acting on it: after a restart it is watched, never followed by another
+ * evacuate (see evacuation/nova.ts).
+ */
+export interface EvacuateCall {
+  /** The attempt it belongs to (`InstanceResult.attempts` when it was sent). */
+  attempt: number;
+  /** When it was about to be sent (ISO 8601): Nova's window to act on it runs from here. */
+  sentAt: string;
+  /** The server's evacuation migration ids before the call: a newer one from the failed host is the call's. */
+  migrationsBefore: number[];
+  /**
+   * When its fate became known and how: Nova answered it (accepted, refused, or an error
+   * status: the call is over), or Nova's records showed the evacuation it started.
+   */
+  settled?: { at: string; by: "answer" | "nova-records" };
+}
+
 export interface InstanceResult {
   recoveryId: string;
   instanceId: string;
@@ -155,6 +175,8 @@ export interface InstanceResult {
   note?: string;
   startedAt?: string;
   finishedAt?: string;
+  /** The latest evacuate call sent for it (none before the first). */
+  evacuateCall?: EvacuateCall;
 }
 
 export type NotificationState = "pending" | "sent" | "failed" | "would-send";

@@ -85,8 +85,19 @@ export class SandboxFaults {
     return this.inject({ kind: "unauthorized", times: 1, ...opts });
   }
 
-  clear(): void {
+  /** Remove one fault by id; false when there is none (it was removed or used up). */
+  remove(id: number): boolean {
+    const i = this.faults.findIndex((f) => f.id === id);
+    if (i < 0) return false;
+    this.faults.splice(i, 1);
+    return true;
+  }
+
+  /** Remove every fault; returns how many there were. */
+  clear(): number {
+    const n = this.faults.length;
     this.faults.length = 0;
+    return n;
   }
 
   list(): readonly ActiveFault[] {

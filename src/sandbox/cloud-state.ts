@@ -206,6 +206,8 @@ export interface SimRequest {
   status?: number;
   /** The fault injected into this request, if any. */
   fault?: string;
+  /** The client closed the connection before the answer (the request is still carried out). */
+  clientClosed?: true;
 }
 
 const VM_STATE_OF: Record<ScenarioServerStatus, string> = {

@@ -164,8 +164,13 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
     const mvHeader = req.get("OpenStack-API-Version") ?? req.get("X-OpenStack-Nova-API-Version");
     if (mvHeader) entry.microversion = mvHeader;
     state.requests.push(entry);
-    res.on("finish", () => {
+    // "prefinish", not "finish": a request whose client went away is still carried out and
+    // answered, as by nova-api, and the log keeps the status it was answered with.
+    res.on("prefinish", () => {
       entry.status = res.statusCode;
+    });
+    res.on("close", () => {
+      if (!res.writableEnded && entry.fault !== "reset") entry.clientClosed = true;
     });
     res.locals.prefix = prefix;
     res.locals.entry = entry;

@@ -1,9 +1,7 @@
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import express from "express";
 import { defaultScenario, startSandboxCloud, SANDBOX_ADMIN, type SandboxCloud, type SandboxCloudOptions } from "./cloud.js";
 import { startRedfishSimulator, type RedfishSimulator } from "./redfish.js";
 import { startSmtpCatcher, type SmtpCatcher } from "./smtp.js";
+import { startControl } from "./control.js";
 
 /**
  * A whole simulated site for the demo, `lifeboat sandbox` and the integration tests: the
@@ -19,7 +17,7 @@ export interface SandboxOptions {
   host?: string;
   /** Time a Redfish power change takes (PoweringOff in between). Default 500 ms. */
   powerDelayMs?: number;
-  /** Also serve the site's control API on this port (fail/repair hosts, read state). */
+  /** Also serve the site's control API on this port (fail/repair hosts, read state, faults, request log; 0: chosen by the OS). */
   controlPort?: number;
 }
 
@@ -90,7 +88,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       servers,
     };
   };
-  const control = opts.controlPort !== undefined ? await startControl(host, opts.controlPort, { fail: (h) => cloud.killHost(h), repair: (h) => cloud.startCompute(h), view, hosts }) : null;
+  const control =
+    opts.controlPort !== undefined
+      ? await startControl(host, opts.controlPort, {
+          fail: (h) => cloud.killHost(h),
+          repair: (h) => cloud.startCompute(h),
+          view,
+          hosts,
+          faults: cloud.faults,
+          requests: cloud.requests,
+        })
+      : null;
 
   return {
     view,
@@ -148,38 +156,4 @@ export { SANDBOX_ADMIN };
 function serverStatus(vmState: string, taskState: string | null): string {
   if (taskState && taskState.startsWith("rebuild")) return "REBUILD";
   return ({ active: "ACTIVE", stopped: "SHUTOFF", error: "ERROR", paused: "PAUSED", suspended: "SUSPENDED", shelved_offloaded: "SHELVED_OFFLOADED" } as Record<string, string>)[vmState] ?? vmState.toUpperCase();
-}
-
-/** The site's control API: `POST /hosts/:host/fail|repair`, `GET /state`. */
-async function startControl(
-  host: string,
-  port: number,
-  site: { fail(h: string): void; repair(h: string): void; view(): SiteView; hosts: string[] },
-): Promise<{ url: string; close(): Promise<void> }> {
-  const app = express();
-  app.get("/state", (_req, res) => {
-    res.json(site.view());
-  });
-  app.post("/hosts/:host/:action", (req, res) => {
-    const h = req.params.host;
-    if (!site.hosts.includes(h)) {
-      res.status(404).json({ error: `no host ${h}` });
-      return;
-    }
-    if (req.params.action === "fail") site.fail(h);
-    else if (req.params.action === "repair") site.repair(h);
-    else {
-      res.status(404).json({ error: "actions: fail, repair" });
-      return;
-    }
-    res.json({ host: h, action: req.params.action });
-  });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, () => resolve(s));
-    s.once("error", reject);
-  });
-  return {
-    url: `http://${host}:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
 }

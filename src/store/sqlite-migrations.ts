@@ -130,4 +130,9 @@ export const MIGRATIONS: readonly string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  // 2: each instance's latest evacuate call (JSON of InstanceResult.evacuateCall), journaled
+  // around the POST so that a restart knows a call that may have been sent.
+  `
+  ALTER TABLE instances ADD COLUMN evacuate_call TEXT;
+  `,
 ];

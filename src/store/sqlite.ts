@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type {
   AppendedEvent,
+  EvacuateCall,
   EventDisposition,
   GateDecision,
   HostEvent,
@@ -369,13 +370,14 @@ export class SqliteStore implements Store {
     return this.write(() => {
       this.q(
         `INSERT INTO instances(recovery_id, instance_id, name, project_id, user_id, original_status, state, priority, target_host,
-           attempts, error, note, started_at, finished_at)
+           attempts, error, note, started_at, finished_at, evacuate_call)
          VALUES (@recoveryId, @instanceId, @name, @projectId, @userId, @originalStatus, @state, @priority, @targetHost,
-           @attempts, @error, @note, @startedAt, @finishedAt)
+           @attempts, @error, @note, @startedAt, @finishedAt, @evacuateCall)
          ON CONFLICT(recovery_id, instance_id) DO UPDATE SET name = excluded.name, project_id = excluded.project_id,
            user_id = excluded.user_id, original_status = excluded.original_status, state = excluded.state,
            priority = excluded.priority, target_host = excluded.target_host, attempts = excluded.attempts,
-           error = excluded.error, note = excluded.note, started_at = excluded.started_at, finished_at = excluded.finished_at`,
+           error = excluded.error, note = excluded.note, started_at = excluded.started_at, finished_at = excluded.finished_at,
+           evacuate_call = excluded.evacuate_call`,
       ).run({
           userId: null,
           targetHost: null,
@@ -384,6 +386,7 @@ export class SqliteStore implements Store {
           startedAt: null,
           finishedAt: null,
           ...stripUndefined(r),
+          evacuateCall: r.evacuateCall ? JSON.stringify(r.evacuateCall) : null,
         });
     });
   }
@@ -408,6 +411,7 @@ export class SqliteStore implements Store {
             note: r.note,
             startedAt: r.started_at,
             finishedAt: r.finished_at,
+            evacuateCall: typeof r.evacuate_call === "string" ? (JSON.parse(r.evacuate_call) as EvacuateCall) : null,
           }) as unknown as InstanceResult,
       );
     });

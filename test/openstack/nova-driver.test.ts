@@ -1,6 +1,6 @@
 import pLimit from "p-limit";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EvacuateOptions, InstanceInfo } from "../../src/evacuation/types.js";
+import type { EvacuateCall, EvacuateOptions, InstanceInfo } from "../../src/evacuation/types.js";
 import { ComputeServiceNotFoundError, isLifeboatReason, listLifeboatIsolatedHosts } from "../../src/openstack/compute-services.js";
 import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../src/sandbox/cloud.js";
 import type { SandboxScenario, ScenarioServer } from "../../src/sandbox/cloud-scenario.js";
@@ -329,5 +329,55 @@ describe("capacity", () => {
     expect(dst1.free).toEqual({ vcpus: 6, ramMb: 16384 - 1024 - 1024, diskGb: 90 });
     const hyp = cloud.requests.filter((r) => r.path === "/v2.1/os-hypervisors/detail");
     expect(hyp.at(-1)!.microversion).toBe("compute 2.73");
+  });
+});
+
+describe("evacuate calls that may have been sent", () => {
+  it("a gateway timeout (504) on the evacuate is no answer: watched, never sent again, left to an operator when Nova shows nothing", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]) });
+    const d = driver(cloud, { lockInstances: false });
+    await isolated(cloud, d);
+    const [a] = await d.listInstances("src");
+    cloud.faults.fail(504, { times: 1, match: { method: "POST", path: `/v2.1/servers/${a!.id}/action` } });
+    const calls: EvacuateCall[] = [];
+    let released = 0;
+    const slot = { held: true, acquire: () => Promise.resolve(), release: () => void released++ };
+    const r = await d.evacuate(a!, "src", opts(1, 600, { recordCall: (c) => (calls.push(c), Promise.resolve()), slot }));
+    expect(r).toMatchObject({ result: "failed", retryable: false });
+    expect(r.message).toMatch(/^evacuate call got no answer .*504.*may have been received/);
+    expect(actionsOn(cloud, a!.id)).toEqual(["evacuate 504"]);
+    // Journaled before it was sent, never settled; the slot was handed on while watching.
+    expect(calls).toEqual([{ attempt: 1, sentAt: expect.any(String) as string, migrationsBefore: [] }]);
+    expect(released).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a journaled call with no answer: no POST, Nova's evacuation of it followed to its end and the call settled from Nova's records", async () => {
+    const cloud = await start({ scenario: scenario([vm("a"), vm("b")]), evacuationDurationMs: 300 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a, b] = await d.listInstances("src");
+    // What the previous lifeboat did before it died: journaled the call, and Nova got it.
+    const sentAt = new Date().toISOString();
+    await driver(cloud).nova.evacuate(a!.id);
+    const recorded: EvacuateCall[] = [];
+    const record = (c: EvacuateCall): Promise<void> => (recorded.push(c), Promise.resolve());
+    const r = await d.evacuate(a!, "src", opts(1, 10_000, { lastCall: { attempt: 1, sentAt, migrationsBefore: [] }, recordCall: record }));
+    expect(r).toMatchObject({ result: "evacuated" });
+    expect(cloud.requests.filter((q) => isEvacuatePost(q, a!.id))).toHaveLength(1);
+    expect(recorded).toEqual([{ attempt: 1, sentAt, migrationsBefore: [], settled: { at: expect.any(String) as string, by: "nova-records" } }]);
+
+    // The same for a call that never reached Nova: nothing sent, failed once its window is over.
+    const old = new Date(Date.now() - 5_000).toISOString();
+    const t0 = Date.now();
+    const lost = await d.evacuate(b!, "src", opts(1, 5_500, { lastCall: { attempt: 1, sentAt: old, migrationsBefore: [] } }));
+    // The window ran from the send, not from the restart.
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(lost).toMatchObject({ result: "failed", retryable: false });
+    expect(lost.message).toMatch(/^evacuate call was in flight when lifeboat stopped .*may have been received/);
+    expect(cloud.requests.filter((q) => isEvacuatePost(q, b!.id))).toHaveLength(0);
+    // A settled call is over: the next attempt inspects and sends as usual.
+    const again = await d.evacuate(b!, "src", opts(2, 10_000, { lastCall: { attempt: 1, sentAt: old, migrationsBefore: [], settled: { at: old, by: "answer" } } }));
+    expect(again).toMatchObject({ result: "evacuated" });
+    expect(cloud.requests.filter((q) => isEvacuatePost(q, b!.id))).toHaveLength(1);
   });
 });

@@ -3,6 +3,7 @@ import {
   eventKey,
   type AppendedEvent,
   type GateDecision,
+  type EvacuateCall,
   type InstanceResult,
   type NewHostEvent,
   type NewRecovery,
@@ -597,6 +598,43 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         await store.putInstance(vm("i-5", "cache", 5, { state: "failed", error: "no valid host" }));
         expect((await store.instances(r.id)).find((i) => i.instanceId === "i-5")).toEqual(vm("i-5", "cache", 5, { state: "failed", error: "no valid host" }));
         expect(await store.instances("r-other")).toEqual([]);
+      });
+
+      it("keeps an instance's latest evacuate call: sent, then settled, then replaced by the next attempt's", async () => {
+        const r = await store.createRecovery(newRecovery("compute-1"));
+        const rec: InstanceResult = {
+          recoveryId: r.id,
+          instanceId: "i-1",
+          name: "db",
+          projectId: "p1",
+          originalStatus: "SHUTOFF",
+          state: "evacuating",
+          priority: 0,
+          attempts: 1,
+          startedAt: "2026-01-01T00:00:00.000Z",
+        };
+        const sent: EvacuateCall = { attempt: 1, sentAt: "2026-01-01T00:00:01.250Z", migrationsBefore: [] };
+        await store.putInstance({ ...rec, evacuateCall: sent });
+        expect(await store.instances(r.id)).toEqual([{ ...rec, evacuateCall: sent }]);
+
+        const settled: EvacuateCall = { ...sent, migrationsBefore: [17, 4], settled: { at: "2026-01-01T00:00:04.000Z", by: "answer" } };
+        await store.putInstance({ ...rec, evacuateCall: settled });
+        expect((await store.instances(r.id))[0]!.evacuateCall).toEqual(settled);
+
+        const next: EvacuateCall = { attempt: 2, sentAt: "2026-01-01T00:01:00.000Z", migrationsBefore: [4, 17, 18], settled: { at: "2026-01-01T00:01:30.000Z", by: "nova-records" } };
+        await store.putInstance({ ...rec, attempts: 2, evacuateCall: next });
+        expect(await store.instances(r.id)).toEqual([{ ...rec, attempts: 2, evacuateCall: next }]);
+        // Another store instance on the same data reads the same call.
+        const other = await fx.open();
+        try {
+          expect((await other.instances(r.id))[0]!.evacuateCall).toEqual(next);
+        } finally {
+          await other.close();
+        }
+
+        // An upsert without it clears it, as for every optional field.
+        await store.putInstance(rec);
+        expect(await store.instances(r.id)).toEqual([rec]);
       });
 
       it("upserts notifications in place and finds them by dedup key across recoveries", async () => {

@@ -1,8 +1,8 @@
-import pLimit from "p-limit";
-import type { InstanceInfo } from "../../evacuation/types.js";
+import type { EvacuateCall, EvacuationSlot, InstanceInfo } from "../../evacuation/types.js";
 import { isolationReason } from "../../openstack/compute-services.js";
 import { sleep } from "../../util/abort.js";
 import { errorMessage } from "../../util/errors.js";
+import { Slots } from "../../util/slots.js";
 import type { InstanceResult } from "../model.js";
 import { classifyInstance } from "../selection.js";
 import type { Stage, StageContext } from "../context.js";
@@ -11,8 +11,11 @@ import { secondsSince } from "./validating.js";
 /**
  * Move every selected instance off the fenced host: bounded concurrency, priority order,
  * optional stagger, re-issue of failed evacuations, one result record per instance. The
- * instance list is journaled once, so a resumed recovery works from the same list, and
- * the driver's `evacuate` inspects before it acts, so nothing is evacuated twice.
+ * instance list is journaled once, so a resumed recovery works from the same list; the
+ * driver's `evacuate` inspects before it acts, and journals each evacuate call before it is
+ * sent and once it is answered, so a call that may have reached Nova before a crash is only
+ * watched after the restart: nothing is evacuated twice. An instance that is only watched
+ * holds no concurrency slot, so it never holds the others back.
  */
 export const evacuating: Stage = async (ctx) => {
   const r = ctx.recovery;
@@ -64,26 +67,37 @@ export const evacuating: Stage = async (ctx) => {
 
   ctx.log.info({ instances: work.length, concurrency: cfg.concurrency }, "evacuating instances");
   const keepIsolated = isolationKeeper(ctx);
-  const limit = pLimit(cfg.concurrency);
+  // `concurrency` bounds the evacuations lifeboat drives; one that is only watched (a call
+  // that may have been sent, an evacuation stuck past its timeout) hands its slot on.
+  const slots = new Slots(cfg.concurrency);
   let nextStart = ctx.clock.now();
+  const stagger = async (): Promise<void> => {
+    if (cfg.stagger_ms <= 0) return;
+    const at = nextStart;
+    nextStart = Math.max(nextStart, ctx.clock.now()) + cfg.stagger_ms;
+    await sleep(at - ctx.clock.now(), ctx.signal);
+  };
   await Promise.all(
-    work.map((rec) =>
-      limit(async () => {
+    work.map(async (rec) => {
+      const info = byId.get(rec.instanceId);
+      if (!info) {
+        await ctx.store.putInstance({ ...rec, state: "failed", error: "instance missing from the recorded list", finishedAt: ctx.nowIso() });
+        return;
+      }
+      const slot = slots.holder(ctx.signal);
+      try {
+        // A call that may have been sent is only watched: it waits for no slot and takes none.
+        if (!maybeSent(rec)) {
+          await slot.acquire();
+          await stagger();
+        }
         // Stopping: queued instances are not started (nor recorded as evacuating).
         ctx.signal.throwIfAborted();
-        if (cfg.stagger_ms > 0) {
-          const at = nextStart;
-          nextStart = Math.max(nextStart, ctx.clock.now()) + cfg.stagger_ms;
-          await sleep(at - ctx.clock.now(), ctx.signal);
-        }
-        const info = byId.get(rec.instanceId);
-        if (!info) {
-          await ctx.store.putInstance({ ...rec, state: "failed", error: "instance missing from the recorded list", finishedAt: ctx.nowIso() });
-          return;
-        }
-        await evacuateOne(ctx, rec, info, keepIsolated);
-      }),
-    ),
+        await evacuateOne(ctx, rec, info, keepIsolated, slot);
+      } finally {
+        slot.release();
+      }
+    }),
   );
 
   const final = await ctx.store.instances(r.id);
@@ -125,10 +139,24 @@ function isolationKeeper(ctx: StageContext): () => Promise<void> {
       }));
 }
 
-async function evacuateOne(ctx: StageContext, start: InstanceResult, info: InstanceInfo, keepIsolated: () => Promise<void>): Promise<void> {
+/** The journal holds an evacuate call for it with no answer: lifeboat stopped while the call was out. */
+function maybeSent(rec: InstanceResult): boolean {
+  return rec.state === "evacuating" && rec.evacuateCall !== undefined && rec.evacuateCall.settled === undefined;
+}
+
+async function evacuateOne(ctx: StageContext, start: InstanceResult, info: InstanceInfo, keepIsolated: () => Promise<void>, slot: EvacuationSlot): Promise<void> {
   const cfg = ctx.config.evacuation;
   let rec = start;
   const log = ctx.log.child({ instance: info.id, name: info.name });
+  // The driver journals each evacuate call on the instance's record: before it is sent, and once its fate is known.
+  const recordCall = async (call: EvacuateCall): Promise<void> => {
+    const next = { ...rec, evacuateCall: call };
+    // A settled call is known here even if its journal write fails; one about to be sent
+    // counts only once journaled (the driver does not send it otherwise).
+    if (call.settled) rec = next;
+    await ctx.store.putInstance(next);
+    rec = next;
+  };
   for (;;) {
     if (rec.state === "pending") {
       // Persist the attempt before sending it: a resumed recovery re-inspects, never re-counts.
@@ -145,6 +173,9 @@ async function evacuateOne(ctx: StageContext, start: InstanceResult, info: Insta
         signal: ctx.signal,
         lockReason: `lifeboat: evacuating from ${ctx.recovery.host} (recovery ${ctx.recovery.id})`,
         ...(targetHost ? { targetHost } : {}),
+        ...(rec.evacuateCall ? { lastCall: rec.evacuateCall } : {}),
+        recordCall,
+        slot,
       })
       .catch((err: unknown) => {
         if (ctx.signal.aborted) throw err;
