@@ -1,6 +1,6 @@
 import type { ChainResult } from "../fencing/types.js";
-import type { InstanceResult, Outcome, RecoveryDetail } from "../recovery/model.js";
-import { TERMINAL_STATES } from "../recovery/model.js";
+import type { GateDecision, InstanceResult, Outcome, RecoveryDetail } from "../recovery/model.js";
+import { PLANNER_CHANNEL, TERMINAL_STATES } from "../recovery/model.js";
 import type { MessageKind, NotificationsConfig, OperatorKind } from "./config.js";
 import type { PlannedMessage } from "./dispatcher.js";
 import type { ProjectRecipients } from "./recipients.js";
@@ -33,6 +33,7 @@ import {
  *   blocked|<host>|<incident>|<block episode>|webhook:<name>
  *   fence-failed|<host>|<incident>|email|<address>
  *   storm|<tripped at>|email|<address>
+ *   plan|recovery-finished|<host>|<incident>      (the planning entry of the two first ones)
  */
 
 export interface PlanContext {
@@ -75,6 +76,27 @@ export function planRecoveryFinished(detail: RecoveryDetail, tenants: readonly P
   return out;
 }
 
+/**
+ * The planning entry of `planRecoveryFinished` when tenants are to be told: who they are
+ * takes Keystone and Nova lookups, done by the delivery worker rather than the caller.
+ */
+export function planTenantLookup(detail: RecoveryDetail): PlannedMessage {
+  const projects = new Set(detail.instances.map((i) => i.projectId)).size;
+  return {
+    channel: PLANNER_CHANNEL,
+    dedupKey: `plan|recovery-finished|${detail.host}|${detail.incidentKey}`,
+    mode: "send",
+    plan: "recovery-finished",
+    message: {
+      kind: "recovery-finished",
+      recipient: `people of ${projects} project(s)`,
+      subject: "finding the affected projects' people, then queuing the summary and their mails",
+      text: "",
+      data: {},
+    },
+  };
+}
+
 export function planBlocked(detail: RecoveryDetail, reason: string, ctx: PlanContext): PlannedMessage[] {
   const block = blockFacts(detail);
   const blockingGates = detail.decisions.filter((d) => d.result === "block" || d.result === "undecided").map((d) => d.gate);
@@ -83,6 +105,7 @@ export function planBlocked(detail: RecoveryDetail, reason: string, ctx: PlanCon
     blockReason: oneLine(reason || detail.reason),
     blockedGatesText: gates.length ? gates.join(", ") : "(not recorded)",
     approvable: block?.approvable ?? true,
+    ...liftOf(detail),
   });
   // One message per blocked episode: the pipeline marks each with the time it blocked.
   const episode = block?.at ?? `#${detail.timeline.filter((t) => t.to === "blocked").length}`;
@@ -154,7 +177,7 @@ export function recoveryView(
   d: RecoveryDetail,
   kind: MessageKind,
   ctx: PlanContext,
-  extra: Partial<Pick<RecoveryView, "tenants" | "blockReason" | "blockedGatesText" | "approvable">>,
+  extra: Partial<Pick<RecoveryView, "tenants" | "blockReason" | "blockedGatesText" | "approvable" | "liftText">>,
 ): RecoveryView {
   const c = ctx.config;
   const alerts: AlertView[] = Object.values(d.alerts).map((a) => ({
@@ -197,6 +220,7 @@ export function recoveryView(
     ...(extra.blockReason !== undefined ? { blockReason: extra.blockReason } : {}),
     ...(extra.blockedGatesText !== undefined ? { blockedGatesText: extra.blockedGatesText } : {}),
     ...(extra.approvable !== undefined ? { approvable: extra.approvable } : {}),
+    ...(extra.liftText !== undefined ? { liftText: extra.liftText } : {}),
     approveCommand: renderLine(c.approve_command, { id: d.id, host: d.host }),
     confirmOffCommand: renderLine(c.confirm_off_command, { id: d.id, host: d.host }),
   };
@@ -422,6 +446,28 @@ function blockFacts(d: RecoveryDetail): BlockFacts | null {
     gates: Array.isArray(o.gates) ? o.gates.map(String) : [],
     ...(typeof o.approvable === "boolean" ? { approvable: o.approvable } : {}),
     ...(typeof o.at === "string" ? { at: o.at } : {}),
+  };
+}
+
+interface SilenceFact {
+  id: string;
+  endsAt?: string;
+}
+
+/**
+ * What lifts a block an approval does not: a silence in Alertmanager ends when it expires or
+ * is expired; lifeboat's re-check then goes on by itself if the host is still down.
+ */
+function liftOf(d: RecoveryDetail): Pick<RecoveryView, "liftText"> {
+  const latest = d.decisions.filter((x: GateDecision) => x.gate === "silences").at(-1);
+  const list = latest?.result === "block" ? latest.details?.silences : undefined;
+  if (!Array.isArray(list) || list.length === 0) return {};
+  const silences = list.filter((x): x is SilenceFact => !!x && typeof x === "object" && typeof (x as SilenceFact).id === "string");
+  if (silences.length === 0) return {};
+  const each = silences.map((x) => `silence ${oneLine(x.id)}${x.endsAt ? ` (ends ${oneLine(x.endsAt)})` : ""}`).join(", ");
+  const expire = silences.map((x) => `amtool silence expire ${oneLine(x.id)}`).join("; ");
+  return {
+    liftText: `the end of ${each}: when it expires, or when someone expires it in Alertmanager (${expire}), lifeboat goes ahead by itself if ${oneLine(d.host)} is still down. An approval does not lift a silence.`,
   };
 }
 

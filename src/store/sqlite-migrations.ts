@@ -130,4 +130,13 @@ export const MIGRATIONS: readonly string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  // 2: notifications are delivered in the background: what to send is kept with a pending
+  // record (payload, dropped once it leaves pending), with its Message-ID and its schedule.
+  `
+  ALTER TABLE notifications ADD COLUMN message_id TEXT;
+  ALTER TABLE notifications ADD COLUMN queued_at TEXT;
+  ALTER TABLE notifications ADD COLUMN next_attempt_at TEXT;
+  ALTER TABLE notifications ADD COLUMN payload TEXT;
+  CREATE INDEX notifications_pending ON notifications(next_attempt_at) WHERE state = 'pending' AND payload IS NOT NULL;
+  `,
 ];
