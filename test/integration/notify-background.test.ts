@@ -1,7 +1,9 @@
+import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { NotificationRecord, RecoveryDetail } from "../../src/recovery/model.js";
@@ -21,6 +23,7 @@ import { failAndAlert, fastConfig, fastSite, novaSeesDown, serversOn, siteScenar
  */
 
 const CLI = resolve(import.meta.dirname, "../../dist/cli.js");
+const run = promisify(execFile);
 
 let stack: Stack | undefined;
 let sandbox: Sandbox | undefined;
@@ -118,6 +121,39 @@ describe("notifications are delivered in the background", () => {
     expect(mail.sentAt! > fencedAt).toBe(true);
     expect(mails.find((m) => m.subject.includes("blocked"))!.headers["message-id"]).toBe(mail.messageId);
   }, 180_000);
+
+  it("when every message fails: the timeline says they were queued, not that people were told; the recovery shows what failed; the metrics count it", async () => {
+    stack = await startFastStack({
+      cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", 2)) },
+      config: { notifications: { retry: { attempts: 2, initial_backoff_seconds: 0.1, max_backoff_seconds: 0.1 } } },
+    });
+    const s = stack;
+    s.sandbox.smtp.failNext(1000, 550, "5.7.1 relaying denied");
+    await failAndAlert(s, "compute-1");
+    const r = await waitFor(async () => (await s.app.store.listRecoveries({ host: "compute-1" }))[0], 20_000, "a recovery");
+    const ended = await waitFor(async () => {
+      const d = await recoveryDetail(s.app.store, r.id);
+      return d && TERMINAL.includes(d.state) ? d : undefined;
+    }, 60_000, "the recovery to end");
+    expect(ended.state, ended.reason).toBe("completed");
+    expect(ended.timeline.at(-1)!.reason).toBe("recovery completed; notifications queued for delivery");
+
+    const failed = await waitFor(async () => {
+      const d = (await api(s.app.url, "GET", `/api/v1/recoveries/${r.id}`)).body as RecoveryDetail;
+      return d.delivery?.state === "failed" ? d : undefined;
+    }, 30_000, "the delivery outcome on the recovery");
+    const mails = failed.notifications.filter((n) => n.channel === "email");
+    expect(mails.length).toBeGreaterThanOrEqual(2);
+    expect(mails.every((n) => n.state === "failed" && /550 5\.7\.1 relaying denied/.test(n.error ?? ""))).toBe(true);
+    expect(failed.delivery!.text).toMatch(new RegExp(`^every notification failed \\(${mails.length}\\): email to .*: SMTP: .*550 5\\.7\\.1 relaying denied`));
+    expect(s.sandbox.smtp.messages).toHaveLength(0);
+
+    const show = await run(process.execPath, [CLI, "show", r.id, "--url", s.app.url, "--token", ADMIN_TOKEN], { env: { PATH: process.env.PATH, HOME: process.env.HOME }, timeout: 60_000 });
+    expect(show.stdout).toContain(`notifications: every notification failed (${mails.length})`);
+    const metrics = await (await fetch(`${s.app.url}/metrics`)).text();
+    expect(metrics).toContain(`lifeboat_notifications_total{channel="email",result="failed"} ${mails.length}`);
+    expect(metrics).toContain("lifeboat_notifications_pending 0");
+  }, 120_000);
 
   it("kill -9 while the relay holds a message's answer, the recovery already ended: after the restart every message is sent, the held one again under the same Message-ID", async () => {
     sandbox = await startSandbox(fastSite({ cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", 3)) } }));
