@@ -54,6 +54,16 @@ recovery: {grace_seconds: "\${GRACE}", dry_run: "\${DRY}"}
     expect(r.config.recovery).toMatchObject({ grace_seconds: 45, dry_run: true });
   });
 
+  it("tells an empty ${VAR} from an unset one", () => {
+    const yaml = 'server:\n  auth: {bearer_token: "${HOOK}"}\n  admin_token: "admin-${SUFFIX}-${OTHER}"\n';
+    expect(problems(yaml, { HOOK: "", SUFFIX: "" })).toEqual([
+      "server.auth.bearer_token: environment variable HOOK is set but empty",
+      "server.admin_token: environment variable OTHER is not set; environment variable SUFFIX is set but empty",
+    ]);
+    // ${VAR:-default} takes the default for an empty variable too, as the shell does.
+    expect(problems('server:\n  auth: {bearer_token: "${HOOK:-hook-0123456789abcdef}"}\n  admin_token: ' + ADMIN + "\n", { HOOK: "" })).toEqual([]);
+  });
+
   it("reads *_file secrets from files", () => {
     const dir = tempDir();
     writeFileSync(join(dir, "token"), "from-file-0123456789\n");
