@@ -127,7 +127,7 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
     const problems: string[] = [];
     const tenants = await tenantRecipients(detail, problems, signal);
     const planned = planRecoveryFinished(detail, tenants, ctx);
-    const r = await enqueue(planned, storeSink(deps.store, detail.id), enqueueDeps);
+    const r = await enqueue(planned, storeSink(deps.store, detail.id), { ...enqueueDeps, logger: forRecovery(detail) });
     // A message that could not be journaled: plan again later (the others are deduplicated).
     if (r.problems.length) throw new Error(r.problems.join("; "));
     return { note: `planned ${planned.length} message(s), ${tenants.reduce((n, t) => n + t.recipients.length, 0)} tenant recipient(s)`, problems };
@@ -139,7 +139,7 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
     retry: config.retry,
     concurrency: config.concurrency,
     metrics: deps.metrics,
-    logger: deps.logger.child({ component: "notify" }),
+    logger: deps.logger,
     secrets,
     expand,
     ...(deps.pollMs !== undefined ? { pollMs: deps.pollMs } : {}),
