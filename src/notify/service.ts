@@ -73,6 +73,11 @@ export interface NotifierDeps {
 }
 
 export const STORM_SETTING = "notifications.storm";
+/**
+ * Settings that keep the records of messages tied to no recovery. The delivery worker sends
+ * the pending ones of each: a message kind kept in a setting of its own adds its key here.
+ */
+const KEPT_IN_SETTINGS = [STORM_SETTING] as const;
 
 export function createNotifier(config: NotificationsConfig, deps: NotifierDeps): Notifier {
   const log = deps.logger.child({ component: "notify" });
@@ -96,7 +101,9 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
     }
   }
   const ctx: PlanContext = { config, channels: new Set(channels.keys()) };
-  const storm = settingsSink(deps.store, STORM_SETTING);
+  // One sink per setting, shared by the notifier and the worker: its writes are serialised.
+  const kept = new Map(KEPT_IN_SETTINGS.map((key) => [key, settingsSink(deps.store, key)]));
+  const storm = kept.get(STORM_SETTING)!;
   const enqueueDeps = {
     channels: ctx.channels,
     metrics: deps.metrics,
@@ -104,6 +111,8 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
     messageDomain: mailDomain(config.from),
     ...(deps.now ? { now: deps.now } : {}),
   };
+
+  const forRecovery = (d: RecoveryDetail): Logger => log.child({ recovery: d.id, host: d.host });
 
   async function tenantRecipients(detail: RecoveryDetail, problems: string[], signal: AbortSignal): Promise<ProjectRecipients[]> {
     if (!wantsTenants(detail)) return [];
@@ -134,7 +143,7 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
   }
 
   const delivery = new DeliveryWorker({
-    sources: [storeOutbox(deps.store), storm],
+    sources: [storeOutbox(deps.store), ...kept.values()],
     channels,
     retry: config.retry,
     concurrency: config.concurrency,
@@ -170,7 +179,6 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
     }
   }
 
-  const forRecovery = (d: RecoveryDetail): Logger => log.child({ recovery: d.id, host: d.host });
   const journal = (d: RecoveryDetail) => () => Promise.resolve(storeSink(deps.store, d.id));
 
   return {
