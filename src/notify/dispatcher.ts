@@ -173,7 +173,8 @@ export async function enqueue(planned: readonly PlannedMessage[], sink: RecordSi
     const m = p.message;
     const log = deps.logger.child({ notification: { kind: m.kind, channel: p.channel, recipient: m.recipient, dedupKey: p.dedupKey } });
     try {
-      const earlier = await sink.byKey(p.dedupKey);
+      // A pending record without a Message-ID was left by an earlier lifeboat, which kept no payload: queue it again.
+      const earlier = (await sink.byKey(p.dedupKey)).filter((r) => !(r.state === "pending" && r.messageId === undefined && r.channel !== PLANNER_CHANNEL));
       if (earlier.some((r) => r.recoveryId === sink.recoveryId || r.state === "sent" || r.state === "pending")) {
         result.deduplicated++;
         log.debug("notification already queued or sent for this incident; skipped");
