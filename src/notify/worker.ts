@@ -66,10 +66,6 @@ export class DeliveryWorker {
     this.#log = deps.logger.child({ component: "delivery" });
   }
 
-  get running(): boolean {
-    return this.#controller !== null;
-  }
-
   start(): void {
     if (this.#controller) return;
     const controller = new AbortController();
