@@ -39,6 +39,15 @@ export interface Drivers {
   cloudReachability?: { readiness(): ReadinessCheck };
   /** The native monitor (config `monitor`), for clouds without Prometheus. */
   monitor?: (intervalMs: number, onEvents: (events: MonitorEvent[]) => Promise<void>) => { start(): void; stop(): Promise<void> };
+  /** Sends the journaled notifications in the background; runs with the coordinator, on the leader only. */
+  delivery?: BackgroundWorker;
+}
+
+/** Work that runs in the background while this instance leads (started, then stopped once). */
+export interface BackgroundWorker {
+  start(): void;
+  /** Resolves once nothing runs any more. */
+  stop(): Promise<void>;
 }
 
 /** Given the app's store, metrics and logger, build the drivers (they may need the store). */
@@ -57,8 +66,9 @@ export interface AppOptions {
 
 /**
  * Wiring: config → store → drivers → coordinator → HTTP. `start()` opens the store, resumes
- * unfinished recoveries and listens; `stop()` stops acting and closes everything, leaving
- * every recovery where it was for the next start.
+ * unfinished recoveries, starts the notification delivery worker (on the leader) and
+ * listens; `stop()` stops acting and closes everything, leaving every recovery and every
+ * undelivered notification where it was for the next start.
  */
 export class Lifeboat {
   readonly config: Config;
@@ -207,8 +217,11 @@ export class Lifeboat {
         election,
         async () => {
           await this.coordinator.start();
+          // Only the leader delivers: it alone journals new messages, and a message sent by two instances is a duplicate.
+          this.drivers.delivery?.start();
           return {
             stop: async () => {
+              await this.drivers.delivery?.stop();
               await this.coordinator.stop();
               this.#claimGuard?.forget();
             },
@@ -219,6 +232,7 @@ export class Lifeboat {
       election.start();
     } else {
       await this.coordinator.start();
+      this.drivers.delivery?.start();
       this.metrics.leader.set(1);
     }
     if (this.config.monitor.enabled && this.drivers.monitor) {
@@ -269,6 +283,7 @@ export class Lifeboat {
     this.hosts.stop();
     await this.#monitor?.stop();
     await this.#leaderWork?.stop();
+    await this.drivers.delivery?.stop();
     await this.coordinator.stop();
     this.metrics.leader.set(0);
     this.drivers.close?.();

@@ -32,6 +32,7 @@ export function buildDrivers(config: Config, deps: { logger: Logger; metrics: Me
     cloudReachability,
     release: (host, opts) => releaseHost(host, { nova: evacuation.nova, logger: deps.logger, ...opts }),
     monitor: (intervalMs, onEvents) => new NovaServiceMonitor(evacuation.nova, { intervalMs, onEvents, logger: deps.logger }),
+    delivery: notifier.delivery,
     close: () => notifier.close(),
   };
 }

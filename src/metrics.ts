@@ -112,8 +112,14 @@ export class Metrics {
 
   readonly notifications = new Counter({
     name: "lifeboat_notifications_total",
-    help: "Notifications, by channel and result (sent, failed).",
+    help: "Notifications that reached their end, by channel and result (sent, failed: given up after its tries or refused for good).",
     labelNames: ["channel", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly notificationsPending = new Gauge({
+    name: "lifeboat_notifications_pending",
+    help: "Notifications journaled and not yet delivered (waiting for the delivery worker or for their next try), as the leader last saw them.",
     registers: [this.registry],
   });
 

@@ -158,6 +158,11 @@ export async function demoCommand(opts: { fast: boolean }): Promise<number> {
     }
     if (progress) process.stdout.write("\n");
     if (!detail) throw new Error("recovery not found");
+    // The mails go out in the background, after the recovery ended: wait for them to be delivered.
+    for (let i = 0; i < 100 && (detail.delivery?.pending ?? 0) > 0; i++) {
+      await sleep(100);
+      detail = await api<RecoveryDetail>(`/api/v1/recoveries/${id}`);
+    }
     await sleep(300);
 
     // --- summary ----------------------------------------------------------------------

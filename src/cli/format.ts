@@ -37,8 +37,8 @@ export function recoveryText(d: RecoveryDetail): string {
     );
   }
   if (d.notifications.length) {
-    out.push("", "notifications:");
-    for (const n of d.notifications) out.push(`  ${n.channel.padEnd(10)} ${n.kind.padEnd(16)} ${n.recipient.padEnd(30)} ${n.state}${n.error ? `: ${n.error}` : ""}`);
+    out.push("", `notifications: ${d.delivery?.text ?? ""}`.trimEnd());
+    for (const n of d.notifications) out.push(`  ${n.channel.padEnd(10)} ${n.kind.padEnd(16)} ${n.recipient.padEnd(30)} ${n.state === "done" ? `done: ${n.subject}` : n.state}${n.error ? `: ${n.error}` : ""}`);
   }
   return out.join("\n");
 }

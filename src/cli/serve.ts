@@ -1,5 +1,6 @@
 import { Lifeboat } from "../app.js";
 import { formatProblems, loadConfigFile } from "../config/load.js";
+import { listenAddress } from "../config/zod-helpers.js";
 import { buildDrivers } from "../drivers.js";
 import { createLogger } from "../logging.js";
 import { errorMessage } from "../util/errors.js";
@@ -10,6 +11,12 @@ export async function serve(opts: { config: string; listen?: string }): Promise<
   const loaded = loadConfigFile(opts.config);
   if (!loaded.ok) {
     console.error(`lifeboat: refusing to start: ${opts.config} has ${loaded.problems.length} problem(s)\n${formatProblems(loaded.problems)}`);
+    process.exitCode = 1;
+    return;
+  }
+  const listen = opts.listen !== undefined ? listenAddress().safeParse(opts.listen) : null;
+  if (listen && !listen.success) {
+    console.error(`lifeboat: refusing to start: --listen ${opts.listen}: ${listen.error.issues.map((i) => i.message).join("; ")}`);
     process.exitCode = 1;
     return;
   }

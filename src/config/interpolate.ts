@@ -41,31 +41,33 @@ export function interpolate(
 }
 
 function interpolateString(s: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[], path: (string | number)[]): unknown {
+  // Like the shell's ${VAR:-default}, an empty variable counts as unset; the message tells which it was.
   const missing: string[] = [];
+  const empty: string[] = [];
   const lookup = (name: string, fallback: string | undefined): string => {
     const v = env[name];
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback;
-    missing.push(name);
+    (v === "" ? empty : missing).push(name);
     return "";
+  };
+  const report = (): boolean => {
+    const parts = [
+      ...(missing.length ? [`environment variable ${missing.join(", ")} ${missing.length > 1 ? "are" : "is"} not set`] : []),
+      ...(empty.length ? [`environment variable ${empty.join(", ")} ${empty.length > 1 ? "are" : "is"} set but empty`] : []),
+    ];
+    if (parts.length) problems.push({ path: pathText(path), message: parts.join("; ") });
+    return parts.length > 0;
   };
   const whole = WHOLE_REF.exec(s);
   if (whole) {
     const value = lookup(whole[1]!, whole[2]);
-    if (missing.length) {
-      problems.push({ path: pathText(path), message: `environment variable ${missing.join(", ")} is not set` });
-      return undefined;
-    }
-    return typedScalar(value);
+    return report() ? undefined : typedScalar(value);
   }
   const out = s.replace(REF, (m: string, name: string | undefined, fallback: string | undefined) =>
     name === undefined ? "${" : lookup(name, fallback),
   );
-  if (missing.length) {
-    problems.push({ path: pathText(path), message: `environment variable ${missing.join(", ")} is not set` });
-    return undefined;
-  }
-  return out;
+  return report() ? undefined : out;
 }
 
 /** "9095" → 9095, "true" → true, anything else stays a string. */

@@ -5,7 +5,8 @@ import { notificationsSchema } from "../notify/config.js";
 import { openstackSchema } from "../openstack/config.js";
 import { storeSchema } from "../store/config.js";
 import { alertmanagerSchema, gatesSchema, prometheusSchema } from "../validation/config.js";
-import { listenAddress, secret } from "./zod-helpers.js";
+import { Secret } from "../util/secret.js";
+import { listenAddress, MIN_TOKEN_LENGTH, token } from "./zod-helpers.js";
 
 /**
  * The configuration schema. It is also the configuration reference: every field carries
@@ -16,21 +17,40 @@ const webhookAuthSchema = z.union([
   z.literal("none").describe("No authentication (only behind a trusted proxy). Must be said explicitly."),
   z
     .strictObject({
-      bearer_token: secret().optional().describe("Expected `Authorization: Bearer <token>` (Alertmanager http_config.authorization)."),
+      bearer_token: token()
+        .optional()
+        .describe(`Expected \`Authorization: Bearer <token>\` (Alertmanager http_config.authorization). At least ${MIN_TOKEN_LENGTH} characters.`),
       basic: z
-        .strictObject({ username: z.string().min(1).describe("Expected user name."), password: secret().describe("Expected password.") })
+        .strictObject({
+          username: z.string().min(1).describe("Expected user name."),
+          password: token().describe(`Expected password. At least ${MIN_TOKEN_LENGTH} characters.`),
+        })
         .optional()
         .describe("Expected HTTP basic credentials (Alertmanager http_config.basic_auth)."),
     })
     .refine((a) => a.bearer_token !== undefined || a.basic !== undefined, "give bearer_token and/or basic, or write `auth: none`"),
 ]);
 
-const serverSchema = z.strictObject({
-  listen: listenAddress().default("127.0.0.1:9095").describe("Address of the webhook, API and metrics listener."),
-  body_limit_bytes: z.number().int().positive().default(1_048_576).describe("Largest accepted request body."),
-  auth: webhookAuthSchema.describe("Webhook authentication, as Alertmanager's http_config sends it."),
-  admin_token: secret().describe("Bearer token for the control API (pause, approve, cancel, recover); distinct from the webhook's."),
-});
+const serverSchema = z
+  .strictObject({
+    listen: listenAddress().default("127.0.0.1:9095").describe("Address of the webhook, API and metrics listener (port 0: any free port)."),
+    body_limit_bytes: z.number().int().positive().default(1_048_576).describe("Largest accepted request body."),
+    auth: webhookAuthSchema.describe("Webhook authentication, as Alertmanager's http_config sends it."),
+    admin_token: token().describe(
+      `Bearer token for the control API (pause, approve, cancel, recover, fence). At least ${MIN_TOKEN_LENGTH} characters, and not the webhook's credential.`,
+    ),
+  })
+  .superRefine((s, ctx) => {
+    // Alertmanager holds the webhook's credential: equal to the admin token, it would open the control API, fence included.
+    // Runs even when a field failed (its value is then not a Secret): compare only what parsed.
+    const value = (v: unknown): string | undefined => (v instanceof Secret ? v.reveal() : undefined);
+    const admin = value(s.admin_token);
+    if (typeof s.auth !== "object" || s.auth === null || admin === undefined) return;
+    const same = (what: string): void =>
+      ctx.addIssue({ code: "custom", path: ["admin_token"], message: `must differ from ${what}: Alertmanager's credential would open the control API, fence included` });
+    if (value(s.auth.bearer_token) === admin) same("server.auth.bearer_token");
+    if (value(s.auth.basic?.password) === admin) same("server.auth.basic.password");
+  });
 
 const alertsSchema = z.strictObject({
   host_label: z.string().min(1).default("host").describe("Alert label that names the failed host."),

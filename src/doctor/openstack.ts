@@ -49,7 +49,9 @@ export function openstackCheck(config: Config, deps: { logger: Logger; env?: Nod
       token = await session.authenticate(signal);
       rows.push({ check: "keystone", target: c.authUrl, result: "ok", detail: tokenText(token) });
     } catch (err) {
-      rows.push({ check: "keystone", target: c.authUrl, result: "fail", detail: `${failure(err)} (credentials from ${c.source})` });
+      // Keystone's refusal already names where the credentials came from: say it once.
+      const why = failure(err);
+      rows.push({ check: "keystone", target: c.authUrl, result: "fail", detail: why.includes(c.source) ? why : `${why} (credentials from ${c.source})` });
       rows.push({ check: "nova", target: "compute", result: "skip", detail: "needs Keystone" });
       if (capacity) rows.push({ check: "placement", target: "placement", result: "skip", detail: "needs Keystone" });
       return rows;

@@ -1,4 +1,4 @@
-import express, { type Request, type Response, type Router } from "express";
+import express, { type ErrorRequestHandler, type Request, type Response, type Router } from "express";
 import { hostEventsFromPayload, type HostMapping } from "../alertmanager/host-events.js";
 import { payloadProblems, webhookPayloadSchema } from "../alertmanager/payload.js";
 import type { Logger } from "../logging.js";
@@ -37,21 +37,67 @@ export function alertsRouter(deps: AlertsRouteDeps): Router {
     },
     requireAuth(deps.auth, "lifeboat webhook"),
     (req, res, next) => {
+      // Without Content-Length or Transfer-Encoding a request has no body (an HTTP/1.0 POST
+      // sent that way included): say so, rather than judge a content type with nothing behind it.
+      if (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined) {
+        res.status(411).json({ error: "no request body: send the Alertmanager payload with a Content-Length (or Transfer-Encoding: chunked)" });
+        return;
+      }
       if (!req.is("application/json")) {
         res.status(415).json({ error: `content type must be application/json (got ${req.headers["content-type"] ?? "none"})` });
         return;
       }
       next();
     },
-    express.json({ limit: deps.bodyLimitBytes, strict: true, type: () => true }),
+    // Not strict: any JSON value parses, and one that is not an object is named as such below.
+    express.json({ limit: deps.bodyLimitBytes, strict: false, type: () => true }),
     (req: Request, res: Response) => {
       void handle(req, res, deps);
     },
   );
+  router.use("/api/v1/alerts", bodyErrors(deps.logger));
   return router;
 }
 
+interface BodyError extends Error {
+  type?: string;
+  status?: number;
+  code?: string;
+}
+
+/**
+ * A body that cannot be decompressed (a Content-Encoding it is not) is the sender's fault:
+ * 400 naming the encoding, logged as a refusal, not as lifeboat's error. Other body errors
+ * go on to the server's handler.
+ */
+function bodyErrors(logger: Logger): ErrorRequestHandler {
+  return (err: BodyError, req, res, next) => {
+    const encoding = (req.headers["content-encoding"] ?? "identity").toLowerCase();
+    if (err.type === undefined && err.status === 400 && encoding !== "identity") {
+      const error = `request body is not valid ${encoding} data (Content-Encoding: ${encoding}): ${err.message}`;
+      logger.warn({ error, code: err.code }, "webhook payload rejected");
+      res.status(400).json({ error });
+      return;
+    }
+    next(err);
+  };
+}
+
+/** "null", "a string", "an array"…: what a JSON value is, for a message. */
+function jsonKind(v: unknown): string {
+  if (v === null) return "null";
+  if (v === undefined) return "nothing";
+  if (Array.isArray(v)) return "an array";
+  return typeof v === "object" ? "an object" : `a ${typeof v}`;
+}
+
 async function handle(req: Request, res: Response, deps: AlertsRouteDeps): Promise<void> {
+  if (req.body === null || typeof req.body !== "object" || Array.isArray(req.body)) {
+    const error = `the body must be a JSON object (an Alertmanager webhook payload), got ${jsonKind(req.body)}`;
+    deps.logger.warn({ error }, "webhook payload rejected");
+    res.status(400).json({ error });
+    return;
+  }
   const parsed = webhookPayloadSchema.safeParse(req.body);
   if (!parsed.success) {
     const problems = payloadProblems(parsed.error, req.body);

@@ -60,6 +60,8 @@ interface BodyParserError extends Error {
   type?: string;
   status?: number;
   limit?: number;
+  /** http-errors: whether the message is meant for the client. */
+  expose?: boolean;
 }
 
 /** Turn body-parser failures into 4xx answers that name the problem. */
@@ -82,7 +84,14 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
       res.status(400).json({ error: err.message });
       return;
     }
+    const status = err.status && err.status >= 400 && err.status < 600 ? err.status : 500;
+    if (status < 500) {
+      // The client's fault (http-errors' message is meant for it): a refusal, not lifeboat's error.
+      logger.warn({ err: errorMessage(err), path: req.path, status }, "request refused");
+      if (!res.headersSent) res.status(status).json({ error: err.expose === false ? "bad request" : errorMessage(err) });
+      return;
+    }
     logger.error({ err: errorMessage(err), path: req.path }, "request failed");
-    if (!res.headersSent) res.status(err.status && err.status >= 400 && err.status < 600 ? err.status : 500).json({ error: "internal error" });
+    if (!res.headersSent) res.status(status).json({ error: "internal error" });
   };
 }

@@ -22,6 +22,11 @@ import { secret, url } from "../config/zod-helpers.js";
  * tripped). Tenant mails go to email only; the other kinds go to operators' email and to
  * the webhooks whose `kinds` include them.
  *
+ * Delivery: messages are journaled (state `pending`) and sent by a background worker on the
+ * leader, with retries; no recovery stage waits for a mail server or a webhook. Delivery is
+ * at-least-once: a crash after the relay took a message but before its answer arrived sends
+ * it again, with the same Message-ID.
+ *
  * Dry run: a dry-run recovery's messages are recorded as `would-send` and nothing is sent,
  * unless `notify_in_dry_run: true` — then operators and webhooks get them with a
  * "[DRY RUN] " subject prefix. Tenants are never mailed about a dry run (they would read
@@ -66,7 +71,7 @@ export const smtpSchema = z
     password: secret().optional().describe("SMTP AUTH password (or `password_file: PATH`). Never logged or recorded."),
     ca_file: z.string().optional().describe("PEM file of the CA(s) that signed the SMTP server's certificate, trusted next to Node's bundled public roots."),
     verify_tls: z.boolean().default(true).describe("Verify the server's certificate and name. `false` only for labs."),
-    timeout_seconds: z.number().positive().default(30).describe("Connection, greeting and socket inactivity timeout of one SMTP attempt."),
+    timeout_seconds: z.number().positive().default(30).describe("Connection, greeting and socket inactivity timeout of one SMTP try (nodemailer's connectionTimeout, greetingTimeout and socketTimeout); a try is abandoned after three times this."),
   })
   .refine((s) => (s.username === undefined) === (s.password === undefined), "give username and password together, or neither");
 export type SmtpConfig = z.output<typeof smtpSchema>;
@@ -120,15 +125,21 @@ const templateOverrideSchema = z.strictObject({
 });
 
 export const retrySchema = z.strictObject({
-  attempts: z.number().int().min(1).max(20).default(3).describe("Tries per message and recipient, the first included. Permanent errors (SMTP 5xx, HTTP 4xx) are not retried."),
+  attempts: z
+    .number()
+    .int()
+    .min(1)
+    .max(50)
+    .default(10)
+    .describe("Tries per message and recipient, the first included, by the background delivery worker. Permanent errors (SMTP 5xx, HTTP 4xx) are not retried."),
   initial_backoff_seconds: z.number().nonnegative().default(2).describe("Wait before the second try."),
-  max_backoff_seconds: z.number().nonnegative().default(30).describe("Longest wait between two tries."),
+  max_backoff_seconds: z.number().nonnegative().default(300).describe("Longest wait between two tries."),
   factor: z.number().min(1).default(2).describe("Each wait is this many times the previous one."),
   message_timeout_seconds: z
     .number()
     .positive()
-    .default(120)
-    .describe("Bound on the total time spent on one message (all tries and waits): a stuck mail server never holds a recovery."),
+    .default(3600)
+    .describe("A message not delivered this long after it was queued is recorded failed with its last error. Delivery runs in the background: a recovery never waits for it."),
 });
 export type RetryConfig = z.output<typeof retrySchema>;
 
@@ -188,7 +199,7 @@ export const notificationsSchema = z
       .default({})
       .describe("Per-kind overrides of subject, text and html (mustache; see src/notify/templates.ts for the defaults and the values they can use)."),
     retry: retrySchema.prefault({}).describe("Retries of one message to one recipient."),
-    concurrency: z.number().int().min(1).max(64).default(4).describe("Messages delivered at once."),
+    concurrency: z.number().int().min(1).max(64).default(4).describe("Messages the background delivery worker sends at once."),
     webhooks: z
       .array(webhookSchema)
       .default([])

@@ -12,8 +12,9 @@ import type { NotificationChannel, OutboundMessage } from "./types.js";
 /**
  * The email channel: one SMTP transaction per message and recipient (tenants never see each
  * other's addresses, and every recipient has its own record and retries). Retries are the
- * dispatcher's; this channel only says whether a failure is permanent (SMTP 5xx, refused
- * credentials) or worth another try (4xx, connection trouble).
+ * delivery worker's; this channel only says whether a failure is permanent (SMTP 5xx,
+ * refused credentials) or worth another try (4xx, connection trouble, a server that never
+ * greets: nodemailer's connection, greeting and socket timeouts are `smtp.timeout_seconds`).
  */
 
 export interface EmailChannelOptions {
@@ -79,6 +80,8 @@ export function createEmailChannel(opts: EmailChannelOptions): EmailChannel {
   return {
     name: "email",
     secrets,
+    // Connecting, the greeting and a transaction's quiet spells are each bounded by timeout_seconds.
+    attemptTimeoutMs: 3 * smtp.timeout_seconds * 1000,
     async send(message: OutboundMessage, signal?: AbortSignal): Promise<void> {
       if (caProblem) throw new DeliveryError(caProblem, true);
       if (signal?.aborted) throw new DeliveryError(`not sent: ${errorMessage(abortReason(signal))}`, true);
@@ -89,6 +92,8 @@ export function createEmailChannel(opts: EmailChannelOptions): EmailChannel {
         subject: message.subject,
         text: message.text,
         ...(message.html !== undefined ? { html: message.html } : {}),
+        // The same on every try: a copy sent again after a crash is recognisable as the same message.
+        ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
         // RFC 3834: no vacation auto-replies to an automated notice.
         headers: { "Auto-Submitted": "auto-generated", "X-Lifeboat-Kind": message.kind },
       });

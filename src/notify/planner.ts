@@ -1,6 +1,6 @@
 import type { ChainResult } from "../fencing/types.js";
 import type { GateDecision, InstanceResult, Outcome, RecoveryDetail } from "../recovery/model.js";
-import { TERMINAL_STATES } from "../recovery/model.js";
+import { PLANNER_CHANNEL, TERMINAL_STATES } from "../recovery/model.js";
 import type { MessageKind, NotificationsConfig, OperatorKind } from "./config.js";
 import type { PlannedMessage } from "./dispatcher.js";
 import type { ProjectRecipients } from "./recipients.js";
@@ -33,6 +33,7 @@ import {
  *   blocked|<host>|<incident>|<block episode>|webhook:<name>
  *   fence-failed|<host>|<incident>|email|<address>
  *   storm|<tripped at>|email|<address>
+ *   plan|recovery-finished|<host>|<incident>      (the planning entry of the two first ones)
  */
 
 export interface PlanContext {
@@ -77,6 +78,27 @@ export function planRecoveryFinished(detail: RecoveryDetail, tenants: readonly P
   return out;
 }
 
+/**
+ * The planning entry of `planRecoveryFinished` when tenants are to be told: who they are
+ * takes Keystone and Nova lookups, done by the delivery worker rather than the caller.
+ */
+export function planTenantLookup(detail: RecoveryDetail): PlannedMessage {
+  const projects = new Set(detail.instances.map((i) => i.projectId)).size;
+  return {
+    channel: PLANNER_CHANNEL,
+    dedupKey: `plan|recovery-finished|${detail.host}|${detail.incidentKey}`,
+    mode: "send",
+    plan: "recovery-finished",
+    message: {
+      kind: "recovery-finished",
+      recipient: `people of ${projects} project(s)`,
+      subject: "finding the affected projects' people, then queuing the summary and their mails",
+      text: "",
+      data: {},
+    },
+  };
+}
+
 export function planBlocked(detail: RecoveryDetail, reason: string, ctx: PlanContext): PlannedMessage[] {
   const block = blockFacts(detail);
   // What blocks it now: each gate's latest decision (a re-check records a changed block anew).
@@ -88,6 +110,7 @@ export function planBlocked(detail: RecoveryDetail, reason: string, ctx: PlanCon
     blockedGatesText: gates.length ? gates.join(", ") : "(not recorded)",
     approvable: block?.approvable ?? true,
     ...(block?.previous?.length ? { previousGatesText: block.previous.join(", ") } : {}),
+    ...liftOf(detail),
   });
   // One message per block episode (src/recovery/block.ts): the pipeline keys each one.
   const episode = block?.episode ?? block?.at ?? `#${detail.timeline.filter((t) => t.to === "blocked").length}`;
@@ -160,7 +183,7 @@ export function recoveryView(
   d: RecoveryDetail,
   kind: MessageKind,
   ctx: PlanContext,
-  extra: Partial<Pick<RecoveryView, "tenants" | "blockReason" | "blockedGatesText" | "approvable" | "previousGatesText">>,
+  extra: Partial<Pick<RecoveryView, "tenants" | "blockReason" | "blockedGatesText" | "approvable" | "previousGatesText" | "liftText">>,
 ): RecoveryView {
   const c = ctx.config;
   const alerts: AlertView[] = Object.values(d.alerts).map((a) => ({
@@ -204,6 +227,7 @@ export function recoveryView(
     ...(extra.blockedGatesText !== undefined ? { blockedGatesText: extra.blockedGatesText } : {}),
     ...(extra.approvable !== undefined ? { approvable: extra.approvable } : {}),
     ...(extra.previousGatesText !== undefined ? { previousGatesText: oneLine(extra.previousGatesText) } : {}),
+    ...(extra.liftText !== undefined ? { liftText: extra.liftText } : {}),
     approveCommand: renderLine(c.approve_command, { id: d.id, host: d.host }),
     confirmOffCommand: renderLine(c.confirm_off_command, { id: d.id, host: d.host }),
   };
@@ -444,6 +468,28 @@ function latestPerGate(decisions: readonly GateDecision[]): GateDecision[] {
     latest.set(d.gate, d);
   }
   return [...latest.values()];
+}
+
+interface SilenceFact {
+  id: string;
+  endsAt?: string;
+}
+
+/**
+ * What lifts a block an approval does not: a silence in Alertmanager ends when it expires or
+ * is expired; lifeboat's re-check then goes on by itself if the host is still down.
+ */
+function liftOf(d: RecoveryDetail): Pick<RecoveryView, "liftText"> {
+  const latest = d.decisions.filter((x: GateDecision) => x.gate === "silences").at(-1);
+  const list = latest?.result === "block" ? latest.details?.silences : undefined;
+  if (!Array.isArray(list) || list.length === 0) return {};
+  const silences = list.filter((x): x is SilenceFact => !!x && typeof x === "object" && typeof (x as SilenceFact).id === "string");
+  if (silences.length === 0) return {};
+  const each = silences.map((x) => `silence ${oneLine(x.id)}${x.endsAt ? ` (ends ${oneLine(x.endsAt)})` : ""}`).join(", ");
+  const expire = silences.map((x) => `amtool silence expire ${oneLine(x.id)}`).join("; ");
+  return {
+    liftText: `the end of ${each}: when it expires, or when someone expires it in Alertmanager (${expire}), lifeboat goes ahead by itself if ${oneLine(d.host)} is still down. An approval does not lift a silence.`,
+  };
 }
 
 // ---- helpers -----------------------------------------------------------------------------

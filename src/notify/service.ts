@@ -1,42 +1,50 @@
 import type { Logger } from "../logging.js";
 import type { Metrics } from "../metrics.js";
 import type { OpenStackSession } from "../openstack/types.js";
-import type { NotificationRecord, RecoveryDetail } from "../recovery/model.js";
-import type { Store } from "../store/types.js";
-import { withTimeout } from "../util/abort.js";
+import type { NotificationRecord, OutboxEntry, RecoveryDetail } from "../recovery/model.js";
+import { recoveryDetail, type Store } from "../store/types.js";
 import { errorMessage } from "../util/errors.js";
 import type { Secret } from "../util/secret.js";
 import type { NotificationsConfig } from "./config.js";
-import { dispatch, scrub, settingsSink, storeSink, type PlannedMessage, type RecordSink } from "./dispatcher.js";
+import { enqueue, mailDomain, scrub, settingsSink, storeOutbox, storeSink, type PlannedMessage, type RecordSink } from "./dispatcher.js";
 import { createEmailChannel } from "./email.js";
-import { outcomeOf, planBlocked, planFenceFailed, planRecoveryFinished, planStorm, type PlanContext, type StormInfo } from "./planner.js";
+import { outcomeOf, planBlocked, planFenceFailed, planRecoveryFinished, planStorm, planTenantLookup, type PlanContext, type StormInfo } from "./planner.js";
 import { RecipientResolver, type ProjectRecipients } from "./recipients.js";
 import type { NotificationChannel } from "./types.js";
 import { createWebhookChannel } from "./webhook.js";
+import { DeliveryWorker } from "./worker.js";
 
 /**
- * The notifier the pipeline calls (src/recovery/ports.ts NotifierPort). Every method
- * resolves — never rejects — with what happened; delivery trouble is in the records, the
- * logs, the metrics and `problems`. Each message's time is bounded by
- * `retry.message_timeout_seconds` (and the caller's signal), so notifying never holds or
- * fails a recovery.
+ * The notifier the pipeline calls (src/recovery/ports.ts NotifierPort). Each method plans
+ * the messages and journals them (state `pending`), and resolves — never rejects — once they
+ * are durable: no stage ever waits for a mail server, a webhook, or Keystone. The delivery
+ * worker (`delivery`, started with the coordinator on the leader) sends them in the
+ * background with retries; what happened is in the records, the logs and the metrics.
+ *
+ * `recoveryFinished` needs the affected projects' people (Keystone, Nova metadata): it
+ * journals a planning entry, and the worker looks them up and plans the summary and the
+ * tenant mails.
  *
  * Storm messages belong to no recovery. When the caller names the recovery that tripped the
  * guard (`info.recoveryId`), their records join its journal; otherwise they are kept in the
  * setting `notifications.storm` (the last 200), since the notification table's rows must
- * name a recovery.
+ * name a recovery. The worker delivers both.
  */
 
 export interface NotifySummary {
+  /** Journaled as pending: the delivery worker sends them. */
+  queued: number;
+  /** Nothing is sent while the caller waits: always 0 (kept for the pipeline's port). */
   sent: number;
+  /** Recorded failed at once (no such channel). */
   failed: number;
-  /** Not sent on purpose: already sent for this incident, or a dry run. */
+  /** Not queued on purpose: already queued or sent for this incident, or a dry run. */
   skipped: number;
   deduplicated: number;
   wouldSend: number;
-  /** The final record of every message handled in this call. */
+  /** The record of every message journaled in this call. */
   records: NotificationRecord[];
-  /** What went wrong outside a single delivery (recipient lookups, the store…). */
+  /** What went wrong (the journal…). */
   problems: string[];
 }
 
@@ -45,7 +53,9 @@ export interface Notifier {
   recoveryBlocked(detail: RecoveryDetail, reason: string, signal?: AbortSignal): Promise<NotifySummary>;
   fenceFailed(detail: RecoveryDetail, signal?: AbortSignal): Promise<NotifySummary>;
   stormTripped(info: StormInfo, signal?: AbortSignal): Promise<NotifySummary>;
-  /** Release the channels' resources (the SMTP transport). */
+  /** Sends what is journaled; run it on the leader only (start/stop with the coordinator). */
+  readonly delivery: DeliveryWorker;
+  /** Release the channels' resources (the SMTP transport); stop `delivery` first. */
   close(): void;
 }
 
@@ -58,9 +68,16 @@ export interface NotifierDeps {
   /** Replace the channels built from the config (tests). */
   channels?: NotificationChannel[];
   now?: () => string;
+  /** Longest wait of the delivery worker between two looks at the queue. */
+  pollMs?: number;
 }
 
 export const STORM_SETTING = "notifications.storm";
+/**
+ * Settings that keep the records of messages tied to no recovery. The delivery worker sends
+ * the pending ones of each: a message kind kept in a setting of its own adds its key here.
+ */
+const KEPT_IN_SETTINGS = [STORM_SETTING] as const;
 
 export function createNotifier(config: NotificationsConfig, deps: NotifierDeps): Notifier {
   const log = deps.logger.child({ component: "notify" });
@@ -84,41 +101,24 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
     }
   }
   const ctx: PlanContext = { config, channels: new Set(channels.keys()) };
+  // One sink per setting, shared by the notifier and the worker: its writes are serialised.
+  const kept = new Map(KEPT_IN_SETTINGS.map((key) => [key, settingsSink(deps.store, key)]));
+  const storm = kept.get(STORM_SETTING)!;
+  const enqueueDeps = {
+    channels: ctx.channels,
+    metrics: deps.metrics,
+    logger: log,
+    messageDomain: mailDomain(config.from),
+    ...(deps.now ? { now: deps.now } : {}),
+  };
 
-  async function run(
-    what: string,
-    sink: () => Promise<RecordSink>,
-    plan: (problems: string[]) => Promise<PlannedMessage[]>,
-    logger: Logger,
-    signal?: AbortSignal,
-  ): Promise<NotifySummary> {
-    const problems: string[] = [];
-    try {
-      const planned = await plan(problems);
-      const r = await dispatch(planned, await sink(), { channels, retry: config.retry, concurrency: config.concurrency, metrics: deps.metrics, logger, secrets, ...(deps.now ? { now: deps.now } : {}) }, signal);
-      const summary: NotifySummary = {
-        sent: r.sent,
-        failed: r.failed,
-        skipped: r.deduplicated + r.wouldSend,
-        deduplicated: r.deduplicated,
-        wouldSend: r.wouldSend,
-        records: r.records,
-        problems: [...problems, ...r.problems],
-      };
-      logger.info({ what, sent: summary.sent, failed: summary.failed, deduplicated: summary.deduplicated, wouldSend: summary.wouldSend, problems: summary.problems.length }, "notifications done");
-      return summary;
-    } catch (err) {
-      const message = scrub(errorMessage(err), secrets);
-      logger.error({ what, err: message }, "notifications failed");
-      return { sent: 0, failed: 0, skipped: 0, deduplicated: 0, wouldSend: 0, records: [], problems: [...problems, message] };
-    }
-  }
+  const forRecovery = (d: RecoveryDetail): Logger => log.child({ recovery: d.id, host: d.host });
 
-  async function tenantRecipients(detail: RecoveryDetail, problems: string[], signal?: AbortSignal): Promise<ProjectRecipients[]> {
-    if (!config.tenants.enabled || !channels.has("email") || outcomeOf(detail) === "aborted") return [];
+  async function tenantRecipients(detail: RecoveryDetail, problems: string[], signal: AbortSignal): Promise<ProjectRecipients[]> {
+    if (!wantsTenants(detail)) return [];
     const resolver = new RecipientResolver(config.tenants, {
       logger: log.child({ recovery: detail.id, host: detail.host }),
-      signal: withTimeout(config.retry.message_timeout_seconds * 1000, signal),
+      signal,
       ...(deps.session ? { session: deps.session } : {}),
     });
     const projects = [...new Set(detail.instances.map((i) => i.projectId))].sort();
@@ -127,33 +127,82 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
     return found;
   }
 
-  const forRecovery = (d: RecoveryDetail): Logger => log.child({ recovery: d.id, host: d.host });
+  const wantsTenants = (d: RecoveryDetail): boolean => config.tenants.enabled && channels.has("email") && outcomeOf(d) !== "aborted" && d.instances.length > 0;
+
+  /** A planning entry: find the tenants' recipients, then queue the summary and the tenant mails. */
+  async function expand(entry: OutboxEntry, signal: AbortSignal): Promise<{ note: string; problems: string[] }> {
+    const detail = await recoveryDetail(deps.store, entry.record.recoveryId);
+    if (!detail) throw new Error(`recovery ${entry.record.recoveryId} not found`);
+    const problems: string[] = [];
+    const tenants = await tenantRecipients(detail, problems, signal);
+    const planned = planRecoveryFinished(detail, tenants, ctx);
+    const r = await enqueue(planned, storeSink(deps.store, detail.id), { ...enqueueDeps, logger: forRecovery(detail) });
+    // A message that could not be journaled: plan again later (the others are deduplicated).
+    if (r.problems.length) throw new Error(r.problems.join("; "));
+    return { note: `planned ${planned.length} message(s), ${tenants.reduce((n, t) => n + t.recipients.length, 0)} tenant recipient(s)`, problems };
+  }
+
+  const delivery = new DeliveryWorker({
+    sources: [storeOutbox(deps.store), ...kept.values()],
+    channels,
+    retry: config.retry,
+    concurrency: config.concurrency,
+    metrics: deps.metrics,
+    logger: deps.logger,
+    secrets,
+    expand,
+    ...(deps.pollMs !== undefined ? { pollMs: deps.pollMs } : {}),
+  });
+
+  async function run(what: string, sink: () => Promise<RecordSink>, plan: (problems: string[]) => Promise<PlannedMessage[]>, logger: Logger): Promise<NotifySummary> {
+    const problems: string[] = [];
+    try {
+      const planned = await plan(problems);
+      const r = await enqueue(planned, await sink(), { ...enqueueDeps, logger });
+      if (r.queued > 0) delivery.kick();
+      const summary: NotifySummary = {
+        queued: r.queued,
+        sent: 0,
+        failed: r.failed,
+        skipped: r.deduplicated + r.wouldSend,
+        deduplicated: r.deduplicated,
+        wouldSend: r.wouldSend,
+        records: r.records,
+        problems: [...problems, ...r.problems],
+      };
+      logger.info({ what, queued: summary.queued, failed: summary.failed, deduplicated: summary.deduplicated, wouldSend: summary.wouldSend, problems: summary.problems.length }, "notifications queued");
+      return summary;
+    } catch (err) {
+      const message = scrub(errorMessage(err), secrets);
+      logger.error({ what, err: message }, "notifications could not be queued");
+      return { queued: 0, sent: 0, failed: 0, skipped: 0, deduplicated: 0, wouldSend: 0, records: [], problems: [...problems, message] };
+    }
+  }
+
   const journal = (d: RecoveryDetail) => () => Promise.resolve(storeSink(deps.store, d.id));
 
   return {
-    recoveryFinished(detail, signal) {
-      return run(
-        "recovery-finished",
-        journal(detail),
-        async (problems) => planRecoveryFinished(detail, await tenantRecipients(detail, problems, signal), ctx),
-        forRecovery(detail),
-        signal,
-      );
+    recoveryFinished(detail) {
+      // With tenants to tell, the lookups of who they are happen in the background too.
+      const plan = (): Promise<PlannedMessage[]> => Promise.resolve().then(() => (wantsTenants(detail) ? [planTenantLookup(detail)] : planRecoveryFinished(detail, [], ctx)));
+      return run("recovery-finished", journal(detail), plan, forRecovery(detail));
     },
-    recoveryBlocked(detail, reason, signal) {
-      return run("blocked", journal(detail), () => Promise.resolve(planBlocked(detail, reason, ctx)), forRecovery(detail), signal);
+    recoveryBlocked(detail, reason) {
+      return run("blocked", journal(detail), () => Promise.resolve(planBlocked(detail, reason, ctx)), forRecovery(detail));
     },
-    fenceFailed(detail, signal) {
-      return run("fence-failed", journal(detail), () => Promise.resolve(planFenceFailed(detail, ctx)), forRecovery(detail), signal);
+    fenceFailed(detail) {
+      return run("fence-failed", journal(detail), () => Promise.resolve(planFenceFailed(detail, ctx)), forRecovery(detail));
     },
-    stormTripped(info, signal) {
+    stormTripped(info) {
       const sink = async (): Promise<RecordSink> => {
         const owner = info.recoveryId ? await deps.store.getRecovery(info.recoveryId) : null;
-        return owner ? storeSink(deps.store, owner.id) : settingsSink(deps.store, STORM_SETTING);
+        return owner ? storeSink(deps.store, owner.id) : storm;
       };
-      return run("storm", sink, () => Promise.resolve(planStorm(info, ctx)), log.child({ storm: info.at }), signal);
+      return run("storm", sink, () => Promise.resolve(planStorm(info, ctx)), log.child({ storm: info.at }));
     },
+    delivery,
     close() {
+      void delivery.stop();
       for (const c of closers) c();
     },
   };

@@ -136,6 +136,8 @@ export interface RecoveryView extends BaseView {
   approvable?: boolean;
   /** blocked: the gates that blocked it before, when what blocks it changed. */
   previousGatesText?: string;
+  /** blocked: what lifts a block an approval does not (a silence), in words. */
+  liftText?: string;
   approveCommand: string;
   confirmOffCommand: string;
 }
@@ -449,6 +451,10 @@ To let the recovery go ahead (fence {{host}}, then evacuate its instances), run:
 This block clears on its own when its cause goes away (it is re-checked regularly); an approval alone does not lift it.
 
 {{/approvable}}
+{{#liftText}}
+What lifts it: {{liftText}}
+
+{{/liftText}}
 Gate decisions
 {{#decisions}}
   {{at}}  {{gate}}: {{result}} - {{reason}}
@@ -471,6 +477,9 @@ const BLOCKED_HTML = `${HTML_HEAD}
 {{^approvable}}
 <p>This block clears on its own when its cause goes away (it is re-checked regularly); an approval alone does not lift it.</p>
 {{/approvable}}
+{{#liftText}}
+<p>What lifts it: {{liftText}}</p>
+{{/liftText}}
 <table ${HTML_TABLE}>
 <tr><th>At</th><th>Gate</th><th>Result</th><th>Reason</th></tr>
 {{#decisions}}
@@ -560,8 +569,8 @@ ${HTML_FOOT}`;
 
 const TENANT_TEXT = `Hello,
 
-A compute host of the cloud failed at {{detectedAt}}. It ran {{counts.total}} instance(s) of
-your project {{projectLabel}}.
+The compute host {{host}} of the cloud failed at {{detectedAt}}. It ran {{counts.total}}
+instance(s) of your project {{projectLabel}}.
 
 {{#instances}}
   - {{name}} ({{id}}): {{tenantFate}}
@@ -581,7 +590,7 @@ Reference: {{id}}. Please quote it if you contact your cloud operators.
 
 const TENANT_HTML = `${HTML_HEAD}
 <p>Hello,</p>
-<p>A compute host of the cloud failed at {{detectedAt}}. It ran {{counts.total}} instance(s) of your project {{projectLabel}}.</p>
+<p>The compute host {{host}} of the cloud failed at {{detectedAt}}. It ran {{counts.total}} instance(s) of your project {{projectLabel}}.</p>
 <table ${HTML_TABLE}>
 <tr><th>Instance</th><th>ID</th><th>What happened</th></tr>
 {{#instances}}
@@ -619,7 +628,8 @@ export const DEFAULT_TEMPLATES: Record<MessageKind, TemplateSet> = {
     html: STORM_HTML,
   },
   tenant: {
-    subject: "{{prefix}}Host failure: {{counts.evacuated}} of {{counts.total}} instance(s) of project {{projectLabel}} restarted elsewhere",
+    // Host, time and reference: two incidents never reach a project under the same subject.
+    subject: "{{prefix}}Host {{host}} failed at {{detectedAt}}: {{counts.evacuated}} of {{counts.total}} instance(s) of project {{projectLabel}} restarted elsewhere (ref {{id}})",
     text: TENANT_TEXT,
     html: TENANT_HTML,
   },

@@ -1,7 +1,7 @@
 /**
  * Notification channels (Alertmanager notify/ style): one small file per integration
  * behind this interface. A channel delivers one message to one recipient; retries,
- * deduplication and result records are the notifying stage's job, not the channel's.
+ * deduplication and result records are the delivery worker's job, not the channel's.
  */
 
 export interface OutboundMessage {
@@ -14,10 +14,14 @@ export interface OutboundMessage {
   html?: string;
   /** Structured content for JSON channels (webhooks) and templates. */
   data: Record<string, unknown>;
+  /** The same on every try and resend of this message (email Message-ID, webhook X-Lifeboat-Message-Id). */
+  messageId?: string;
 }
 
 export interface NotificationChannel {
   /** "email", "webhook:<name>"… */
   readonly name: string;
+  /** Longest one try may take (its own timeouts are the first bound; this one catches a trickling peer). */
+  readonly attemptTimeoutMs?: number;
   send(message: OutboundMessage, signal?: AbortSignal): Promise<void>;
 }

@@ -48,6 +48,7 @@ export function createWebhookChannel(cfg: WebhookConfig): WebhookChannel {
   return {
     name: `webhook:${cfg.name}`,
     secrets,
+    attemptTimeoutMs: cfg.timeout_seconds * 1000 + 1000,
     async send(message: OutboundMessage, signal?: AbortSignal): Promise<void> {
       if (caProblem) throw new DeliveryError(caProblem, true);
       let body: unknown;
@@ -60,6 +61,8 @@ export function createWebhookChannel(cfg: WebhookConfig): WebhookChannel {
         ...cfg.headers,
         "Content-Type": "application/json",
         "User-Agent": "lifeboat",
+        // The same on every try: a receiver can tell a resend after a crash from a new message.
+        ...(message.messageId !== undefined ? { "X-Lifeboat-Message-Id": message.messageId } : {}),
         ...(cfg.auth ? { [cfg.auth.header]: cfg.auth.credentials.reveal() } : {}),
       };
       let status: number;

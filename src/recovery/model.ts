@@ -179,7 +179,15 @@ export interface InstanceResult {
   evacuateCall?: EvacuateCall;
 }
 
-export type NotificationState = "pending" | "sent" | "failed" | "would-send";
+/**
+ * pending: journaled, waiting for the delivery worker (or between its tries); sent, failed:
+ * its end; would-send: a dry run's message, only recorded; done: a planning entry (the
+ * lookup of tenants' recipients) whose messages were queued.
+ */
+export type NotificationState = "pending" | "sent" | "failed" | "would-send" | "done";
+
+/** The channel of planning entries: not a message, the work of finding who to tell. */
+export const PLANNER_CHANNEL = "planner";
 
 export interface NotificationRecord {
   recoveryId: string;
@@ -194,6 +202,71 @@ export interface NotificationRecord {
   error?: string;
   sentAt?: string;
   projectId?: string;
+  /** Message-ID of the mail (a webhook's X-Lifeboat-Message-Id): the same on every try, so a resend is recognisable. */
+  messageId?: string;
+  /** When it was journaled for delivery. */
+  queuedAt?: string;
+  /** While pending: when the delivery worker tries it next. */
+  nextAttemptAt?: string;
+}
+
+/**
+ * What the delivery worker needs besides the record, kept with a pending record until it
+ * leaves `pending`: a rendered message, or a planning entry (whose messages are planned in
+ * the background because finding their recipients asks Keystone and Nova).
+ */
+export type NotificationPayload =
+  | { type: "message"; subject: string; text: string; html?: string; data: Record<string, unknown> }
+  | { type: "plan"; plan: "recovery-finished" };
+
+/** One pending notification and what to do with it. */
+export interface OutboxEntry {
+  record: NotificationRecord;
+  payload: NotificationPayload;
+}
+
+/** How a recovery's notifications fared, as far as is known now (planning entries aside). */
+export interface DeliverySummary {
+  /** none: nothing to tell; pending: some not delivered yet; delivered: all sent; partly-failed; failed: none sent, some failed; dry-run: only recorded. */
+  state: "none" | "pending" | "delivered" | "partly-failed" | "failed" | "dry-run";
+  pending: number;
+  sent: number;
+  failed: number;
+  wouldSend: number;
+  /** In plain words, naming what failed. */
+  text: string;
+}
+
+export function deliverySummary(records: readonly NotificationRecord[]): DeliverySummary {
+  const planning = records.filter((r) => r.channel === PLANNER_CHANNEL && r.state === "pending").length;
+  const messages = records.filter((r) => r.channel !== PLANNER_CHANNEL);
+  const n = (s: NotificationState): number => messages.filter((r) => r.state === s).length;
+  const pending = n("pending") + planning;
+  const sent = n("sent");
+  const failed = n("failed");
+  const wouldSend = n("would-send");
+  const failures = [...new Set(messages.filter((r) => r.state === "failed").map((r) => `${r.channel} to ${r.recipient}: ${r.error ?? "no error recorded"}`))];
+  const failedText = failures.slice(0, 3).join("; ") + (failures.length > 3 ? `; and ${failures.length - 3} more` : "");
+  const waiting = planning ? `${pending} pending (finding tenants' recipients)` : `${pending} pending (being delivered, retried on failure)`;
+  let state: DeliverySummary["state"];
+  let text: string;
+  if (pending > 0) {
+    state = "pending";
+    text = [waiting, sent ? `${sent} sent` : "", failed ? `${failed} failed: ${failedText}` : ""].filter(Boolean).join(", ");
+  } else if (failed > 0) {
+    state = sent > 0 ? "partly-failed" : "failed";
+    text = sent > 0 ? `${sent} sent, ${failed} failed: ${failedText}` : `every notification failed (${failed}): ${failedText}`;
+  } else if (sent > 0) {
+    state = "delivered";
+    text = `all ${sent} sent`;
+  } else if (wouldSend > 0) {
+    state = "dry-run";
+    text = `dry run: ${wouldSend} recorded, none sent`;
+  } else {
+    state = "none";
+    text = "nothing to send";
+  }
+  return { state, pending, sent, failed, wouldSend, text };
 }
 
 export type EventSource = "alertmanager" | "cli" | "monitor";
@@ -256,4 +329,6 @@ export interface RecoveryDetail extends Recovery {
   steps: StepRecord[];
   instances: InstanceResult[];
   notifications: NotificationRecord[];
+  /** How its notifications fared (delivery happens in the background, after the recovery may have ended). */
+  delivery?: DeliverySummary;
 }

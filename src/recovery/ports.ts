@@ -18,8 +18,16 @@ export interface NotifySummary {
   sent: number;
   failed: number;
   skipped: number;
+  /** Journaled for background delivery (the notifier resolves once they are durable, before any is sent). */
+  queued?: number;
+  /** What went wrong outside a single message (the journal…). */
+  problems?: string[];
 }
 
+/**
+ * Each method resolves once its messages are journaled: delivery happens in the background,
+ * so a stage never waits for a mail server, a webhook or the lookups of who to tell.
+ */
 export interface NotifierPort {
   recoveryFinished(detail: RecoveryDetail, signal?: AbortSignal): Promise<NotifySummary>;
   recoveryBlocked(detail: RecoveryDetail, reason: string, signal?: AbortSignal): Promise<NotifySummary>;

@@ -5,7 +5,9 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from "smtp
 /**
  * A real SMTP server on loopback that keeps what it receives, for the tests and the demo:
  * STARTTLS (its own or a given certificate), implicit TLS (`secure`), AUTH PLAIN/LOGIN
- * against one user, and injected 4xx/5xx answers to the DATA command (`failNext`).
+ * against one user, injected 4xx/5xx answers to the DATA command (`failNext`), and
+ * messages taken whose final answer never comes (`holdNext`: the relay has the message, the
+ * sender never learns it).
  */
 
 export interface CaughtMessage {
@@ -56,6 +58,10 @@ export interface SmtpCatcher {
   waitFor(n: number, timeoutMs?: number): Promise<CaughtMessage[]>;
   /** Answer the next `n` DATA commands with `code` (e.g. 451 or 550) instead of accepting. */
   failNext(n: number, code: number, message?: string): void;
+  /** Keep the next `n` messages (they count in `messages`) but never send their `250`. */
+  holdNext(n: number): void;
+  /** Messages kept whose answer was withheld so far. */
+  readonly held: number;
   close(): Promise<void>;
 }
 
@@ -90,6 +96,8 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
   let failures: { left: number; code: number; message: string } | null = null;
   let rejected = 0;
   let authFailures = 0;
+  let holds = 0;
+  let held = 0;
   const requireAuth = opts.username !== undefined;
 
   const server = new SMTPServer({
@@ -125,7 +133,10 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
         simpleParser(raw)
           .then((mail) => {
             messages.push(caught(raw, mail, session));
-            callback();
+            if (holds > 0) {
+              holds--;
+              held++;
+            } else callback();
             for (const w of waiters.filter((x) => messages.length >= x.n)) {
               waiters.splice(waiters.indexOf(w), 1);
               w.resolve();
@@ -189,6 +200,12 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
     },
     failNext(n, code, message = code >= 500 ? "5.1.1 rejected by the catcher" : "4.3.0 try again later") {
       failures = { left: n, code, message };
+    },
+    holdNext(n) {
+      holds = n;
+    },
+    get held() {
+      return held;
     },
     close() {
       return new Promise<void>((resolve) => server.close(() => resolve()));

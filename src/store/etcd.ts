@@ -10,7 +10,9 @@ import type {
   InstanceResult,
   NewHostEvent,
   NewRecovery,
+  NotificationPayload,
   NotificationRecord,
+  OutboxEntry,
   Recovery,
   RecoveryState,
   StepRecord,
@@ -44,6 +46,7 @@ import { HostBusyError, NotFoundError, StateConflictError, type RecoveryFilter, 
  *   dec/<id>/<unique>                  decisions (listed in commit order)
  *   step/<id>/<key>, inst/<id>/<instance>, notif/<id>/<dedup key>
  *   notif-key/<dedup key>/<id>         index of notificationsByKey
+ *   notif-q/<id>/<dedup key>           what to send, present while the notification is pending
  *   set/<key>                          settings
  *   leader, claims/<host>              leader election and host claims (src/ha/), on leases
  *
@@ -623,13 +626,35 @@ export class EtcdStore implements Store {
     return list.sort((a, b) => b.priority - a.priority || byteCompare(a.name, b.name) || byteCompare(a.instanceId, b.instanceId));
   }
 
-  async putNotification(n: NotificationRecord): Promise<void> {
+  async putNotification(n: NotificationRecord, payload?: NotificationPayload): Promise<void> {
     this.check();
     const key = seg(n.dedupKey);
+    const queued = `notif-q/${seg(n.recoveryId)}/${key}`;
     await this.writeForRecovery(n.recoveryId, [
       this.#ks.putJson(`notif/${seg(n.recoveryId)}/${key}`, dropNulls(n)),
       this.#ks.put(`notif-key/${key}/${seg(n.recoveryId)}`, ""),
+      // The queue entry holds the payload while the record is pending, and goes with it.
+      ...(n.state !== "pending" ? [this.#ks.del(queued)] : payload ? [this.#ks.putJson(queued, payload)] : []),
     ]);
+  }
+
+  async pendingNotifications(limit: number): Promise<OutboxEntry[]> {
+    this.check();
+    const ks = this.#ks;
+    const queue = await ks.readOne(ks.range("notif-q/"));
+    const out: OutboxEntry[] = [];
+    for (let i = 0; i < queue.length; i += READ_BATCH) {
+      const batch = queue.slice(i, i + READ_BATCH);
+      const records = await ks.read(batch.map((kv) => ks.get(`notif/${ks.rel(kv).slice("notif-q/".length)}`)));
+      batch.forEach((kv, j) => {
+        const r = records[j]?.[0];
+        if (!r) return;
+        const record = parseJson<NotificationRecord>(r);
+        if (record.state === "pending") out.push({ record, payload: parseJson<NotificationPayload>(kv) });
+      });
+    }
+    out.sort((a, b) => byteCompare(a.record.nextAttemptAt ?? "", b.record.nextAttemptAt ?? ""));
+    return out.slice(0, limit);
   }
 
   async notifications(recoveryId: string): Promise<NotificationRecord[]> {

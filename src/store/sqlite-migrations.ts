@@ -135,4 +135,16 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE instances ADD COLUMN evacuate_call TEXT;
   `,
+  // 3: notifications are delivered in the background: what to send is kept with a pending
+  // record (payload, dropped once it leaves pending), with its Message-ID and its schedule.
+  `
+  ALTER TABLE notifications ADD COLUMN message_id TEXT;
+  ALTER TABLE notifications ADD COLUMN queued_at TEXT;
+  ALTER TABLE notifications ADD COLUMN next_attempt_at TEXT;
+  ALTER TABLE notifications ADD COLUMN payload TEXT;
+  CREATE INDEX notifications_pending ON notifications(next_attempt_at) WHERE state = 'pending' AND payload IS NOT NULL;
+  -- Left pending by a crash of an earlier lifeboat in a recovery that has ended since: never resent.
+  UPDATE notifications SET state = 'failed', error = 'interrupted in an earlier version of lifeboat; not sent again'
+    WHERE state = 'pending' AND recovery_id IN (SELECT id FROM recoveries WHERE state IN ('completed', 'partial', 'failed', 'aborted'));
+  `,
 ];

@@ -10,7 +10,9 @@ import type {
   InstanceResult,
   NewHostEvent,
   NewRecovery,
+  NotificationPayload,
   NotificationRecord,
+  OutboxEntry,
   Recovery,
   RecoveryState,
   StepRecord,
@@ -417,15 +419,35 @@ export class SqliteStore implements Store {
     });
   }
 
-  putNotification(n: NotificationRecord): Promise<void> {
+  putNotification(n: NotificationRecord, payload?: NotificationPayload): Promise<void> {
     return this.write(() => {
       this.q(
-        `INSERT INTO notifications(recovery_id, dedup_key, channel, kind, recipient, subject, state, attempts, error, sent_at, project_id)
-         VALUES (@recoveryId, @dedupKey, @channel, @kind, @recipient, @subject, @state, @attempts, @error, @sentAt, @projectId)
+        `INSERT INTO notifications(recovery_id, dedup_key, channel, kind, recipient, subject, state, attempts, error, sent_at, project_id,
+           message_id, queued_at, next_attempt_at, payload)
+         VALUES (@recoveryId, @dedupKey, @channel, @kind, @recipient, @subject, @state, @attempts, @error, @sentAt, @projectId,
+           @messageId, @queuedAt, @nextAttemptAt, CASE WHEN @state = 'pending' THEN @payload END)
          ON CONFLICT(recovery_id, dedup_key) DO UPDATE SET channel = excluded.channel, kind = excluded.kind,
            recipient = excluded.recipient, subject = excluded.subject, state = excluded.state, attempts = excluded.attempts,
-           error = excluded.error, sent_at = excluded.sent_at, project_id = excluded.project_id`,
-      ).run({ error: null, sentAt: null, projectId: null, ...stripUndefined(n) });
+           error = excluded.error, sent_at = excluded.sent_at, project_id = excluded.project_id, message_id = excluded.message_id,
+           queued_at = excluded.queued_at, next_attempt_at = excluded.next_attempt_at,
+           payload = CASE WHEN excluded.state = 'pending' THEN COALESCE(excluded.payload, notifications.payload) END`,
+      ).run({
+        error: null,
+        sentAt: null,
+        projectId: null,
+        messageId: null,
+        queuedAt: null,
+        nextAttemptAt: null,
+        ...stripUndefined(n),
+        payload: payload ? JSON.stringify(payload) : null,
+      });
+    });
+  }
+
+  pendingNotifications(limit: number): Promise<OutboxEntry[]> {
+    return settle(() => {
+      const rows = this.q("SELECT * FROM notifications WHERE state = 'pending' AND payload IS NOT NULL ORDER BY next_attempt_at, rowid LIMIT ?").all(limit) as Row[];
+      return rows.map((r) => ({ record: notificationFromRow(r), payload: JSON.parse(r.payload as string) as NotificationPayload }));
     });
   }
 
@@ -555,5 +577,8 @@ function notificationFromRow(r: Row): NotificationRecord {
     error: r.error,
     sentAt: r.sent_at,
     projectId: r.project_id,
+    messageId: r.message_id,
+    queuedAt: r.queued_at,
+    nextAttemptAt: r.next_attempt_at,
   }) as unknown as NotificationRecord;
 }

@@ -5,7 +5,9 @@ import type {
   InstanceResult,
   NewHostEvent,
   NewRecovery,
+  NotificationPayload,
   NotificationRecord,
+  OutboxEntry,
   Recovery,
   RecoveryDetail,
   RecoveryState,
@@ -13,6 +15,7 @@ import type {
   Transition,
   EventDisposition,
 } from "../recovery/model.js";
+import { deliverySummary } from "../recovery/model.js";
 
 /**
  * The durable journal. The embedded default is SQLite (one file, WAL); an etcd store gives
@@ -61,8 +64,14 @@ export interface Store {
   steps(recoveryId: string): Promise<StepRecord[]>;
   putInstance(r: InstanceResult): Promise<void>;
   instances(recoveryId: string): Promise<InstanceResult[]>;
-  putNotification(r: NotificationRecord): Promise<void>;
+  /**
+   * Insert or update a record (one per recovery and dedup key). A pending record keeps the
+   * payload it was first given until it leaves `pending`; then the payload is dropped.
+   */
+  putNotification(r: NotificationRecord, payload?: NotificationPayload): Promise<void>;
   notifications(recoveryId: string): Promise<NotificationRecord[]>;
+  /** Pending records that carry a payload, across recoveries, soonest `nextAttemptAt` first (the delivery worker's queue). */
+  pendingNotifications(limit: number): Promise<OutboxEntry[]>;
   /** Notifications with this dedup key across all recoveries (tenant dedup per incident). */
   notificationsByKey(dedupKey: string): Promise<NotificationRecord[]>;
 
@@ -120,5 +129,5 @@ export async function recoveryDetail(store: Store, id: string): Promise<Recovery
     store.instances(id),
     store.notifications(id),
   ]);
-  return { ...r, timeline, decisions, steps, instances, notifications };
+  return { ...r, timeline, decisions, steps, instances, notifications, delivery: deliverySummary(notifications) };
 }

@@ -20,7 +20,7 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}, timeout = 60_000
 
 describe("lifeboat command line (built output)", () => {
   it("check-config accepts the shipped example when its variables are set, and names what is missing otherwise", async () => {
-    const ok = await cli(["check-config", "config/example.yaml"], { LIFEBOAT_WEBHOOK_TOKEN: "a", LIFEBOAT_ADMIN_TOKEN: "b" });
+    const ok = await cli(["check-config", "config/example.yaml"], { LIFEBOAT_WEBHOOK_TOKEN: "webhook-0123456789abcdef", LIFEBOAT_ADMIN_TOKEN: "admin-0123456789abcdef" });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/config\/example\.yaml: OK \(4 host\(s\) with fencing/);
     const bad = await cli(["check-config", "config/example.yaml"]);
@@ -39,6 +39,15 @@ describe("lifeboat command line (built output)", () => {
     expect(r.stderr).toContain("fencing.hosts.compute-1.address: required");
     expect(r.stderr).toContain("recovery.grace: unknown key");
     expect(r.stderr).not.toContain("pw");
+  });
+
+  it("serve refuses a --listen port out of range rather than dying on it", async () => {
+    const dir = tempDir();
+    const file = join(dir, "ok.yaml");
+    writeFileSync(file, `server:\n  auth: none\n  admin_token: admin-0123456789abcdef\nstore: {path: ${join(dir, "lifeboat.db")}}\n`);
+    const r = await cli(["serve", "--config", file, "--listen", "127.0.0.1:99999"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("refusing to start: --listen 127.0.0.1:99999: port 99999 is out of range (0–65535; 0: any free port)");
   });
 
   it("the demo runs on embedded defaults, recovers the failed node, mails people, and leaves nothing running", async () => {

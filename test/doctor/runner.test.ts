@@ -92,7 +92,7 @@ describe("config rows", () => {
   it("a valid config that cannot recover anything, or runs dry, says so", () => {
     const dir = tempDir();
     const file = writeConfig(dir, {
-      server: { listen: "127.0.0.1:0", auth: "none", admin_token: "t0ken-admin" },
+      server: { listen: "127.0.0.1:0", auth: "none", admin_token: "t0ken-admin-0123456789" },
       recovery: { dry_run: true },
     });
     const { config, rows } = configRows(file, {});

@@ -110,6 +110,16 @@ describe("lifeboat doctor with a fault", () => {
     }
   }, 60_000);
 
+  it("Keystone refusing the password: the row names the credentials' source once", async () => {
+    const r = await runDoctor(writeSiteConfig(sandbox, tempDir(), { openstack: { auth: { password: "not-the-keystone-password" } } }), { env: {} });
+    const ks = rowOf(r, "keystone");
+    expect(ks.result).toBe("fail");
+    expect(ks.detail).toMatch(/^HTTP 401: /);
+    expect(ks.detail.match(/credentials from openstack\.auth in lifeboat's config/g)).toHaveLength(1);
+    expect(ks.detail).not.toMatch(/\) \(/);
+    expect(ks.detail).not.toContain("not-the-keystone-password");
+  }, 60_000);
+
   it("Keystone hanging: the row fails after openstack.timeout_seconds, doctor does not hang", async () => {
     const fault = sandbox.cloud.faults.hang({ match: { service: "identity" } });
     try {

@@ -415,7 +415,10 @@ describe("lifeboat end to end with real Prometheus, Alertmanager, ipmi_sim BMCs 
         else expect(m.text, m.subject).not.toContain(server.name);
       }
     }
-    expect(d.notifications.filter((n) => n.state !== "sent")).toEqual([]);
+    // Delivered in the background after the recovery ended: every message sent, once.
+    const delivered = await detail(d.id);
+    expect(delivered.notifications.filter((n) => n.channel !== "planner" && n.state !== "sent")).toEqual([]);
+    expect(delivered.delivery).toMatchObject({ state: "delivered", sent: 1 + expectedTenantMails.length });
 
     // No secret reached a log line.
     const text = logs.join("\n");
@@ -475,6 +478,10 @@ describe("lifeboat end to end with real Prometheus, Alertmanager, ipmi_sim BMCs 
     const mails = await waitUntil("the blocked mail for compute-2", () => (operatorMails("compute-2").length > 0 ? operatorMails("compute-2") : undefined));
     expect(mails).toHaveLength(1);
     expect(mails[0]?.text).toContain("silences");
+    // An approval does not lift a silence: the mail says what does, and asks for no approval.
+    expect(mails[0]?.subject).not.toContain("needs approval");
+    expect(mails[0]?.text).toContain(`What lifts it: the end of silence ${silenceId}`);
+    expect(mails[0]?.text).toContain(`amtool silence expire ${silenceId}`);
   }, 60_000);
 
   it("a third dead host past the storm guard's max_recoveries is held blocked, nothing fenced", async () => {

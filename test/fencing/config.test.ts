@@ -24,7 +24,7 @@ describe("fencing config", () => {
     const yaml = `
 server:
   auth: none
-  admin_token: t0ken
+  admin_token: t0ken-0123456789abcdef
 fencing:
   hosts:
     compute-1:

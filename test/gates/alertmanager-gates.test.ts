@@ -51,7 +51,8 @@ describe("silences gate (real Alertmanager)", () => {
     const id = await am.createSilence({ host: "compute-2" }, 600_000, "BIOS update");
     await waitFor(async () => (await am.alerts({ host: "compute-2" }))[0]?.status.state === "suppressed", 10_000, "suppressed");
     const v = await evaluate(silences(client), "compute-2");
-    expect(v).toMatchObject({ result: "block", recheck: true, overridable: true });
+    // An approval does not override a silence: it lifts when the silence ends.
+    expect(v).toMatchObject({ result: "block", recheck: true, overridable: false, details: { silences: [{ id, createdBy: expect.any(String) as unknown }] } });
     expect(v.reason).toContain(id);
     expect(v.reason).toMatch(/BIOS update/);
     expect((await evaluate(silences(client), "compute-1")).result).toBe("pass");
@@ -118,6 +119,11 @@ describe("a silence created while a recovery waits in its grace period", () => {
     await waitFor(async () => (await t.app.store.getRecovery(r.id))?.state === "blocked", 10_000, "blocked by the silence");
     expect((await t.app.store.getRecovery(r.id))!.reason).toMatch(/silences: compute-2 is silenced in Alertmanager/);
     await new Promise((res) => setTimeout(res, 1000));
+    expect(t.world.calls).toEqual([]);
+    // An approval does not lift a silence (someone said "hands off" in Alertmanager).
+    expect((await api(t.app.url, "POST", `/api/v1/recoveries/${r.id}/approve`)).status).toBe(200);
+    await new Promise((res) => setTimeout(res, 1000));
+    expect((await t.app.store.getRecovery(r.id))!.state).toBe("blocked");
     expect(t.world.calls).toEqual([]);
     await am.expireSilence(id);
     await waitFor(async () => (await t.app.store.getRecovery(r.id))?.state === "completed", 15_000, "completed after the silence expired");

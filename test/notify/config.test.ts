@@ -13,7 +13,7 @@ describe("notifications config", () => {
     expect(c).toMatchObject({
       operators: [],
       tenants: { enabled: false, keystone: { enabled: true, roles: ["member", "_member_"] }, creator: true, metadata_key: "lifeboat:notify", static: {}, max_recipients_per_project: 50 },
-      retry: { attempts: 3, initial_backoff_seconds: 2, max_backoff_seconds: 30, factor: 2, message_timeout_seconds: 120 },
+      retry: { attempts: 10, initial_backoff_seconds: 2, max_backoff_seconds: 300, factor: 2, message_timeout_seconds: 3600 },
       webhooks: [],
       notify_in_dry_run: false,
       approve_command: "lifeboat approve {{id}}",

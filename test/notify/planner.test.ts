@@ -4,6 +4,7 @@ import type { PlannedMessage } from "../../src/notify/dispatcher.js";
 import { duration, planBlocked, planFenceFailed, planRecoveryFinished, planStorm, type PlanContext } from "../../src/notify/planner.js";
 import type { ProjectRecipients } from "../../src/notify/recipients.js";
 import type { SqliteStore } from "../../src/store/sqlite.js";
+import { recoveryDetail } from "../../src/store/types.js";
 import { GENERATOR_URL, P1, P2, XSS_NAME, scenario, testStore } from "./support/recovery.js";
 
 let store: SqliteStore;
@@ -106,7 +107,8 @@ describe("planner: recovery finished", () => {
     const plan = planRecoveryFinished(d, tenants, ctx());
     const one = only(plan, "tenant").find((p) => p.projectId === P1)!.message;
     const two = only(plan, "tenant").find((p) => p.projectId === P2)!.message;
-    expect(one.subject).toBe(`Host failure: 2 of 3 instance(s) of project tenant-one (${P1}) restarted elsewhere`);
+    expect(one.subject).toBe(`Host compute-1 failed at ${d.detectedAt}: 2 of 3 instance(s) of project tenant-one (${P1}) restarted elsewhere (ref ${d.id})`);
+    expect(one.text).toContain(`The compute host compute-1 of the cloud failed at ${d.detectedAt}.`);
     expect(one.text).toContain("web-1 (11111111-aaaa-4000-8000-000000000001): restarted on host compute-3");
     expect(one.text).toContain("db-1 (11111111-aaaa-4000-8000-000000000004): could not be recovered: No valid host was found.");
     for (const other of ["batch-1", "cache-1", "22222222-"]) expect(one.text + (one.html ?? "")).not.toContain(other);
@@ -116,6 +118,16 @@ describe("planner: recovery finished", () => {
     // No operator links or other projects' recipients in tenant mail.
     expect(one.text).not.toContain("grafana");
     expect(one.text).not.toContain("gina@");
+  });
+
+  it("names the host, the time and the recovery in a tenant's subject: two incidents never share one", async () => {
+    const first = await scenario(store, clock, { host: "compute-1" });
+    clock.t += 3_600_000;
+    const second = await scenario(store, clock, { host: "compute-2" });
+    const subjects = [first, second].map((d) => only(planRecoveryFinished(d, tenants, ctx()), "tenant").find((p) => p.projectId === P1)!.message.subject);
+    expect(new Set(subjects).size).toBe(2);
+    expect(subjects[1]).toContain("compute-2");
+    expect(subjects[1]).toContain(second.id);
   });
 
   it("builds the same dedup keys when planned again (stable per incident, project and recipient)", async () => {
@@ -204,6 +216,26 @@ describe("planner: blocked, fence failed, storm", () => {
     expect(m2.message.text.match(/ nova-service: /g)).toHaveLength(1);
     expect(m2.dedupKey).not.toBe(m1.dedupKey);
     expect(m2.dedupKey).toBe(`blocked|compute-1|${d.incidentKey}|${at}|approvable|clears-itself|email|ops@cloud.example`);
+  });
+
+  it("says what lifts a block by an Alertmanager silence (its end), and does not ask for an approval", async () => {
+    const d = await scenario(store, clock, { blocked: true });
+    await store.recordDecision({
+      recoveryId: d.id,
+      gate: "silences",
+      result: "block",
+      reason: "compute-1 is silenced in Alertmanager (5a1e-77 by ops until 2026-03-01T12:00:00.000Z: BIOS update)",
+      at: "2026-03-01T10:05:00.000Z",
+      details: { silences: [{ id: "5a1e-77", endsAt: "2026-03-01T12:00:00.000Z", createdBy: "ops" }] },
+    });
+    const silenced = { ...(await recoveryDetail(store, d.id))!, facts: { block: { gates: ["silences"], recheck: true, approvable: false, at: "2026-03-01T10:05:00.000Z" } } };
+    const m = planBlocked(silenced, "silences: compute-1 is silenced in Alertmanager", ctx()).find((p) => p.channel === "email")!.message;
+    expect(m.subject).toBe("[lifeboat] compute-1: recovery blocked");
+    expect(m.text).toContain(
+      "What lifts it: the end of silence 5a1e-77 (ends 2026-03-01T12:00:00.000Z): when it expires, or when someone expires it in Alertmanager (amtool silence expire 5a1e-77), lifeboat goes ahead by itself if compute-1 is still down. An approval does not lift a silence.",
+    );
+    expect(m.text).not.toContain("lifeboat approve");
+    expect(m.html).toContain("What lifts it: the end of silence 5a1e-77");
   });
 
   it("pages on a failed fence: nothing evacuated, state unknown, the device's words, the confirm-off command", async () => {

@@ -1,14 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/logging.js";
 import { Metrics } from "../../src/metrics.js";
-import { retrySchema, webhookSchema } from "../../src/notify/config.js";
-import { DeliveryError, dispatch, storeSink, type PlannedMessage } from "../../src/notify/dispatcher.js";
+import { webhookSchema } from "../../src/notify/config.js";
+import { DeliveryError, storeSink, type PlannedMessage } from "../../src/notify/dispatcher.js";
 import type { OutboundMessage } from "../../src/notify/types.js";
 import { createWebhookChannel } from "../../src/notify/webhook.js";
 import type { RecoveryDetail } from "../../src/recovery/model.js";
 import type { SqliteStore } from "../../src/store/sqlite.js";
 import { scenario, testStore } from "./support/recovery.js";
 import { startReceiver, type Receiver } from "./support/receiver.js";
+import { delivery } from "./support/delivery.js";
 
 const TOKEN = "Bearer xoxb-webhook-secret-42";
 let rx: Receiver;
@@ -40,17 +40,15 @@ function channel(over: Record<string, unknown> = {}) {
   return createWebhookChannel(webhookSchema.parse({ name: "chat", url: `${rx.url}/hooks/ops`, auth: { credentials: TOKEN }, timeout_seconds: 5, ...over }));
 }
 
+/** Queue one message for the webhook and let the delivery worker send it (with retries). */
 async function deliver(over: Record<string, unknown> = {}, attempts = 3) {
   const c = channel(over);
   const p: PlannedMessage = { channel: c.name, dedupKey: `fence-failed|k|${c.name}`, mode: "send", message };
-  return dispatch([p], storeSink(store, detail.id), {
-    channels: new Map([[c.name, c]]),
-    retry: retrySchema.parse({ attempts, initial_backoff_seconds: 0.05, max_backoff_seconds: 0.1, message_timeout_seconds: 20 }),
-    concurrency: 1,
-    metrics,
-    logger: silentLogger(),
-    secrets: c.secrets,
-  });
+  const d = delivery(store, [c], { retry: { attempts, initial_backoff_seconds: 0.05, max_backoff_seconds: 0.1 }, secrets: c.secrets });
+  await d.queue([p], storeSink(store, detail.id));
+  await d.drain();
+  metrics = d.metrics;
+  return (await store.notifications(detail.id))[0]!;
 }
 
 describe("webhook channel", () => {
@@ -80,8 +78,11 @@ describe("webhook channel", () => {
   it("retries a 500 and records the message sent on the second attempt", async () => {
     rx.answers.push({ status: 500, body: "internal error" });
     const r = await deliver();
-    expect(r.sent).toBe(1);
+    expect(r.state).toBe("sent");
     expect(rx.received).toHaveLength(2);
+    // The same message on both tries, so a receiver can recognise the second.
+    expect(rx.received[1]!.headers["x-lifeboat-message-id"]).toBe(r.messageId);
+    expect(rx.received[0]!.headers["x-lifeboat-message-id"]).toBe(r.messageId);
     expect((await store.notifications(detail.id))[0]).toMatchObject({ channel: "webhook:chat", kind: "fence-failed", recipient: "chat", state: "sent", attempts: 2 });
     const m = await metrics.notifications.get();
     expect(m.values.find((v) => v.labels.channel === "webhook:chat" && v.labels.result === "sent")?.value).toBe(1);
@@ -90,7 +91,7 @@ describe("webhook channel", () => {
   it("retries 429, but not a 4xx that will not change", async () => {
     rx.answers.push({ status: 429, body: "slow down" }, { status: 404, body: "no_service" });
     const r = await deliver();
-    expect(r.failed).toBe(1);
+    expect(r.state).toBe("failed");
     expect(rx.received).toHaveLength(2);
     expect((await store.notifications(detail.id))[0]).toMatchObject({ state: "failed", attempts: 2, error: "POST chat: HTTP 404: no_service" });
   });

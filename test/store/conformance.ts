@@ -7,6 +7,7 @@ import {
   type InstanceResult,
   type NewHostEvent,
   type NewRecovery,
+  type NotificationPayload,
   type NotificationRecord,
   type StepRecord,
 } from "../../src/recovery/model.js";
@@ -666,6 +667,50 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         const failed = n(r1.id, "operators/inc-1", { kind: "operator", state: "failed", attempts: 3, error: "550 mailbox unavailable" });
         await store.putNotification(failed);
         expect((await store.notifications(r1.id))[1]).toEqual(failed);
+      });
+
+      it("keeps what to send with a pending notification until it leaves pending: the delivery queue, across recoveries, soonest first", async () => {
+        const r1 = await store.createRecovery(newRecovery("compute-1"));
+        const r2 = await store.createRecovery(newRecovery("compute-2"));
+        const n = (recoveryId: string, dedupKey: string, nextAttemptAt: string, over: Partial<NotificationRecord> = {}): NotificationRecord => ({
+          recoveryId,
+          dedupKey,
+          channel: "email",
+          kind: "operator-summary",
+          recipient: "ops@example.org",
+          subject: "s",
+          state: "pending",
+          attempts: 0,
+          messageId: `<lifeboat.${dedupKey}@example.org>`,
+          queuedAt: "2026-01-01T00:00:00.000Z",
+          nextAttemptAt,
+          ...over,
+        });
+        const body = (text: string): NotificationPayload => ({ type: "message", subject: "s", text, data: { host: "compute-1", n: 1 } });
+        await store.putNotification(n(r1.id, "a", "2026-01-01T00:00:05.000Z"), body("first"));
+        await store.putNotification(n(r2.id, "b", "2026-01-01T00:00:01.000Z"), body("second"));
+        await store.putNotification(n(r2.id, "c", "2026-01-01T00:00:09.000Z"), { type: "plan", plan: "recovery-finished" });
+        // Pending without a payload (nothing to send) is not in the queue.
+        await store.putNotification(n(r1.id, "d", "2026-01-01T00:00:00.000Z"));
+        expect((await store.pendingNotifications(10)).map((e) => [e.record.dedupKey, e.payload])).toEqual([
+          ["b", body("second")],
+          ["a", body("first")],
+          ["c", { type: "plan", plan: "recovery-finished" }],
+        ]);
+        expect(await store.pendingNotifications(1)).toHaveLength(1);
+        expect((await store.notifications(r1.id))[0]).toEqual(n(r1.id, "a", "2026-01-01T00:00:05.000Z"));
+
+        // A try journaled without the payload keeps it; a record that leaves pending drops it.
+        await store.putNotification(n(r1.id, "a", "2026-01-01T00:00:20.000Z", { attempts: 1, error: "451" }));
+        expect((await store.pendingNotifications(10)).find((e) => e.record.dedupKey === "a")).toEqual({ record: n(r1.id, "a", "2026-01-01T00:00:20.000Z", { attempts: 1, error: "451" }), payload: body("first") });
+        const { nextAttemptAt: _n, ...sent } = n(r1.id, "a", "", { attempts: 2, state: "sent", sentAt: "2026-01-01T00:00:21.000Z" });
+        await store.putNotification(sent);
+        await store.putNotification(n(r2.id, "c", "", { state: "done", subject: "planned 3 message(s)" }));
+        expect((await store.pendingNotifications(10)).map((e) => e.record.dedupKey)).toEqual(["b"]);
+        expect((await store.notifications(r1.id))[0]).toEqual(sent);
+        // Back to pending (never done by lifeboat): without a payload it is not queued again.
+        await store.putNotification(n(r1.id, "a", "2026-01-01T00:00:30.000Z"));
+        expect((await store.pendingNotifications(10)).map((e) => e.record.dedupKey)).toEqual(["b"]);
       });
 
       it("refuses journal records of a recovery that does not exist", async () => {
