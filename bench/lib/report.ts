@@ -380,8 +380,6 @@ export function renderMarkdown(r: Report): string {
     );
   }
 
-  if (r.detection) parts.push(...detectionSection(r.detection));
-
   if (r.memory) {
     const m = r.memory;
     const rows = (res: MemoryResult, label: string): (string | number)[][] =>
@@ -400,5 +398,6 @@ export function renderMarkdown(r: Report): string {
       ].join("\n\n"),
     );
   }
+  if (r.detection) parts.push(...detectionSection(r.detection));
   return `${parts.join("\n\n")}\n`;
 }

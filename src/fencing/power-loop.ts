@@ -25,7 +25,7 @@ import type { FenceDevice, FenceResult, PowerState, PowerStatus } from "./types.
  */
 
 /** Consecutive reads of the wanted state that confirm it. */
-export const CONFIRMING_READS = 2;
+const CONFIRMING_READS = 2;
 
 export type PowerTarget = "off" | "on";
 
