@@ -2,25 +2,28 @@
  * lifeboat's benchmarks: `npm run bench` (builds first; the daemon under test is the built
  * `lifeboat serve`). Writes bench/results/latest.json and bench/RESULTS.md.
  *
- *   npm run bench                          everything, full length (a few minutes)
- *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory
+ *   npm run bench                          everything, full length (about ten minutes)
+ *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory, detection;
+ *                                          the others keep their figures from latest.json
+ *   npm run bench -- --only detection      the detection timeline alone (npm run bench:detection)
  *   npm run bench -- --quick               short runs to try the harness; results go to the OS temp directory
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { benchDetection } from "./detection.js";
 import { benchEvacuation } from "./evacuation.js";
 import { benchFenceLatency } from "./fence-latency.js";
 import { benchIntake } from "./intake.js";
 import { waitForQuiet } from "./lib/cpu.js";
 import { describeMachine, machineLine } from "./lib/machine.js";
 import { ROOT } from "./lib/lifeboat.js";
-import { buildReport, renderMarkdown, type BenchResults } from "./lib/report.js";
+import { BENCH_FIELDS, BENCHES, buildReport, renderMarkdown, type BenchName, type BenchResults, type Report } from "./lib/report.js";
 import { benchMemory } from "./memory.js";
 
-const ALL = ["intake", "evacuation", "fence", "memory"] as const;
-type Bench = (typeof ALL)[number];
+const ALL = BENCHES;
+type Bench = BenchName;
 
 const { values } = parseArgs({
   options: {
@@ -72,12 +75,29 @@ if (only.has("memory")) {
   // The same burst under node's own heap sizing (no NODE_OPTIONS), for comparison.
   results.memoryNodeDefaults = await benchMemory({ ...memory, mixes: ["distinct"], nodeArgs: [] });
 }
+if (only.has("detection")) {
+  results.busyBefore.detection = await quiet("detection");
+  results.detection = await benchDetection({ runs: quick ? 2 : 5, gateRuns: quick ? 2 : 5, scale: 10, log });
+}
 results.durationSeconds = Math.round((Date.now() - started) / 1000);
 
-const report = buildReport(results);
 const dir = quick ? tmpdir() : join(ROOT, "bench", "results");
 mkdirSync(dir, { recursive: true });
 const jsonPath = join(dir, quick ? "lifeboat-bench-quick.json" : "latest.json");
+results.measuredAt = Object.fromEntries([...only].map((b) => [b, results.generatedAt]));
+// A partial run keeps the other benchmarks' last figures, so RESULTS.md stays whole.
+if (!quick && only.size < ALL.length && existsSync(jsonPath)) {
+  const previous = JSON.parse(readFileSync(jsonPath, "utf8")) as Report;
+  for (const b of ALL.filter((x) => !only.has(x))) {
+    const fields = BENCH_FIELDS[b];
+    if (fields.every((f) => previous[f] === undefined)) continue;
+    Object.assign(results, Object.fromEntries(fields.map((f) => [f, previous[f]])));
+    if (previous.busyBefore[b] !== undefined) results.busyBefore[b] = previous.busyBefore[b];
+    results.measuredAt[b] = previous.measuredAt?.[b] ?? previous.generatedAt;
+  }
+}
+
+const report = buildReport(results);
 const mdPath = quick ? join(dir, "lifeboat-bench-quick.md") : join(ROOT, "bench", "RESULTS.md");
 writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
 writeFileSync(mdPath, renderMarkdown(report));

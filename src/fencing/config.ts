@@ -20,9 +20,22 @@ const common = {
     .describe("Deadline for one device command (one ipmitool or virsh run, one HTTP request); the process is killed past it."),
   retries: z.number().int().nonnegative().default(2).describe("Retries of a failed device command, with exponential backoff."),
   retry_delay_seconds: z.number().nonnegative().default(0.5).describe("First backoff delay; doubles with each retry (capped at 8 s)."),
-  power_wait_seconds: z.number().nonnegative().default(2).describe("Wait after the power command before the first status poll (fence_ipmilan: 2 s)."),
+  power_wait_seconds: z
+    .number()
+    .nonnegative()
+    .default(0)
+    .describe(
+      "Wait after the power command before the first status read. 0: read at once. Only for a BMC known to report the new state before it has acted (fence agents' power_wait; fence_ipmilan uses 2 s).",
+    ),
   power_timeout_seconds: z.number().positive().default(20).describe("How long to poll for the wanted state after a power command."),
-  poll_interval_seconds: z.number().positive().default(1).describe("Pause between two status polls (fence agents: 1 s)."),
+  poll_interval_seconds: z.number().positive().default(1).describe("Pause between two status reads while the state is not yet the wanted one (fence agents: 1 s)."),
+  confirm_interval_seconds: z
+    .number()
+    .nonnegative()
+    .default(0.1)
+    .describe(
+      "The wanted state counts only when two consecutive reads, each its own device call, say it: the pause between the first such read and the confirming one. Raise it for a BMC whose answer may flip back.",
+    ),
 };
 
 export const ipmiDeviceSchema = z.strictObject({
@@ -99,6 +112,7 @@ export type CommonDeviceConfig = Pick<
   | "power_wait_seconds"
   | "power_timeout_seconds"
   | "poll_interval_seconds"
+  | "confirm_interval_seconds"
 >;
 
 export const hostFencingSchema = z.strictObject({
@@ -156,10 +170,11 @@ export const fencingSchema = fencingInputSchema.transform((input, ctx) => {
         return;
       }
       const d = parsed.data;
-      if (d.timeout_seconds <= d.power_wait_seconds + d.power_timeout_seconds) {
+      const polling = d.power_wait_seconds + d.power_timeout_seconds + d.confirm_interval_seconds;
+      if (d.timeout_seconds <= polling) {
         ctx.issues.push({
           code: "custom",
-          message: `must exceed power_wait_seconds + power_timeout_seconds (${d.power_wait_seconds + d.power_timeout_seconds}): it bounds the whole operation`,
+          message: `must exceed power_wait_seconds + power_timeout_seconds + confirm_interval_seconds (${Math.round(polling * 1000) / 1000}): it bounds the whole operation`,
           path: [...base, "timeout_seconds"],
           input: d.timeout_seconds,
         });

@@ -5,8 +5,8 @@ import { DeviceError, PowerLoopDevice, type PowerTarget } from "./power-loop.js"
 import type { PowerStatus } from "./types.js";
 
 /**
- * IPMI fencing through `ipmitool` (fence_ipmilan's way): `chassis power off`, wait, poll
- * `chassis power status` until it says off.
+ * IPMI fencing through `ipmitool` (fence_ipmilan's way): `chassis power off`, then poll
+ * `chassis power status` until it says off twice in a row (see power-loop.ts).
  *
  * The password reaches ipmitool only through its environment (`-E` reads
  * IPMITOOL_PASSWORD): never argv (visible in `ps`), never a log line.

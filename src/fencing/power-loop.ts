@@ -7,12 +7,25 @@ import type { FenceDevice, FenceResult, PowerState, PowerStatus } from "./types.
 /**
  * The power loop every driver shares (fence-agents' `fence_action`): read the state; if it
  * already is the wanted one, succeed without sending anything; else send the command, wait
- * `power_wait`, then poll the state until it reads back the wanted value within
- * `power_timeout`. Each device command runs under its own deadline and is retried with
- * exponential backoff (p-retry); the whole operation runs under `timeout_seconds`.
+ * `power_wait` (default 0), then read the state at once and every `poll_interval` until it
+ * reads back the wanted value within `power_timeout`. Each device command runs under its
+ * own deadline and is retried with exponential backoff (p-retry); the whole operation runs
+ * under `timeout_seconds`.
  *
- * Success is only ever reported from a read-back: a command's "OK" proves nothing.
+ * Success is only ever reported from a read-back: a command's "OK" proves nothing. And one
+ * read-back is not enough either: the wanted state counts only when two consecutive reads,
+ * `confirm_interval` apart and each its own device call (a new ipmitool session, a new HTTP
+ * GET, a new virsh run), both say it. Reading at once after the command is what makes the
+ * fence fast, and it is also the moment a BMC is most likely to answer wrongly: some report
+ * the state they were told to reach before the chassis has acted, or a value from a cache
+ * or a sensor scan that the next scan contradicts. Evacuating on such an answer would start
+ * instances elsewhere while they still run, so one answer is never trusted on its own; a
+ * second that agrees costs one device call, far less than fence_ipmilan's fixed 2 s wait.
+ * The same rule applies to the state found before sending anything.
  */
+
+/** Consecutive reads of the wanted state that confirm it. */
+const CONFIRMING_READS = 2;
 
 export type PowerTarget = "off" | "on";
 
@@ -84,6 +97,7 @@ export interface PowerTiming {
   powerWaitMs: number;
   powerTimeoutMs: number;
   pollIntervalMs: number;
+  confirmIntervalMs: number;
 }
 
 export function timingFromConfig(c: CommonDeviceConfig): PowerTiming {
@@ -95,6 +109,7 @@ export function timingFromConfig(c: CommonDeviceConfig): PowerTiming {
     powerWaitMs: c.power_wait_seconds * 1000,
     powerTimeoutMs: c.power_timeout_seconds * 1000,
     pollIntervalMs: c.poll_interval_seconds * 1000,
+    confirmIntervalMs: c.confirm_interval_seconds * 1000,
   };
 }
 
@@ -156,12 +171,21 @@ export async function setPower<S>(driver: PowerDriver<S>, target: PowerTarget, t
     durationMs: Math.round(performance.now() - started),
     attempts: commands,
   });
+  const twice = `twice, ${timing.confirmIntervalMs / 1000}s apart`;
 
   try {
     return await withSession(driver, timing, opSignal, async (session) => {
-      const before = await callDevice((s) => driver.readStatus(session, s), timing, opSignal);
+      const read = (s: AbortSignal): Promise<PowerStatus> => driver.readStatus(session, s);
+      let before = await callDevice(read, timing, opSignal);
       lastState = before.state;
-      if (before.state === target) return result(true, target, true, `already ${target} (${before.raw}); nothing sent`);
+      if (before.state === target) {
+        // Nothing is sent on one answer either: the second read decides.
+        await sleep(timing.confirmIntervalMs, opSignal);
+        const again = await callDevice(read, timing, opSignal);
+        lastState = again.state;
+        if (again.state === target) return result(true, target, true, `already ${target} (${again.raw}, read ${twice}); nothing sent`);
+        before = again;
+      }
 
       let answer: string;
       let rechecking = false;
@@ -177,18 +201,31 @@ export async function setPower<S>(driver: PowerDriver<S>, target: PowerTarget, t
 
       const pollUntil = performance.now() + timing.powerTimeoutMs;
       let last = before.raw;
+      /** Reads of the wanted state in a row, the latest last. */
+      let streak = 0;
+      /** A read of the wanted state that the next read did not confirm. */
+      let unconfirmed: string | undefined;
       for (;;) {
+        let now: PowerStatus | undefined;
         try {
-          const now = await driver.readStatus(session, withTimeout(timing.commandTimeoutMs, opSignal));
+          now = await read(withTimeout(timing.commandTimeoutMs, opSignal));
           lastState = now.state;
           last = now.raw;
-          if (now.state === target) return result(true, target, false, `${target}: ${answer}; read back: ${now.raw}`);
         } catch (err) {
           // A BMC may be briefly unresponsive while the power changes: keep polling.
           if (opSignal.aborted) throw err;
           lastState = "unknown";
           last = `status read failed: ${errorMessage(err)}`;
         }
+        if (now?.state === target) {
+          streak++;
+          if (streak >= CONFIRMING_READS) return result(true, target, false, `${target}: ${answer}; read back: ${now.raw} (${twice})`);
+          // Read again even when power_timeout has just run out: a first answer always gets its second.
+          await sleep(timing.confirmIntervalMs, opSignal);
+          continue;
+        }
+        if (streak > 0) unconfirmed = `it read ${target} once, but the next read said: ${last}`;
+        streak = 0;
         const left = pollUntil - performance.now();
         if (left <= 0) break;
         await sleep(Math.min(timing.pollIntervalMs, left), opSignal);
@@ -197,7 +234,7 @@ export async function setPower<S>(driver: PowerDriver<S>, target: PowerTarget, t
         false,
         lastState,
         false,
-        `sent ${target} (${answer}) but the device did not read back ${target} within ${timing.powerTimeoutMs / 1000}s; last status: ${last}`,
+        `sent ${target} (${answer}) but the device did not read back ${target} within ${timing.powerTimeoutMs / 1000}s; last status: ${last}${unconfirmed ? `; ${unconfirmed}` : ""}`,
       );
     });
   } catch (err) {

@@ -124,7 +124,6 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
           redfish: {
             username: SANDBOX_BMC.username,
             password: SANDBOX_BMC.password,
-            power_wait_seconds: 0.2,
             poll_interval_seconds: 0.2,
             power_timeout_seconds: 10,
             timeout_seconds: 20,

@@ -88,6 +88,10 @@ export interface SimSystem {
   beforeReset?: (resetType: string) => void;
   /** Answer every reset with this status and message instead of handling it (null: normal). */
   answerResetsWith(fault: { status: number; message: string } | null): void;
+  /** The next GETs of the system show these PowerStates, one per GET, whatever the power is (a BMC that answers wrongly). */
+  scriptPowerStates(states: SimPowerState[]): void;
+  /** The PowerState each GET of the system answered, in order. */
+  readonly powerReads: SimPowerState[];
 }
 
 export interface RedfishSimulator {
@@ -114,6 +118,8 @@ interface SystemState {
   ignore: boolean;
   fault: { status: number; message: string } | null;
   resets: string[];
+  script: SimPowerState[];
+  reads: SimPowerState[];
   handle: SimSystem;
 }
 
@@ -193,7 +199,7 @@ export async function startRedfishSimulator(opts: RedfishSimulatorOptions): Prom
 
   const systems = new Map<string, SystemState>();
   for (const spec of opts.systems) {
-    const st = { spec, power: spec.powerState, ignore: false, fault: null, resets: [] } as unknown as SystemState;
+    const st = { spec, power: spec.powerState, ignore: false, fault: null, resets: [], script: [], reads: [] } as unknown as SystemState;
     st.handle = {
       id: spec.id,
       get powerState() {
@@ -211,6 +217,12 @@ export async function startRedfishSimulator(opts: RedfishSimulatorOptions): Prom
       },
       answerResetsWith(fault) {
         st.fault = fault;
+      },
+      scriptPowerStates(states) {
+        st.script = [...states];
+      },
+      get powerReads() {
+        return st.reads;
       },
     };
     systems.set(spec.id, st);
@@ -395,13 +407,15 @@ export async function startRedfishSimulator(opts: RedfishSimulatorOptions): Prom
     const action: Json = { target: `${path}/Actions/ComputerSystem.Reset` };
     if (allowableIn === "inline") action["ResetType@Redfish.AllowableValues"] = allowedOf(st);
     if (allowableIn === "actionInfo") action["@Redfish.ActionInfo"] = `${path}/ResetActionInfo`;
+    const shown = st.script.shift() ?? st.power;
+    st.reads.push(shown);
     res.json({
       "@odata.id": path,
       "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem",
       Id: st.spec.id,
       Name: st.spec.name ?? st.spec.id,
       SystemType: "Physical",
-      PowerState: st.power,
+      PowerState: shown,
       Status: { State: "Enabled", Health: "OK" },
       Actions: { "#ComputerSystem.Reset": action },
     });

@@ -1,6 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +6,7 @@ import { startAlertmanager, type AlertmanagerServer, type GettableAlert } from "
 import { waitUntil } from "../support/daemon.js";
 import { startPrometheus, type PrometheusServer } from "../support/prometheus.js";
 import { startFakeComputeNodes, type FakeComputeNodes } from "../support/targets.js";
+import { startWebhookReceiver, type Delivery, type WebhookReceiver } from "../support/webhook-receiver.js";
 
 /**
  * The harness and the shipped rules and route, for real: Prometheus scrapes fake
@@ -20,62 +19,10 @@ const ROOT = resolve(fileURLToPath(import.meta.url), "../../..");
 const RULE_FILES = [resolve(ROOT, "rules/compute-node-down.rules.yml"), resolve(ROOT, "rules/lifeboat.rules.yml")];
 const GO_ZERO_TIME = "0001-01-01T00:00:00Z";
 
-interface WebhookAlert {
-  status: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  startsAt: string;
-  endsAt: string;
-  fingerprint: string;
-}
-
-interface WebhookMessage {
-  version: string;
-  status: string;
-  receiver: string;
-  groupKey: string;
-  groupLabels: Record<string, string>;
-  commonLabels: Record<string, string>;
-  alerts: WebhookAlert[];
-}
-
-interface Delivery {
-  headers: IncomingHttpHeaders;
-  body: WebhookMessage;
-}
-
-/** Stands in for lifeboat's webhook: records every POST and answers 200. */
-async function startWebhookReceiver(): Promise<{ url: string; deliveries: Delivery[]; close(): Promise<void> }> {
-  const deliveries: Delivery[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      if (req.method === "POST" && req.url === "/api/v1/alerts") {
-        deliveries.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) as WebhookMessage });
-        res.writeHead(200).end();
-      } else {
-        res.writeHead(404).end();
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/api/v1/alerts`,
-    deliveries,
-    close: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-        server.closeAllConnections();
-      }),
-  };
-}
-
 describe("Prometheus + Alertmanager harness with the shipped rules and route", () => {
   const token = randomBytes(16).toString("hex");
   let nodes: FakeComputeNodes;
-  let webhook: Awaited<ReturnType<typeof startWebhookReceiver>>;
+  let webhook: WebhookReceiver;
   let alertmanager: AlertmanagerServer;
   let prometheus: PrometheusServer;
 
@@ -155,6 +102,7 @@ describe("Prometheus + Alertmanager harness with the shipped rules and route", (
     expect(alert?.endsAt).toBe(GO_ZERO_TIME);
     expect(alert?.labels).toEqual({
       alertname: "ComputeNodeDown",
+      detection: "conservative",
       host: "compute-2",
       instance: nodes.nodeAddress("compute-2"),
       job: "node",

@@ -62,6 +62,11 @@ fencing:
     expect(JSON.stringify(r)).not.toContain("calvin");
   });
 
+  it("reads the power state at once after a command and confirms it with a second read, by default", () => {
+    const d = fencingSchema.parse({ hosts: { h: { driver: "ipmi", address: "10.0.0.1", username: "u", password: "p" } } }).hosts.h!.devices[0]!;
+    expect(d).toMatchObject({ power_wait_seconds: 0, poll_interval_seconds: 1, confirm_interval_seconds: 0.1, power_timeout_seconds: 20, timeout_seconds: 30 });
+  });
+
   it("refuses the noop driver without unsafe_noop", () => {
     expect(problems({ hosts: { h: { driver: "noop" } } })).toEqual(["hosts.h.driver: the noop driver fences nothing; it needs fencing.unsafe_noop: true"]);
     expect(problems({ unsafe_noop: true, hosts: { h: { driver: "noop" } } })).toEqual([]);
@@ -71,7 +76,10 @@ fencing:
     const base = { driver: "ipmi", address: "10.0.0.1", username: "u", password: "p" };
     expect(problems({ hosts: { h: { ...base, ipmitool_retries: 0 } } })[0]).toMatch(/^hosts\.h\.ipmitool_retries: must be at least 1/);
     expect(problems({ hosts: { h: { ...base, timeout_seconds: 10, power_timeout_seconds: 20 } } })).toEqual([
-      "hosts.h.timeout_seconds: must exceed power_wait_seconds + power_timeout_seconds (22): it bounds the whole operation",
+      "hosts.h.timeout_seconds: must exceed power_wait_seconds + power_timeout_seconds + confirm_interval_seconds (20.1): it bounds the whole operation",
+    ]);
+    expect(problems({ hosts: { h: { ...base, timeout_seconds: 3.3, power_wait_seconds: 0.2, power_timeout_seconds: 3 } } })).toEqual([
+      "hosts.h.timeout_seconds: must exceed power_wait_seconds + power_timeout_seconds + confirm_interval_seconds (3.3): it bounds the whole operation",
     ]);
     expect(problems({ hosts: { h: { devices: [base], extra: 1 } } })).toEqual(["hosts.h: unknown key(s) extra beside devices"]);
     expect(problems({ hosts: { h: { devices: [] } } })).toEqual(["hosts.h.devices: at least one device is required"]);

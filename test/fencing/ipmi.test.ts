@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ipmiDeviceSchema } from "../../src/fencing/config.js";
 import { IpmiDevice } from "../../src/fencing/ipmi.js";
 import { silentLogger } from "../../src/logging.js";
-import { freeUdpPort, startIpmiSim, type IpmiSim } from "../support/ipmi-sim.js";
+import { freeUdpPort, startIpmiSim, type IpmiSim, type IpmiSimEvent } from "../support/ipmi-sim.js";
 
 // Real ipmitool against a real OpenIPMI ipmi_sim BMC.
 
@@ -21,13 +21,17 @@ function device(overrides: Record<string, unknown> = {}): IpmiDevice {
     ipmitool_retries: 1,
     retries: 1,
     retry_delay_seconds: 0.1,
-    power_wait_seconds: 0.2,
     poll_interval_seconds: 0.2,
     power_timeout_seconds: 3,
     timeout_seconds: 15,
     ...overrides,
   });
   return new IpmiDevice(config, { logger: silentLogger() });
+}
+
+/** What the chassis saw since `from` events: "get 1" (a read that answered on), "set power 0"… */
+async function chassisLog(from: number): Promise<string[]> {
+  return (await sim.events()).slice(from).map((e: IpmiSimEvent) => (e.op === "get" ? `get ${e.value}` : `set ${e.parm} ${e.value}`));
 }
 
 beforeAll(async () => {
@@ -50,23 +54,59 @@ describe("ipmi device against ipmi_sim", () => {
     expect((await device({ cipher_suite: undefined }).status()).state).toBe("on");
   });
 
-  it("powers off and confirms it by read-back", async () => {
+  it("powers off and confirms it by two status reads, the first right after the command", async () => {
     await sim.setPower("on");
     const before = (await sim.commands()).length;
+    const seen = (await sim.events()).length;
     const r = await device().off();
     expect(r).toMatchObject({ ok: true, state: "off", already: false, attempts: 1 });
     expect(r.message).toContain("Chassis Power Control: Down/Off");
-    expect(r.message).toContain("Chassis Power is off");
+    expect(r.message).toContain("read back: Chassis Power is off (twice, 0.1s apart)");
     expect(await sim.power()).toBe("off");
     expect((await sim.commands()).slice(before)).toEqual(["power 0"]);
+    // One read before, the command, then two fresh ipmitool reads that both said off.
+    expect(await chassisLog(seen)).toEqual(["get 1", "set power 0", "get 0", "get 0"]);
   });
 
-  it("treats an already-off chassis as success without sending off", async () => {
+  it("does not take one 'off' for proof: a BMC that reads off once, then on again, is not confirmed", async () => {
+    await sim.setPower("on");
+    await sim.ignorePowerCommands(true);
+    try {
+      // The chassis ignores the command; the BMC's first answer afterwards wrongly says off.
+      await sim.scriptPowerReads(["on", "off"]);
+      const seen = (await sim.events()).length;
+      const r = await device({ power_timeout_seconds: 1 }).off();
+      expect(r).toMatchObject({ ok: false, state: "on", already: false, attempts: 1 });
+      expect(r.message).toContain("did not read back off within 1s; last status: Chassis Power is on");
+      expect(r.message).toContain("it read off once, but the next read said: Chassis Power is on");
+      const log = await chassisLog(seen);
+      expect(log.slice(0, 4)).toEqual(["get 1", "set power 0", "get 0", "get 1"]);
+      expect(log.slice(4).every((e) => e === "get 1")).toBe(true);
+      expect(await sim.power()).toBe("on");
+    } finally {
+      await sim.ignorePowerCommands(false);
+      await sim.scriptPowerReads([]);
+    }
+  });
+
+  it("treats an already-off chassis as success without sending off, once two reads agree", async () => {
     await sim.setPower("off");
     const before = (await sim.commands()).length;
+    const seen = (await sim.events()).length;
     const r = await device().off();
     expect(r).toMatchObject({ ok: true, state: "off", already: true, attempts: 0 });
+    expect(r.message).toContain("already off (Chassis Power is off, read twice, 0.1s apart); nothing sent");
     expect((await sim.commands()).length).toBe(before);
+    expect(await chassisLog(seen)).toEqual(["get 0", "get 0"]);
+  });
+
+  it("sends off when a first 'off' before the command is not confirmed by the next read", async () => {
+    await sim.setPower("on");
+    await sim.scriptPowerReads(["off"]);
+    const seen = (await sim.events()).length;
+    const r = await device().off();
+    expect(r).toMatchObject({ ok: true, state: "off", already: false, attempts: 1 });
+    expect(await chassisLog(seen)).toEqual(["get 0", "get 1", "set power 0", "get 0", "get 0"]);
   });
 
   it("powers on", async () => {

@@ -63,7 +63,6 @@ function device(file: string, domain: string, overrides: Record<string, unknown>
     virsh_path: wrapper,
     retries: 1,
     retry_delay_seconds: 0.1,
-    power_wait_seconds: 0.1,
     poll_interval_seconds: 0.1,
     power_timeout_seconds: 1,
     timeout_seconds: 10,
@@ -116,9 +115,10 @@ describe("libvirt device against virsh's test driver", () => {
     const r = await device(file, "compute-1").off();
     expect(r).toMatchObject({ ok: true, state: "off", already: false, attempts: 1 });
     expect(r.message).toContain("Domain 'compute-1' destroyed");
-    expect(r.message).toContain("domstate: shut off");
+    expect(r.message).toContain("read back: domstate: shut off (twice, 0.1s apart)");
     expect(await runstate(file)).toBe(RUNSTATE.shutoff);
-    expect(await commands(file)).toEqual(["domstate", "destroy", "domstate"]);
+    // Read at once after the destroy, and once more to confirm: two virsh runs.
+    expect(await commands(file)).toEqual(["domstate", "destroy", "domstate", "domstate"]);
   });
 
   it("does not call a destroy that did not stick a success", async () => {
@@ -135,7 +135,7 @@ describe("libvirt device against virsh's test driver", () => {
     const file = await domainFile("compute-1", RUNSTATE.shutoff);
     const r = await device(file, "compute-1").off();
     expect(r).toMatchObject({ ok: true, state: "off", already: true, attempts: 0 });
-    expect(await commands(file)).toEqual(["domstate"]);
+    expect(await commands(file)).toEqual(["domstate", "domstate"]);
   });
 
   it("re-checks when destroy says the domain is not running", async () => {
@@ -144,7 +144,7 @@ describe("libvirt device against virsh's test driver", () => {
     const r = await device(file, "compute-1").off();
     expect(r).toMatchObject({ ok: true, state: "off", already: false });
     expect(r.message).toContain("domain is not running");
-    expect(await commands(file)).toEqual(["domstate", "destroy", "domstate"]);
+    expect(await commands(file)).toEqual(["domstate", "destroy", "domstate", "domstate"]);
   });
 
   it("starts a shut-off domain", async () => {

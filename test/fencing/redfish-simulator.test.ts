@@ -134,6 +134,16 @@ describe("Redfish BMC simulator", () => {
     expect(s.requests.map((r) => r.status)).toEqual([204, 500, 200]);
   });
 
+  it("shows scripted PowerStates to the next GETs, one each, and logs what every GET showed", async () => {
+    const s = await sim();
+    s.system("1").scriptPowerStates(["Off", "PoweringOn"]);
+    const shown: unknown[] = [];
+    for (let i = 0; i < 3; i++) shown.push((await json(await fetch(`${s.url}/redfish/v1/Systems/1`, { headers: H }))).PowerState);
+    expect(shown).toEqual(["Off", "PoweringOn", "On"]);
+    expect(s.system("1").powerState).toBe("On");
+    expect(s.system("1").powerReads).toEqual(["Off", "PoweringOn", "On"]);
+  });
+
   it("serves HTTPS with a self-signed certificate", async () => {
     const s = await sim({ tls: true });
     expect(s.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);

@@ -24,7 +24,6 @@ function device(s: { url: string }, overrides: Record<string, unknown> = {}): Re
     password: PASSWORD,
     retries: 1,
     retry_delay_seconds: 0.05,
-    power_wait_seconds: 0.05,
     poll_interval_seconds: 0.1,
     power_timeout_seconds: 2,
     command_timeout_seconds: 2,
@@ -126,10 +125,44 @@ describe("redfish device: power", () => {
     expect(reads.length).toBeGreaterThanOrEqual(3); // before, while PoweringOff, Off
   });
 
-  it("counts an Off system as already off and sends nothing", async () => {
+  it("reads PowerState right after ForceOff, without waiting, and confirms Off with two fresh GETs", async () => {
+    // The BMC takes 2 s to power off: a read made at once still sees PoweringOff.
+    const s = await sim({ powerDelayMs: 2000 });
+    const r = await device(s, { power_timeout_seconds: 5 }).off();
+    expect(r).toMatchObject({ ok: true, state: "off", already: false, attempts: 1 });
+    expect(r.message).toContain("read back: PowerState: Off (twice, 0.1s apart)");
+    const reads = s.system("1").powerReads;
+    expect(reads[0]).toBe("On"); // before the command
+    expect(reads[1]).toBe("PoweringOff"); // at once after it
+    expect(reads.slice(-2)).toEqual(["Off", "Off"]);
+    expect(reads.filter((x) => x === "Off")).toHaveLength(2);
+  });
+
+  it("still waits power_wait_seconds after the command when it is set", async () => {
+    // A 1 s power_wait outlasts the BMC's 300 ms power-off: the first read after it is Off.
+    const s = await sim({ powerDelayMs: 300 });
+    const r = await device(s, { power_wait_seconds: 1 }).off();
+    expect(r).toMatchObject({ ok: true, state: "off", attempts: 1 });
+    expect(s.system("1").powerReads).toEqual(["On", "Off", "Off"]);
+  });
+
+  it("does not confirm a BMC that shows Off once and then On again", async () => {
+    const s = await sim();
+    s.system("1").ignoreResets(true);
+    s.system("1").scriptPowerStates(["On", "Off"]);
+    const r = await device(s, { power_timeout_seconds: 1 }).off();
+    expect(r).toMatchObject({ ok: false, state: "on", already: false, attempts: 1 });
+    expect(r.message).toContain("last status: PowerState: On; it read off once, but the next read said: PowerState: On");
+    const reads = s.system("1").powerReads;
+    expect(reads.slice(0, 3)).toEqual(["On", "Off", "On"]);
+    expect(reads.slice(3).every((x) => x === "On")).toBe(true);
+  });
+
+  it("counts an Off system as already off and sends nothing, once a second GET agrees", async () => {
     const s = await sim({ systems: [{ id: "1", powerState: "Off" }] });
     expect(await device(s).off()).toMatchObject({ ok: true, state: "off", already: true, attempts: 0 });
     expect(posts(s)).toHaveLength(0);
+    expect(s.system("1").powerReads).toEqual(["Off", "Off"]);
   });
 
   it("powers on with On, or ForceOn when only that is allowed", async () => {

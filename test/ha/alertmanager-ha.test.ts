@@ -47,10 +47,12 @@ describe("config/alertmanager-ha.example.yml", () => {
     expect(r.output).toMatch(/SUCCESS/);
   });
 
-  it("routes ComputeNodeDown to one receiver with a webhook per lifeboat instance (and to people)", async () => {
-    const r = await run("amtool", ["config", "routes", "test", `--config.file=${EXAMPLE}`, "alertname=ComputeNodeDown", "host=compute-1"]);
-    expect(r.code, r.output).toBe(0);
-    expect(r.output.split("\n").find((l) => l.trim() && !l.startsWith("Warning"))?.trim().split(",")).toEqual([PAIR_RECEIVER, "operators"]);
+  it("routes ComputeNodeDown of either detection profile to one receiver with a webhook per lifeboat instance (and to people)", async () => {
+    for (const detection of [[], ["detection=fast"], ["detection=conservative"]]) {
+      const r = await run("amtool", ["config", "routes", "test", `--config.file=${EXAMPLE}`, "alertname=ComputeNodeDown", "host=compute-1", ...detection]);
+      expect(r.code, r.output).toBe(0);
+      expect(r.output.split("\n").find((l) => l.trim() && !l.startsWith("Warning"))?.trim().split(","), detection.join()).toEqual([PAIR_RECEIVER, "operators"]);
+    }
     const hooks = example.receivers.find((x) => x.name === PAIR_RECEIVER)?.webhook_configs ?? [];
     expect(hooks).toHaveLength(2);
     expect(new Set(hooks.map((h) => new URL(h.url).host)).size).toBe(2);
@@ -92,8 +94,9 @@ describe("a real Alertmanager with the HA example, posting to a real pair", () =
       url: `${urls[i]!}/api/v1/alerts`,
       http_config: { authorization: { type: "Bearer", credentials_file: tokenFile } },
     }));
-    const route = doc.route.routes!.find((r) => r.receiver === PAIR_RECEIVER)!;
-    Object.assign(route, { group_wait: "1s", group_interval: "10s", repeat_interval: "1h" });
+    for (const route of doc.route.routes!.filter((r) => r.receiver === PAIR_RECEIVER)) {
+      Object.assign(route, { group_wait: "1s", group_interval: "10s", repeat_interval: "1h" });
+    }
     return stringify(doc);
   }
 

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
 import { testConfig } from "../support/alertmanager.js";
 import { exprFacts } from "./promql.js";
 import { ALERTMANAGER_EXAMPLE, alertingRules, PROMETHEUS_EXAMPLE, readYaml, RULE_FILES, run } from "./tools.js";
@@ -58,18 +59,32 @@ describe("config/alertmanager.example.yml", () => {
     expect(r.output).toMatch(/2 inhibit rules/);
   });
 
-  it("routes ComputeNodeDown to lifeboat (and to people), everything else to people only", async () => {
+  it("routes ComputeNodeDown to lifeboat once (and to people), whatever its detection profile, everything else to people only", async () => {
     expect(await routedTo("alertname=ComputeNodeDown", "host=compute-1", "severity=critical")).toEqual(["lifeboat", "operators"]);
+    for (const detection of ["fast", "conservative"]) {
+      expect(await routedTo("alertname=ComputeNodeDown", "host=compute-1", "severity=critical", `detection=${detection}`), detection).toEqual(["lifeboat", "operators"]);
+    }
     for (const other of ["NodeExporterDown", "NovaComputeAgentDown", "ComputeFailureDomainDown", "LifeboatDown", "LifeboatRecoveryFailed"]) {
       expect(await routedTo(`alertname=${other}`, "host=compute-1"), other).toEqual(["operators"]);
     }
   });
 
-  it("groups per host with a short group_wait and posts resolved alerts with a bearer token file", () => {
-    const route = config.route.routes?.find((r) => r.receiver === "lifeboat");
-    expect(route?.group_by).toEqual(["alertname", "host"]);
-    expect(parseDurationSeconds(route?.group_wait ?? "")).toBeLessThanOrEqual(10);
-    expect(alertnamesIn(route?.matchers ?? [])).toEqual(["ComputeNodeDown"]);
+  it("has one lifeboat route per detection profile, each grouping per host with a short group_wait", () => {
+    const routes = (config.route.routes ?? []).filter((r) => r.receiver === "lifeboat");
+    expect(routes.map((r) => r.matchers)).toEqual([
+      ['alertname="ComputeNodeDown"', 'detection="fast"'],
+      ['alertname="ComputeNodeDown"', 'detection!="fast"'],
+    ]);
+    for (const route of routes) {
+      expect(route.group_by).toEqual(["alertname", "host"]);
+      expect(parseDurationSeconds(route.group_wait ?? "")).toBeLessThanOrEqual(10);
+      expect(route.continue).toBe(true);
+    }
+    // The fast profile's own seconds: Prometheus' for: has debounced already.
+    expect(parseDurationSeconds(routes[0]?.group_wait ?? "")).toBeLessThanOrEqual(1);
+  });
+
+  it("posts resolved alerts to lifeboat with a bearer token file", () => {
     const receiver = config.receivers.find((r) => r.name === "lifeboat");
     const hooks = receiver?.webhook_configs ?? [];
     expect(hooks.length).toBeGreaterThanOrEqual(1);
@@ -107,11 +122,25 @@ describe("config/alertmanager.example.yml", () => {
 describe("config/prometheus.example.yml", () => {
   const config = readYaml<PrometheusConfig>(PROMETHEUS_EXAMPLE);
 
-  it("passes promtool check config, with the shipped rule files", async () => {
+  it("passes promtool check config, with the shipped rule files of either detection profile", async () => {
     const r = await run("promtool", ["check", "config", PROMETHEUS_EXAMPLE]);
     expect(r.code, r.output).toBe(0);
-    for (const f of RULE_FILES) expect(r.output).toContain(f.slice(f.lastIndexOf("/rules/") + 1));
+    const fast = RULE_FILES.find((f) => f.endsWith("/compute-node-down-fast.rules.yml")) ?? "";
+    for (const f of RULE_FILES.filter((x) => x !== fast)) expect(r.output).toContain(f.slice(f.lastIndexOf("/rules/") + 1));
     expect(r.output).not.toMatch(/FAILED/);
+
+    // The fast profile in place of the conservative one, as the example's comment says.
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-prom-config-"));
+    try {
+      const swapped = { ...config, rule_files: config.rule_files.map((f) => resolve(dirname(PROMETHEUS_EXAMPLE), f.replace("compute-node-down.rules.yml", "compute-node-down-fast.rules.yml"))) };
+      writeFileSync(join(dir, "prometheus.yml"), stringify(swapped));
+      const s = await run("promtool", ["check", "config", join(dir, "prometheus.yml")]);
+      expect(s.code, s.output).toBe(0);
+      expect(s.output).toContain("compute-node-down-fast.rules.yml");
+      expect(s.output).not.toMatch(/FAILED/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("scrapes every job the rules select on, and sends alerts to Alertmanager", () => {

@@ -4,7 +4,7 @@ import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { exportedSampleNames, exprFacts } from "./promql.js";
-import { alertingRules, readYaml, RULE_FILES, RULE_TEST_FILES, run, type RuleFile } from "./tools.js";
+import { alertingRules, PROMETHEUS_EXAMPLE, readYaml, RULE_FILES, RULE_TEST_FILES, run, type AlertingRule, type RuleFile } from "./tools.js";
 
 interface RuleTestFile {
   rule_files: string[];
@@ -12,6 +12,12 @@ interface RuleTestFile {
 }
 
 const allRules = RULE_FILES.flatMap((f) => alertingRules(f).map((r) => ({ ...r, file: basename(f) })));
+/** Alert names, once each (the two detection profiles define several of the same). */
+const allNames = [...new Set(allRules.map((r) => r.alert))].sort();
+const ruleOf = (file: string, alert: string): AlertingRule | undefined => allRules.find((r) => r.file === file && r.alert === alert);
+const CONSERVATIVE = "compute-node-down.rules.yml";
+const FAST = "compute-node-down-fast.rules.yml";
+const squeeze = (text: string): string => text.replace(/\s+/g, " ").trim();
 
 describe("Prometheus rule files", () => {
   it("pass promtool check rules", async () => {
@@ -61,19 +67,58 @@ describe("Prometheus rule files", () => {
     }
   });
 
-  it("about compute nodes use only up and the openstack-exporter's agent state", () => {
-    const file = RULE_FILES.find((f) => f.endsWith("compute-node-down.rules.yml")) ?? "";
-    const used = new Set(alertingRules(file).flatMap((r) => exprFacts(r.expr).metrics));
-    expect([...used].sort()).toEqual(["openstack_nova_agent_state", "up"]);
+  it("about compute nodes use only up and the openstack-exporter's agent state, in both detection profiles", () => {
+    for (const name of [CONSERVATIVE, FAST]) {
+      const file = RULE_FILES.find((f) => basename(f) === name) ?? "";
+      const used = new Set(alertingRules(file).flatMap((r) => exprFacts(r.expr).metrics));
+      expect([...used].sort(), name).toEqual(["openstack_nova_agent_state", "up"]);
+    }
   });
 
-  it("ComputeNodeDown carries the host label lifeboat maps and joins both signals on it", () => {
-    const rule = allRules.find((r) => r.alert === "ComputeNodeDown");
-    expect(rule?.labels?.severity).toBe("critical");
+  it("conservative ComputeNodeDown carries the host label lifeboat maps and joins both signals on it", () => {
+    const rule = ruleOf(CONSERVATIVE, "ComputeNodeDown");
+    expect(rule?.labels).toEqual({ severity: "critical", detection: "conservative" });
     expect(rule?.expr).toMatch(/and on \(host\)/);
     expect(rule?.for).toBe("1m");
   });
+
+  it("fast ComputeNodeDown carries the host label and leaves out every rack whose failure-domain condition holds", () => {
+    const rule = ruleOf(FAST, "ComputeNodeDown");
+    expect(rule?.labels).toEqual({ severity: "critical", detection: "fast" });
+    expect(rule?.for).toBe("30s");
+    const [trigger, excluded] = (rule?.expr ?? "").split("unless on (rack)");
+    expect(trigger).toMatch(/and on \(host\)/);
+    // The exclusion is ComputeFailureDomainDown's own expression, in parentheses.
+    expect(squeeze(excluded ?? "")).toBe(`( ${squeeze(ruleOf(FAST, "ComputeFailureDomainDown")?.expr ?? "-")} )`);
+  });
+
+  it("fast ComputeNodeDown waits longer than the failed scrapes of one rack can be apart, so the exclusion is in place first", () => {
+    const prometheus = readYaml<{ global: { scrape_interval: string }; scrape_configs: { job_name: string; scrape_interval?: string; scrape_timeout?: string }[] }>(PROMETHEUS_EXAMPLE);
+    const node = prometheus.scrape_configs.find((j) => j.job_name === "node");
+    const group = readYaml<RuleFile>(RULE_FILES.find((f) => basename(f) === FAST) ?? "").groups[0] as { interval?: string };
+    const spread = seconds(node?.scrape_interval ?? prometheus.global.scrape_interval) + seconds(node?.scrape_timeout ?? "10s") + seconds(group.interval ?? "15s");
+    expect(spread).toBeLessThan(seconds(ruleOf(FAST, "ComputeNodeDown")?.for ?? "0s"));
+  });
+
+  it("the two detection profiles share their other alerts: the same rules, word for word, but NodeExporterDown's text", () => {
+    const names = (file: string): string[] => allRules.filter((r) => r.file === file).map((r) => r.alert).sort();
+    expect(names(FAST)).toEqual(names(CONSERVATIVE));
+    for (const alert of names(FAST).filter((a) => a !== "ComputeNodeDown")) {
+      const [fast, conservative] = [ruleOf(FAST, alert), ruleOf(CONSERVATIVE, alert)];
+      if (alert === "NodeExporterDown") {
+        expect({ ...fast, file: "", annotations: {} }).toEqual({ ...conservative, file: "", annotations: {} });
+      } else {
+        expect({ ...fast, file: "" }, alert).toEqual({ ...conservative, file: "" });
+      }
+    }
+  });
 });
+
+function seconds(d: string): number {
+  const m = /^(\d+)(s|m)$/.exec(d);
+  if (!m) throw new Error(`not a duration: ${d}`);
+  return Number(m[1]) * (m[2] === "m" ? 60 : 1);
+}
 
 /**
  * The unit tests must be able to fail: each mutant below breaks every rule at once in a
@@ -117,15 +162,15 @@ describe("rule unit tests catch broken rules", () => {
   });
 
   it("an alert that never fires fails its firing cases", () => {
-    expect([...never].sort()).toEqual(allRules.map((r) => r.alert).sort());
+    expect([...never].sort()).toEqual(allNames);
   });
 
   it("an alert that always fires fails its not-firing cases", () => {
-    expect([...always].sort()).toEqual(allRules.map((r) => r.alert).sort());
+    expect([...always].sort()).toEqual(allNames);
   });
 
   it("an alert without its for: fails its pending cases", () => {
-    const withFor = allRules.filter((r) => r.for !== undefined && r.alert !== "ComputeNodeDown").map((r) => r.alert);
+    const withFor = [...new Set(allRules.filter((r) => r.for !== undefined && r.alert !== "ComputeNodeDown").map((r) => r.alert))];
     expect(withFor.length).toBeGreaterThan(5);
     expect([...noFor].filter((a) => a !== "ComputeNodeDown").sort()).toEqual(withFor.sort());
   });

@@ -9,7 +9,9 @@ import { join } from "node:path";
  * A real IPMI BMC for tests: OpenIPMI's `ipmi_sim` on 127.0.0.1 (a free UDP port chosen at
  * run time), with a `chassis_control` script that keeps the power state in a file. Tests
  * talk to it with the real ipmitool, and can read or set the power file directly, or make
- * the chassis ignore power commands ("power stays on").
+ * the chassis ignore power commands ("power stays on"). Every status read and every command
+ * the chassis sees is logged with its wall-clock time (`events()`), and the next status reads
+ * can be scripted to answer what a misbehaving BMC would (`scriptPowerReads`).
  */
 
 export interface IpmiSimUser {
@@ -35,7 +37,21 @@ export interface IpmiSim {
   ignorePowerCommands(ignore: boolean): Promise<void>;
   /** Every `set` the BMC passed to the chassis script, e.g. "power 0". */
   commands(): Promise<string[]>;
+  /** Every power read and every command the chassis script saw, in order, with its time. */
+  events(): Promise<IpmiSimEvent[]>;
+  /** The next power reads answer these values, one per read, whatever the power is; then the power again. */
+  scriptPowerReads(answers: ("on" | "off")[]): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface IpmiSimEvent {
+  /** Wall-clock time (Date.now() scale) at which the chassis script ran. */
+  atMs: number;
+  /** "get power" (a status read; value is what it answered) or "set power" (a command). */
+  op: "get" | "set";
+  parm: string;
+  /** As the chassis speaks: "1" on, "0" off. */
+  value: string;
 }
 
 // The chassis_control contract (OpenIPMI lanserv/ipmi_sim_chassiscontrol):
@@ -48,7 +64,15 @@ case "$op" in
 get)
   for parm in "$@"; do
     case "$parm" in
-      power) echo "power:$(cat "$dir/power")" ;;
+      power)
+        value=$(cat "$dir/power")
+        # A scripted answer (what the BMC says, whatever the power is), one per read.
+        if [ -s "$dir/read-script" ]; then
+          value=$(head -n 1 "$dir/read-script")
+          sed -i 1d "$dir/read-script"
+        fi
+        echo "$(date +%s%N) get power $value" >> "$dir/events"
+        echo "power:$value" ;;
       boot) echo "boot:default" ;;
       *) echo "invalid parameter $parm"; exit 1 ;;
     esac
@@ -56,6 +80,7 @@ get)
 set)
   while [ $# -ge 2 ]; do
     echo "$1 $2" >> "$dir/commands"
+    echo "$(date +%s%N) set $1 $2" >> "$dir/events"
     case "$1" in
       power) [ -e "$dir/ignore" ] || echo "$2" > "$dir/power" ;;
       reset|boot|identify) ;;
@@ -159,6 +184,7 @@ export async function startIpmiSim(opts: IpmiSimOptions): Promise<IpmiSim> {
   await writeFile(join(dir, "bmc.emu"), EMU);
   await writeFile(join(dir, "power"), opts.power === "off" ? "0\n" : "1\n");
   await writeFile(join(dir, "commands"), "");
+  await writeFile(join(dir, "events"), "");
   await mkdir(join(dir, "state"));
   const { child, port } = await launch(dir, opts.users);
 
@@ -178,6 +204,18 @@ export async function startIpmiSim(opts: IpmiSimOptions): Promise<IpmiSim> {
     },
     async commands() {
       return (await readFile(join(dir, "commands"), "utf8")).split("\n").filter(Boolean);
+    },
+    async events() {
+      return (await readFile(join(dir, "events"), "utf8"))
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => {
+          const [ns, op, parm, value] = line.split(" ");
+          return { atMs: Number(BigInt(ns ?? "0") / 1_000_000n), op: op as IpmiSimEvent["op"], parm: parm ?? "", value: value ?? "" };
+        });
+    },
+    async scriptPowerReads(answers) {
+      await writeFile(join(dir, "read-script"), answers.map((a) => (a === "on" ? "1\n" : "0\n")).join(""));
     },
     async stop() {
       if (!exited(child)) {

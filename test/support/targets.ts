@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 /**
@@ -24,6 +24,11 @@ export interface FakeComputeNodes {
   scrapeConfigs(): Record<string, unknown>[];
   /** The host's node-exporter stops answering (listener and open connections closed). */
   stop(host: string): Promise<void>;
+  /**
+   * The host dies the way a powered-off or hung machine does: connections are not refused,
+   * nothing answers, so every scrape runs into its scrape_timeout. start() ends it.
+   */
+  hang(host: string): void;
   /** The host's node-exporter answers again, on the same address. */
   start(host: string): Promise<void>;
   /** What Nova reports for the host's nova-compute: 1 up, 0 down. */
@@ -43,9 +48,15 @@ export interface FakeComputeNodesOptions {
   racks?: Record<string, string>;
   /** Non-compute Nova services the exporter also reports (on this controller host). */
   controllerHost?: string;
+  /**
+   * Asked at every scrape of the openstack-exporter, as the real one asks Nova: the host's
+   * nova-compute as Nova reports it now (a simulated cloud's os-services). Replaces the
+   * setters' values for the hosts it answers for.
+   */
+  novaView?: (host: string) => Pick<AgentState, "state" | "adminState" | "disabledReason"> | undefined;
 }
 
-interface AgentState {
+export interface AgentState {
   id: string;
   state: 0 | 1;
   adminState: "enabled" | "disabled";
@@ -58,6 +69,9 @@ const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 class Target {
   #server: Server | undefined;
   #port = 0;
+  /** Requests held unanswered while hanging. */
+  #held = new Set<ServerResponse>();
+  #hanging = false;
   scrapes = 0;
 
   constructor(readonly name: string, private readonly body: () => string) {}
@@ -66,9 +80,19 @@ class Target {
     return `127.0.0.1:${this.#port}`;
   }
 
+  hang(): void {
+    this.#hanging = true;
+  }
+
   async start(): Promise<void> {
+    this.#release();
     if (this.#server !== undefined) return;
     const server = createServer((req, res) => {
+      if (this.#hanging) {
+        this.#held.add(res);
+        res.once("close", () => this.#held.delete(res));
+        return;
+      }
       if (req.url !== "/metrics") {
         res.writeHead(404).end("not found\n");
         return;
@@ -86,7 +110,15 @@ class Target {
     this.#server = server;
   }
 
+  /** Stop hanging: the held requests are dropped (their scrapes have timed out long ago). */
+  #release(): void {
+    this.#hanging = false;
+    for (const res of this.#held) res.destroy();
+    this.#held.clear();
+  }
+
   async stop(): Promise<void> {
+    this.#release();
     const server = this.#server;
     if (server === undefined) return;
     this.#server = undefined;
@@ -115,10 +147,10 @@ export async function startFakeComputeNodes(
       ...controllerServices.map(
         (s) => `openstack_nova_agent_state{${labels({ adminState: "enabled", disabledReason: "", hostname: controller, id: s.id, service: s.service, zone: "internal" })}} 1`,
       ),
-      ...[...agents.entries()].map(
-        ([host, a]) =>
-          `openstack_nova_agent_state{${labels({ adminState: a.adminState, disabledReason: a.disabledReason, hostname: host, id: a.id, service: "nova-compute", zone: "nova" })}} ${a.state}`,
-      ),
+      ...[...agents.entries()].map(([host, set]) => {
+        const a = { ...set, ...opts.novaView?.(host) };
+        return `openstack_nova_agent_state{${labels({ adminState: a.adminState, disabledReason: a.disabledReason, hostname: host, id: a.id, service: "nova-compute", zone: "nova" })}} ${a.state}`;
+      }),
       "# HELP openstack_nova_up up",
       "# TYPE openstack_nova_up gauge",
       "openstack_nova_up 1",
@@ -160,6 +192,7 @@ export async function startFakeComputeNodes(
       { job_name: "openstack-exporter", honor_labels: true, static_configs: [{ targets: [exporter.address] }] },
     ],
     stop: (host) => node(host).stop(),
+    hang: (host) => node(host).hang(),
     start: (host) => node(host).start(),
     setAgentState(host, state) {
       agent(host).state = state;

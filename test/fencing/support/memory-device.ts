@@ -1,3 +1,5 @@
+import type { CommonDeviceConfig } from "../../../src/fencing/config.js";
+import { DeviceError, PowerLoopDevice, type PowerTarget } from "../../../src/fencing/power-loop.js";
 import type { FenceDevice, FenceResult, PowerState, PowerStatus } from "../../../src/fencing/types.js";
 import { defaultFenceRegistry, type FenceDriverRegistry } from "../../../src/fencing/registry.js";
 
@@ -67,4 +69,49 @@ export class MemoryDevice implements FenceDevice {
 
 export function memoryRegistry(): FenceDriverRegistry {
   return defaultFenceRegistry().register<MemoryDeviceConfig>("memory", (c) => new MemoryDevice(c));
+}
+
+/**
+ * An in-memory device that goes through the shared power loop (src/fencing/power-loop.ts),
+ * for tests of the loop itself: its status reads can be scripted to answer what a
+ * misbehaving BMC would, and every device call is logged ("read off", "read error", "off").
+ */
+export class ScriptedPowerDevice extends PowerLoopDevice {
+  readonly driver = "scripted";
+  readonly label = "scripted device";
+  power: "on" | "off";
+  /** The next reads answer these, one per read, whatever the power is; "error" fails the read. */
+  readonly answers: (PowerState | "error")[];
+  /** Power commands change nothing (a chassis that ignores them). */
+  stuck = false;
+  readonly log: string[] = [];
+
+  constructor(opts: { power: "on" | "off"; answers?: (PowerState | "error")[]; timing?: Partial<CommonDeviceConfig> }) {
+    super({
+      timeout_seconds: 10,
+      command_timeout_seconds: 1,
+      retries: 0,
+      retry_delay_seconds: 0,
+      power_wait_seconds: 0,
+      power_timeout_seconds: 0.5,
+      poll_interval_seconds: 0.02,
+      confirm_interval_seconds: 0.01,
+      ...opts.timing,
+    });
+    this.power = opts.power;
+    this.answers = [...(opts.answers ?? [])];
+  }
+
+  readStatus(): Promise<PowerStatus> {
+    const answer = this.answers.shift() ?? this.power;
+    this.log.push(`read ${answer}`);
+    if (answer === "error") return Promise.reject(new DeviceError("no answer from the BMC"));
+    return Promise.resolve({ state: answer, raw: `power is ${answer}` });
+  }
+
+  sendPower(_session: undefined, target: PowerTarget): Promise<string> {
+    this.log.push(target);
+    if (!this.stuck) this.power = target;
+    return Promise.resolve(`${target} accepted`);
+  }
 }
