@@ -247,6 +247,7 @@ export class Lifeboat {
               sweep.abort();
               await this.coordinator.stop();
               this.#claimGuard?.forget();
+              this.drivers.evacuation.forgetLocks?.();
               await swept;
             },
           };

@@ -447,6 +447,10 @@ export class NovaEvacuationDriver implements EvacuationDriver {
     }
   }
 
+  forgetLocks(): void {
+    this.ownedLocks.clear();
+  }
+
   /** One listing of the servers locked with a lifeboat reason (`locked` filter, 2.73+). */
   async listLifeboatLocks(signal?: AbortSignal): Promise<LockedServer[] | null> {
     await this.nova.negotiate(signal);

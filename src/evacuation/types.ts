@@ -115,4 +115,10 @@ export interface EvacuationDriver {
    * fails, and while the server is still busy (its lock stays on until it is idle).
    */
   releaseLifeboatLock?(serverId: string, recoveryId: string, signal?: AbortSignal): Promise<UnlockResult>;
+  /**
+   * Forget the locks this process took (its leadership ended): another instance may have
+   * released them since, and a lock there later may be the owner's. Locks are then judged
+   * by what Nova shows.
+   */
+  forgetLocks?(): void;
 }

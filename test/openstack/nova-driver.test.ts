@@ -408,6 +408,23 @@ describe("lifeboat's locks", () => {
     expect(cloud.state.servers.get(b!.id)!.locked).toBe(true);
   });
 
+  it("after its leadership ended a process forgets the locks it took: a lock there later (the owner's) is judged by what Nova shows", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]), evacuationDurationMs: 50 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a] = await d.listInstances("src");
+    // This process locks and evacuates; its unlock is refused (its leadership ends right then).
+    const refused = cloud.faults.fail(500, { match: { method: "POST", path: `/v2.1/servers/${a!.id}/action`, action: "unlock" } });
+    expect(await d.evacuate(a!, "src", opts(1, 10_000, { lockReason: REASON }))).toMatchObject({ result: "evacuated", lockLeft: expect.any(String) as unknown });
+    refused.remove();
+    d.forgetLocks();
+    // Meanwhile another instance released lifeboat's lock, and the owner locked the server.
+    const s = cloud.state.servers.get(a!.id)!;
+    Object.assign(s, { locked: true, lockedReason: "owner's" });
+    expect(await d.evacuate(a!, "src", opts(2, 10_000, { lockReason: REASON }))).toMatchObject({ result: "evacuated" });
+    expect(s).toMatchObject({ locked: true, lockedReason: "owner's" });
+  });
+
   it("lists lifeboat's locks in one call and releases only a lock of the recovery asked for, once the server is idle", async () => {
     const cloud = await start({
       scenario: scenario([vm("ours"), vm("owners", { locked: true, lockedReason: "owner's" }), vm("other"), vm("busy", { evacuation: { durationMs: 60_000 } }), vm("free")]),
