@@ -228,7 +228,8 @@ export class Lifeboat {
     const pause = await this.coordinator.pauseState();
     this.metrics.automationPaused.set({ source: "operator" }, pause.paused ? 1 : 0);
     if (this.config.recovery.dry_run) this.logger.warn("DRY RUN: every decision is recorded, nothing is fenced, isolated or evacuated");
-    if (opts.connect ?? true) await this.connect();
+    const connect = opts.connect ?? true;
+    if (connect) await this.connect();
     if (this.ha) {
       // Every instance journals webhooks; only the leader runs recoveries.
       const election = this.ha.election;
@@ -241,7 +242,7 @@ export class Lifeboat {
         async (term) => {
           await this.coordinator.start();
           const sweep = new AbortController();
-          const swept = this.sweepStaleLocks("takeover", AbortSignal.any([term.signal, sweep.signal]), () => term.assertFresh());
+          const swept = connect ? this.sweepStaleLocks("takeover", AbortSignal.any([term.signal, sweep.signal]), () => term.assertFresh()) : Promise.resolve();
           return {
             stop: async () => {
               sweep.abort();
@@ -259,7 +260,7 @@ export class Lifeboat {
       await this.coordinator.start();
       this.metrics.leader.set(1);
       const sweep = new AbortController();
-      const swept = this.sweepStaleLocks("start-up", sweep.signal);
+      const swept = connect ? this.sweepStaleLocks("start-up", sweep.signal) : Promise.resolve();
       this.#sweep = {
         stop: () => {
           sweep.abort();

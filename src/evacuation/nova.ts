@@ -410,7 +410,9 @@ export class NovaEvacuationDriver implements EvacuationDriver {
   private async finish(instance: InstanceInfo, outcome: Tracked, log: Logger, signal?: AbortSignal): Promise<EvacuationOutcome> {
     const { stillRunning, ...result } = outcome;
     if (stillRunning) {
-      return this.opts.lockInstances ? { ...result, lockLeft: "lifeboat's lock (if it took one) stays on while Nova's evacuation still runs" } : result;
+      // Below 2.73 only a lock this process took is known to be lifeboat's.
+      const mayHoldLock = this.opts.lockInstances && (this.ownedLocks.has(instance.id) || this.nova.supports("2.73"));
+      return mayHoldLock ? { ...result, lockLeft: "lifeboat's lock (if it took one) stays on while Nova's evacuation still runs" } : result;
     }
     const left = await this.releaseLock(instance.id, log, signal);
     return left === null ? result : { ...result, lockLeft: left };

@@ -152,6 +152,44 @@ async function startPair(): Promise<Start> {
   return { p, a, b, servers, locksBefore };
 }
 
+describe("locks left behind, found by the new leader", () => {
+  it("a recovery that ended with servers still locked by lifeboat: the instance that takes over unlocks them with one listing, journaled and logged per server", async () => {
+    const start = await startPair();
+    const { p, a, b, servers } = start;
+    await failAndAlert(p, HOST, [a, b]);
+    const d = await finished(p, HOST, 90_000);
+    expect(d.state, d.reason).toBe("completed");
+    // As a lost unlock of an earlier version left them.
+    const cloud = p.sandbox.cloud.state;
+    const left = servers.filter((id) => !cloud.servers.get(id)!.locked).slice(0, 2);
+    for (const id of left) Object.assign(cloud.servers.get(id)!, { locked: true, lockedReason: `lifeboat: evacuating from ${HOST} (recovery ${d.id})` });
+
+    const killedAt = Date.now();
+    a.kill("SIGKILL");
+    await a.exited;
+    await waitFor(() => left.every((id) => !cloud.servers.get(id)!.locked), 30_000, "the locks left behind released by the new leader");
+    console.log(`locks left behind released ${Date.now() - killedAt} ms after the leader was killed`);
+    const listings = p.requests.filter((r) => r.instance === b.id && r.method === "GET" && /\/servers\/detail\?(.*&)?locked=true/.test(r.url));
+    expect(listings).toHaveLength(1);
+    const unlocks = sideEffects(p.requests).filter((e) => e.kind === "server:unlock" && e.at >= killedAt);
+    expect(unlocks.map((e) => [e.instance, e.target]).sort()).toEqual(left.map((id) => [b.id, id]).sort());
+    await waitFor(
+      async () => {
+        const steps = (await p.store.steps(d.id)).filter((x) => x.key.startsWith("unlock/"));
+        return left.every((id) => steps.some((x) => x.key === `unlock/${id}` && x.state === "succeeded"));
+      },
+      10_000,
+      "the unlocks journaled",
+    );
+    const steps = await p.store.steps(d.id);
+    for (const id of left) expect(steps.find((x) => x.key === `unlock/${id}`)).toMatchObject({ state: "succeeded", result: { result: "unlocked", by: "takeover" } });
+    const logged = (): LogLine[] => b.lines.filter((l) => l.msg === "unlocked a server lifeboat had left locked for a recovery that ended");
+    const lines = await waitFor(() => logged().length >= left.length && logged(), 10_000, "a log line per server");
+    expect(lines.map((l) => l.server).sort()).toEqual([...left].sort());
+    expect(lines.every((l) => l.recovery === d.id && l.trigger === "takeover")).toBe(true);
+  }, 150_000);
+});
+
 describe("takeover in the middle of an evacuation", () => {
   for (const blow of ["SIGKILL", "cut"] as const) {
     it(`${blow} of the leader right after its first evacuate: the other takes over and finishes; nothing locked, each server evacuated once, no claim error`, async () => {

@@ -93,7 +93,14 @@ describe("lifeboat's locks on evacuated servers", () => {
     const logsBefore = s.logs.length;
     await s.restart();
     await waitFor(() => lockedServers(s).length === 0, 20_000, "vm-02 unlocked by the start-up sweep");
-    await waitFor(async () => unlockStep((await recoveryDetail(s.app.store, d.id))!, vm2)?.state === "succeeded", 10_000, "the unlock journaled");
+    await waitFor(
+      async () => {
+        const now = (await recoveryDetail(s.app.store, d.id))!;
+        return unlockStep(now, vm2)?.state === "succeeded" && !("locksLeft" in now.facts);
+      },
+      10_000,
+      "the unlock journaled",
+    );
     const settled = (await recoveryDetail(s.app.store, d.id))!;
     expect(unlockStep(settled, vm2)).toMatchObject({ state: "succeeded", result: { result: "unlocked", by: "start-up" } });
     expect(settled.facts).not.toHaveProperty("locksLeft");
