@@ -8,7 +8,7 @@ import { createHttpApp } from "./http/server.js";
 import type { StatusInfo } from "./http/control.js";
 import type { Logger } from "./logging.js";
 import { Metrics } from "./metrics.js";
-import { ClaimGuard } from "./ha/claim-guard.js";
+import { ClaimGuard, isLeadershipLoss } from "./ha/claim-guard.js";
 import { createEtcdHa, type EtcdHa } from "./ha/setup.js";
 import { runWhileLeader } from "./ha/while-leader.js";
 import { Coordinator } from "./recovery/coordinator.js";
@@ -17,16 +17,21 @@ import { monitorEventsToHostEvents } from "./recovery/monitor-events.js";
 import type { MonitorEvent } from "./evacuation/monitor.js";
 import type { Recovery } from "./recovery/model.js";
 import { reconcileIsolatedHosts } from "./recovery/reconcile.js";
+import { releaseStaleLocks } from "./recovery/stale-locks.js";
 import type { PipelineDeps } from "./recovery/context.js";
 import type { FencingPort, NotifierPort } from "./recovery/ports.js";
 import { SqliteStore } from "./store/sqlite.js";
 import type { Store } from "./store/types.js";
+import { sleep } from "./util/abort.js";
 import { systemClock, type Clock } from "./util/clock.js";
 import { errorMessage } from "./util/errors.js";
 import { buildGates } from "./validation/build.js";
 import { stormStatus } from "./validation/gates/storm-state.js";
 import type { Gate } from "./validation/types.js";
 import { VERSION } from "./version.js";
+
+/** Pauses between tries of the stale-lock sweep while the cloud does not answer. */
+const STALE_LOCK_RETRY_MS = [5_000, 15_000, 45_000, 120_000];
 
 /** The drivers a running lifeboat talks to; built from the config by drivers.ts, or faked in tests. */
 export interface Drivers {
@@ -84,6 +89,7 @@ export class Lifeboat {
   readonly ha: EtcdHa | undefined;
   readonly #claimGuard: ClaimGuard | undefined;
   #leaderWork: { stop(): Promise<void> } | null = null;
+  #sweep: { stop(): Promise<void> } | null = null;
   #monitor: { start(): void; stop(): Promise<void> } | null = null;
   #server: Server | null = null;
 
@@ -200,12 +206,42 @@ export class Lifeboat {
     if (report.isolated.length) this.logger.info(report, "hosts isolated by lifeboat in Nova");
   }
 
+  /**
+   * Unlock the servers lifeboat left locked for recoveries that ended (recovery/stale-locks.ts),
+   * in the background; tried again a few times while the cloud or the store does not answer.
+   * Not in dry-run mode, which changes nothing.
+   */
+  private async sweepStaleLocks(trigger: string, signal: AbortSignal, mayAct?: () => void): Promise<void> {
+    if (this.config.recovery.dry_run || !this.drivers.evacuation.releaseLifeboatLock) return;
+    const now = (): string => new Date(this.clock.now()).toISOString();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const report = await releaseStaleLocks({ store: this.store, evacuation: this.drivers.evacuation, logger: this.logger, signal, now, trigger, ...(mayAct ? { mayAct } : {}) });
+        const { settled, failed, leftAlone } = report;
+        if (settled.length || failed.length || leftAlone.length) {
+          this.logger.info({ trigger, settled: settled.length, failed: failed.length, leftAlone: leftAlone.length }, "servers lifeboat left locked: looked at");
+        }
+        return;
+      } catch (err) {
+        if (signal.aborted || isLeadershipLoss(err)) return;
+        const delay = STALE_LOCK_RETRY_MS[attempt];
+        if (delay === undefined) {
+          this.logger.error({ err: errorMessage(err), trigger }, "could not look for servers lifeboat left locked; next try at the next start-up or takeover");
+          return;
+        }
+        this.logger.warn({ err: errorMessage(err), trigger, retryInMs: delay }, "could not look for servers lifeboat left locked; trying again");
+        await sleep(delay, signal).catch(() => undefined);
+      }
+    }
+  }
+
   async start(opts: { listen?: string | false; connect?: boolean } = {}): Promise<void> {
     await this.store.init();
     const pause = await this.coordinator.pauseState();
     this.metrics.automationPaused.set({ source: "operator" }, pause.paused ? 1 : 0);
     if (this.config.recovery.dry_run) this.logger.warn("DRY RUN: every decision is recorded, nothing is fenced, isolated or evacuated");
-    if (opts.connect ?? true) await this.connect();
+    const connect = opts.connect ?? true;
+    if (connect) await this.connect();
     if (this.ha) {
       // Every instance journals webhooks; only the leader runs recoveries.
       const election = this.ha.election;
@@ -215,15 +251,20 @@ export class Lifeboat {
       });
       this.#leaderWork = runWhileLeader(
         election,
-        async () => {
+        async (term) => {
           await this.coordinator.start();
           // Only the leader delivers: it alone journals new messages, and a message sent by two instances is a duplicate.
           this.drivers.delivery?.start();
+          const sweep = new AbortController();
+          const swept = connect ? this.sweepStaleLocks("takeover", AbortSignal.any([term.signal, sweep.signal]), () => term.assertFresh()) : Promise.resolve();
           return {
             stop: async () => {
+              sweep.abort();
               await this.drivers.delivery?.stop();
               await this.coordinator.stop();
               this.#claimGuard?.forget();
+              this.drivers.evacuation.forgetLocks?.();
+              await swept;
             },
           };
         },
@@ -234,6 +275,14 @@ export class Lifeboat {
       await this.coordinator.start();
       this.drivers.delivery?.start();
       this.metrics.leader.set(1);
+      const sweep = new AbortController();
+      const swept = connect ? this.sweepStaleLocks("start-up", sweep.signal) : Promise.resolve();
+      this.#sweep = {
+        stop: () => {
+          sweep.abort();
+          return swept;
+        },
+      };
     }
     if (this.config.monitor.enabled && this.drivers.monitor) {
       this.#monitor = this.drivers.monitor(this.config.monitor.interval_seconds * 1000, async (events) => {
@@ -284,6 +333,7 @@ export class Lifeboat {
     await this.#monitor?.stop();
     await this.#leaderWork?.stop();
     await this.drivers.delivery?.stop();
+    await this.#sweep?.stop();
     await this.coordinator.stop();
     this.metrics.leader.set(0);
     this.drivers.close?.();

@@ -1,4 +1,5 @@
 import type { Recovery, RecoveryDetail } from "../recovery/model.js";
+import { locksLeft } from "../recovery/unlocks.js";
 
 /** A plain-text table with aligned columns. */
 export function table(headers: string[], rows: string[][]): string {
@@ -35,6 +36,11 @@ export function recoveryText(d: RecoveryDetail): string {
         ),
       ),
     );
+  }
+  const locked = locksLeft(d);
+  if (locked.length) {
+    out.push("", "left locked (lifeboat could not unlock them; their owners cannot stop, resize or delete them until they are unlocked):");
+    out.push(indent(table(["NAME", "ID", "SINCE", "WHY"], locked.map((l) => [l.name, l.instanceId, l.at, truncate(l.error, 80)]))));
   }
   if (d.notifications.length) {
     out.push("", `notifications: ${d.delivery?.text ?? ""}`.trimEnd());

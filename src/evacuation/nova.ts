@@ -1,5 +1,5 @@
 import type { Logger } from "../logging.js";
-import { isAbortError, sleep } from "../util/abort.js";
+import { abortReason, isAbortError, sleep } from "../util/abort.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { errorMessage } from "../util/errors.js";
 import {
@@ -7,6 +7,7 @@ import {
   isLifeboatReason,
   isolateComputeService,
   lifeboatReason,
+  reasonRecoveryId,
   toComputeServiceInfo,
 } from "../openstack/compute-services.js";
 import { getComputeCapacity, type CapacityQuery, type ComputeHostCapacity } from "../openstack/capacity.js";
@@ -30,6 +31,8 @@ import type {
   EvacuationOutcome,
   InstanceInfo,
   IsolationResult,
+  LockedServer,
+  UnlockResult,
 } from "./types.js";
 
 /**
@@ -481,28 +484,93 @@ export class NovaEvacuationDriver implements EvacuationDriver {
     }
   }
 
-  /** Unlock what lifeboat locked once the evacuation has ended (a still-running one keeps its lock). */
+  /**
+   * Unlock what lifeboat locked once the evacuation has ended (a still-running one keeps its
+   * lock). A lock that may still be on the server is said in `lockLeft`, never dropped.
+   */
   private async finish(instance: InstanceInfo, outcome: Tracked, log: Logger, signal?: AbortSignal): Promise<EvacuationOutcome> {
     const { stillRunning, ...result } = outcome;
-    if (!stillRunning) await this.releaseLock(instance.id, log, signal);
-    return result;
+    if (stillRunning) {
+      // Below 2.73 only a lock this process took is known to be lifeboat's.
+      const mayHoldLock = this.opts.lockInstances && (this.ownedLocks.has(instance.id) || this.nova.supports("2.73"));
+      return mayHoldLock ? { ...result, lockLeft: "lifeboat's lock (if it took one) stays on while Nova's evacuation still runs" } : result;
+    }
+    const left = await this.releaseLock(instance.id, log, signal);
+    return left === null ? result : { ...result, lockLeft: left };
   }
 
-  private async releaseLock(id: string, log: Logger, signal?: AbortSignal): Promise<void> {
+  /**
+   * Take lifeboat's lock off after an evacuation: null once no lock of lifeboat's is left,
+   * else why one may be. An abort is not an answer: it propagates (an aborted look must
+   * never pass for "not our lock", or the server would stay locked for good).
+   */
+  private async releaseLock(id: string, log: Logger, signal?: AbortSignal): Promise<string | null> {
     let owned = this.ownedLocks.has(id);
     if (!owned && this.opts.lockInstances && this.nova.supports("2.73")) {
       // A lock of an earlier lifeboat process is recognisable by its reason.
-      const s = await this.nova.getServer(id, signal).catch(() => null);
+      let s: NovaServer | null;
+      try {
+        s = await this.nova.getServer(id, signal);
+      } catch (err) {
+        if (signal?.aborted) throw isAbortError(err) ? err : abortReason(signal);
+        log.warn({ err: errorMessage(err) }, "could not check whether lifeboat's lock is still on the server");
+        return `could not check whether lifeboat's lock is still on it: ${errorMessage(err)}`;
+      }
       owned = Boolean(s?.locked && isLifeboatReason(s.locked_reason));
     }
-    if (!owned) return;
+    if (!owned) return null;
     try {
       await this.nova.unlock(id, signal);
       this.ownedLocks.delete(id);
+      return null;
     } catch (err) {
-      if (isAbortError(err) && signal?.aborted) throw err;
+      if (signal?.aborted) throw isAbortError(err) ? err : abortReason(signal);
       log.warn({ err: errorMessage(err) }, "could not unlock the server");
+      return `could not unlock it: ${errorMessage(err)}`;
     }
+  }
+
+  forgetLocks(): void {
+    this.ownedLocks.clear();
+  }
+
+  /** One listing of the servers locked with a lifeboat reason (`locked` filter, 2.73+). */
+  async listLifeboatLocks(signal?: AbortSignal): Promise<LockedServer[] | null> {
+    await this.nova.negotiate(signal);
+    if (!this.nova.supports("2.73")) return null;
+    const servers = await this.nova.listServers({ all_tenants: 1, locked: "true" }, signal);
+    // The filter narrows the listing; the reason decides.
+    return servers
+      .filter((s) => s.locked === true && isLifeboatReason(s.locked_reason))
+      .map((s) => ({
+        id: s.id,
+        name: s.name,
+        host: s["OS-EXT-SRV-ATTR:host"] ?? null,
+        taskState: s["OS-EXT-STS:task_state"] ?? null,
+        reason: s.locked_reason ?? "",
+      }));
+  }
+
+  async releaseLifeboatLock(serverId: string, recoveryId: string, signal?: AbortSignal): Promise<UnlockResult> {
+    const s = await this.nova.getServer(serverId, signal);
+    if (!s) {
+      this.ownedLocks.delete(serverId);
+      return "gone";
+    }
+    if (!s.locked) {
+      this.ownedLocks.delete(serverId);
+      return "not-locked";
+    }
+    if (this.nova.supports("2.73")) {
+      if (!isLifeboatReason(s.locked_reason)) return "locked-by-someone-else";
+      const named = reasonRecoveryId(s.locked_reason);
+      if (named !== null && named !== recoveryId) return "locked-for-another-recovery";
+    }
+    const task = s["OS-EXT-STS:task_state"] ?? null;
+    if (task !== null) throw new Error(`the server is still busy in Nova (task ${task}): its lock stays on until it is idle`);
+    await this.nova.unlock(serverId, signal);
+    this.ownedLocks.delete(serverId);
+    return "unlocked";
   }
 }
 

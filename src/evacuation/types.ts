@@ -90,9 +90,33 @@ export interface EvacuationSlot {
   release(): void;
 }
 
+/**
+ * `lockLeft`: lifeboat's lock may still be on the server after this attempt (the unlock
+ * failed or could not be checked, or the evacuation still runs in Nova), in plain words.
+ * The caller journals the unlock as owed and retries it (`releaseLifeboatLock`).
+ */
 export type EvacuationOutcome =
-  | { result: "evacuated"; targetHost: string; status: string; message: string }
-  | { result: "failed"; message: string; retryable: boolean };
+  | { result: "evacuated"; targetHost: string; status: string; message: string; lockLeft?: string }
+  | { result: "failed"; message: string; retryable: boolean; lockLeft?: string };
+
+/** A server with a lock lifeboat wrote (its reason starts with `lifeboat:`). */
+export interface LockedServer {
+  id: string;
+  name: string;
+  /** The compute host it is on now. */
+  host: string | null;
+  /** Nova's task state: not null while something (an evacuation) still runs. */
+  taskState: string | null;
+  /** The lock reason, e.g. "lifeboat: evacuating from compute-2 (recovery r-…)". */
+  reason: string;
+}
+
+/**
+ * What releasing lifeboat's lock on one server found: unlocked it; nothing to do (not
+ * locked any more, or the server is gone); or a lock that is not lifeboat's for this
+ * recovery (its owner's, or another recovery's), left alone.
+ */
+export type UnlockResult = "unlocked" | "not-locked" | "gone" | "locked-by-someone-else" | "locked-for-another-recovery";
 
 export interface EvacuationDriver {
   readonly driver: string;
@@ -108,4 +132,22 @@ export interface EvacuationDriver {
   capacity?(signal?: AbortSignal): Promise<HostCapacity[]>;
   /** Evacuate one instance away from `sourceHost` and track it to its end. Idempotent. */
   evacuate(instance: InstanceInfo, sourceHost: string, opts: EvacuateOptions): Promise<EvacuationOutcome>;
+  /**
+   * Every server locked with a lifeboat reason, from one listing; null where Nova does not
+   * show lock reasons (below microversion 2.73).
+   */
+  listLifeboatLocks?(signal?: AbortSignal): Promise<LockedServer[] | null>;
+  /**
+   * Take lifeboat's lock (for `recoveryId`) off a server if it is still on it. Idempotent.
+   * Where Nova does not show lock reasons (below 2.73) any lock is taken for lifeboat's: call
+   * it only for servers the journal says lifeboat still owes an unlock. Throws when Nova
+   * fails, and while the server is still busy (its lock stays on until it is idle).
+   */
+  releaseLifeboatLock?(serverId: string, recoveryId: string, signal?: AbortSignal): Promise<UnlockResult>;
+  /**
+   * Forget the locks this process took (its leadership ended): another instance may have
+   * released them since, and a lock there later may be the owner's. Locks are then judged
+   * by what Nova shows.
+   */
+  forgetLocks?(): void;
 }

@@ -8,23 +8,30 @@ import type { Claim, HostClaims } from "./claims.js";
  * force-down, each evacuate): it claims the host for the recovery once, then proves the
  * claim still stands in etcd under a fresh leadership term. Any doubt throws, and the
  * side effect is not sent.
+ *
+ * The recovery's workers (one per evacuation slot) share it. Within this instance there is
+ * at most one claim of a host in flight: workers that need the claim while another is
+ * taking it wait for that answer instead of racing it (a race with itself used to make
+ * the claim give up, "it kept changing under us", and abort the stage after a takeover).
+ * Concurrent checks of one claim share one etcd round trip, always one that started after
+ * the caller asked, so every side effect is still preceded by its own proof.
  */
 export class ClaimGuard {
+  /** Claims held, by recovery id. */
   readonly #held = new Map<string, Claim>();
+  /** The claim being taken, by host: one at a time per host. */
+  readonly #claiming = new Map<string, { recoveryId: string; claim: Promise<Claim> }>();
+  readonly #checks = new WeakMap<Claim, Coalesced>();
 
   constructor(
-    private readonly claims: HostClaims,
+    private readonly claims: Pick<HostClaims, "claim" | "assertHeld" | "release">,
     private readonly logger: Logger,
   ) {}
 
-  async check(recovery: Recovery, what: string): Promise<void> {
-    let claim = this.#held.get(recovery.id);
-    if (!claim || claim.signal.aborted) {
-      claim = await this.claims.claim(recovery.host, recovery.id);
-      this.#held.set(recovery.id, claim);
-    }
+  async check(recovery: Pick<Recovery, "id" | "host">, what: string): Promise<void> {
+    const claim = await this.claimFor(recovery);
     try {
-      await this.claims.assertHeld(claim);
+      await this.confirm(claim);
     } catch (err) {
       // Unconfirmed is lost: the next check claims the host anew (which only succeeds
       // while this instance leads and nobody else holds the host).
@@ -45,6 +52,75 @@ export class ClaimGuard {
   /** Forget every claim (the term ended: they vanish with its lease). */
   forget(): void {
     this.#held.clear();
+  }
+
+  /** The claim this recovery holds, or the one being taken for it, or a new one. */
+  private async claimFor(recovery: Pick<Recovery, "id" | "host">): Promise<Claim> {
+    for (;;) {
+      const held = this.#held.get(recovery.id);
+      if (held && !held.signal.aborted) return held;
+      const pending = this.#claiming.get(recovery.host);
+      if (pending?.recoveryId === recovery.id) return pending.claim;
+      if (pending) {
+        // Taken for another recovery of the host (one that just ended): wait, then claim for ours.
+        await pending.claim.catch(() => undefined);
+        continue;
+      }
+      const claim = this.claims.claim(recovery.host, recovery.id).then((c) => {
+        this.#held.set(recovery.id, c);
+        return c;
+      });
+      const entry = { recoveryId: recovery.id, claim };
+      this.#claiming.set(recovery.host, entry);
+      const forget = (): void => {
+        if (this.#claiming.get(recovery.host) === entry) this.#claiming.delete(recovery.host);
+      };
+      claim.then(forget, forget);
+      return claim;
+    }
+  }
+
+  private confirm(claim: Claim): Promise<void> {
+    let c = this.#checks.get(claim);
+    if (!c) {
+      c = new Coalesced(() => this.claims.assertHeld(claim));
+      this.#checks.set(claim, c);
+    }
+    return c.request();
+  }
+}
+
+/**
+ * Calls of `request()` share runs of `run`, each caller getting the outcome of a run that
+ * started after it called: callers of one moment share the next run (it starts a microtask
+ * later, or once the run under way has ended), never the one already under way.
+ */
+class Coalesced {
+  #running: Promise<void> | null = null;
+  #next: Promise<void> | null = null;
+
+  constructor(private readonly run: () => Promise<void>) {}
+
+  request(): Promise<void> {
+    if (this.#next) return this.#next;
+    const next = (this.#running ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => {
+        if (this.#next === next) this.#next = null;
+        return this.start();
+      });
+    this.#next = next;
+    return next;
+  }
+
+  private start(): Promise<void> {
+    const p = this.run();
+    this.#running = p;
+    const done = (): void => {
+      if (this.#running === p) this.#running = null;
+    };
+    p.then(done, done);
+    return p;
   }
 }
 

@@ -120,6 +120,8 @@ export class HostClaims {
       if (!cur) continue; // released meanwhile: try again
       const holder = parseJson<ClaimRecord>(cur);
       if (holder.instanceId !== term.instanceId || holder.incarnation !== term.incarnation) throw new ClaimHeldError(host, holder);
+      // Ours already, on this very lease and for this recovery: nothing to write.
+      if (cur.lease === term.leaseId && holder.recoveryId === recoveryId) return this.made(host, holder, cur, term);
 
       // Our own claim (an earlier call, or a lost answer): take it over on the current lease.
       const again = await withDeadline(

@@ -1,6 +1,7 @@
 import type { ChainResult } from "../fencing/types.js";
 import type { GateDecision, InstanceResult, Outcome, RecoveryDetail } from "../recovery/model.js";
 import { PLANNER_CHANNEL, TERMINAL_STATES } from "../recovery/model.js";
+import { locksLeft } from "../recovery/unlocks.js";
 import type { MessageKind, NotificationsConfig, OperatorKind } from "./config.js";
 import type { PlannedMessage } from "./dispatcher.js";
 import type { ProjectRecipients } from "./recipients.js";
@@ -222,6 +223,7 @@ export function recoveryView(
     counts,
     countsText: countsText(counts),
     facts: Object.entries(d.facts).map(([key, value]) => ({ key, value: compact(value) })),
+    locksLeft: locksLeft(d).map((l) => ({ id: l.instanceId, name: oneLine(l.name), error: oneLine(l.error) })),
     tenants: extra.tenants ?? [],
     ...(extra.blockReason !== undefined ? { blockReason: extra.blockReason } : {}),
     ...(extra.blockedGatesText !== undefined ? { blockedGatesText: extra.blockedGatesText } : {}),

@@ -129,6 +129,8 @@ export interface RecoveryView extends BaseView {
   counts: CountsView;
   countsText: string;
   facts: { key: string; value: string }[];
+  /** Servers lifeboat could not unlock after evacuating them. */
+  locksLeft: { id: string; name: string; error: string }[];
   tenants: TenantRecipientsView[];
   /** blocked: why, which gates, whether an approval lifts it, and how to approve. */
   blockReason?: string;
@@ -324,6 +326,14 @@ Instances ({{counts.total}})
   none
 {{/instances}}
 
+{{#locksLeft.length}}
+Left locked: lifeboat could not unlock these servers; their owners cannot stop, resize or
+delete them until they are unlocked (lifeboat tries again at its next start-up or takeover)
+{{#locksLeft}}
+  {{name}} ({{id}}): {{error}}
+{{/locksLeft}}
+
+{{/locksLeft.length}}
 {{#fence.attempts.length}}
 Fence devices tried
 {{#fence.attempts}}
@@ -395,6 +405,16 @@ const SUMMARY_HTML = `${HTML_HEAD}
 </table>
 {{/instances.length}}
 {{^instances}}<p>None.</p>{{/instances}}
+
+{{#locksLeft.length}}
+<h3>Left locked</h3>
+<p>lifeboat could not unlock these servers; their owners cannot stop, resize or delete them until they are unlocked (lifeboat tries again at its next start-up or takeover).</p>
+<ul>
+{{#locksLeft}}
+<li>{{name}} ({{id}}): {{error}}</li>
+{{/locksLeft}}
+</ul>
+{{/locksLeft.length}}
 
 {{#fence.attempts.length}}
 <h3>Fence devices tried</h3>

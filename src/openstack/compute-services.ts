@@ -16,6 +16,12 @@ export function isLifeboatReason(reason: string | null | undefined): boolean {
   return typeof reason === "string" && reason.trimStart().startsWith(LIFEBOAT_REASON_PREFIX);
 }
 
+/** The recovery a lifeboat reason names ("… (recovery r-…)", "… recovery r-… fenced …"), if any. */
+export function reasonRecoveryId(reason: string | null | undefined): string | null {
+  if (!isLifeboatReason(reason)) return null;
+  return /\brecovery ([^\s()]+)/.exec(reason ?? "")?.[1] ?? null;
+}
+
 /** `reason`, prefixed with `lifeboat:` when it is not already. */
 export function lifeboatReason(reason: string): string {
   const r = reason.trim();

@@ -13,6 +13,8 @@ export interface FaultMatch {
   method?: string;
   /** Matched against the path below the service root, e.g. `/v2.1/servers/detail`. */
   path?: string | RegExp;
+  /** A server action by its body's key (`POST /servers/{id}/action {"unlock": null}`: "unlock"). */
+  action?: string;
 }
 
 export interface FaultSpec {
@@ -105,7 +107,7 @@ export class SandboxFaults {
   }
 
   /** The latency to add and the one terminal fault (if any) for this request; consumes them. */
-  take(req: Pick<SimRequest, "service" | "method" | "path">, opts: { tokenProtected: boolean }): { delayMs: number; terminal?: ActiveFault } {
+  take(req: Pick<SimRequest, "service" | "method" | "path" | "body">, opts: { tokenProtected: boolean }): { delayMs: number; terminal?: ActiveFault } {
     let delayMs = 0;
     let terminal: ActiveFault | undefined;
     for (const f of [...this.faults]) {
@@ -122,12 +124,13 @@ export class SandboxFaults {
   }
 }
 
-function matches(m: FaultMatch | undefined, req: Pick<SimRequest, "service" | "method" | "path">): boolean {
+function matches(m: FaultMatch | undefined, req: Pick<SimRequest, "service" | "method" | "path" | "body">): boolean {
   if (!m) return true;
   if (m.service && m.service !== req.service) return false;
   if (m.method && m.method.toUpperCase() !== req.method) return false;
   if (m.path !== undefined) {
     if (typeof m.path === "string" ? !req.path.startsWith(m.path) : !m.path.test(req.path)) return false;
   }
+  if (m.action !== undefined && !(typeof req.body === "object" && req.body !== null && m.action in req.body)) return false;
   return true;
 }

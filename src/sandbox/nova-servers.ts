@@ -16,7 +16,7 @@ import {
 
 /**
  * Servers of the simulated Nova: the detail view as each microversion shapes it, admin
- * listing with `all_tenants`/`host` and `servers_links` paging, and the actions lifeboat
+ * listing with `all_tenants`/`host`/`locked` (2.73+) and `servers_links` paging, and the actions lifeboat
  * uses — lock/unlock (with a reason from 2.73) and evacuate, including the real Nova's
  * answer of 200 to a second evacuate of a running one (which leaves the server broken).
  */
@@ -110,6 +110,17 @@ function intParam(req: Request, res: Response, name: string): number | undefined
   return n;
 }
 
+/** oslo strutils' TRUE_STRINGS and FALSE_STRINGS, sorted as its error message lists them. */
+const BOOL_STRINGS = ["0", "1", "f", "false", "n", "no", "off", "on", "t", "true", "y", "yes"];
+
+/** strutils.bool_from_string(strict=True): null for anything else. */
+function strictBool(raw: string): boolean | null {
+  const v = raw.trim().toLowerCase();
+  if (["1", "t", "true", "on", "y", "yes"].includes(v)) return true;
+  if (["0", "f", "false", "off", "n", "no"].includes(v)) return false;
+  return null;
+}
+
 function listServers(state: SandboxState, req: Request, res: Response, detail: boolean): void {
   const l = locals(res);
   const allTenants = (req.query as Record<string, unknown>).all_tenants !== undefined && queryParam(req, "all_tenants") !== "0";
@@ -121,6 +132,12 @@ function listServers(state: SandboxState, req: Request, res: Response, detail: b
   const status = queryParam(req, "status")?.toUpperCase();
   const project = queryParam(req, "project_id") ?? queryParam(req, "tenant_id");
   const marker = queryParam(req, "marker");
+  // `locked` (2.73+, api-ref "List Servers"): parsed like Nova's strict bool_from_string.
+  const lockedRaw = mvAtLeast(res, "2.73") ? queryParam(req, "locked") : undefined;
+  const locked = lockedRaw === undefined ? undefined : strictBool(lockedRaw);
+  if (locked === null) {
+    return novaError(res, 400, `Invalid input received: Unrecognized value '${lockedRaw}', acceptable values are: ${BOOL_STRINGS.map((b) => `'${b}'`).join(", ")}`);
+  }
   let list = [...state.servers.values()].filter((s) => {
     if (allTenants) {
       if (project && s.projectId !== project) return false;
@@ -128,6 +145,7 @@ function listServers(state: SandboxState, req: Request, res: Response, detail: b
     if (host && s.host !== host) return false;
     if (name && !new RegExp(name).test(s.name)) return false;
     if (status && serverStatus(s.vmState, s.taskState) !== status) return false;
+    if (locked !== undefined && s.locked !== locked) return false;
     return true;
   });
   // Nova's default order: created_at desc, then id desc.

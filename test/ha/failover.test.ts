@@ -2,12 +2,11 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import pLimit from "p-limit";
 import { describe, expect, it } from "vitest";
-import type { RecoveryDetail } from "../../src/recovery/model.js";
 import type { SandboxOptions } from "../../src/sandbox/environment.js";
-import { recoveryDetail } from "../../src/store/types.js";
 import { ADMIN_TOKEN, alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
-import { CLI, type Instance } from "./instance.js";
+import { CLI } from "./instance.js";
 import { leaderGauge, status, usePairPerTest, type HaPair, type InstanceId } from "./pair.js";
+import { failAndAlert, finished } from "./scenario.js";
 import { evacuatePostsPerServer, issuedByBoth, sideEffects } from "./side-effects.js";
 
 /**
@@ -56,29 +55,6 @@ const ha = usePairPerTest();
 
 function serversOn(p: HaPair, host: string): string[] {
   return p.sandbox.view().servers.filter((s) => s.host === host).map((s) => s.id);
-}
-
-/** The host dies; wait until Nova calls it down, then Alertmanager posts to both instances. */
-async function failAndAlert(p: HaPair, host: string, to: Instance[]): Promise<void> {
-  p.sandbox.failHost(host);
-  // Nova calls it down once its last heartbeat is service_down_time old; the gate wants 1 s more.
-  const cloud = p.sandbox.cloud;
-  await waitFor(
-    () => {
-      cloud.settle();
-      const h = cloud.state.hosts.get(host)!;
-      return cloud.clock.now() - h.updatedAtMs > cloud.state.opts.serviceDownTimeMs + 1_000;
-    },
-    15_000,
-    `${host} down in Nova`,
-  );
-  for (const i of to) expect((await postAlert(i.url, alertPayload({ host }))).status).toBe(202);
-}
-
-async function finished(p: HaPair, host: string, timeoutMs: number): Promise<RecoveryDetail> {
-  const r = await waitFor(async () => (await p.store.listRecoveries({ host, limit: 1 }))[0], timeoutMs, `a recovery of ${host}`);
-  await waitFor(async () => ["completed", "partial", "failed", "aborted"].includes((await p.store.getRecovery(r.id))!.state), timeoutMs, `${host} finished`);
-  return (await recoveryDetail(p.store, r.id))!;
 }
 
 describe("active-passive pair of lifeboat processes on a real etcd", () => {

@@ -9,7 +9,7 @@ import { ADMIN_TOKEN, removeDir, tempDir } from "../support/lifeboat.js";
 import { deepMerge, parseOrThrow, stackConfigData } from "../support/stack.js";
 import { uniquePrefix } from "./candidates.js";
 import { startInstance, type Instance } from "./instance.js";
-import { startRecordingProxy, type ProxiedRequest, type RecordingProxy } from "./recording-proxy.js";
+import { startRecordingProxy, type ProxiedRequest, type ProxyHooks, type RecordingProxy } from "./recording-proxy.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 
 /**
@@ -41,6 +41,10 @@ export interface HaPair {
   /** The shared store, read from the test (its own client, straight to etcd). */
   readonly store: EtcdStore;
   readonly configFiles: Record<InstanceId, string>;
+  /** Hooks every proxy (cloud and BMCs, both instances) calls: hold a request, act on an answer. */
+  readonly hooks: ProxyHooks;
+  /** Start an instance again (after it was killed), on the same config, proxies and relay. */
+  restart(i: Instance): Promise<Instance>;
   /**
    * The instance that every one of `among` (default both) reports as leader, once exactly
    * one of them says it leads. Default timeout 15 s.
@@ -79,14 +83,15 @@ export async function startHaPair(opts: HaPairOptions): Promise<HaPair> {
   const instances = {} as Record<InstanceId, Instance>;
   const etcdLinks = {} as Record<InstanceId, TcpProxy>;
   const configFiles = {} as Record<InstanceId, string>;
+  const hooks: ProxyHooks = {};
   const store = new EtcdStore({ connection: { endpoints: [opts.etcd.endpoint], requestTimeoutMs: 5_000 }, prefix });
   try {
     for (const id of IDS) {
       const link = await startTcpProxy(opts.etcd.clientPort);
       etcdLinks[id] = link;
       closers.push(() => link.close());
-      const cloud: RecordingProxy = await startRecordingProxy({ upstream: sandbox.cloud.baseUrl, instance: id, target: "cloud", log: requests });
-      const bmc: RecordingProxy = await startRecordingProxy({ upstream: sandbox.redfish.url, instance: id, target: "bmc", log: requests });
+      const cloud: RecordingProxy = await startRecordingProxy({ upstream: sandbox.cloud.baseUrl, instance: id, target: "cloud", log: requests, hooks });
+      const bmc: RecordingProxy = await startRecordingProxy({ upstream: sandbox.redfish.url, instance: id, target: "bmc", log: requests, hooks });
       closers.push(() => cloud.close(), () => bmc.close());
 
       const data = deepMerge(stackConfigData(sandbox, dir, opts.config), {
@@ -132,6 +137,13 @@ export async function startHaPair(opts: HaPairOptions): Promise<HaPair> {
     requests,
     store,
     configFiles,
+    hooks,
+    async restart(i) {
+      const id = i.id as InstanceId;
+      await i.stop();
+      instances[id] = await startInstance(id, configFiles[id]);
+      return instances[id];
+    },
     async leader({ among = IDS.map((id) => instances[id]), timeoutMs = 15_000 } = {}) {
       const deadline = Date.now() + timeoutMs;
       let last = "";

@@ -28,6 +28,16 @@ export interface ProxiedRequest {
   status?: number;
 }
 
+/**
+ * What to do with a request (called when it arrived, before it is forwarded): "hold" keeps
+ * it waiting, never forwarded, until the client gives up or the proxy closes. `answered`
+ * is called once the answer went back to the client in full.
+ */
+export interface ProxyHooks {
+  onRequest?(entry: ProxiedRequest): "hold" | undefined;
+  answered?(entry: ProxiedRequest): void;
+}
+
 export interface RecordingProxy {
   readonly url: string;
   readonly port: number;
@@ -36,7 +46,7 @@ export interface RecordingProxy {
 
 let seq = 0;
 
-export async function startRecordingProxy(opts: { upstream: string; instance: string; target: string; log: ProxiedRequest[] }): Promise<RecordingProxy> {
+export async function startRecordingProxy(opts: { upstream: string; instance: string; target: string; log: ProxiedRequest[]; hooks?: ProxyHooks }): Promise<RecordingProxy> {
   const up = new URL(opts.upstream);
   const server: Server = createServer((req: IncomingMessage, res) => {
     const chunks: Buffer[] = [];
@@ -45,6 +55,8 @@ export async function startRecordingProxy(opts: { upstream: string; instance: st
       const raw = Buffer.concat(chunks);
       const entry: ProxiedRequest = { seq: ++seq, instance: opts.instance, target: opts.target, method: req.method ?? "GET", url: req.url ?? "/", body: parseBody(raw), at: Date.now() };
       opts.log.push(entry);
+      if (opts.hooks?.onRequest?.(entry) === "hold") return;
+      res.on("finish", () => opts.hooks?.answered?.(entry));
       const upstream = httpRequest(
         { host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers },
         (answer) => {

@@ -1,6 +1,7 @@
 import pLimit from "p-limit";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EvacuateCall, EvacuateOptions, InstanceInfo } from "../../src/evacuation/types.js";
+import { AbortError } from "../../src/util/abort.js";
 import { ComputeServiceNotFoundError, isLifeboatReason, listLifeboatIsolatedHosts } from "../../src/openstack/compute-services.js";
 import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../src/sandbox/cloud.js";
 import type { SandboxScenario, ScenarioServer } from "../../src/sandbox/cloud-scenario.js";
@@ -379,5 +380,147 @@ describe("evacuate calls that may have been sent", () => {
     const again = await d.evacuate(b!, "src", opts(2, 10_000, { lastCall: { attempt: 1, sentAt: old, migrationsBefore: [], settled: { at: old, by: "answer" } } }));
     expect(again).toMatchObject({ result: "evacuated" });
     expect(cloud.requests.filter((q) => isEvacuatePost(q, b!.id))).toHaveLength(1);
+  });
+});
+
+describe("lifeboat's locks", () => {
+  const REASON = "lifeboat: evacuating from src (recovery r-1)";
+
+  async function waitForCloud(cloud: SandboxCloud, done: () => boolean): Promise<void> {
+    const until = Date.now() + 10_000;
+    for (;;) {
+      cloud.settle();
+      if (done()) return;
+      if (Date.now() > until) throw new Error("the cloud did not get there");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** `name` already evacuated to dst-1 while nobody watched, still carrying lifeboat's lock of an earlier process. */
+  async function movedAndLocked(cloud: SandboxCloud, name: string, reason = REASON): Promise<void> {
+    const s = cloud.state.serverByName(name)!;
+    cloud.state.startEvacuation(s, { targetHost: "dst-1", stopAtEnd: false });
+    await waitForCloud(cloud, () => s.host === "dst-1" && s.taskState === null);
+    s.locked = true;
+    s.lockedReason = reason;
+  }
+
+  async function until(check: () => boolean): Promise<void> {
+    const end = Date.now() + 10_000;
+    while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  it("an aborted look at the lock is not an answer: evacuate() rejects with the abort, sends no unlock, and the re-run releases the lock", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]), evacuationDurationMs: 50 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a] = await d.listInstances("src");
+    await movedAndLocked(cloud, "a");
+    // Every look at the server is slow; the abort lands while the second one (the lock check) waits.
+    const slow = cloud.faults.latency(1_500, { match: { method: "GET", path: `/v2.1/servers/${a!.id}` } });
+    const ctl = new AbortController();
+    const run = d.evacuate(a!, "src", opts(1, 10_000, { signal: ctl.signal, lockReason: REASON }));
+    await until(() => slow.hits() >= 2);
+    expect(slow.hits()).toBe(2);
+    ctl.abort(new AbortError("stage ended"));
+    await expect(run).rejects.toThrow(/stage ended/);
+    slow.remove();
+    expect(actionsOn(cloud, a!.id)).toEqual([]);
+    expect(cloud.state.servers.get(a!.id)).toMatchObject({ locked: true, lockedReason: REASON });
+
+    const again = await d.evacuate(a!, "src", opts(2, 10_000, { lockReason: REASON }));
+    expect(again).toMatchObject({ result: "evacuated", targetHost: "dst-1" });
+    expect(again).not.toHaveProperty("lockLeft");
+    expect(actionsOn(cloud, a!.id)).toEqual(["unlock 202"]);
+    expect(cloud.state.servers.get(a!.id)!.locked).toBe(false);
+  });
+
+  it("an unlock Nova refuses, or a lock that cannot be looked at, is reported as left, never dropped", async () => {
+    const cloud = await start({ scenario: scenario([vm("a"), vm("b")]), evacuationDurationMs: 50 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a, b] = (await d.listInstances("src")).sort((x, y) => x.name.localeCompare(y.name));
+    await movedAndLocked(cloud, "a");
+    await movedAndLocked(cloud, "b");
+    const refused = cloud.faults.fail(500, { match: { method: "POST", path: `/v2.1/servers/${a!.id}/action` } });
+    const ra = await d.evacuate(a!, "src", opts());
+    expect(ra).toMatchObject({ result: "evacuated", lockLeft: expect.stringMatching(/^could not unlock it: /) as unknown });
+    expect(refused.hits()).toBeGreaterThan(0);
+    expect(cloud.state.servers.get(a!.id)!.locked).toBe(true);
+
+    // The first look answers (slowly); the lock check after it finds Nova failing.
+    const slow = cloud.faults.latency(300, { match: { method: "GET", path: `/v2.1/servers/${b!.id}` } });
+    const run = d.evacuate(b!, "src", opts());
+    await until(() => slow.hits() >= 1);
+    cloud.faults.fail(503, { match: { method: "GET", path: `/v2.1/servers/${b!.id}` } });
+    const rb = await run;
+    expect(rb).toMatchObject({ result: "evacuated", lockLeft: expect.stringMatching(/^could not check whether lifeboat's lock is still on it/) as unknown });
+    expect(cloud.state.servers.get(b!.id)!.locked).toBe(true);
+  });
+
+  it("after its leadership ended a process forgets the locks it took: a lock there later (the owner's) is judged by what Nova shows", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]), evacuationDurationMs: 50 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a] = await d.listInstances("src");
+    // This process locks and evacuates; its unlock is refused (its leadership ends right then).
+    const refused = cloud.faults.fail(500, { match: { method: "POST", path: `/v2.1/servers/${a!.id}/action`, action: "unlock" } });
+    expect(await d.evacuate(a!, "src", opts(1, 10_000, { lockReason: REASON }))).toMatchObject({ result: "evacuated", lockLeft: expect.any(String) as unknown });
+    refused.remove();
+    d.forgetLocks();
+    // Meanwhile another instance released lifeboat's lock, and the owner locked the server.
+    const s = cloud.state.servers.get(a!.id)!;
+    Object.assign(s, { locked: true, lockedReason: "owner's" });
+    expect(await d.evacuate(a!, "src", opts(2, 10_000, { lockReason: REASON }))).toMatchObject({ result: "evacuated" });
+    expect(s).toMatchObject({ locked: true, lockedReason: "owner's" });
+  });
+
+  it("lists lifeboat's locks in one call and releases only a lock of the recovery asked for, once the server is idle", async () => {
+    const cloud = await start({
+      scenario: scenario([vm("ours"), vm("owners", { locked: true, lockedReason: "owner's" }), vm("other"), vm("busy", { evacuation: { durationMs: 60_000 } }), vm("free")]),
+      evacuationDurationMs: 50,
+    });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const id = (n: string): string => cloud.state.serverByName(n)!.id;
+    await movedAndLocked(cloud, "ours");
+    await movedAndLocked(cloud, "other", "lifeboat: evacuating from src (recovery r-2)");
+    const busy = cloud.state.serverByName("busy")!;
+    cloud.state.startEvacuation(busy, { targetHost: "dst-2", stopAtEnd: false });
+    busy.locked = true;
+    busy.lockedReason = REASON;
+
+    const before = cloud.requests.length;
+    const locks = await d.listLifeboatLocks();
+    expect(cloud.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual(["GET /v2.1/servers/detail"]);
+    expect(locks!.map((l) => l.name).sort()).toEqual(["busy", "other", "ours"]);
+    expect(locks!.find((l) => l.name === "ours")).toEqual({ id: id("ours"), name: "ours", host: "dst-1", taskState: null, reason: REASON });
+    expect(locks!.find((l) => l.name === "busy")!.taskState).toBe("rebuilding");
+
+    expect(await d.releaseLifeboatLock(id("ours"), "r-1")).toBe("unlocked");
+    expect(await d.releaseLifeboatLock(id("ours"), "r-1")).toBe("not-locked");
+    expect(await d.releaseLifeboatLock(id("owners"), "r-1")).toBe("locked-by-someone-else");
+    expect(await d.releaseLifeboatLock(id("other"), "r-1")).toBe("locked-for-another-recovery");
+    await expect(d.releaseLifeboatLock(id("busy"), "r-1")).rejects.toThrow(/still busy in Nova \(task rebuilding\)/);
+    const free = id("free");
+    expect(await d.releaseLifeboatLock(free, "r-1")).toBe("not-locked");
+    cloud.state.servers.delete(free);
+    expect(await d.releaseLifeboatLock(free, "r-1")).toBe("gone");
+    expect(cloud.state.servers.get(id("owners"))).toMatchObject({ locked: true, lockedReason: "owner's" });
+    expect(cloud.state.servers.get(id("other"))!.locked).toBe(true);
+    expect(cloud.state.servers.get(busy.id)!.locked).toBe(true);
+  });
+
+  it("below 2.73 lock reasons are not visible: no listing, and an owed unlock takes off whatever lock is there", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]) });
+    const d = driver(cloud, { microversions: ["2.53"] });
+    await d.start();
+    const s = cloud.state.serverByName("a")!;
+    s.locked = true;
+    s.lockedReason = null;
+    expect(await d.listLifeboatLocks()).toBeNull();
+    expect(cloud.requests.filter((r) => r.path === "/v2.1/servers/detail")).toEqual([]);
+    expect(await d.releaseLifeboatLock(s.id, "r-1")).toBe("unlocked");
+    expect(s.locked).toBe(false);
   });
 });

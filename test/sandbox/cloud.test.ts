@@ -201,6 +201,32 @@ describe("servers and evacuation", () => {
     expect(seen[0]).toBe("vm-49");
   });
 
+  it("`locked` filters the listing from 2.73 (strict booleans, 400 otherwise) and is an unknown filter below", async () => {
+    const servers = [
+      { name: "free", host: "c1", project: "acme", flavor: "f1" },
+      { name: "owners", host: "c1", project: "acme", flavor: "f1", locked: true, lockedReason: "owner's" },
+      { name: "ours", host: "c2", project: "acme", flavor: "f1" },
+    ];
+    const cloud = await start({ scenario: small({ servers }) });
+    const token = await adminToken(cloud);
+    const ours = cloud.state.serverByName("ours")!;
+    expect((await nova(cloud, token, `/servers/${ours.id}/action`, { method: "POST", body: { lock: { locked_reason: "lifeboat: evacuating from c9 (recovery r-1)" } }, mv: "2.73" })).status).toBe(202);
+    const names = async (query: string, mv: string): Promise<string[]> => {
+      const r = await nova(cloud, token, `/servers/detail?all_tenants=1&${query}`, { mv });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return (r.body as { servers: { name: string }[] }).servers.map((x) => x.name).sort();
+    };
+    expect(await names("locked=true", "2.73")).toEqual(["ours", "owners"]);
+    expect(await names("locked=True", "2.73")).toEqual(["ours", "owners"]);
+    expect(await names("locked=0", "2.73")).toEqual(["free"]);
+    const bad = await nova(cloud, token, "/servers/detail?all_tenants=1&locked=maybe", { mv: "2.73" });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain("Unrecognized value 'maybe', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'");
+    expect(await names("locked=true", "2.53")).toEqual(["free", "ours", "owners"]);
+    const detail = await nova(cloud, token, "/servers/detail?all_tenants=1&locked=true", { mv: "2.73" });
+    expect((detail.body as { servers: Record<string, unknown>[] }).servers.find((x) => x.name === "ours")).toMatchObject({ locked: true, locked_reason: "lifeboat: evacuating from c9 (recovery r-1)" });
+  });
+
   it("a second evacuate of a running evacuation answers 200 and breaks the server, like Nova 26", async () => {
     const cloud = await start({ scenario: small({ servers: [{ name: "vm", host: "c1", project: "acme", flavor: "f1" }] }), evacuationDurationMs: 300 });
     const token = await adminToken(cloud);

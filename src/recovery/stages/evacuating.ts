@@ -1,10 +1,12 @@
-import type { EvacuateCall, EvacuationSlot, InstanceInfo } from "../../evacuation/types.js";
+import type { EvacuateCall, EvacuationOutcome, EvacuationSlot, InstanceInfo } from "../../evacuation/types.js";
 import { isolationReason } from "../../openstack/compute-services.js";
-import { sleep } from "../../util/abort.js";
+import { abortReason, sleep } from "../../util/abort.js";
 import { errorMessage } from "../../util/errors.js";
 import { Slots } from "../../util/slots.js";
 import type { InstanceResult } from "../model.js";
 import { classifyInstance } from "../selection.js";
+import { withLocksLeft } from "../unlocks.js";
+import { recordOwedUnlock, settleUnlocks } from "./owed-unlocks.js";
 import type { Stage, StageContext } from "../context.js";
 import { secondsSince } from "./validating.js";
 
@@ -100,15 +102,19 @@ export const evacuating: Stage = async (ctx) => {
     }),
   );
 
+  // Unlocks left owed by the attempts are retried now; what still fails is named.
+  const locked = await settleUnlocks(ctx);
+  const lockNote = locked.length ? `; lifeboat could not unlock ${locked.length} server(s): ${locked.map((l) => l.name).join(", ")}` : "";
+  const facts = withLocksLeft(r.facts, locked.map((l) => l.instanceId));
   const final = await ctx.store.instances(r.id);
   const failed = final.filter((i) => i.state === "failed");
   const moved = final.filter((i) => i.state === "evacuated").length;
   if (failed.length) {
     const names = failed.map((i) => `${i.name} (${i.error ?? "failed"})`).join(", ");
-    return { to: "notifying", reason: `${failed.length} of ${moved + failed.length} instance(s) not recovered: ${names}`, patch: { outcome: "partial" } };
+    return { to: "notifying", reason: `${failed.length} of ${moved + failed.length} instance(s) not recovered: ${names}${lockNote}`, patch: { outcome: "partial", facts } };
   }
   const others = final.length - moved;
-  return { to: "notifying", reason: `${moved} instance(s) evacuated${others ? `, ${others} not selected (see instances)` : ""}`, patch: { outcome: "completed" } };
+  return { to: "notifying", reason: `${moved} instance(s) evacuated${others ? `, ${others} not selected (see instances)` : ""}${lockNote}`, patch: { outcome: "completed", facts } };
 };
 
 /**
@@ -177,10 +183,13 @@ async function evacuateOne(ctx: StageContext, start: InstanceResult, info: Insta
         recordCall,
         slot,
       })
-      .catch((err: unknown) => {
+      .catch((err: unknown): EvacuationOutcome => {
         if (ctx.signal.aborted) throw err;
-        return { result: "failed" as const, message: errorMessage(err), retryable: true };
+        return { result: "failed", message: errorMessage(err), retryable: true };
       });
+    // An aborted stage records nothing as done: whatever this attempt saw, the re-run looks again.
+    if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    if (outcome.lockLeft) await recordOwedUnlock(ctx, info.id, outcome.lockLeft);
     if (outcome.result === "evacuated") {
       rec = { ...rec, state: "evacuated", targetHost: outcome.targetHost, finishedAt: ctx.nowIso() };
       delete rec.error;
