@@ -6,6 +6,13 @@ export const evacuationSchema = z.strictObject({
   stagger_ms: z.number().int().nonnegative().default(0).describe("Pause between starting two evacuations."),
   instance_timeout_seconds: z.number().positive().default(600).describe("Give up tracking one evacuation after this long."),
   retries: z.number().int().nonnegative().default(2).describe("Re-issue a failed evacuation up to this many times."),
+  no_answer_window_seconds: z
+    .number()
+    .positive()
+    .default(120)
+    .describe(
+      "How long nova-api may still act on an evacuate call that got no answer (lost connection, timeout, a gateway's 502/504, lifeboat stopped while the call was out). Until then lifeboat only watches Nova's records; after it, an evacuation Nova started is followed, and none means the call did nothing: it is sent again. Make it longer than any queue in front of nova-api.",
+    ),
   poll_interval_seconds: z.number().positive().default(2).describe("Between two looks at a running evacuation (migration record and server)."),
   selection: z
     .strictObject({

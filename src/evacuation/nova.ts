@@ -99,7 +99,12 @@ interface Inspection {
   evacuations: NovaMigration[];
 }
 
-type Tracked = EvacuationOutcome & { stillRunning?: boolean };
+/**
+ * An attempt's outcome inside the driver. `stillRunning`: Nova's evacuation goes on past the
+ * attempt; `keepLock`: the attempt is over but its lock stays for the re-issue that follows
+ * (an unanswered call that did nothing), so the server is never unlocked and locked again.
+ */
+type Tracked = EvacuationOutcome & { stillRunning?: boolean; keepLock?: boolean };
 
 /**
  * One evacuate() of one instance and what its steps share — the instance, the failed host,
@@ -352,21 +357,23 @@ export class NovaEvacuationDriver implements EvacuationDriver {
    * lifeboat stopped while it was out): Nova may still be handling it and accept it later, so
    * a look now proves nothing and a second evacuate could break the server. Watch Nova's own
    * records — a new evacuation migration from the failed host, a rebuild task, another host —
-   * and follow the evacuation if it shows up; if it has not by the attempt's deadline, report
-   * the instance for an operator to look at — never send another evacuate.
-   *
-   * The window is the attempt's deadline (`timeoutMs` from the send, the config's
-   * instance_timeout_seconds): nova-api records the evacuation (migration, task state) before
-   * it answers, so once it is done with the request its effect is visible; how long a request
-   * can sit in front of nova-api (load balancer, WSGI queue) is the site's, unknown here, and
-   * the time lifeboat allows a whole evacuation is the bound it already trusts for one.
+   * and follow the evacuation as soon as it shows up. Nothing else is sent until Nova can no
+   * longer be acting on the call: `noAnswerWindowMs` after it was sent (the config's
+   * no_answer_window_seconds). nova-api writes the task state and the migration record before
+   * it answers, so once that window has passed, records that still show none of them prove
+   * the call did nothing: the attempt fails as retryable and the stage re-issues it (within
+   * evacuation.retries), inspecting again first. If Nova cannot be read until the attempt's
+   * deadline, nothing is proven: the instance is left to an operator.
    */
   private async afterNoAnswer(a: Attempt, why: string): Promise<Tracked> {
     const { instance, source, log } = a;
     // Only watching from here on: another instance may have the slot.
     a.opts.slot?.release();
-    log.warn({ why }, "evacuate call may have reached Nova without an answer: watching whether Nova acts on it, not sending it again");
+    const sent = a.call ? Date.parse(a.call.sentAt) : this.clock.now();
+    const windowEnd = (Number.isFinite(sent) ? sent : this.clock.now()) + (a.opts.noAnswerWindowMs ?? a.opts.timeoutMs);
+    log.warn({ why, until: new Date(windowEnd).toISOString() }, "evacuate call may have reached Nova without an answer: watching whether Nova acts on it, not sending it again");
     for (;;) {
+      const lookedAt = this.clock.now();
       const insp = await this.inspect(instance.id, a.signal).catch((e: unknown) => {
         if (isAbortError(e) && a.signal?.aborted) throw e;
         return undefined;
@@ -381,21 +388,32 @@ export class NovaEvacuationDriver implements EvacuationDriver {
           await this.settle(a, "nova-records");
           return this.track(a, mig?.id);
         }
+        // Only a look that started after the window proves anything.
+        if (lookedAt >= windowEnd) {
+          const secs = Math.round((windowEnd - (Number.isFinite(sent) ? sent : windowEnd)) / 1000);
+          log.warn({ why }, "Nova's records show no evacuation of the unanswered call after its window: it did nothing");
+          await this.settle(a, "nova-records");
+          return {
+            result: "failed",
+            retryable: true,
+            keepLock: true,
+            message: `evacuate call ${why}; ${secs}s after it was sent Nova's records show no evacuation of it (no migration, no rebuild, same host): it did nothing`,
+          };
+        }
       }
-      const remaining = a.deadline - this.clock.now();
-      if (remaining <= 0) {
-        const sent = a.call ? Date.parse(a.call.sentAt) : NaN;
+      const remaining = (insp ? windowEnd : a.deadline) - this.clock.now();
+      if (!insp && remaining <= 0) {
         const secs = Number.isFinite(sent) ? Math.round((this.clock.now() - sent) / 1000) : undefined;
         return {
           result: "failed",
           retryable: false,
           message:
-            `evacuate call ${why}, and Nova shows no evacuation of it${secs !== undefined ? ` ${secs}s after it was sent` : ""}. ` +
+            `evacuate call ${why}, and Nova could not be read to see what became of it${secs !== undefined ? ` ${secs}s after it was sent` : ""}. ` +
             `Not sent again: the call may have been received and Nova may still act on it, and a second evacuate breaks the server. ` +
             `An operator must look at the server and evacuate it by hand if it is still on ${source}`,
         };
       }
-      await sleep(Math.min(this.opts.pollIntervalMs, remaining), a.signal);
+      await sleep(Math.max(0, Math.min(this.opts.pollIntervalMs, remaining)), a.signal);
     }
   }
 
@@ -489,11 +507,12 @@ export class NovaEvacuationDriver implements EvacuationDriver {
    * lock). A lock that may still be on the server is said in `lockLeft`, never dropped.
    */
   private async finish(instance: InstanceInfo, outcome: Tracked, log: Logger, signal?: AbortSignal): Promise<EvacuationOutcome> {
-    const { stillRunning, ...result } = outcome;
-    if (stillRunning) {
+    const { stillRunning, keepLock, ...result } = outcome;
+    if (stillRunning || keepLock) {
       // Below 2.73 only a lock this process took is known to be lifeboat's.
       const mayHoldLock = this.opts.lockInstances && (this.ownedLocks.has(instance.id) || this.nova.supports("2.73"));
-      return mayHoldLock ? { ...result, lockLeft: "lifeboat's lock (if it took one) stays on while Nova's evacuation still runs" } : result;
+      const why = stillRunning ? "stays on while Nova's evacuation still runs" : "stays on for the evacuation sent anew";
+      return mayHoldLock ? { ...result, lockLeft: `lifeboat's lock (if it took one) ${why}` } : result;
     }
     const left = await this.releaseLock(instance.id, log, signal);
     return left === null ? result : { ...result, lockLeft: left };

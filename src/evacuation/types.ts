@@ -60,6 +60,11 @@ export interface EvacuateOptions {
   attempt: number;
   /** Give up tracking after this long. */
   timeoutMs: number;
+  /**
+   * How long after an unanswered call was sent nova-api may still act on it: until then its
+   * fate is only watched; after it, Nova's records decide (see the driver's afterNoAnswer).
+   */
+  noAnswerWindowMs?: number;
   signal?: AbortSignal;
   /** Reason recorded on the server lock (where the API supports it). */
   lockReason?: string;

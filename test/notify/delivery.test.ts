@@ -176,7 +176,7 @@ describe("delivery worker", () => {
     expect((await store.notifications(detail.id))[0]).toMatchObject({ state: "failed", attempts: 1, error: expect.stringMatching(/550/) as unknown });
   });
 
-  it("a server that accepts TCP and never greets: each try ends at the greeting timeout, then the message is failed with the reason", async () => {
+  it("a server that accepts TCP and never greets: each try ends at nodemailer's timeout (the greeting's, or the socket's on a busy machine), then the message is failed with the reason", async () => {
     const mute = await muteServer();
     closers.push(() => mute.close());
     const stuck = email(mute.port, 0.3);
@@ -188,7 +188,7 @@ describe("delivery worker", () => {
     expect(mute.connections()).toBe(2);
     const [stored] = await store.notifications(detail.id);
     expect(stored).toMatchObject({ state: "failed", attempts: 2 });
-    expect(stored!.error).toMatch(/gave up after 2 tries .*Greeting never received/);
+    expect(stored!.error).toMatch(/gave up after 2 tries .*(Greeting never received|Timeout)/);
   });
 
   it("records a message still undelivered retry.message_timeout_seconds after it was queued as failed", async () => {

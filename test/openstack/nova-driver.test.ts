@@ -333,8 +333,16 @@ describe("capacity", () => {
   });
 });
 
+async function waitForRequest(cloud: SandboxCloud, match: (q: SandboxCloud["requests"][number]) => boolean): Promise<void> {
+  const until = Date.now() + 10_000;
+  while (!cloud.requests.some(match)) {
+    if (Date.now() > until) throw new Error("the request never came");
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
 describe("evacuate calls that may have been sent", () => {
-  it("a gateway timeout (504) on the evacuate is no answer: watched, never sent again, left to an operator when Nova shows nothing", async () => {
+  it("a gateway timeout (504) on the evacuate is no answer: only watched until its window ends, then Nova's records decide (here: it did nothing, retryable)", async () => {
     const cloud = await start({ scenario: scenario([vm("a")]) });
     const d = driver(cloud, { lockInstances: false });
     await isolated(cloud, d);
@@ -343,13 +351,34 @@ describe("evacuate calls that may have been sent", () => {
     const calls: EvacuateCall[] = [];
     let released = 0;
     const slot = { held: true, acquire: () => Promise.resolve(), release: () => void released++ };
-    const r = await d.evacuate(a!, "src", opts(1, 600, { recordCall: (c) => (calls.push(c), Promise.resolve()), slot }));
-    expect(r).toMatchObject({ result: "failed", retryable: false });
-    expect(r.message).toMatch(/^evacuate call got no answer .*504.*may have been received/);
+    const r = await d.evacuate(a!, "src", opts(1, 10_000, { noAnswerWindowMs: 600, recordCall: (c) => (calls.push(c), Promise.resolve()), slot }));
+    expect(r).toMatchObject({ result: "failed", retryable: true });
+    expect(r.message).toMatch(/^evacuate call got no answer .*504.*Nova's records show no evacuation of it .*it did nothing/);
+    // One POST: nothing was sent while the window ran.
     expect(actionsOn(cloud, a!.id)).toEqual(["evacuate 504"]);
-    // Journaled before it was sent, never settled; the slot was handed on while watching.
-    expect(calls).toEqual([{ attempt: 1, sentAt: expect.any(String) as string, migrationsBefore: [] }]);
+    // Journaled before it was sent, settled from Nova's records after the window; the slot was handed on while watching.
+    expect(calls).toEqual([
+      { attempt: 1, sentAt: expect.any(String) as string, migrationsBefore: [] },
+      { attempt: 1, sentAt: expect.any(String) as string, migrationsBefore: [], settled: { at: expect.any(String) as string, by: "nova-records" } },
+    ]);
+    expect(Date.parse(calls[1]!.settled!.at) - Date.parse(calls[0]!.sentAt)).toBeGreaterThanOrEqual(600);
     expect(released).toBeGreaterThanOrEqual(1);
+  });
+
+  it("an unanswered call whose fate Nova cannot show (Nova unreadable through the window and to the deadline) is left to an operator, never sent again", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]) });
+    const d = driver(cloud, { lockInstances: false });
+    await isolated(cloud, d);
+    const [a] = await d.listInstances("src");
+    cloud.faults.fail(504, { times: 1, match: { method: "POST", path: `/v2.1/servers/${a!.id}/action` } });
+    const pending = d.evacuate(a!, "src", opts(1, 1_500, { noAnswerWindowMs: 500 }));
+    // Once the call is out, every look at the server fails (well before its window ends).
+    await waitForRequest(cloud, (q) => isEvacuatePost(q, a!.id));
+    cloud.faults.fail(503, { match: { method: "GET", path: `/v2.1/servers/${a!.id}` } });
+    const r = await pending;
+    expect(r).toMatchObject({ result: "failed", retryable: false });
+    expect(r.message).toMatch(/^evacuate call got no answer .*Nova could not be read.*may have been received/);
+    expect(actionsOn(cloud, a!.id)).toEqual(["evacuate 504"]);
   });
 
   it("a journaled call with no answer: no POST, Nova's evacuation of it followed to its end and the call settled from Nova's records", async () => {
@@ -367,14 +396,14 @@ describe("evacuate calls that may have been sent", () => {
     expect(cloud.requests.filter((q) => isEvacuatePost(q, a!.id))).toHaveLength(1);
     expect(recorded).toEqual([{ attempt: 1, sentAt, migrationsBefore: [], settled: { at: expect.any(String) as string, by: "nova-records" } }]);
 
-    // The same for a call that never reached Nova: nothing sent, failed once its window is over.
+    // A call that never reached Nova: nothing sent while its window runs (from the send, not
+    // from the restart); after it, Nova's records show it did nothing: a retryable failure.
     const old = new Date(Date.now() - 5_000).toISOString();
     const t0 = Date.now();
-    const lost = await d.evacuate(b!, "src", opts(1, 5_500, { lastCall: { attempt: 1, sentAt: old, migrationsBefore: [] } }));
-    // The window ran from the send, not from the restart.
+    const lost = await d.evacuate(b!, "src", opts(1, 60_000, { noAnswerWindowMs: 5_500, lastCall: { attempt: 1, sentAt: old, migrationsBefore: [] } }));
     expect(Date.now() - t0).toBeLessThan(5_000);
-    expect(lost).toMatchObject({ result: "failed", retryable: false });
-    expect(lost.message).toMatch(/^evacuate call was in flight when lifeboat stopped .*may have been received/);
+    expect(lost).toMatchObject({ result: "failed", retryable: true });
+    expect(lost.message).toMatch(/^evacuate call was in flight when lifeboat stopped .*it did nothing/);
     expect(cloud.requests.filter((q) => isEvacuatePost(q, b!.id))).toHaveLength(0);
     // A settled call is over: the next attempt inspects and sends as usual.
     const again = await d.evacuate(b!, "src", opts(2, 10_000, { lastCall: { attempt: 1, sentAt: old, migrationsBefore: [], settled: { at: old, by: "answer" } } }));

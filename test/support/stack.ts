@@ -31,6 +31,9 @@ export function stackConfigData(sandbox: Sandbox, dir: string, overrides: Record
     store: { path: join(dir, "lifeboat.db") },
     recovery: { recheck_interval_seconds: 0.2, step_retries: 2 },
     openstack: { retries: 2, timeout_seconds: 10 },
+    // The simulated nova-api acts on a request as it arrives: an unanswered evacuate call
+    // cannot be acted on after a few seconds (production sites allow for their queues).
+    evacuation: { no_answer_window_seconds: 5 },
   });
   return deepMerge(base, overrides);
 }

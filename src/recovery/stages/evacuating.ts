@@ -176,6 +176,7 @@ async function evacuateOne(ctx: StageContext, start: InstanceResult, info: Insta
       .evacuate(info, ctx.recovery.host, {
         attempt: rec.attempts,
         timeoutMs: cfg.instance_timeout_seconds * 1000,
+        noAnswerWindowMs: cfg.no_answer_window_seconds * 1000,
         signal: ctx.signal,
         lockReason: `lifeboat: evacuating from ${ctx.recovery.host} (recovery ${ctx.recovery.id})`,
         ...(targetHost ? { targetHost } : {}),
