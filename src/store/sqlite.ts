@@ -151,17 +151,25 @@ export class SqliteStore implements Store {
 
   appendEvents(events: NewHostEvent[]): Promise<AppendedEvent[]> {
     return this.write(() => {
+      const before = this.q("SELECT disposition FROM events WHERE key = ?").pluck();
+      // A known key counts one more delivery; if routing had ignored it, it goes back in the
+      // queue with the host and note intake gave it now (SET reads the row as it was).
       const insert = this.q(
         `INSERT INTO events(key, received_at, last_received_at, source, host, alertname, status, fingerprint, starts_at, ends_at,
            labels, annotations, generator_url, group_key, receiver, disposition, note)
          VALUES (@key, @receivedAt, @receivedAt, @source, @host, @alertname, @status, @fingerprint, @startsAt, @endsAt,
            @labels, @annotations, @generatorURL, @groupKey, @receiver, 'unprocessed', @note)
-         ON CONFLICT(key) DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_received_at
-         RETURNING *, (deliveries > 1) AS duplicate`,
+         ON CONFLICT(key) DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_received_at,
+           host = CASE disposition WHEN 'ignored' THEN excluded.host ELSE host END,
+           note = CASE disposition WHEN 'ignored' THEN excluded.note ELSE note END,
+           disposition = CASE disposition WHEN 'ignored' THEN 'unprocessed' ELSE disposition END
+         RETURNING *`,
       );
       return events.map((e): AppendedEvent => {
+        const was = before.get(e.key) as string | undefined;
         const row = insert.get({ ...e, note: e.note ?? null, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) }) as Row;
-        return { event: eventFromRow(row), duplicate: row.duplicate === 1 };
+        const requeued = was === "ignored";
+        return { event: eventFromRow(row), duplicate: was !== undefined && !requeued, requeued };
       });
     });
   }
