@@ -1,6 +1,7 @@
 import type { ChainResult } from "../fencing/types.js";
 import type { InstanceResult, Outcome, RecoveryDetail } from "../recovery/model.js";
 import { TERMINAL_STATES } from "../recovery/model.js";
+import type { UnknownHostsNotice } from "../recovery/ports.js";
 import type { MessageKind, NotificationsConfig, OperatorKind } from "./config.js";
 import type { PlannedMessage } from "./dispatcher.js";
 import type { ProjectRecipients } from "./recipients.js";
@@ -20,6 +21,7 @@ import {
   type TenantRecipientsView,
   type TenantView,
   type TimelineView,
+  type UnknownHostsView,
 } from "./templates.js";
 
 /**
@@ -33,6 +35,7 @@ import {
  *   blocked|<host>|<incident>|<block episode>|webhook:<name>
  *   fence-failed|<host>|<incident>|email|<address>
  *   storm|<tripped at>|email|<address>
+ *   unknown-hosts|<notice at>|email|<address>
  */
 
 export interface PlanContext {
@@ -48,6 +51,9 @@ export interface StormInfo {
   /** The recovery that tripped the guard: its journal holds the storm messages' records. */
   recoveryId?: string;
 }
+
+/** Alerts for hosts lifeboat cannot act on, gathered since the last notice. */
+export type UnknownHostsInfo = UnknownHostsNotice;
 
 // ---- plans -------------------------------------------------------------------------------
 
@@ -106,6 +112,21 @@ export function planStorm(info: StormInfo, ctx: PlanContext): PlannedMessage[] {
     ...(info.recoveryId !== undefined ? { recoveryId: info.recoveryId } : {}),
   };
   return operatorMessages("storm", view, `storm|${info.at}`, "send", ctx);
+}
+
+export function planUnknownHosts(info: UnknownHostsInfo, ctx: PlanContext): PlannedMessage[] {
+  const hosts = info.hosts.map((h) => ({ host: oneLine(h.host), ...(h.likely !== null ? { likely: oneLine(h.likely) } : {}) }));
+  const view: UnknownHostsView = {
+    ...baseView("unknown-hosts", false, ctx),
+    at: info.at,
+    since: info.since,
+    hosts,
+    hostCount: info.hostCount,
+    moreCount: Math.max(0, info.hostCount - hosts.length),
+    alertCount: info.alertCount,
+    anyLikely: hosts.some((h) => h.likely !== undefined),
+  };
+  return operatorMessages("unknown-hosts", view, `unknown-hosts|${info.at}`, "send", ctx);
 }
 
 function detailKey(kind: MessageKind, d: RecoveryDetail): string {

@@ -9,7 +9,17 @@ import type { Secret } from "../util/secret.js";
 import type { NotificationsConfig } from "./config.js";
 import { dispatch, scrub, settingsSink, storeSink, type PlannedMessage, type RecordSink } from "./dispatcher.js";
 import { createEmailChannel } from "./email.js";
-import { outcomeOf, planBlocked, planFenceFailed, planRecoveryFinished, planStorm, type PlanContext, type StormInfo } from "./planner.js";
+import {
+  outcomeOf,
+  planBlocked,
+  planFenceFailed,
+  planRecoveryFinished,
+  planStorm,
+  planUnknownHosts,
+  type PlanContext,
+  type StormInfo,
+  type UnknownHostsInfo,
+} from "./planner.js";
 import { RecipientResolver, type ProjectRecipients } from "./recipients.js";
 import type { NotificationChannel } from "./types.js";
 import { createWebhookChannel } from "./webhook.js";
@@ -24,7 +34,7 @@ import { createWebhookChannel } from "./webhook.js";
  * Storm messages belong to no recovery. When the caller names the recovery that tripped the
  * guard (`info.recoveryId`), their records join its journal; otherwise they are kept in the
  * setting `notifications.storm` (the last 200), since the notification table's rows must
- * name a recovery.
+ * name a recovery. Unknown-hosts notices are kept the same way in `notifications.unknown-hosts`.
  */
 
 export interface NotifySummary {
@@ -45,6 +55,7 @@ export interface Notifier {
   recoveryBlocked(detail: RecoveryDetail, reason: string, signal?: AbortSignal): Promise<NotifySummary>;
   fenceFailed(detail: RecoveryDetail, signal?: AbortSignal): Promise<NotifySummary>;
   stormTripped(info: StormInfo, signal?: AbortSignal): Promise<NotifySummary>;
+  unknownHosts(info: UnknownHostsInfo, signal?: AbortSignal): Promise<NotifySummary>;
   /** Release the channels' resources (the SMTP transport). */
   close(): void;
 }
@@ -61,6 +72,8 @@ export interface NotifierDeps {
 }
 
 export const STORM_SETTING = "notifications.storm";
+/** Records of the unknown-hosts notices (they belong to no recovery). */
+export const UNKNOWN_HOSTS_SETTING = "notifications.unknown-hosts";
 
 export function createNotifier(config: NotificationsConfig, deps: NotifierDeps): Notifier {
   const log = deps.logger.child({ component: "notify" });
@@ -152,6 +165,10 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
         return owner ? storeSink(deps.store, owner.id) : settingsSink(deps.store, STORM_SETTING);
       };
       return run("storm", sink, () => Promise.resolve(planStorm(info, ctx)), log.child({ storm: info.at }), signal);
+    },
+    unknownHosts(info, signal) {
+      const sink = (): Promise<RecordSink> => Promise.resolve(settingsSink(deps.store, UNKNOWN_HOSTS_SETTING));
+      return run("unknown-hosts", sink, () => Promise.resolve(planUnknownHosts(info, ctx)), log.child({ notice: info.at }), signal);
     },
     close() {
       for (const c of closers) c();

@@ -17,7 +17,7 @@ import type {
 } from "../../src/evacuation/types.js";
 import type { ChainResult, FenceDevice, FenceResult, PowerStatus } from "../../src/fencing/types.js";
 import type { RecoveryDetail } from "../../src/recovery/model.js";
-import type { FencingPort, NotifierPort, NotifySummary } from "../../src/recovery/ports.js";
+import type { FencingPort, NotifierPort, NotifySummary, UnknownHostsNotice } from "../../src/recovery/ports.js";
 import { abortReason, sleep } from "../../src/util/abort.js";
 
 export interface WorldHost {
@@ -300,6 +300,7 @@ export class RecordingNotifier implements NotifierPort {
   blocked: { detail: RecoveryDetail; reason: string }[] = [];
   fenceFailures: RecoveryDetail[] = [];
   storms: { hosts: string[]; reason: string }[] = [];
+  unknownHostNotices: UnknownHostsNotice[] = [];
   constructor(private readonly world?: World) {}
   private summary(): NotifySummary {
     return { sent: 1, failed: 0, skipped: 0 };
@@ -321,6 +322,10 @@ export class RecordingNotifier implements NotifierPort {
   }
   stormTripped(info: { hosts: string[]; reason: string }): Promise<NotifySummary> {
     this.storms.push(info);
+    return Promise.resolve(this.summary());
+  }
+  unknownHosts(info: UnknownHostsNotice): Promise<NotifySummary> {
+    this.unknownHostNotices.push(info);
     return Promise.resolve(this.summary());
   }
 }
