@@ -3,7 +3,8 @@ import { errorMessage } from "../util/errors.js";
 import type { PipelineDeps } from "./context.js";
 import { routeEvent, type HostHold } from "./event-router.js";
 import { HostDirectory } from "./host-directory.js";
-import { RECOVERY_STATES, isAbortable, isTerminal, type Recovery } from "./model.js";
+import { RECOVERY_STATES, isAbortable, isTerminal, type HostEvent, type Recovery } from "./model.js";
+import type { FencingPort } from "./ports.js";
 import { RecoveryRunner, type TransitionEvent } from "./runner.js";
 import { secondsSince } from "./stages/validating.js";
 import { UnconfirmedEvents } from "./unconfirmed-events.js";
@@ -14,6 +15,22 @@ export interface PauseState {
   by: string;
   reason: string;
   at: string;
+}
+
+/** Events routed per pass (and marked in one group commit). */
+const ROUTE_BATCH = 1000;
+/** Events routed between two turns of the event loop. */
+const YIELD_EVERY = 50;
+
+/**
+ * The batch with the events of hosts lifeboat can fence first, each part in journal order:
+ * a real failure must not wait behind thousands of alerts for names nobody can act on. Order
+ * only matters between events of one host, and a host's events all fall in the same part.
+ */
+function fencedFirst(events: HostEvent[], fencing: FencingPort): HostEvent[] {
+  const fenced = events.filter((e) => e.host !== null && fencing.hasHost(e.host));
+  if (fenced.length === 0 || fenced.length === events.length) return events;
+  return [...fenced, ...events.filter((e) => e.host === null || !fencing.hasHost(e.host))];
 }
 
 export class ControlError extends Error {
@@ -166,7 +183,7 @@ export class Coordinator {
     const signal = this.#abort.signal;
     for (;;) {
       if (!this.#running) return;
-      const events = await store.unprocessedEvents(200);
+      const events = fencedFirst(await store.unprocessedEvents(ROUTE_BATCH), this.deps.fencing);
       if (events.length === 0) {
         // Once the queue is drained: a flood routed over several batches is one notice.
         void this.#notices.flush();
@@ -179,8 +196,11 @@ export class Coordinator {
       const unconfirmed: { id: number; note: string }[] = [];
       const unknown: string[] = [];
       try {
-        for (const e of events) {
+        for (const [i, e] of events.entries()) {
           if (!this.#running) break;
+          // Routing an alert for an unknown host awaits nothing but settled promises: give
+          // the event loop a turn now and then (health checks, webhooks, runners).
+          if (i > 0 && i % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
           const res = await routeEvent(e, {
             store,
             clock: this.deps.clock,

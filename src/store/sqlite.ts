@@ -23,6 +23,8 @@ import { MIGRATIONS } from "./sqlite-migrations.js";
 type Row = Record<string, unknown>;
 
 const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(",");
+/** Events journaled per transaction by one appendEvents call. */
+const APPEND_SLICE = 250;
 
 /**
  * The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so a write is
@@ -149,7 +151,21 @@ export class SqliteStore implements Store {
 
   // ---- events ------------------------------------------------------------------------
 
-  appendEvents(events: NewHostEvent[]): Promise<AppendedEvent[]> {
+  /**
+   * Journal events; a large delivery goes in slices of APPEND_SLICE, each committed before
+   * the next is queued, so that thousands of alerts do not hold the event loop for the
+   * whole of one transaction and the appends of other deliveries commit in between. (Each
+   * slice is durable on its own; a failure answers the whole delivery 503, and the re-send
+   * finds the slices already journaled as repeats.)
+   */
+  async appendEvents(events: NewHostEvent[]): Promise<AppendedEvent[]> {
+    if (events.length <= APPEND_SLICE) return this.appendSlice(events);
+    const out: AppendedEvent[] = [];
+    for (let i = 0; i < events.length; i += APPEND_SLICE) out.push(...(await this.appendSlice(events.slice(i, i + APPEND_SLICE))));
+    return out;
+  }
+
+  private appendSlice(events: NewHostEvent[]): Promise<AppendedEvent[]> {
     return this.write(() => {
       const before = this.q("SELECT disposition FROM events WHERE key = ?").pluck();
       // A known key counts one more delivery; if routing had ignored it, it goes back in the

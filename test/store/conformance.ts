@@ -146,6 +146,19 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         expect(await store.listEvents({})).toHaveLength(2);
       });
 
+      it("journals a delivery of 600 events whole and in order, a key repeated far apart counted on its first record", async () => {
+        const a = newEvent("compute-1");
+        const others = Array.from({ length: 598 }, (_, i) => newEvent(`node-${i}`));
+        const res = await store.appendEvents([a, ...others.slice(0, 400), a, ...others.slice(400)]);
+        expect(res).toHaveLength(600);
+        expect(res.map((r) => r.event.key)).toEqual([a.key, ...others.slice(0, 400).map((e) => e.key), a.key, ...others.slice(400).map((e) => e.key)]);
+        expect([res[401]!.duplicate, res[401]!.event.id, res[401]!.event.deliveries]).toEqual([true, res[0]!.event.id, 2]);
+        expect(res.filter((r) => r.duplicate)).toHaveLength(1);
+        const ids = res.filter((r) => !r.duplicate).map((r) => r.event.id);
+        expect([...ids].sort((x, y) => x - y)).toEqual(ids);
+        expect(await store.unprocessedEvents(1000)).toHaveLength(599);
+      });
+
       it("deduplicates 1,000 concurrent identical appends into one record with 1,000 deliveries", async () => {
         const e = newEvent("compute-1");
         const results = await Promise.all(Array.from({ length: 1000 }, () => store.appendEvents([e])));
