@@ -24,7 +24,7 @@ type Row = Record<string, unknown>;
 
 const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(",");
 /** Events journaled per transaction by one appendEvents call. */
-const APPEND_SLICE = 250;
+const APPEND_SLICE = 100;
 
 /**
  * The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so a write is
