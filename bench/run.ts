@@ -3,24 +3,25 @@
  * `lifeboat serve`). Writes bench/results/latest.json and bench/RESULTS.md.
  *
  *   npm run bench                          everything, full length (a few minutes)
- *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory
+ *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory, flood; the
+ *                                          others' last figures are kept from the previous results
  *   npm run bench -- --quick               short runs to try the harness; results go to the OS temp directory
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { benchEvacuation } from "./evacuation.js";
 import { benchFenceLatency } from "./fence-latency.js";
+import { benchFlood } from "./flood.js";
 import { benchIntake } from "./intake.js";
 import { waitForQuiet } from "./lib/cpu.js";
 import { describeMachine, machineLine } from "./lib/machine.js";
 import { ROOT } from "./lib/lifeboat.js";
-import { buildReport, renderMarkdown, type BenchResults } from "./lib/report.js";
+import { BENCHMARKS, buildReport, carryOver, renderMarkdown, type Bench, type BenchResults } from "./lib/report.js";
 import { benchMemory } from "./memory.js";
 
-const ALL = ["intake", "evacuation", "fence", "memory"] as const;
-type Bench = (typeof ALL)[number];
+const ALL = BENCHMARKS;
 
 const { values } = parseArgs({
   options: {
@@ -72,12 +73,20 @@ if (only.has("memory")) {
   // The same burst under node's own heap sizing (no NODE_OPTIONS), for comparison.
   results.memoryNodeDefaults = await benchMemory({ ...memory, mixes: ["distinct"], nodeArgs: [] });
 }
+if (only.has("flood")) {
+  results.busyBefore.flood = await quiet("flood");
+  results.flood = await benchFlood({ unknownHosts: quick ? 1000 : 4000, settleSeconds: quick ? 3 : 10, log });
+}
 results.durationSeconds = Math.round((Date.now() - started) / 1000);
 
-const report = buildReport(results);
 const dir = quick ? tmpdir() : join(ROOT, "bench", "results");
 mkdirSync(dir, { recursive: true });
 const jsonPath = join(dir, quick ? "lifeboat-bench-quick.json" : "latest.json");
+// A partial run keeps the other benchmarks' last figures, saying when they were measured.
+if (!quick && only.size < ALL.length && existsSync(jsonPath)) {
+  carryOver(results, JSON.parse(readFileSync(jsonPath, "utf8")) as BenchResults, ALL.filter((b) => !only.has(b)));
+}
+const report = buildReport(results);
 const mdPath = quick ? join(dir, "lifeboat-bench-quick.md") : join(ROOT, "bench", "RESULTS.md");
 writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
 writeFileSync(mdPath, renderMarkdown(report));
