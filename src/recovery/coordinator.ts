@@ -189,10 +189,15 @@ export class Coordinator {
         void this.#notices.flush();
         return;
       }
-      // Marks are awaited together at the end of the pass (one group commit, not one per
-      // event): routing depends on recoveries, which routeEvent writes and awaits itself,
-      // never on earlier marks, and an event left unmarked by a crash is routed again.
+      // Marks are written together at the end of the pass (one group commit, not one per
+      // event, nor one per turn of the event loop): routing depends on recoveries, which
+      // routeEvent writes and awaits itself, never on earlier marks, and an event left
+      // unmarked by a crash is routed again.
+      const toMark: Parameters<Store["markEvent"]>[] = [];
       const marks: Promise<void>[] = [];
+      const markAll = (): void => {
+        for (const m of toMark.splice(0)) marks.push(store.markEvent(...m));
+      };
       const unconfirmed: { id: number; note: string }[] = [];
       const unknown: string[] = [];
       try {
@@ -217,7 +222,7 @@ export class Coordinator {
           if (res.ignored) this.deps.metrics.alertsIgnored.inc({ reason: res.ignored });
           // Marked only once it is on the list of events to route again (below).
           if (res.ignored === "host_unconfirmed") unconfirmed.push({ id: e.id, note: res.note });
-          else marks.push(store.markEvent(e.id, res.disposition, res.recoveryId, res.note));
+          else toMark.push([e.id, res.disposition, res.recoveryId, res.note]);
           if (res.unknownHost) {
             this.#notices.add(res.unknownHost.host, res.unknownHost.likely);
             unknown.push(res.unknownHost.host);
@@ -230,9 +235,11 @@ export class Coordinator {
         }
         if (unconfirmed.length) {
           await this.#unconfirmed.add(unconfirmed.map((u) => u.id));
-          for (const u of unconfirmed) marks.push(store.markEvent(u.id, "ignored", null, u.note));
+          for (const u of unconfirmed) toMark.push([u.id, "ignored", null, u.note]);
         }
+        markAll();
       } catch (err) {
+        markAll();
         await Promise.allSettled(marks);
         throw err;
       } finally {
