@@ -44,8 +44,8 @@ export const webhookPayloadSchema = z.looseObject({
 export type WebhookAlert = z.output<typeof webhookAlertSchema>;
 export type WebhookPayload = z.output<typeof webhookPayloadSchema>;
 
-/** Alerts validated between two turns of the event loop. */
-export const ALERTS_PER_SLICE = 250;
+/** Alerts validated (or keyed) between two turns of the event loop: a few ms of work. */
+export const ALERTS_PER_SLICE = 100;
 /** payloadProblems names at most this many. */
 const MAX_PROBLEMS = 20;
 

@@ -21,6 +21,8 @@ export interface PauseState {
 const ROUTE_BATCH = 1000;
 /** Events routed between two turns of the event loop. */
 const YIELD_EVERY = 50;
+/** Marks written per transaction at the end of a pass. */
+const MARK_SLICE = 100;
 
 /**
  * The batch with the events of hosts lifeboat can fence first, each part in journal order:
@@ -195,8 +197,14 @@ export class Coordinator {
       // unmarked by a crash is routed again.
       const toMark: Parameters<Store["markEvent"]>[] = [];
       const marks: Promise<void>[] = [];
-      const markAll = (): void => {
-        for (const m of toMark.splice(0)) marks.push(store.markEvent(...m));
+      // In transactions of MARK_SLICE, a turn of the event loop apart: a recovery's own writes
+      // queued meanwhile never wait for a thousand of them.
+      const markAll = async (): Promise<void> => {
+        const all = toMark.splice(0);
+        for (let i = 0; i < all.length; i += MARK_SLICE) {
+          if (i > 0) await new Promise((r) => setImmediate(r));
+          for (const m of all.slice(i, i + MARK_SLICE)) marks.push(store.markEvent(...m));
+        }
       };
       const unconfirmed: { id: number; note: string }[] = [];
       const unknown: string[] = [];
@@ -237,9 +245,9 @@ export class Coordinator {
           await this.#unconfirmed.add(unconfirmed.map((u) => u.id));
           for (const u of unconfirmed) toMark.push([u.id, "ignored", null, u.note]);
         }
-        markAll();
+        await markAll();
       } catch (err) {
-        markAll();
+        await markAll();
         await Promise.allSettled(marks);
         throw err;
       } finally {

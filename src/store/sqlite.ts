@@ -23,8 +23,12 @@ import { MIGRATIONS } from "./sqlite-migrations.js";
 type Row = Record<string, unknown>;
 
 const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(",");
-/** Events journaled per transaction by one appendEvents call. */
-const APPEND_SLICE = 100;
+/**
+ * Events journaled per transaction by one appendEvents call: small, because every other
+ * write queued meanwhile (a recovery's next step) shares the slice's transaction and waits
+ * for it.
+ */
+const APPEND_SLICE = 25;
 
 /**
  * The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so a write is
