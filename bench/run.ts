@@ -3,7 +3,7 @@
  * `lifeboat serve`). Writes bench/results/latest.json and bench/RESULTS.md.
  *
  *   npm run bench                          everything, full length (about ten minutes)
- *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory, detection;
+ *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory, detection, flood;
  *                                          the others keep their figures from latest.json
  *   npm run bench -- --only detection      the detection timeline alone (npm run bench:detection)
  *   npm run bench -- --quick               short runs to try the harness; results go to the OS temp directory
@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { benchDetection } from "./detection.js";
 import { benchEvacuation } from "./evacuation.js";
 import { benchFenceLatency } from "./fence-latency.js";
+import { benchFlood } from "./flood.js";
 import { benchIntake } from "./intake.js";
 import { waitForQuiet } from "./lib/cpu.js";
 import { describeMachine, machineLine } from "./lib/machine.js";
@@ -78,6 +79,10 @@ if (only.has("memory")) {
 if (only.has("detection")) {
   results.busyBefore.detection = await quiet("detection");
   results.detection = await benchDetection({ runs: quick ? 2 : 5, gateRuns: quick ? 2 : 5, scale: 10, log });
+}
+if (only.has("flood")) {
+  results.busyBefore.flood = await quiet("flood");
+  results.flood = await benchFlood({ unknownHosts: quick ? 1000 : 4000, settleSeconds: quick ? 3 : 10, log });
 }
 results.durationSeconds = Math.round((Date.now() - started) / 1000);
 

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { IGNORE_REASONS } from "./recovery/model.js";
 
 /**
  * Every metric lifeboat exports, in one place (the README's metrics reference and the
@@ -19,6 +20,13 @@ export class Metrics {
     name: "lifeboat_alerts_received_total",
     help: "Alerts received on the webhook, by alert status and whether the alertname is a trigger.",
     labelNames: ["status", "trigger"] as const,
+    registers: [this.registry],
+  });
+
+  readonly alertsIgnored = new Counter({
+    name: "lifeboat_alerts_ignored_total",
+    help: "Alerts routing ignored, by reason (no_host, not_trigger, unknown_host, host_name_mismatch, host_unconfirmed, host_held, not_tracked); a re-delivery of an ignored alert is routed and counted again.",
+    labelNames: ["reason"] as const,
     registers: [this.registry],
   });
 
@@ -184,5 +192,6 @@ export class Metrics {
     for (const stage of ["pending", "validating", "blocked", "fencing", "isolating", "evacuating", "notifying"]) this.stageDuration.zero({ stage });
     for (const result of ["evacuated", "failed", "skipped", "unprotected"]) this.instancesEvacuated.inc({ result }, 0);
     for (const status of ["firing", "resolved"]) for (const trigger of ["true", "false"]) this.alertsReceived.inc({ status, trigger }, 0);
+    for (const reason of IGNORE_REASONS) this.alertsIgnored.inc({ reason }, 0);
   }
 }

@@ -81,3 +81,25 @@ export function alertmanagerFingerprint(labels: Record<string, string>): string 
   }
   return h.toString(16).padStart(16, "0");
 }
+
+/**
+ * One delivery carrying a firing ComputeNodeDown alert for each host, as a bad relabel in
+ * Prometheus makes Alertmanager send: the fixture's labels with the host (and instance)
+ * changed, a short annotation, each alert's own fingerprint.
+ */
+export function manyHostsBody(hosts: readonly string[], startsAt: string): string {
+  const original = FIXTURE.alerts[0]!;
+  const alerts = hosts.map((host, i): FixtureAlert => {
+    const labels = { ...original.labels, host, instance: `10.${Math.floor(i / 62500) % 256}.${Math.floor(i / 250) % 250}.${(i % 250) + 1}:9100` };
+    return {
+      status: "firing",
+      labels,
+      annotations: { summary: `Compute node ${host} is down` },
+      startsAt,
+      endsAt: original.endsAt,
+      generatorURL: "http://prometheus:9090/graph?g0.expr=up%3D%3D0",
+      fingerprint: alertmanagerFingerprint(labels),
+    };
+  });
+  return JSON.stringify({ ...FIXTURE, alerts, commonLabels: { alertname: "ComputeNodeDown" }, commonAnnotations: {} });
+}

@@ -1,6 +1,7 @@
 import type { DetectionResult, ProfileResult, Segments } from "../detection.js";
 import type { EvacuationResult } from "../evacuation.js";
 import type { FenceLatencyResult } from "../fence-latency.js";
+import type { FloodCase, FloodResult } from "../flood.js";
 import type { IntakeCase, IntakeResult } from "../intake.js";
 import type { MemoryResult } from "../memory.js";
 import { machineLine, type Machine } from "./machine.js";
@@ -22,9 +23,10 @@ export interface BenchResults {
   /** The memory burst again without the shipped node flags: informational. */
   memoryNodeDefaults?: MemoryResult;
   detection?: DetectionResult;
+  flood?: FloodResult;
 }
 
-export const BENCHES = ["intake", "evacuation", "fence", "memory", "detection"] as const;
+export const BENCHES = ["intake", "evacuation", "fence", "memory", "detection", "flood"] as const;
 export type BenchName = (typeof BENCHES)[number];
 
 /** The fields of BenchResults that hold each benchmark's figures. */
@@ -34,6 +36,7 @@ export const BENCH_FIELDS: Record<BenchName, (keyof BenchResults)[]> = {
   fence: ["fenceLatency"],
   memory: ["memory", "memoryNodeDefaults"],
   detection: ["detection"],
+  flood: ["flood"],
 };
 
 export interface Target {
@@ -57,6 +60,9 @@ const RSS_LIMIT = 150 * MB;
 const GATES_LIMIT_MS = 1000;
 const CONFIRM_LIMIT_MS = 500;
 const FAST_LIMIT_MS = 60_000;
+const FLOOD_HEALTHZ_P99_MS = 50;
+/** How much later than without the flood the real host may be fenced while it is routed. */
+const FLOOD_FENCE_SLACK_MS = 100;
 
 function intakeCase(r: IntakeResult, server: IntakeCase["server"], mix: IntakeCase["mix"]): IntakeCase | undefined {
   return r.cases.find((c) => c.server === server && c.mix === mix);
@@ -134,6 +140,46 @@ export function targetsOf(r: BenchResults): Target[] {
         pass: c.peakRss < RSS_LIMIT && all,
       });
     }
+  }
+  if (r.flood) out.push(...floodTargets(r.flood));
+  return out;
+}
+
+function floodCase(f: FloodResult, name: FloodCase["name"]): FloodCase | undefined {
+  return f.cases.find((c) => c.name === name);
+}
+
+function floodTargets(f: FloodResult): Target[] {
+  const out: Target[] = [];
+  const n = f.options.unknownHosts.toLocaleString("en");
+  out.push({
+    id: "flood-rss",
+    metric: `Peak RSS of lifeboat serve through ${n}-unknown-host deliveries (and settled ${f.options.settleSeconds} s after)`,
+    value: `${round(f.rss.peak / MB, 1)} MB (settled ${round(f.rss.settled / MB, 1)} MB; ${f.recoveries} recoveries, ${f.notices} notice mail(s))`,
+    target: "< 150 MB",
+    pass: f.rss.peak < RSS_LIMIT && f.recoveries === f.cases.length + 1,
+  });
+  const flooded = f.cases.filter((c) => c.name !== "without flood");
+  if (flooded.length) {
+    const worst = flooded.reduce((a, b) => (b.healthzMs.p99 > a.healthzMs.p99 ? b : a));
+    out.push({
+      id: "flood-healthz",
+      metric: `/healthz p99 while ${n} alerts for unknown hosts are journaled and routed (worst case)`,
+      value: `${round(worst.healthzMs.p99, 1)} ms (${worst.name}; max ${round(worst.healthzMs.max, 1)} ms, ${worst.healthzMs.n} checks)`,
+      target: `< ${FLOOD_HEALTHZ_P99_MS} ms`,
+      pass: worst.healthzMs.p99 < FLOOD_HEALTHZ_P99_MS,
+    });
+  }
+  const without = floodCase(f, "without flood");
+  const beside = floodCase(f, "flood, separate delivery");
+  if (without && beside) {
+    out.push({
+      id: "flood-fence",
+      metric: `A real host's webhook → ForceOff while ${n} alerts for unknown hosts arrive (separate delivery)`,
+      value: `${round(beside.fenceMs, 1)} ms vs ${round(without.fenceMs, 1)} ms without the flood`,
+      target: `≤ without + ${FLOOD_FENCE_SLACK_MS} ms`,
+      pass: beside.fenceMs <= without.fenceMs + FLOOD_FENCE_SLACK_MS && beside.outcome === "completed",
+    });
   }
   return out;
 }
@@ -399,5 +445,32 @@ export function renderMarkdown(r: Report): string {
     );
   }
   if (r.detection) parts.push(...detectionSection(r.detection));
+  if (r.flood) parts.push(...floodMarkdown(r.flood));
   return `${parts.join("\n\n")}\n`;
+}
+
+function floodMarkdown(f: FloodResult): string[] {
+  const n = f.options.unknownHosts.toLocaleString("en");
+  const kb = (b: number | undefined): string => (b === undefined ? "-" : `${Math.round(b / 1024)} KB`);
+  return [
+    `## 5. ${n} alerts for unknown hosts while a real host fails`,
+    table(
+      ["run", "real host: webhook → ForceOff ms", "flood delivery", "202 after ms", "all routed after ms", "/healthz p50 / p99 / max ms", "Nova listings / per-host queries", "outcome"],
+      f.cases.map((c) => [
+        c.name,
+        ms(c.fenceMs),
+        kb(c.floodBytes),
+        c.floodAnswerMs === undefined ? "-" : ms(c.floodAnswerMs, 0),
+        ms(c.routedMs, 0),
+        `${ms(c.healthzMs.p50)} / ${ms(c.healthzMs.p99)} / ${ms(c.healthzMs.max)}`,
+        `${c.novaListings} / ${c.novaHostQueries}`,
+        c.outcome,
+      ]),
+    ),
+    `RSS: idle ${ms(f.rss.idle / MB)} MB, after the runs ${ms(f.rss.afterRuns / MB)} MB, ${f.options.settleSeconds} s later ${ms(f.rss.settled / MB)} MB, peak ${ms(f.rss.peak / MB)} MB. Journal afterwards: ${f.recoveries} recoveries (the warm-up and the three real hosts), ${f.eventsIgnored.toLocaleString("en")} events ignored; ${f.notices} unknown-hosts notice mail(s) to the operators. /healthz while idle: p50 ${ms(f.healthzIdleMs.p50)}, p99 ${ms(f.healthzIdleMs.p99)} ms. Other load during the benchmark: ${pct(f.cpu.otherBusy)}.`,
+    [
+      `A bad relabel in Prometheus (or a hostile sender holding the webhook token) makes one Alertmanager delivery carry ${n} ComputeNodeDown alerts for hosts that are neither in fencing.hosts nor in Nova. Four hosts of the simulated site die; \`lifeboat serve\` (grace 0, one Nova check, storm guard sized for four recoveries) recovers one unmeasured first (warm-up), then three runs, each to its end: a real host's alert alone; a flood delivery with the real host's alert posted 10 ms after it in its own delivery; a second flood delivery (${n} other names) whose last alert is the real host's. *webhook → ForceOff* is timed on one clock in the harness, from the real alert's POST (for the same-delivery run, the flood's POST) to the host's Redfish BMC receiving ForceOff.`,
+      "A checker in its own process GETs /healthz every 10 ms, open loop (a slow answer does not delay the next check); each run's figures cover the checks sent from its first POST until every event was routed and the real host fenced. Nova's request log counts the os-services reads in the same window: listings of every nova-compute service (shared by every reader for 5 s) and questions about one host (the validation's own look at the real host).",
+    ].join("\n\n"),
+  ];
 }

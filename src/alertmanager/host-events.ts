@@ -1,6 +1,6 @@
 import type { NewHostEvent } from "../recovery/model.js";
 import { eventKey } from "../recovery/model.js";
-import { GO_ZERO_TIME, type WebhookPayload } from "./payload.js";
+import { ALERTS_PER_SLICE, GO_ZERO_TIME, nextTurn, type WebhookPayload } from "./payload.js";
 
 export interface HostMapping {
   /** Label naming the host (default `host`). */
@@ -24,6 +24,19 @@ export function hostOf(labels: Record<string, string>, mapping: HostMapping): { 
   }
   if (!HOST_NAME.test(host)) return { host: null, note: `label ${mapping.label}="${value}" is not a host name` };
   return { host };
+}
+
+/**
+ * hostEventsFromPayload, `ALERTS_PER_SLICE` alerts at a time with the event loop free in
+ * between (each event's key is a hash of its labels: thousands of them take a while).
+ */
+export async function hostEventsInSlices(payload: WebhookPayload, mapping: HostMapping, receivedAt: string): Promise<NewHostEvent[]> {
+  const out: NewHostEvent[] = [];
+  for (let i = 0; i < payload.alerts.length; i += ALERTS_PER_SLICE) {
+    if (i > 0) await nextTurn();
+    out.push(...hostEventsFromPayload({ ...payload, alerts: payload.alerts.slice(i, i + ALERTS_PER_SLICE) }, mapping, receivedAt));
+  }
+  return out;
 }
 
 /** One journal event per alert of the delivery (all of them: non-trigger alerts are recorded too). */

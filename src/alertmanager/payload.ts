@@ -44,6 +44,43 @@ export const webhookPayloadSchema = z.looseObject({
 export type WebhookAlert = z.output<typeof webhookAlertSchema>;
 export type WebhookPayload = z.output<typeof webhookPayloadSchema>;
 
+/** Alerts validated (or keyed) between two turns of the event loop: a few ms of work. */
+export const ALERTS_PER_SLICE = 100;
+/** payloadProblems names at most this many. */
+const MAX_PROBLEMS = 20;
+
+/** The payload with its alerts left unchecked (they are checked slice by slice). */
+const webhookEnvelopeSchema = webhookPayloadSchema.extend({ alerts: z.array(z.unknown()).min(1, "must contain at least one alert").max(10_000) });
+
+export type PayloadParse = { success: true; data: WebhookPayload } | { success: false; error: z.ZodError };
+
+/**
+ * `webhookPayloadSchema.safeParse(body)`, the same answer and the same problems, but the
+ * alerts are checked `ALERTS_PER_SLICE` at a time with the event loop free in between: a
+ * delivery of thousands of alerts must not stall health checks and other deliveries.
+ */
+export async function parseWebhookPayload(body: unknown): Promise<PayloadParse> {
+  const envelope = webhookEnvelopeSchema.safeParse(body);
+  const issues: z.core.$ZodIssue[] = envelope.success ? [] : [...envelope.error.issues];
+  const raw = body !== null && typeof body === "object" && Array.isArray((body as { alerts?: unknown }).alerts) ? ((body as { alerts: unknown[] }).alerts) : [];
+  const alerts: WebhookAlert[] = [];
+  if (raw.length <= 10_000) {
+    for (let i = 0; i < raw.length && issues.length < MAX_PROBLEMS; i++) {
+      if (i > 0 && i % ALERTS_PER_SLICE === 0) await nextTurn();
+      const r = webhookAlertSchema.safeParse(raw[i]);
+      if (r.success) alerts.push(r.data);
+      else issues.push(...r.error.issues.map((issue) => ({ ...issue, path: ["alerts", i, ...issue.path] })));
+    }
+  }
+  if (issues.length || !envelope.success) return { success: false, error: new z.ZodError(issues) };
+  return { success: true, data: { ...envelope.data, alerts } };
+}
+
+/** Let the event loop run what waits (I/O callbacks included) before going on. */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export const GO_ZERO_TIME = "0001-01-01T00:00:00Z";
 
 export interface PayloadProblem {

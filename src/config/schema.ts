@@ -67,6 +67,19 @@ const alertsSchema = z.strictObject({
     }, "not a valid regular expression")
     .describe('Regex applied to the label value; its first capture group is the host (e.g. "^([^:]+)(:\\\\d+)?$" turns compute-1:9100 into compute-1).'),
   trigger_alertnames: z.array(z.string().min(1)).min(1).default(["ComputeNodeDown"]).describe("Alertnames that start recoveries; others are recorded and ignored."),
+  unknown_hosts: z
+    .strictObject({
+      notify_interval_seconds: z
+        .number()
+        .positive()
+        .default(900)
+        .describe("At most one operator notice per interval, naming every such host seen since the last one."),
+      max_listed: z.number().int().positive().max(1000).default(50).describe("Hosts named in one notice; the rest are counted."),
+    })
+    .prefault({})
+    .describe(
+      "Alerts for hosts lifeboat cannot act on (no fencing device in `fencing.hosts` and no nova-compute service in Nova) are journaled as ignored, never recovered; operators get one aggregated notice (message kind `unknown-hosts`) instead of a mail per host.",
+    ),
 });
 
 const recoverySchema = z.strictObject({

@@ -10,6 +10,7 @@ import {
   reasonRecoveryId,
   toComputeServiceInfo,
 } from "../openstack/compute-services.js";
+import { ComputeServiceListing } from "../openstack/compute-service-listing.js";
 import { getComputeCapacity, type CapacityQuery, type ComputeHostCapacity } from "../openstack/capacity.js";
 import { PlacementClient } from "../openstack/placement.js";
 import {
@@ -33,7 +34,9 @@ import type {
   IsolationResult,
   LockedServer,
   UnlockResult,
+  ServiceRead,
 } from "./types.js";
+import { SHARED_READ } from "./types.js";
 
 /**
  * The `nova` evacuation driver: isolation through os-services, instance listing through the
@@ -65,6 +68,9 @@ export interface NovaDriverDeps {
 export function novaDriverOptions(cfg: Pick<EvacuationConfig, "lock_instances" | "poll_interval_seconds">): NovaDriverOptions {
   return { lockInstances: cfg.lock_instances, pollIntervalMs: Math.round(cfg.poll_interval_seconds * 1000) };
 }
+
+/** How old the shared nova-compute listing may be: reads that accept it cost at most one request per interval. */
+export const SHARED_LISTING_MAX_AGE_MS = 5000;
 
 const REBUILD_TASKS = new Set(["rebuilding", "rebuild_block_device_mapping", "rebuild_spawning"]);
 
@@ -145,6 +151,8 @@ export class NovaEvacuationDriver implements EvacuationDriver {
   private readonly inFlight = new Map<string, Promise<EvacuationOutcome>>();
   /** Servers this process locked (below 2.73 the lock reason is not visible). */
   private readonly ownedLocks = new Set<string>();
+  /** One nova-compute listing shared by every reader that accepts one a few seconds old. */
+  private readonly services: ComputeServiceListing;
 
   constructor(deps: NovaDriverDeps, opts: Partial<NovaDriverOptions> = {}) {
     this.log = deps.logger.child({ component: "evacuation", driver: "nova" });
@@ -152,6 +160,7 @@ export class NovaEvacuationDriver implements EvacuationDriver {
     this.opts = { lockInstances: opts.lockInstances ?? true, pollIntervalMs: opts.pollIntervalMs ?? 2000, microversions: opts.microversions };
     this.nova = deps.nova ?? new NovaClient(deps.session, { logger: deps.logger, microversions: opts.microversions });
     this.placement = new PlacementClient(deps.session);
+    this.services = new ComputeServiceListing(() => this.nova.listServices({ binary: "nova-compute" }), this.clock);
   }
 
   async start(signal?: AbortSignal): Promise<string> {
@@ -159,14 +168,17 @@ export class NovaEvacuationDriver implements EvacuationDriver {
     return this.nova.describe();
   }
 
-  async getComputeService(host: string, signal?: AbortSignal): Promise<ComputeServiceInfo | null> {
-    const svc = await findComputeService(this.nova, host, signal);
-    return svc ? toComputeServiceInfo(svc) : null;
+  /** A new request asks Nova about this host alone; otherwise the shared listing answers. */
+  async getComputeService(host: string, signal?: AbortSignal, read: ServiceRead = SHARED_READ): Promise<ComputeServiceInfo | null> {
+    if (read.maxAgeMs === 0) {
+      const svc = await findComputeService(this.nova, host, signal);
+      return svc ? toComputeServiceInfo(svc) : null;
+    }
+    return (await this.listComputeServices(signal, read)).find((s) => s.host === host) ?? null;
   }
 
-  async listComputeServices(signal?: AbortSignal): Promise<ComputeServiceInfo[]> {
-    const services = await this.nova.listServices({ binary: "nova-compute" }, signal);
-    return services.filter((s) => s.binary === "nova-compute").map(toComputeServiceInfo);
+  listComputeServices(signal?: AbortSignal, read: ServiceRead = SHARED_READ): Promise<ComputeServiceInfo[]> {
+    return this.services.read(read.maxAgeMs ?? SHARED_LISTING_MAX_AGE_MS, signal);
   }
 
   /** Free capacity of the enabled, up compute hosts (Placement, else os-hypervisors). */
@@ -175,7 +187,8 @@ export class NovaEvacuationDriver implements EvacuationDriver {
   }
 
   isolate(host: string, reason: string, signal?: AbortSignal): Promise<IsolationResult> {
-    return isolateComputeService(this.nova, host, reason, { logger: this.log, signal });
+    // The shared listing may predate the force-down: the next read asks Nova again.
+    return isolateComputeService(this.nova, host, reason, { logger: this.log, signal }).finally(() => this.services.invalidate());
   }
 
   async listInstances(host: string, signal?: AbortSignal): Promise<InstanceInfo[]> {

@@ -18,7 +18,29 @@ export interface ComputeServiceInfo {
   /** Last heartbeat, ISO 8601 UTC. */
   updatedAt: string | null;
   zone: string | null;
+  /**
+   * When the request that read this from Nova was sent, for an answer that may be older than
+   * the call (a shared listing). Absent: read just now. Judge the heartbeat's age at this
+   * instant, not at `now`: a newer heartbeat may have come since.
+   */
+  readAt?: string;
 }
+
+/**
+ * How recent an answer about nova-compute services must be. Reads that only look (the
+ * router, quiet re-checks of blocked recoveries, the storm guard) share one listing a few
+ * seconds old at most; a read that must be a separate look at Nova (each of the nova-service
+ * gate's checks before a fence) asks for a new request.
+ */
+export interface ServiceRead {
+  /** Accept an answer to a request sent at most this long ago, ms; 0: send a new request. Default: the driver's shared listing. */
+  maxAgeMs?: number;
+}
+
+/** A new request to Nova. */
+export const FRESH_READ: ServiceRead = { maxAgeMs: 0 };
+/** The driver's shared listing (a few seconds old at most). */
+export const SHARED_READ: ServiceRead = {};
 
 export interface InstanceInfo {
   id: string;
@@ -127,12 +149,13 @@ export interface EvacuationDriver {
   readonly driver: string;
   /** Connect and say what is in use (e.g. "Nova microversion 2.88"). */
   start?(signal?: AbortSignal): Promise<string>;
-  getComputeService(host: string, signal?: AbortSignal): Promise<ComputeServiceInfo | null>;
+  /** The host's nova-compute service, or null when Nova has none; `read` says how recent (default: the shared listing). */
+  getComputeService(host: string, signal?: AbortSignal, read?: ServiceRead): Promise<ComputeServiceInfo | null>;
   /** Force the host's compute service down, then disable it with `reason`. Idempotent. */
   isolate(host: string, reason: string, signal?: AbortSignal): Promise<IsolationResult>;
   listInstances(host: string, signal?: AbortSignal): Promise<InstanceInfo[]>;
-  /** Every nova-compute service (storm guard: share of the cloud; zones). */
-  listComputeServices(signal?: AbortSignal): Promise<ComputeServiceInfo[]>;
+  /** Every nova-compute service (storm guard: share of the cloud; zones; hosts Nova knows); `read` says how recent (default: the shared listing). */
+  listComputeServices(signal?: AbortSignal, read?: ServiceRead): Promise<ComputeServiceInfo[]>;
   /** Free capacity on the other enabled, up compute hosts (capacity pre-check). */
   capacity?(signal?: AbortSignal): Promise<HostCapacity[]>;
   /** Evacuate one instance away from `sourceHost` and track it to its end. Idempotent. */

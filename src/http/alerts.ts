@@ -1,6 +1,6 @@
 import express, { type ErrorRequestHandler, type Request, type Response, type Router } from "express";
-import { hostEventsFromPayload, type HostMapping } from "../alertmanager/host-events.js";
-import { payloadProblems, webhookPayloadSchema } from "../alertmanager/payload.js";
+import { hostEventsInSlices, type HostMapping } from "../alertmanager/host-events.js";
+import { parseWebhookPayload, payloadProblems } from "../alertmanager/payload.js";
 import type { Logger } from "../logging.js";
 import type { Metrics } from "../metrics.js";
 import type { Store } from "../store/types.js";
@@ -98,7 +98,7 @@ async function handle(req: Request, res: Response, deps: AlertsRouteDeps): Promi
     res.status(400).json({ error });
     return;
   }
-  const parsed = webhookPayloadSchema.safeParse(req.body);
+  const parsed = await parseWebhookPayload(req.body);
   if (!parsed.success) {
     const problems = payloadProblems(parsed.error, req.body);
     deps.logger.warn({ problems, receiver: typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>).receiver : undefined }, "webhook payload rejected");
@@ -106,7 +106,7 @@ async function handle(req: Request, res: Response, deps: AlertsRouteDeps): Promi
     return;
   }
   const payload = parsed.data;
-  const events = hostEventsFromPayload(payload, deps.mapping, new Date(deps.clock.now()).toISOString());
+  const events = await hostEventsInSlices(payload, deps.mapping, new Date(deps.clock.now()).toISOString());
   try {
     const appended = await deps.store.appendEvents(events);
     for (const e of events) deps.metrics.alertsReceived.inc({ status: e.status, trigger: String(deps.triggerAlertnames.includes(e.alertname)) });

@@ -19,7 +19,8 @@ import { secret, url } from "../config/zod-helpers.js";
  * Message kinds: `operator-summary` (one per recovery, to operators), `tenant` (one per
  * affected project and recipient), `blocked` (a recovery waits for approval), `fence-failed`
  * (a page: nothing was evacuated, the host's state is unknown), `storm` (the storm guard
- * tripped). Tenant mails go to email only; the other kinds go to operators' email and to
+ * tripped), `unknown-hosts` (alerts named hosts lifeboat cannot act on; one aggregated,
+ * rate-limited notice). Tenant mails go to email only; the other kinds go to operators' email and to
  * the webhooks whose `kinds` include them.
  *
  * Delivery: messages are journaled (state `pending`) and sent by a background worker on the
@@ -33,10 +34,10 @@ import { secret, url } from "../config/zod-helpers.js";
  * it as a real incident); their messages are always recorded as `would-send`.
  */
 
-export const MESSAGE_KINDS = ["operator-summary", "tenant", "blocked", "fence-failed", "storm"] as const;
+export const MESSAGE_KINDS = ["operator-summary", "tenant", "blocked", "fence-failed", "storm", "unknown-hosts"] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 /** Kinds meant for operators: the ones email operators and webhooks can receive. */
-export const OPERATOR_KINDS = ["operator-summary", "blocked", "fence-failed", "storm"] as const satisfies readonly MessageKind[];
+export const OPERATOR_KINDS = ["operator-summary", "blocked", "fence-failed", "storm", "unknown-hosts"] as const satisfies readonly MessageKind[];
 export type OperatorKind = (typeof OPERATOR_KINDS)[number];
 
 const DEFAULT_PORTS = { starttls: 587, tls: 465, none: 25 } as const;
@@ -191,7 +192,7 @@ export const notificationsSchema = z
   .strictObject({
     from: z.string().min(3).optional().describe('Sender of every mail, e.g. "lifeboat <lifeboat@cloud.example>". Required when anything is mailed.'),
     reply_to: z.string().min(3).optional().describe("Reply-To of every mail (e.g. the operators' ticket address)."),
-    operators: z.array(z.email()).default([]).describe("Operator email addresses: one summary per recovery, and the blocked/fence-failed/storm messages."),
+    operators: z.array(z.email()).default([]).describe("Operator email addresses: one summary per recovery, and the blocked/fence-failed/storm/unknown-hosts messages."),
     smtp: smtpSchema.optional().describe("The mail server; without it nothing is mailed (webhooks still work)."),
     tenants: tenantsSchema.prefault({}).describe("Mails to the people of each affected project."),
     templates: z

@@ -2,6 +2,7 @@ import type { ChainResult } from "../fencing/types.js";
 import type { GateDecision, InstanceResult, Outcome, RecoveryDetail } from "../recovery/model.js";
 import { PLANNER_CHANNEL, TERMINAL_STATES } from "../recovery/model.js";
 import { locksLeft } from "../recovery/unlocks.js";
+import type { UnknownHostsNotice } from "../recovery/ports.js";
 import type { MessageKind, NotificationsConfig, OperatorKind } from "./config.js";
 import type { PlannedMessage } from "./dispatcher.js";
 import type { ProjectRecipients } from "./recipients.js";
@@ -21,6 +22,7 @@ import {
   type TenantRecipientsView,
   type TenantView,
   type TimelineView,
+  type UnknownHostsView,
 } from "./templates.js";
 
 /**
@@ -34,6 +36,7 @@ import {
  *   blocked|<host>|<incident>|<block episode>|webhook:<name>
  *   fence-failed|<host>|<incident>|email|<address>
  *   storm|<tripped at>|email|<address>
+ *   unknown-hosts|<notice at>|email|<address>
  *   plan|recovery-finished|<host>|<incident>      (the planning entry of the two first ones)
  */
 
@@ -52,6 +55,9 @@ export interface StormInfo {
   /** The recovery that tripped the guard: its journal holds the storm messages' records. */
   recoveryId?: string;
 }
+
+/** Alerts for hosts lifeboat cannot act on, gathered since the last notice. */
+export type UnknownHostsInfo = UnknownHostsNotice;
 
 // ---- plans -------------------------------------------------------------------------------
 
@@ -136,6 +142,21 @@ export function planStorm(info: StormInfo, ctx: PlanContext): PlannedMessage[] {
     ...(info.recoveryId !== undefined ? { recoveryId: info.recoveryId } : {}),
   };
   return operatorMessages("storm", view, `storm|${info.at}`, "send", ctx);
+}
+
+export function planUnknownHosts(info: UnknownHostsInfo, ctx: PlanContext): PlannedMessage[] {
+  const hosts = info.hosts.map((h) => ({ host: oneLine(h.host), ...(h.likely !== null ? { likely: oneLine(h.likely) } : {}) }));
+  const view: UnknownHostsView = {
+    ...baseView("unknown-hosts", false, ctx),
+    at: info.at,
+    since: info.since,
+    hosts,
+    hostCount: info.hostCount,
+    moreCount: Math.max(0, info.hostCount - hosts.length),
+    alertCount: info.alertCount,
+    anyLikely: hosts.some((h) => h.likely !== undefined),
+  };
+  return operatorMessages("unknown-hosts", view, `unknown-hosts|${info.at}`, "send", ctx);
 }
 
 function detailKey(kind: MessageKind, d: RecoveryDetail): string {

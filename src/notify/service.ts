@@ -8,7 +8,18 @@ import type { Secret } from "../util/secret.js";
 import type { NotificationsConfig } from "./config.js";
 import { enqueue, mailDomain, scrub, settingsSink, storeOutbox, storeSink, type PlannedMessage, type RecordSink } from "./dispatcher.js";
 import { createEmailChannel } from "./email.js";
-import { outcomeOf, planBlocked, planFenceFailed, planRecoveryFinished, planStorm, planTenantLookup, type PlanContext, type StormInfo } from "./planner.js";
+import {
+  outcomeOf,
+  planBlocked,
+  planFenceFailed,
+  planRecoveryFinished,
+  planStorm,
+  planTenantLookup,
+  planUnknownHosts,
+  type PlanContext,
+  type StormInfo,
+  type UnknownHostsInfo,
+} from "./planner.js";
 import { RecipientResolver, type ProjectRecipients } from "./recipients.js";
 import type { NotificationChannel } from "./types.js";
 import { createWebhookChannel } from "./webhook.js";
@@ -28,7 +39,8 @@ import { DeliveryWorker } from "./worker.js";
  * Storm messages belong to no recovery. When the caller names the recovery that tripped the
  * guard (`info.recoveryId`), their records join its journal; otherwise they are kept in the
  * setting `notifications.storm` (the last 200), since the notification table's rows must
- * name a recovery. The worker delivers both.
+ * name a recovery. Unknown-hosts notices are kept the same way in `notifications.unknown-hosts`.
+ * The worker delivers them all.
  */
 
 export interface NotifySummary {
@@ -53,6 +65,7 @@ export interface Notifier {
   recoveryBlocked(detail: RecoveryDetail, reason: string, signal?: AbortSignal): Promise<NotifySummary>;
   fenceFailed(detail: RecoveryDetail, signal?: AbortSignal): Promise<NotifySummary>;
   stormTripped(info: StormInfo, signal?: AbortSignal): Promise<NotifySummary>;
+  unknownHosts(info: UnknownHostsInfo, signal?: AbortSignal): Promise<NotifySummary>;
   /** Sends what is journaled; run it on the leader only (start/stop with the coordinator). */
   readonly delivery: DeliveryWorker;
   /** Release the channels' resources (the SMTP transport); stop `delivery` first. */
@@ -73,11 +86,13 @@ export interface NotifierDeps {
 }
 
 export const STORM_SETTING = "notifications.storm";
+/** Records of the unknown-hosts notices (they belong to no recovery). */
+export const UNKNOWN_HOSTS_SETTING = "notifications.unknown-hosts";
 /**
  * Settings that keep the records of messages tied to no recovery. The delivery worker sends
  * the pending ones of each: a message kind kept in a setting of its own adds its key here.
  */
-const KEPT_IN_SETTINGS = [STORM_SETTING] as const;
+const KEPT_IN_SETTINGS = [STORM_SETTING, UNKNOWN_HOSTS_SETTING] as const;
 
 export function createNotifier(config: NotificationsConfig, deps: NotifierDeps): Notifier {
   const log = deps.logger.child({ component: "notify" });
@@ -199,6 +214,10 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
         return owner ? storeSink(deps.store, owner.id) : storm;
       };
       return run("storm", sink, () => Promise.resolve(planStorm(info, ctx)), log.child({ storm: info.at }));
+    },
+    unknownHosts(info) {
+      const sink = (): Promise<RecordSink> => Promise.resolve(kept.get(UNKNOWN_HOSTS_SETTING)!);
+      return run("unknown-hosts", sink, () => Promise.resolve(planUnknownHosts(info, ctx)), log.child({ notice: info.at }));
     },
     delivery,
     close() {

@@ -171,7 +171,22 @@ export interface StormView extends BaseView {
   recoveryId?: string;
 }
 
-export type MessageView = RecoveryView | TenantView | StormView;
+/** unknown-hosts: alerts for hosts lifeboat cannot act on, gathered since the last notice. */
+export interface UnknownHostsView extends BaseView {
+  at: string;
+  since: string;
+  /** The names listed (at most `alerts.unknown_hosts.max_listed`), each with the known host it likely meant. */
+  hosts: { host: string; likely?: string }[];
+  /** Distinct names seen, listed or not. */
+  hostCount: number;
+  /** Names seen but not listed. */
+  moreCount: number;
+  alertCount: number;
+  /** Some name differs from a known host only in case, a trailing dot or a domain. */
+  anyLikely: boolean;
+}
+
+export type MessageView = RecoveryView | TenantView | StormView | UnknownHostsView;
 
 // ---- escaping ----------------------------------------------------------------------------
 
@@ -587,6 +602,43 @@ const STORM_HTML = `${HTML_HEAD}
 ${LINKS_HTML}
 ${HTML_FOOT}`;
 
+const UNKNOWN_HOSTS_TEXT = `Since {{since}}, {{alertCount}} alert(s) named {{hostCount}} host(s) that lifeboat cannot act on:
+none has a fencing device in fencing.hosts, and Nova has no nova-compute service by that name.
+They are recorded in the journal as ignored, with the reason; no recovery was started for them.
+
+{{#hosts}}
+  - {{host}}{{#likely}}  (probably {{likely}}){{/likely}}
+{{/hosts}}
+{{#moreCount}}
+  ... and {{moreCount}} more
+{{/moreCount}}
+
+{{#anyLikely}}
+A name marked "probably" differs from a host lifeboat knows only in case, a trailing dot or a
+domain: the alerts do not name hosts the way Nova and fencing.hosts do. Fix alerts.host_label
+or alerts.host_pattern; Alertmanager's next re-send of each alert is then routed again.
+{{/anyLikely}}
+Otherwise look at the Prometheus relabelling that sets the host label and at the alert
+rule. lifeboat sends at most one such notice per alerts.unknown_hosts.notify_interval_seconds.
+${LINKS_TEXT}
+`;
+
+const UNKNOWN_HOSTS_HTML = `${HTML_HEAD}
+<h2>{{prefix}}Alerts for hosts lifeboat cannot act on</h2>
+<p>Since {{since}}, {{alertCount}} alert(s) named {{hostCount}} host(s) that lifeboat cannot act on: none has a fencing device in fencing.hosts, and Nova has no nova-compute service by that name. They are recorded in the journal as ignored, with the reason; no recovery was started for them.</p>
+<ul>
+{{#hosts}}
+<li>{{host}}{{#likely}} (probably <b>{{likely}}</b>){{/likely}}</li>
+{{/hosts}}
+{{#moreCount}}<li>&hellip; and {{moreCount}} more</li>{{/moreCount}}
+</ul>
+{{#anyLikely}}
+<p>A name marked "probably" differs from a host lifeboat knows only in case, a trailing dot or a domain: the alerts do not name hosts the way Nova and fencing.hosts do. Fix <code>alerts.host_label</code> or <code>alerts.host_pattern</code>; Alertmanager's next re-send of each alert is then routed again.</p>
+{{/anyLikely}}
+<p>Otherwise look at the Prometheus relabelling that sets the host label and at the alert rule. lifeboat sends at most one such notice per <code>alerts.unknown_hosts.notify_interval_seconds</code>.</p>
+${LINKS_HTML}
+${HTML_FOOT}`;
+
 const TENANT_TEXT = `Hello,
 
 The compute host {{host}} of the cloud failed at {{detectedAt}}. It ran {{counts.total}}
@@ -646,6 +698,11 @@ export const DEFAULT_TEMPLATES: Record<MessageKind, TemplateSet> = {
     subject: "{{prefix}}[lifeboat] storm guard tripped: {{hostCount}} host(s) held",
     text: STORM_TEXT,
     html: STORM_HTML,
+  },
+  "unknown-hosts": {
+    subject: "{{prefix}}[lifeboat] alerts for {{hostCount}} host(s) lifeboat cannot act on were ignored",
+    text: UNKNOWN_HOSTS_TEXT,
+    html: UNKNOWN_HOSTS_HTML,
   },
   tenant: {
     // Host, time and reference: two incidents never reach a project under the same subject.

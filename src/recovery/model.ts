@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 /**
  * The recovery data model shared by the store, the pipeline, the API and the notifiers.
  *
@@ -279,7 +281,22 @@ export type EventDisposition =
   | "ignored";
 
 /**
- * One alert, as journaled. Deliveries of the same alert state (same fingerprint, status and
+ * Why routing ignored an event, in one word (the `reason` label of
+ * lifeboat_alerts_ignored_total; the event's note says it in full):
+ *  - no_host: intake found no host in the alert (`alerts.host_label` / `host_pattern`);
+ *  - not_trigger: the alertname is not one of `alerts.trigger_alertnames`;
+ *  - unknown_host: neither a fencing device nor a nova-compute service has that name;
+ *  - host_name_mismatch: the same, but the name differs from a known host only in case, a
+ *    trailing dot or a domain (the alerts name hosts differently from Nova and fencing.hosts);
+ *  - host_unconfirmed: no fencing device, and Nova could not be asked (routed again later);
+ *  - host_held: the host is held down after an earlier recovery, awaiting `lifeboat release`;
+ *  - not_tracked: a resolved (or stale firing) alert that no open recovery tracks.
+ */
+export const IGNORE_REASONS = ["no_host", "not_trigger", "unknown_host", "host_name_mismatch", "host_unconfirmed", "host_held", "not_tracked"] as const;
+export type IgnoreReason = (typeof IGNORE_REASONS)[number];
+
+/**
+ * One alert, as journaled. Deliveries of the same alert state (same labels, status and
  * startsAt — repeat_interval re-sends, retries, each Alertmanager of an HA pair) share one
  * record: `key` identifies it and `deliveries` counts them.
  */
@@ -311,15 +328,44 @@ export type NewHostEvent = Omit<HostEvent, "id" | "deliveries" | "lastReceivedAt
   note?: string | null;
 };
 
-/** The journal identity of an alert state: repeated deliveries map to the same key. */
-export function eventKey(e: Pick<HostEvent, "source" | "fingerprint" | "status" | "startsAt">): string {
-  return `${e.source}|${e.fingerprint}|${e.status}|${e.startsAt}`;
+/**
+ * The journal identity of an alert state: repeated deliveries map to the same key.
+ *
+ * It comes from the alert's content — lifeboat's own hash of its label set, with source,
+ * status and startsAt — never from the fingerprint the sender claims: a delivery that reuses
+ * a real alert's fingerprint with other labels (malformed, or hostile) is another event and
+ * cannot swallow the real one's later deliveries. A genuine Alertmanager derives the
+ * fingerprint from the labels, so its re-sends still share one record. The fingerprint stays
+ * in the event as data (recoveries track their alerts by it).
+ *
+ * Format: `<source>|labels:<hash>|<status>|<startsAt>`. Journals written before this format
+ * hold `<source>|<fingerprint>|<status>|<startsAt>` keys; they stay valid as they are (a
+ * fingerprint is hex, so the two formats never collide): the first delivery after an upgrade
+ * is journaled once more under its new key and routed like any repeat.
+ */
+export function eventKey(e: Pick<HostEvent, "source" | "labels" | "status" | "startsAt">): string {
+  return `${e.source}|labels:${labelSetHash(e.labels)}|${e.status}|${e.startsAt}`;
+}
+
+/** SHA-256 (first 128 bits, hex) of the label set, names sorted: the same labels in any order give the same hash. */
+export function labelSetHash(labels: Record<string, string>): string {
+  const pairs = Object.keys(labels)
+    .sort()
+    .map((k) => [k, labels[k]]);
+  return createHash("sha256").update(JSON.stringify(pairs)).digest("hex").slice(0, 32);
 }
 
 export interface AppendedEvent {
   event: HostEvent;
-  /** The same alert state was already journaled: only its delivery count changed. */
+  /** The same alert state was already journaled and routed (or is waiting to be): only its delivery count changed, nothing new to route. */
   duplicate: boolean;
+  /**
+   * The same alert state was journaled before and routing ignored it: this delivery put it
+   * back in the queue, with the host and note intake gave it now, to be routed again (a
+   * fixed `alerts.host_label`, a host added to Nova, a released hold take effect on the
+   * next re-send). Not a duplicate.
+   */
+  requeued: boolean;
 }
 
 /** Everything known about one recovery, as the API and the notifiers see it. */

@@ -34,4 +34,17 @@ export interface NotifierPort {
   fenceFailed(detail: RecoveryDetail, signal?: AbortSignal): Promise<NotifySummary>;
   /** `until`: when the held recoveries go ahead on their own if no other host fails. */
   stormTripped(info: { hosts: string[]; reason: string; at: string; until?: string; recoveryId?: string }, signal?: AbortSignal): Promise<NotifySummary>;
+  /** Operators only: one aggregated notice of alerts for hosts lifeboat cannot act on. */
+  unknownHosts(info: UnknownHostsNotice, signal?: AbortSignal): Promise<NotifySummary>;
+}
+
+/** Alerts for hosts lifeboat cannot act on, gathered since the last notice. */
+export interface UnknownHostsNotice {
+  /** The names to list, each with the known host it likely meant (null: none alike). */
+  hosts: { host: string; likely: string | null }[];
+  /** Distinct names seen, listed or not. */
+  hostCount: number;
+  alertCount: number;
+  since: string;
+  at: string;
 }

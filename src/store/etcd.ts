@@ -69,6 +69,14 @@ interface StoredEvent {
   op: string;
 }
 
+/** What one append transaction does to one key: deliveries before it, the record after it. */
+interface Planned {
+  before: number;
+  record: HostEvent;
+  /** An event routing had ignored went back in the queue. */
+  requeued: boolean;
+}
+
 interface StoredRecovery {
   recovery: Recovery;
   /** Number of transitions written; the next one is seq + 1. */
@@ -202,29 +210,32 @@ export class EtcdStore implements Store {
       else groups.set(e.key, [e]);
     }
     const entries = [...groups.entries()];
-    const applied = new Map<string, { before: number; record: HostEvent }>();
+    const applied = new Map<string, Planned>();
     for (let i = 0; i < entries.length; i += EVENT_CHUNK) {
       for (const [k, v] of await this.appendChunk(entries.slice(i, i + EVENT_CHUNK))) applied.set(k, v);
     }
     const seen = new Map<string, number>();
     return events.map((e) => {
-      const { before, record } = applied.get(e.key)!;
+      const { before, record, requeued } = applied.get(e.key)!;
       const n = (seen.get(e.key) ?? 0) + 1;
       seen.set(e.key, n);
       const deliveries = before + n;
-      return { event: { ...record, deliveries, lastReceivedAt: e.receivedAt }, duplicate: deliveries > 1 };
+      // The first of this batch's deliveries is the one that put an ignored event back in the queue.
+      const requeue = requeued && n === 1;
+      return { event: { ...record, deliveries, lastReceivedAt: e.receivedAt }, duplicate: deliveries > 1 && !requeue, requeued: requeue };
     });
   }
 
   /**
    * One transaction for up to EVENT_CHUNK distinct keys: new keys are created only if still
    * absent (create revision 0) with ids from the counter (compared on its mod revision);
-   * known keys get their delivery count raised only if unchanged since read.
+   * known keys get their delivery count raised only if unchanged since read, and go back in
+   * the queue (host and note as intake gave them now) if routing had ignored them.
    */
-  private async appendChunk(groups: [string, NewHostEvent[]][]): Promise<Map<string, { before: number; record: HostEvent }>> {
+  private async appendChunk(groups: [string, NewHostEvent[]][]): Promise<Map<string, Planned>> {
     const ks = this.#ks;
     const op = token();
-    let lastPlan: Map<string, { before: number; record: HostEvent }> | null = null;
+    let lastPlan: Map<string, Planned> | null = null;
     for (let attempt = 0; ; attempt++) {
       if (attempt >= MAX_CAS_ATTEMPTS) throw new Error(`could not journal events: ${MAX_CAS_ATTEMPTS} conflicting writes in a row`);
       if (attempt > 0) await backoff(attempt);
@@ -240,17 +251,32 @@ export class EtcdStore implements Store {
       let seq = seqKv ? Number(seqKv.value.toString()) : 0;
       const compare: ICompare[] = [];
       const success: IRequestOp[] = [];
-      const plan = new Map<string, { before: number; record: HostEvent }>();
+      const plan = new Map<string, Planned>();
       let created = false;
       for (const [i, [key, occ]] of groups.entries()) {
         const last = occ[occ.length - 1]!;
         const id = ids[i];
         const cur = id !== null && id !== undefined ? known.get(id) : undefined;
         if (cur) {
-          const record: HostEvent = { ...cur.stored.event, deliveries: cur.stored.event.deliveries + occ.length, lastReceivedAt: last.receivedAt };
+          const was = cur.stored.event;
+          const requeued = was.disposition === "ignored";
+          const first = occ[0]!;
+          const record: HostEvent = {
+            ...was,
+            deliveries: was.deliveries + occ.length,
+            lastReceivedAt: last.receivedAt,
+            ...(requeued ? { host: first.host, note: first.note ?? null, disposition: "unprocessed" as const } : {}),
+          };
           compare.push(ks.modRevIs(`ev/id/${id}`, cur.kv.mod_revision));
           success.push(ks.putJson(`ev/id/${id}`, { event: record, op } satisfies StoredEvent));
-          plan.set(key, { before: cur.stored.event.deliveries, record });
+          if (requeued) {
+            success.push(ks.put(`ev/q/${id}`, ""));
+            if (was.host !== record.host) {
+              if (was.host !== null) success.push(ks.del(`ev/host/${seg(was.host)}/${id}`));
+              if (record.host !== null) success.push(ks.put(`ev/host/${seg(record.host)}/${id}`, ""));
+            }
+          }
+          plan.set(key, { before: was.deliveries, record, requeued });
         } else {
           if (id) throw new Error(`event index ${key} points to missing event ${id}`);
           seq += 1;
@@ -286,7 +312,7 @@ export class EtcdStore implements Store {
             ks.put(`ev/q/${pid}`, ""),
           );
           if (record.host !== null) success.push(ks.put(`ev/host/${seg(record.host)}/${pid}`, ""));
-          plan.set(key, { before: 0, record });
+          plan.set(key, { before: 0, record, requeued: false });
         }
       }
       if (created) {

@@ -26,6 +26,12 @@ import { MIGRATIONS } from "./sqlite-migrations.js";
 type Row = Record<string, unknown>;
 
 const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(",");
+/**
+ * Events journaled per transaction by one appendEvents call: small, because every other
+ * write queued meanwhile (a recovery's next step) shares the slice's transaction and waits
+ * for it.
+ */
+const APPEND_SLICE = 25;
 
 /**
  * The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so a write is
@@ -152,19 +158,56 @@ export class SqliteStore implements Store {
 
   // ---- events ------------------------------------------------------------------------
 
-  appendEvents(events: NewHostEvent[]): Promise<AppendedEvent[]> {
+  /**
+   * Journal events; a large delivery goes in slices of APPEND_SLICE, each committed before
+   * the next is queued, so that thousands of alerts do not hold the event loop for the
+   * whole of one transaction and the appends of other deliveries commit in between. (Each
+   * slice is durable on its own; a failure answers the whole delivery 503, and the re-send
+   * finds the slices already journaled as repeats.)
+   */
+  async appendEvents(events: NewHostEvent[]): Promise<AppendedEvent[]> {
+    if (events.length <= APPEND_SLICE) return this.appendSlice(events);
+    const out: AppendedEvent[] = [];
+    for (let i = 0; i < events.length; i += APPEND_SLICE) out.push(...(await this.appendSlice(events.slice(i, i + APPEND_SLICE))));
+    return out;
+  }
+
+  private appendSlice(events: NewHostEvent[]): Promise<AppendedEvent[]> {
     return this.write(() => {
+      const find = this.q("SELECT * FROM events WHERE key = ?");
+      // A new event's record is what intake gave, so only its id is read back (most of a large
+      // delivery's cost was reading every row back whole).
       const insert = this.q(
         `INSERT INTO events(key, received_at, last_received_at, source, host, alertname, status, fingerprint, starts_at, ends_at,
            labels, annotations, generator_url, group_key, receiver, disposition, note)
          VALUES (@key, @receivedAt, @receivedAt, @source, @host, @alertname, @status, @fingerprint, @startsAt, @endsAt,
            @labels, @annotations, @generatorURL, @groupKey, @receiver, 'unprocessed', @note)
          ON CONFLICT(key) DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_received_at
-         RETURNING *, (deliveries > 1) AS duplicate`,
+         RETURNING id, deliveries`,
+      );
+      // A known key counts one more delivery; if routing had ignored it, it goes back in the
+      // queue with the host and note intake gave it now (SET reads the row as it was).
+      const repeat = this.q(
+        `UPDATE events SET deliveries = deliveries + 1, last_received_at = @receivedAt,
+           host = CASE disposition WHEN 'ignored' THEN @host ELSE host END,
+           note = CASE disposition WHEN 'ignored' THEN @note ELSE note END,
+           disposition = CASE disposition WHEN 'ignored' THEN 'unprocessed' ELSE disposition END
+         WHERE id = @id`,
       );
       return events.map((e): AppendedEvent => {
-        const row = insert.get({ ...e, note: e.note ?? null, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) }) as Row;
-        return { event: eventFromRow(row), duplicate: row.duplicate === 1 };
+        const note = e.note ?? null;
+        const row = find.get(e.key) as Row | undefined;
+        if (!row) {
+          const got = insert.get({ ...e, note, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) }) as { id: number; deliveries: number };
+          // Another process on this file journaled it first: a repeat after all.
+          if (got.deliveries > 1) return { event: eventFromRow(find.get(e.key) as Row), duplicate: true, requeued: false };
+          return { event: newEventRecord(e, got.id), duplicate: false, requeued: false };
+        }
+        const was = eventFromRow(row);
+        const requeued = was.disposition === "ignored";
+        repeat.run({ id: was.id, receivedAt: e.receivedAt, host: e.host, note });
+        const event: HostEvent = { ...was, deliveries: was.deliveries + 1, lastReceivedAt: e.receivedAt, ...(requeued ? { host: e.host, note, disposition: "unprocessed" as const } : {}) };
+        return { event, duplicate: !requeued, requeued };
       });
     });
   }
@@ -501,6 +544,32 @@ function stripUndefined<T extends object>(o: T): Record<string, unknown> {
 
 function dropNulls(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined));
+}
+
+/** The record of an event just journaled, from what intake gave. */
+function newEventRecord(e: NewHostEvent, id: number): HostEvent {
+  return {
+    id,
+    key: e.key,
+    deliveries: 1,
+    receivedAt: e.receivedAt,
+    lastReceivedAt: e.receivedAt,
+    source: e.source,
+    host: e.host,
+    alertname: e.alertname,
+    status: e.status,
+    fingerprint: e.fingerprint,
+    startsAt: e.startsAt,
+    endsAt: e.endsAt,
+    labels: e.labels,
+    annotations: e.annotations,
+    generatorURL: e.generatorURL,
+    groupKey: e.groupKey,
+    receiver: e.receiver,
+    disposition: "unprocessed",
+    recoveryId: null,
+    note: e.note ?? null,
+  };
 }
 
 function eventFromRow(r: Row): HostEvent {

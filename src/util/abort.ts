@@ -35,3 +35,26 @@ export function withTimeout(ms: number, parent?: AbortSignal): AbortSignal {
   const t = AbortSignal.timeout(ms);
   return parent ? AbortSignal.any([parent, t]) : t;
 }
+
+/**
+ * `promise`, or a rejection with the signal's reason as soon as it aborts: for a caller that
+ * waits on work shared with others (the work itself goes on for them).
+ */
+export function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}

@@ -32,7 +32,8 @@ describe("webhook intake", () => {
   let t: TestLifeboat;
   beforeAll(async () => {
     // Long grace: events are journaled and mapped, but nothing acts during these tests.
-    t = makeLifeboat(testConfig({ recovery: { grace_seconds: 3600 }, server: { body_limit_bytes: 256 * 1024 } }), World.standard());
+    // Hosts with fencing devices and nova-compute services: alerts for them start recoveries.
+    t = makeLifeboat(testConfig({ recovery: { grace_seconds: 3600 }, server: { body_limit_bytes: 256 * 1024 } }), World.standard(["compute-1", "compute-2", "compute-3", "compute-4"]));
     await t.app.start({ listen: "127.0.0.1:0" });
   });
   afterAll(async () => {
@@ -55,7 +56,7 @@ describe("webhook intake", () => {
   });
 
   it("maps hosts through a regex on another label (instance=compute-1:9100 → compute-1)", async () => {
-    const t2 = makeLifeboat(testConfig({ alerts: { host_label: "instance", host_pattern: "^([^:]+)(:\\d+)?$" }, recovery: { grace_seconds: 3600 } }));
+    const t2 = makeLifeboat(testConfig({ alerts: { host_label: "instance", host_pattern: "^([^:]+)(:\\d+)?$" }, recovery: { grace_seconds: 3600 } }), World.standard(["compute-7"]));
     await t2.app.start({ listen: "127.0.0.1:0" });
     try {
       const p = alertPayload({ host: "ignored", extraLabels: { instance: "compute-7:9100" } });

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CloudReachability, trackReachability } from "../../src/doctor/reachability.js";
+import { FRESH_READ } from "../../src/evacuation/types.js";
 import { silentLogger } from "../../src/logging.js";
 import { openstackSchema } from "../../src/openstack/config.js";
 import { createKeystoneSession } from "../../src/openstack/keystone.js";
@@ -120,7 +121,8 @@ describe("/readyz of a running lifeboat", () => {
     expect(first.body.checks.openstack!.detail).toMatch(/compute answered/);
 
     const fault = s.sandbox.cloud.faults.fail(500, { match: { service: "compute" } });
-    await expect(s.app.drivers.evacuation.listComputeServices()).rejects.toThrow();
+    // A new request (the driver's shared listing from start-up would answer otherwise).
+    await expect(s.app.drivers.evacuation.listComputeServices(undefined, FRESH_READ)).rejects.toThrow();
     const before = s.sandbox.cloud.requests.length;
     const during = await Promise.all([readyz(s.app.url), readyz(s.app.url), readyz(s.app.url)]);
     expect(s.sandbox.cloud.requests.length).toBe(before);
@@ -131,7 +133,7 @@ describe("/readyz of a running lifeboat", () => {
       expect(d.body.checks.openstack!.detail).toMatch(/compute unreachable/);
     }
     fault.remove();
-    await s.app.drivers.evacuation.listComputeServices();
+    await s.app.drivers.evacuation.listComputeServices(undefined, FRESH_READ);
     expect((await readyz(s.app.url)).body.status).toBe("ready");
   }, 60_000);
 

@@ -32,7 +32,7 @@ export type MakeStore = () => Promise<StoreUnderTest>;
 
 let seq = 0;
 
-/** A firing alert for `host`; `over` replaces any field. The key follows eventKey(). */
+/** A new firing alert for `host` (its own labels); `over` replaces any field. The key follows eventKey(). */
 export function newEvent(host: string | null, over: Partial<NewHostEvent> = {}): NewHostEvent {
   seq += 1;
   const base: Omit<NewHostEvent, "key"> = {
@@ -44,7 +44,8 @@ export function newEvent(host: string | null, over: Partial<NewHostEvent> = {}):
     fingerprint: `fp-${host ?? "none"}-${seq}`,
     startsAt: "2026-01-01T00:00:00.000Z",
     endsAt: null,
-    labels: { alertname: "ComputeNodeDown", host: host ?? "", severity: "critical" },
+    // Distinct alerts have distinct label sets (the event key hashes them).
+    labels: { alertname: "ComputeNodeDown", host: host ?? "", severity: "critical", instance: `10.0.0.${seq}:9100` },
     annotations: { summary: `node ${host ?? "?"} is down` },
     generatorURL: "http://prometheus:9090/graph?g0.expr=up%3D%3D0",
     groupKey: '{}:{alertname="ComputeNodeDown"}',
@@ -147,6 +148,19 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         expect(await store.listEvents({})).toHaveLength(2);
       });
 
+      it("journals a delivery of 600 events whole and in order, a key repeated far apart counted on its first record", async () => {
+        const a = newEvent("compute-1");
+        const others = Array.from({ length: 598 }, (_, i) => newEvent(`node-${i}`));
+        const res = await store.appendEvents([a, ...others.slice(0, 400), a, ...others.slice(400)]);
+        expect(res).toHaveLength(600);
+        expect(res.map((r) => r.event.key)).toEqual([a.key, ...others.slice(0, 400).map((e) => e.key), a.key, ...others.slice(400).map((e) => e.key)]);
+        expect([res[401]!.duplicate, res[401]!.event.id, res[401]!.event.deliveries]).toEqual([true, res[0]!.event.id, 2]);
+        expect(res.filter((r) => r.duplicate)).toHaveLength(1);
+        const ids = res.filter((r) => !r.duplicate).map((r) => r.event.id);
+        expect([...ids].sort((x, y) => x - y)).toEqual(ids);
+        expect(await store.unprocessedEvents(1000)).toHaveLength(599);
+      });
+
       it("deduplicates 1,000 concurrent identical appends into one record with 1,000 deliveries", async () => {
         const e = newEvent("compute-1");
         const results = await Promise.all(Array.from({ length: 1000 }, () => store.appendEvents([e])));
@@ -220,13 +234,73 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
       it("keeps the disposition of a marked event when the same alert is delivered again", async () => {
         const e = newEvent("compute-1");
         const [first] = await store.appendEvents([e]);
+        expect(first!.requeued).toBe(false);
         await store.markEvent(first!.event.id, "attached", "r-7", "joined the open recovery");
         const [again] = await store.appendEvents([e]);
         expect(again!.duplicate).toBe(true);
+        expect(again!.requeued).toBe(false);
         expect(again!.event.disposition).toBe("attached");
         expect(again!.event.recoveryId).toBe("r-7");
         expect(again!.event.deliveries).toBe(2);
         expect(await store.unprocessedEvents(10)).toEqual([]);
+      });
+
+      it("puts an event routing ignored back in the queue when it is delivered again, with the host and note intake gives it now", async () => {
+        // Journaled while alerts.host_label was wrong: no host, ignored by routing.
+        const e = { ...newEvent(null), note: 'alert has no "node" label' };
+        const [first] = await store.appendEvents([e]);
+        await store.markEvent(first!.event.id, "ignored", null, 'alert has no "node" label');
+        expect(await store.unprocessedEvents(10)).toEqual([]);
+
+        // The operator fixed the label; Alertmanager re-sends the same alert.
+        const fixed = { ...e, host: "compute-1", note: null, receivedAt: "2026-01-01T00:10:00.000Z" };
+        const [again, repeat] = await store.appendEvents([fixed, fixed]);
+        expect([again!.requeued, again!.duplicate]).toEqual([true, false]);
+        expect([repeat!.requeued, repeat!.duplicate]).toEqual([false, true]);
+        expect(again!.event).toMatchObject({ id: first!.event.id, host: "compute-1", note: null, disposition: "unprocessed", deliveries: 2 });
+        expect(repeat!.event.deliveries).toBe(3);
+
+        const queued = await store.unprocessedEvents(10);
+        expect(queued.map((q) => [q.id, q.host, q.note, q.deliveries, q.receivedAt, q.lastReceivedAt])).toEqual([
+          [first!.event.id, "compute-1", null, 3, e.receivedAt, fixed.receivedAt],
+        ]);
+        expect((await store.listEvents({ host: "compute-1" })).map((q) => q.id)).toEqual([first!.event.id]);
+
+        // Routed again; a later repeat is a plain repeat.
+        await store.markEvent(first!.event.id, "started", "r-1", null);
+        const [later] = await store.appendEvents([fixed]);
+        expect([later!.requeued, later!.duplicate, later!.event.disposition]).toEqual([false, true, "started"]);
+        expect(await store.unprocessedEvents(10)).toEqual([]);
+      });
+
+      it("moves a requeued event to the host intake names now in host listings", async () => {
+        const e = newEvent("COMPUTE-1");
+        const [first] = await store.appendEvents([e]);
+        await store.markEvent(first!.event.id, "ignored", null, "unknown host");
+        await store.appendEvents([{ ...e, host: "compute-1" }]);
+        expect(await store.listEvents({ host: "COMPUTE-1" })).toEqual([]);
+        expect((await store.listEvents({ host: "compute-1" })).map((q) => q.id)).toEqual([first!.event.id]);
+      });
+
+      it("takes an event marked unprocessed again back into the queue", async () => {
+        const [first] = await store.appendEvents([newEvent("compute-1")]);
+        await store.markEvent(first!.event.id, "ignored", null, "Nova could not be asked");
+        expect(await store.unprocessedEvents(10)).toEqual([]);
+        await store.markEvent(first!.event.id, "unprocessed", null, null);
+        expect((await store.unprocessedEvents(10)).map((q) => q.id)).toEqual([first!.event.id]);
+      });
+
+      it("keeps deduplicating events journaled under the old key format (the sender's fingerprint), next to new-format keys", async () => {
+        const fresh = newEvent("compute-1", { fingerprint: "ef778129324957a9" });
+        const old = { ...fresh, key: "alertmanager|ef778129324957a9|firing|2026-01-01T00:00:00.000Z" };
+        expect(fresh.key).not.toBe(old.key);
+        const [a] = await store.appendEvents([old]);
+        const [b] = await store.appendEvents([old]);
+        expect([b!.duplicate, b!.event.id, b!.event.deliveries]).toEqual([true, a!.event.id, 2]);
+        const [c] = await store.appendEvents([fresh]);
+        expect(c!.duplicate).toBe(false);
+        expect(c!.event.id).not.toBe(a!.event.id);
+        expect((await store.listEvents({})).map((q) => q.key).sort()).toEqual([fresh.key, old.key].sort());
       });
 
       it("filters listed events by host and recovery, newest first, with a limit", async () => {

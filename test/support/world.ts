@@ -17,7 +17,7 @@ import type {
 } from "../../src/evacuation/types.js";
 import type { ChainResult, FenceDevice, FenceResult, PowerStatus } from "../../src/fencing/types.js";
 import type { RecoveryDetail } from "../../src/recovery/model.js";
-import type { FencingPort, NotifierPort, NotifySummary } from "../../src/recovery/ports.js";
+import type { FencingPort, NotifierPort, NotifySummary, UnknownHostsNotice } from "../../src/recovery/ports.js";
 import { abortReason, sleep } from "../../src/util/abort.js";
 
 export interface WorldHost {
@@ -300,6 +300,7 @@ export class RecordingNotifier implements NotifierPort {
   blocked: { detail: RecoveryDetail; reason: string }[] = [];
   fenceFailures: RecoveryDetail[] = [];
   storms: { hosts: string[]; reason: string; until?: string }[] = [];
+  unknownHostNotices: UnknownHostsNotice[] = [];
   constructor(private readonly world?: World) {}
   private summary(): NotifySummary {
     return { sent: 1, failed: 0, skipped: 0 };
@@ -323,5 +324,9 @@ export class RecordingNotifier implements NotifierPort {
     await this.world?.checkpoint("storm-mail", signal);
     this.storms.push(info);
     return this.summary();
+  }
+  unknownHosts(info: UnknownHostsNotice): Promise<NotifySummary> {
+    this.unknownHostNotices.push(info);
+    return Promise.resolve(this.summary());
   }
 }
