@@ -192,7 +192,7 @@ export function createConsole(opts: ConsoleOptions): Console {
       res.end("event: busy\ndata: {}\n\n");
       return;
     }
-    req.on("close", leave);
+    res.on("close", leave);
   });
 
   // ---- actions ----------------------------------------------------------------------------
