@@ -3,13 +3,15 @@
  * `lifeboat serve`). Writes bench/results/latest.json and bench/RESULTS.md.
  *
  *   npm run bench                          everything, full length (a few minutes)
- *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory
+ *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory, console
+ *                                          (the others' last results are kept in the report)
  *   npm run bench -- --quick               short runs to try the harness; results go to the OS temp directory
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { benchConsole } from "./console.js";
 import { benchEvacuation } from "./evacuation.js";
 import { benchFenceLatency } from "./fence-latency.js";
 import { benchIntake } from "./intake.js";
@@ -19,7 +21,7 @@ import { ROOT } from "./lib/lifeboat.js";
 import { buildReport, renderMarkdown, type BenchResults } from "./lib/report.js";
 import { benchMemory } from "./memory.js";
 
-const ALL = ["intake", "evacuation", "fence", "memory"] as const;
+const ALL = ["intake", "evacuation", "fence", "memory", "console"] as const;
 type Bench = (typeof ALL)[number];
 
 const { values } = parseArgs({
@@ -46,7 +48,20 @@ const quiet = async (name: string): Promise<number> => {
   return busy;
 };
 
-const results: BenchResults = { generatedAt: new Date().toISOString(), quick, machine, busyBefore: {} };
+const latestJson = join(ROOT, "bench", "results", "latest.json");
+// A partial run keeps the last full results of the benchmarks it did not run.
+const previous: Partial<BenchResults> = !quick && only.size < ALL.length && existsSync(latestJson) ? (JSON.parse(readFileSync(latestJson, "utf8")) as BenchResults) : {};
+const results: BenchResults = {
+  ...(only.has("intake") ? {} : { intake: previous.intake }),
+  ...(only.has("evacuation") ? {} : { evacuation: previous.evacuation }),
+  ...(only.has("fence") ? {} : { fenceLatency: previous.fenceLatency }),
+  ...(only.has("memory") ? {} : { memory: previous.memory, memoryNodeDefaults: previous.memoryNodeDefaults }),
+  ...(only.has("console") ? {} : { console: previous.console }),
+  generatedAt: new Date().toISOString(),
+  quick,
+  machine,
+  busyBefore: { ...previous.busyBefore },
+};
 if (only.has("intake")) {
   results.busyBefore.intake = await quiet("intake");
   results.intake = await benchIntake({ connections: 10, warmupSeconds: quick ? 1 : 3, durationSeconds: quick ? 3 : 10, hosts: 20, log });
@@ -71,6 +86,10 @@ if (only.has("memory")) {
   results.memory = await benchMemory(memory);
   // The same burst under node's own heap sizing (no NODE_OPTIONS), for comparison.
   results.memoryNodeDefaults = await benchMemory({ ...memory, mixes: ["distinct"], nodeArgs: [] });
+}
+if (only.has("console")) {
+  results.busyBefore.console = await quiet("console");
+  results.console = await benchConsole({ recoveries: quick ? 300 : 1000, hosts: 100, requests: quick ? 10 : 50, log });
 }
 results.durationSeconds = Math.round((Date.now() - started) / 1000);
 

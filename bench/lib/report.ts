@@ -1,3 +1,4 @@
+import type { ConsoleResult } from "../console.js";
 import type { EvacuationResult } from "../evacuation.js";
 import type { FenceLatencyResult } from "../fence-latency.js";
 import type { IntakeCase, IntakeResult } from "../intake.js";
@@ -10,7 +11,7 @@ export interface BenchResults {
   quick: boolean;
   machine: Machine;
   /** Share of the CPUs other processes used just before each benchmark started. */
-  busyBefore: Partial<Record<"intake" | "evacuation" | "fence" | "memory", number>>;
+  busyBefore: Partial<Record<"intake" | "evacuation" | "fence" | "memory" | "console", number>>;
   durationSeconds?: number;
   intake?: IntakeResult;
   evacuation?: EvacuationResult;
@@ -18,6 +19,7 @@ export interface BenchResults {
   memory?: MemoryResult;
   /** The memory burst again without the shipped node flags: informational. */
   memoryNodeDefaults?: MemoryResult;
+  console?: ConsoleResult;
 }
 
 export interface Target {
@@ -37,6 +39,7 @@ const RATIO_FLOOR = 0.5;
 const EVACUATION_CEILING = 1.1;
 const FENCE_LIMIT_MS = 100;
 const RSS_LIMIT = 150 * MB;
+const PAGE_LIMIT_MS = 1000;
 
 function intakeCase(r: IntakeResult, server: IntakeCase["server"], mix: IntakeCase["mix"]): IntakeCase | undefined {
   return r.cases.find((c) => c.server === server && c.mix === mix);
@@ -113,6 +116,16 @@ export function targetsOf(r: BenchResults): Target[] {
         pass: c.peakRss < RSS_LIMIT && all,
       });
     }
+  }
+  if (r.console) {
+    const worst = r.console.pages.reduce((a, b) => (b.latencyMs.p99 > a.latencyMs.p99 ? b : a));
+    out.push({
+      id: "console-page",
+      metric: `Console page with ${r.console.options.recoveries.toLocaleString("en")} recoveries in the journal: slowest page's p99`,
+      value: `${round(worst.latencyMs.p99, 1)} ms (${worst.page}; p50 ${round(worst.latencyMs.p50, 1)} ms)`,
+      target: `< ${PAGE_LIMIT_MS} ms`,
+      pass: worst.latencyMs.p99 < PAGE_LIMIT_MS,
+    });
   }
   return out;
 }
@@ -250,6 +263,21 @@ export function renderMarkdown(r: Report): string {
       [
         `One fresh \`lifeboat serve\` process per mix, with its real drivers against the simulated site. *idle*: ${m.options.idleSeconds} s after it answered its health check (connected to Keystone and Nova, coordinator running). Then ${m.options.alerts.toLocaleString("en")} deliveries over ${m.options.connections} connections, the same mixes as the intake benchmark, as fast as it takes them: a burst no Alertmanager sends, the worst case for the heap. *right after*: as soon as every journaled event has been routed; *${m.options.settleSeconds} s later*: the process back to idle, its 20 blocked recoveries still re-checking their gates; *peak*: VmHWM, the highest RSS of the process's life. RSS is VmRSS from /proc: what the kernel charges the process, including ~45 MB of pages of the node binary shared with other node processes.`,
         `Node flags: lifeboat ships with \`NODE_OPTIONS=${m.options.nodeArgs?.join(" ") ?? ""}\` (the container image's ENV, and the README's systemd unit); every lifeboat process of these benchmarks runs with them. Why: V8 sizes its heap from the memory it sees (${r.machine.ramGiB} GiB here): its old generation may fill to ~130 MB before the first full collection and its young generation grows to 16 MB semi-spaces under load, so a burst leaves RSS near 200 MB of which lifeboat's live heap is ~35 MB (the last row). The caps keep 7× the live heap for the old generation and small semi-spaces, so V8 collects early; they cannot be set from inside the process (V8 sizes the heap at start-up).`,
+      ].join("\n\n"),
+    );
+  }
+  if (r.console) {
+    const c = r.console;
+    parts.push("## 5. Console pages");
+    parts.push(
+      table(
+        ["page", "path", "HTML kB", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+        c.pages.map((p) => [p.page, `\`${p.path.replace(/r-[0-9a-z-]+$/, "<id>")}\``, ms(p.bytes / 1024), ms(p.latencyMs.p50), ms(p.latencyMs.p90), ms(p.latencyMs.p99), ms(p.latencyMs.max)]),
+      ),
+    );
+    parts.push(
+      [
+        `Measured ${c.measuredAt.slice(0, 16).replace("T", " ")} UTC${r.busyBefore.console !== undefined ? ` (${pct(r.busyBefore.console)} of the CPUs busy with other work just before)` : ""}. A SQLite journal with ${c.options.recoveries.toLocaleString("en")} recoveries over ${c.options.hosts} hosts (${c.records.toLocaleString("en")} records: each recovery's transitions, ${9} gate decisions, its fence step in the device's words, 8 instances, 4 emails; 5 still blocked, some hosts held down), opened by \`lifeboat serve\` from the built CLI against the simulated site. One logged-in session asks each page ${c.options.requests} times in a row after 5 warm-up requests; the time is from the request to the last byte of the HTML, over loopback. The overview reads the status, the open and the last finished recoveries and looks for held hosts among the last 500; a list page reads its page of 50 (the oldest page reads every newer one first: offset pagination); a recovery page reads its whole journal.`,
       ].join("\n\n"),
     );
   }
