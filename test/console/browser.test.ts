@@ -169,6 +169,7 @@ describe("the console in headless Chromium against lifeboat serve", () => {
       { timeout: 40_000 },
     );
     await shot(page, "recovery-evacuating");
+    await page.screenshot({ path: join(SHOTS, "console.png") }); // the README's picture: docs/console.png
     await page.waitForSelector('#sec-summary [data-state="completed"]', { timeout: 60_000 });
     const w = await page.evaluate(() => {
       const x = window as unknown as { notReloaded?: boolean; bar: string[] };
