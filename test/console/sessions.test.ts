@@ -163,3 +163,14 @@ describe("live hub", () => {
     expect(hub.active).toBe(false);
   });
 });
+
+describe("where the console sends a browser after a login or an action", () => {
+  it("only to a console path of this lifeboat", async () => {
+    const { safeNext } = await import("../../src/http/console/router.js");
+    expect(safeNext("/console/recoveries?page=2")).toBe("/console/recoveries?page=2");
+    expect(safeNext("/console")).toBe("/console");
+    for (const bad of ["//evil.example/console", "https://evil.example/console", "/console//evil.example", "/consolex", "/console/../api/v1/status", "/api/v1/status", "/console\\\\evil", 42, undefined]) {
+      expect(safeNext(bad), String(bad)).toBe("/console");
+    }
+  });
+});

@@ -272,7 +272,7 @@ export function createConsole(opts: ConsoleOptions): Console {
 /** Where to go after a login or an action: a console path, never another site. */
 export function safeNext(v: unknown): string {
   if (typeof v !== "string") return "/console";
-  return /^\/console(?:[/?][^\s\\]*)?$/.test(v) && !v.startsWith("/console//") ? v : "/console";
+  return /^\/console(?:[/?][^\s\\]*)?$/.test(v) && !v.startsWith("/console//") && !v.includes("..") ? v : "/console";
 }
 
 function readCookie(header: string | undefined, name: string): string | undefined {
