@@ -26,4 +26,9 @@ export default tseslint.config(
     files: ["**/*.js"],
     ...tseslint.configs.disableTypeChecked,
   },
+  {
+    // The console's script runs in the browser.
+    files: ["src/http/console/assets/**/*.js"],
+    languageOptions: { globals: globals.browser },
+  },
 );

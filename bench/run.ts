@@ -3,7 +3,8 @@
  * `lifeboat serve`). Writes bench/results/latest.json and bench/RESULTS.md.
  *
  *   npm run bench                          everything, full length (about ten minutes)
- *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory, detection, flood;
+ *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory, detection, flood,
+ *                                          console;
  *                                          the others keep their figures from latest.json
  *   npm run bench -- --only detection      the detection timeline alone (npm run bench:detection)
  *   npm run bench -- --quick               short runs to try the harness; results go to the OS temp directory
@@ -13,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { benchDetection } from "./detection.js";
+import { benchConsole } from "./console.js";
 import { benchEvacuation } from "./evacuation.js";
 import { benchFenceLatency } from "./fence-latency.js";
 import { benchFlood } from "./flood.js";
@@ -83,6 +85,10 @@ if (only.has("detection")) {
 if (only.has("flood")) {
   results.busyBefore.flood = await quiet("flood");
   results.flood = await benchFlood({ unknownHosts: quick ? 1000 : 4000, settleSeconds: quick ? 3 : 10, log });
+}
+if (only.has("console")) {
+  results.busyBefore.console = await quiet("console");
+  results.console = await benchConsole({ recoveries: quick ? 300 : 1000, hosts: 100, requests: quick ? 10 : 50, log });
 }
 results.durationSeconds = Math.round((Date.now() - started) / 1000);
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Run lifeboat's whole test suite on a fresh Debian/Ubuntu machine: installs the Debian
 # packages the tests drive for real (ipmitool against ipmi_sim, Prometheus, Alertmanager,
-# virsh's test driver, etcd, openssl for test certificates) when missing, then the npm
-# packages, then lint, typecheck, build and every test.
+# virsh's test driver, etcd, openssl for test certificates, Chromium for the console's
+# browser tests) when missing, then the npm packages, then lint, typecheck, build and
+# every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(ipmitool openipmi prometheus prometheus-alertmanager libvirt-clients etcd-server openssl)
+packages=(ipmitool openipmi prometheus prometheus-alertmanager libvirt-clients etcd-server openssl chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,5 +29,6 @@ if ((${#missing[@]})); then
   if [ -n "$own_policy" ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
 fi
 
-npm ci --no-audit --no-fund
+# playwright-core drives Debian's Chromium: it never downloads a browser of its own.
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 npm test

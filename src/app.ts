@@ -20,12 +20,15 @@ import { reconcileIsolatedHosts } from "./recovery/reconcile.js";
 import { releaseStaleLocks } from "./recovery/stale-locks.js";
 import type { PipelineDeps } from "./recovery/context.js";
 import type { FencingPort, NotifierPort } from "./recovery/ports.js";
+import { createConsole } from "./http/console/router.js";
+import { consoleDepsFromApp } from "./http/console/from-app.js";
+import { JournalChanges, observeWrites } from "./store/observed.js";
 import { SqliteStore } from "./store/sqlite.js";
 import type { Store } from "./store/types.js";
 import { sleep } from "./util/abort.js";
 import { systemClock, type Clock } from "./util/clock.js";
 import { errorMessage } from "./util/errors.js";
-import { buildGates } from "./validation/build.js";
+import { alertmanagerClient, buildGates } from "./validation/build.js";
 import { stormStatus } from "./validation/gates/storm-state.js";
 import type { Gate } from "./validation/types.js";
 import { VERSION } from "./version.js";
@@ -79,6 +82,8 @@ export class Lifeboat {
   readonly config: Config;
   readonly logger: Logger;
   readonly store: Store;
+  /** Every journal write of this process, as it happens (the console's live pages listen). */
+  readonly changes = new JournalChanges();
   readonly metrics: Metrics;
   readonly coordinator: Coordinator;
   readonly hosts: HostOperations;
@@ -103,7 +108,7 @@ export class Lifeboat {
       this.ha = createEtcdHa(storeCfg, this.logger.child({ component: "ha" }));
       this.#claimGuard = new ClaimGuard(this.ha.claims, this.logger.child({ component: "claims" }));
     }
-    this.store = opts.store ?? this.ha?.store ?? new SqliteStore(storeCfg.driver === "sqlite" ? storeCfg.path : "");
+    this.store = observeWrites(opts.store ?? this.ha?.store ?? new SqliteStore(storeCfg.driver === "sqlite" ? storeCfg.path : ""), this.changes);
     this.instanceId = opts.instanceId ?? (storeCfg.driver === "etcd" ? storeCfg.instance_id : hostname());
     this.drivers = typeof opts.drivers === "function" ? opts.drivers({ store: this.store, metrics: this.metrics, logger: this.logger }) : opts.drivers;
     const { fencing, evacuation, notifier } = this.drivers;
@@ -149,6 +154,27 @@ export class Lifeboat {
         status: () => this.statusInfo(),
       },
       readiness: () => this.readiness(),
+      ...(c.console.enabled
+        ? {
+            console: createConsole({
+              deps: consoleDepsFromApp({
+                config: c,
+                store: this.store,
+                coordinator: this.coordinator,
+                hosts: this.hosts,
+                fencing: this.drivers.fencing,
+                status: () => this.statusInfo(),
+                changes: this.changes,
+                alertmanager: alertmanagerClient(c),
+                clock: this.clock,
+              }),
+              adminToken: c.server.admin_token,
+              config: c.console,
+              logger: this.logger,
+              clock: this.clock,
+            }).router,
+          }
+        : {}),
     });
   }
 

@@ -84,6 +84,7 @@ export async function demoCommand(opts: { fast: boolean }): Promise<number> {
     await lifeboat.start({ listen: "127.0.0.1:0" });
     const url = lifeboat.url;
     say(`lifeboat is running: webhook ${cyan(`${url}/api/v1/alerts`)}, metrics ${cyan(`${url}/metrics`)}`);
+    say(`  the console: ${bold(cyan(`${url}/console`))}  ${dim(`(log in with the admin token ${ADMIN_TOKEN}; watch the recovery live there)`)}`);
     const gates = [...config.gates.confirmations.map((g) => g.driver), "capacity", "storm guard", "silences, pause, cooldown…"];
     say(dim(`  fencing: Redfish, one BMC per host · gates: ${gates.join(", ")} · grace ${config.recovery.grace_seconds}s`));
     say();
@@ -201,12 +202,19 @@ export async function demoCommand(opts: { fast: boolean }): Promise<number> {
     say(bold("Where to look on a real deployment"));
     const looks: [string, string][] = [
       ["lifeboat status", "leader, pause, open recoveries"],
+      ["/console", "the console in a browser: recoveries live, approve, pause, release"],
       [`lifeboat show ${id}`, "this timeline, gate decisions, instances, emails"],
       [`GET /api/v1/recoveries/${id}`, "the same as JSON;  GET /metrics for Prometheus/Grafana"],
       [`lifeboat release ${FAILED_HOST}`, "once the host is repaired: power on, un-force, enable"],
     ];
     const width = Math.max(...looks.map(([what]) => what.length));
     for (const [what, why] of looks) say(`  ${what.padEnd(width)}   ${why}`);
+    if (interactive()) {
+      say();
+      say(`The console stays open at ${bold(cyan(`${url}/console`))} (admin token ${bold(ADMIN_TOKEN)}): this recovery's timeline, gate decisions, fence, instances and emails.`);
+      say(`  Press ${bold("Enter")} or ${bold("Ctrl-C")} to end the demo.`);
+      await untilTheUserEnds();
+    }
     say(dim(`  This demo's journal (SQLite) was ${join(dir, "lifeboat.db")}; it is removed now.`));
     return ok ? 0 : 1;
   } catch (err) {
@@ -217,6 +225,27 @@ export async function demoCommand(opts: { fast: boolean }): Promise<number> {
     await site?.close().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Someone at a terminal can look at the console before the demo ends; a pipe or a test cannot. */
+function interactive(): boolean {
+  return process.stdout.isTTY === true && process.stdin.isTTY === true;
+}
+
+/** Resolves on Enter (a line on stdin) or Ctrl-C, then lets go of stdin so the process can end. */
+function untilTheUserEnds(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      process.stdin.off("data", done);
+      process.off("SIGINT", done);
+      process.stdin.pause();
+      process.stdin.unref();
+      resolve();
+    };
+    process.stdin.on("data", done);
+    process.once("SIGINT", done);
+    process.stdin.resume();
+  });
 }
 
 function stageLine(t: Transition): string {

@@ -46,6 +46,7 @@ const SECTION_INTRO: Record<string, string> = {
   alertmanager: "Alertmanager's API, for the silences gate and the `alerts` confirmation.",
   prometheus: "Prometheus' HTTP API, for the `prometheus` confirmation.",
   monitor: "The native monitor, for clouds without Prometheus.",
+  console: "The console in the browser (`/console` on `server.listen`): recoveries live, hosts, operator actions. Opened by the admin token.",
   logging: "Structured JSON logs on stdout.",
 };
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { evacuationSchema } from "../evacuation/config.js";
+import { consoleSchema } from "../http/console/config.js";
 import { fencingSchema } from "../fencing/config.js";
 import { notificationsSchema } from "../notify/config.js";
 import { openstackSchema } from "../openstack/config.js";
@@ -114,6 +115,7 @@ const configObjectSchema = z.strictObject({
   alertmanager: alertmanagerSchema.prefault({}),
   prometheus: prometheusSchema.prefault({}),
   monitor: monitorSchema.prefault({}),
+  console: consoleSchema.prefault({}),
   logging: loggingSchema.prefault({}),
 });
 

@@ -2,7 +2,7 @@ import express, { type Request, type Response, type Router } from "express";
 import { z } from "zod";
 import type { Coordinator } from "../recovery/coordinator.js";
 import type { HostOperations } from "../recovery/host-ops.js";
-import { ControlError } from "../recovery/coordinator.js";
+import { ControlError, type PauseState } from "../recovery/coordinator.js";
 import { RECOVERY_STATES, type RecoveryState } from "../recovery/model.js";
 import { recoveryDetail } from "../store/types.js";
 import { errorMessage } from "../util/errors.js";
@@ -45,7 +45,21 @@ const recoverBody = z.strictObject({
   dry_run: z.boolean().default(false),
   confirm_off: z.boolean().default(false),
 });
-const reasonBody = z.strictObject({ reason: z.string().max(1000).optional() });
+/** An operator's reason (pause, cancel): the console checks it with the same rule. */
+export const reasonBody = z.strictObject({ reason: z.string().max(1000).optional() });
+
+export interface StatusSnapshot extends StatusInfo {
+  paused: PauseState;
+  openRecoveries: Partial<Record<RecoveryState, number>>;
+}
+
+/** `GET /api/v1/status`: who leads, pause, open recoveries by state (the console shows the same). */
+export async function statusSnapshot(deps: Pick<ControlDeps, "coordinator" | "status">): Promise<StatusSnapshot> {
+  const [status, pause, open] = await Promise.all([deps.status(), deps.coordinator.pauseState(), deps.coordinator.store.listRecoveries({ open: true })]);
+  const byState: Partial<Record<RecoveryState, number>> = {};
+  for (const r of open) byState[r.state] = (byState[r.state] ?? 0) + 1;
+  return { ...status, paused: pause, openRecoveries: byState };
+}
 
 /** The operator's API: read recoveries, approve, cancel, recover, pause, resume. */
 export function controlRouter(deps: ControlDeps): Router {
@@ -53,10 +67,7 @@ export function controlRouter(deps: ControlDeps): Router {
   router.use("/api/v1", requireAuth({ bearer: deps.adminToken }, "lifeboat admin"), express.json({ limit: 64 * 1024 }));
 
   router.get("/api/v1/status", async (_req, res) => {
-    const [status, pause, open] = await Promise.all([deps.status(), deps.coordinator.pauseState(), deps.coordinator.store.listRecoveries({ open: true })]);
-    const byState: Partial<Record<RecoveryState, number>> = {};
-    for (const r of open) byState[r.state] = (byState[r.state] ?? 0) + 1;
-    res.json({ ...status, paused: pause, openRecoveries: byState });
+    res.json(await statusSnapshot(deps));
   });
 
   router.get("/api/v1/recoveries", async (req, res) => {
@@ -117,14 +128,19 @@ export function actor(req: Request): string {
 }
 
 export async function act(res: Response, fn: () => Promise<unknown>, okStatus = 200): Promise<void> {
+  const out = await actionOutcome(fn, okStatus);
+  res.status(out.status).json(out.ok ? out.value : { error: out.error });
+}
+
+export type ActionOutcome<T> = { ok: true; status: number; value: T } | { ok: false; status: number; error: string };
+
+/** Run an operator action with the API's answer: its refusals (404, 409, 400) as they are, anything else 500. */
+export async function actionOutcome<T>(fn: () => Promise<T>, okStatus = 200): Promise<ActionOutcome<T>> {
   try {
-    res.status(okStatus).json(await fn());
+    return { ok: true, status: okStatus, value: await fn() };
   } catch (err) {
-    if (err instanceof ControlError) {
-      res.status(err.status).json({ error: err.message });
-      return;
-    }
-    res.status(500).json({ error: errorMessage(err) });
+    if (err instanceof ControlError) return { ok: false, status: err.status, error: err.message };
+    return { ok: false, status: 500, error: errorMessage(err) };
   }
 }
 

@@ -1,4 +1,4 @@
-import express, { type ErrorRequestHandler, type Express } from "express";
+import express, { type ErrorRequestHandler, type Express, type Router } from "express";
 import type { Logger } from "../logging.js";
 import type { Metrics } from "../metrics.js";
 import type { ReadinessCheck } from "../doctor/reachability.js";
@@ -13,11 +13,13 @@ export interface HttpDeps {
   store: Store;
   alerts: AlertsRouteDeps;
   control: ControlDeps;
+  /** The console in the browser (/console), when enabled. */
+  console?: Router;
   /** Extra readiness checks (cheap ones: leader known, cloud answered…); `required: false` ones only inform. */
   readiness?: () => Promise<Record<string, ReadinessCheck>>;
 }
 
-/** The HTTP surface: webhook, control API, health, metrics. */
+/** The HTTP surface: webhook, control API, console, health, metrics. */
 export function createHttpApp(deps: HttpDeps): Express {
   const app = express();
   app.disable("x-powered-by");
@@ -48,6 +50,7 @@ export function createHttpApp(deps: HttpDeps): Express {
 
   app.use(alertsRouter(deps.alerts));
   app.use(controlRouter(deps.control));
+  if (deps.console) app.use(deps.console);
 
   app.use((req, res) => {
     res.status(404).json({ error: `no route ${req.method} ${req.path}` });

@@ -58,6 +58,9 @@ describe("lifeboat command line (built output)", () => {
     expect(r.stdout).toMatch(/Emails sent \([1-9]\d*\)/);
     expect(r.stdout).toMatch(/compute-1\s+Off\s+down, forced down, disabled\s+0/);
     expect(r.stdout).toMatch(/duplicate delivery: same incident, same recovery/);
+    expect(r.stdout).toMatch(/the console: http:\/\/127\.0\.0\.1:\d+\/console {2}\(log in with the admin token demo-admin-token/);
+    // Not at a terminal: nobody can press Enter, so it does not wait for it.
+    expect(r.stdout).not.toContain("Press Enter");
     // The process ended by itself: every server and timer of the demo was closed.
   }, 150_000);
 });
