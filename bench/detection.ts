@@ -133,7 +133,7 @@ export interface ProfileSettings {
   novaGate: { stale_seconds: number; checks: number; interval_seconds: number };
 }
 
-/** Shipped defaults of lifeboat (src/config/schema.ts, src/validation/config.ts) and of Nova. */
+/** Shipped defaults of lifeboat (src/config/schema.ts, src/gates/config.ts) and of Nova. */
 const LIFEBOAT = { graceSeconds: 30, recheckIntervalSeconds: 15, novaGate: { stale_seconds: 60, checks: 2, interval_seconds: 5 }, stormWindowSeconds: 600 };
 const NOVA = { reportIntervalSeconds: 10, serviceDownTimeSeconds: 60 };
 /** The README's advice for the fast profile: no grace of lifeboat's own on top of `for: 30s`. */

@@ -4,7 +4,7 @@ import { ApiClient, type ClientOptions } from "./cli/client.js";
 import { recoveriesTable, recoveryText } from "./cli/format.js";
 import type { SandboxCommandOptions } from "./cli/sandbox.js";
 import { formatProblems, loadConfigFile } from "./config/load.js";
-import type { Recovery, RecoveryDetail } from "./recovery/model.js";
+import type { Recovery, RecoveryDetail } from "./domain/model.js";
 import { VERSION } from "./version.js";
 
 /**

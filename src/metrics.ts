@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { IGNORE_REASONS } from "./recovery/model.js";
+import { IGNORE_REASONS } from "./domain/model.js";
 
 /**
  * Every metric lifeboat exports, in one place (the README's metrics reference and the

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import type { Recovery, RecoveryDetail } from "../../src/recovery/model.js";
+import type { Recovery, RecoveryDetail } from "../../src/domain/model.js";
 import { parseOrThrow } from "../../test/support/stack.js";
 import { ADMIN_TOKEN, WEBHOOK_TOKEN } from "../../test/support/lifeboat.js";
 import { startDaemon, type Daemon } from "../../test/support/daemon.js";

@@ -1,10 +1,10 @@
 import { formatProblems, loadConfigFile } from "../config/load.js";
-import { checkFailedHosts } from "../evacuation/monitor.js";
+import { checkFailedHosts } from "../nova/monitor.js";
 import { createLogger } from "../logging.js";
 import { NovaClient } from "../openstack/nova.js";
 import { createKeystoneSession } from "../openstack/keystone.js";
 import { errorMessage } from "../util/errors.js";
-import { table } from "./format.js";
+import { table } from "../util/table.js";
 
 /**
  * `lifeboat check`: the native monitor, once (freezer-dr's command). Prints "No failed

@@ -2,15 +2,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { Lifeboat } from "../app.js";
+import { Lifeboat } from "../app/lifecycle.js";
 import { parseConfig } from "../config/load.js";
-import { buildDrivers } from "../drivers.js";
+import { buildDrivers } from "../app/drivers.js";
 import { silentLogger } from "../logging.js";
-import type { RecoveryDetail, Transition } from "../recovery/model.js";
+import type { RecoveryDetail, Transition } from "../domain/model.js";
 import { defaultScenario } from "../sandbox/cloud.js";
 import { startSandbox, type Sandbox } from "../sandbox/environment.js";
 import { errorMessage } from "../util/errors.js";
-import { table } from "./format.js";
+import { table } from "../util/table.js";
 
 /**
  * `lifeboat demo` / `npm run demo`: the whole story on embedded defaults, with nothing else

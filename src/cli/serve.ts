@@ -1,7 +1,7 @@
-import { Lifeboat } from "../app.js";
+import { Lifeboat } from "../app/lifecycle.js";
 import { formatProblems, loadConfigFile } from "../config/load.js";
-import { listenAddress } from "../config/zod-helpers.js";
-import { buildDrivers } from "../drivers.js";
+import { listenAddress } from "../util/zod.js";
+import { buildDrivers } from "../app/drivers.js";
 import { createLogger } from "../logging.js";
 import { errorMessage } from "../util/errors.js";
 import { VERSION } from "../version.js";

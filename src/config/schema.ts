@@ -1,13 +1,13 @@
 import { z } from "zod";
-import { evacuationSchema } from "../evacuation/config.js";
+import { evacuationSchema } from "../nova/config.js";
 import { consoleSchema } from "../http/console/config.js";
 import { fencingSchema } from "../fencing/config.js";
 import { notificationsSchema } from "../notify/config.js";
 import { openstackSchema } from "../openstack/config.js";
 import { storeSchema } from "../store/config.js";
-import { alertmanagerSchema, gatesSchema, prometheusSchema } from "../validation/config.js";
+import { alertmanagerSchema, gatesSchema, prometheusSchema } from "../gates/config.js";
 import { Secret } from "../util/secret.js";
-import { listenAddress, MIN_TOKEN_LENGTH, token } from "./zod-helpers.js";
+import { listenAddress, MIN_TOKEN_LENGTH, token } from "../util/zod.js";
 
 /**
  * The configuration schema. It is also the configuration reference: every field carries

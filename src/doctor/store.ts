@@ -1,7 +1,8 @@
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { createEtcdClient, etcdConnectionFromConfig } from "../ha/etcd-client.js";
+import { createEtcdClient } from "../etcd/client.js";
+import { etcdConnectionFromConfig } from "../store/config.js";
 import type { LeaderRecord } from "../ha/leader.js";
 import type { EtcdStoreConfig, SqliteStoreConfig, StoreConfig } from "../store/config.js";
 import { EtcdStore } from "../store/etcd.js";

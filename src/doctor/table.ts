@@ -1,4 +1,4 @@
-import { table } from "../cli/format.js";
+import { table } from "../util/table.js";
 import type { CheckResult, DoctorReport } from "./types.js";
 
 const WORD: Record<CheckResult, string> = { ok: "ok", warn: "WARN", fail: "FAIL", skip: "skip" };

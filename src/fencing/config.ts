@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { secret, url } from "../config/zod-helpers.js";
+import { secret, url } from "../util/zod.js";
 
 /**
  * Fencing configuration: devices per host (an escalation chain tried in order), with

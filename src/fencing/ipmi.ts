@@ -2,7 +2,7 @@ import type { Logger } from "../logging.js";
 import type { IpmiDeviceConfig } from "./config.js";
 import { CommandKilled, oneLine, runCommand } from "./exec.js";
 import { DeviceError, PowerLoopDevice, type PowerTarget } from "./power-loop.js";
-import type { PowerStatus } from "./types.js";
+import type { PowerStatus } from "../domain/ports/fencing.js";
 
 /**
  * IPMI fencing through `ipmitool` (fence_ipmilan's way): `chassis power off`, then poll

@@ -2,7 +2,7 @@ import type { Logger } from "../logging.js";
 import type { LibvirtDeviceConfig } from "./config.js";
 import { CommandKilled, oneLine, runCommand } from "./exec.js";
 import { DeviceError, PowerLoopDevice, type PowerTarget } from "./power-loop.js";
-import type { PowerState, PowerStatus } from "./types.js";
+import type { PowerState, PowerStatus } from "../domain/ports/fencing.js";
 
 /**
  * libvirt fencing for labs whose "compute nodes" are VMs: `virsh destroy` (a hard power

@@ -1,6 +1,6 @@
 import type { Logger } from "../logging.js";
 import type { NoopDeviceConfig } from "./config.js";
-import type { FenceDevice, FenceResult, PowerStatus } from "./types.js";
+import type { FenceDevice, FenceResult, PowerStatus } from "../domain/ports/fencing.js";
 
 /**
  * A device that fences nothing and says the host is off. Only for tests and demos: the

@@ -2,7 +2,7 @@ import pRetry, { AbortError as StopRetrying } from "p-retry";
 import { sleep, withTimeout } from "../util/abort.js";
 import { errorMessage } from "../util/errors.js";
 import type { CommonDeviceConfig } from "./config.js";
-import type { FenceDevice, FenceResult, PowerState, PowerStatus } from "./types.js";
+import type { FenceDevice, FenceResult, PowerState, PowerStatus } from "../domain/ports/fencing.js";
 
 /**
  * The power loop every driver shares (fence-agents' `fence_action`): read the state; if it

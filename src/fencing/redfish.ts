@@ -5,7 +5,7 @@ import type { Logger } from "../logging.js";
 import { errorMessage } from "../util/errors.js";
 import type { RedfishDeviceConfig } from "./config.js";
 import { DeviceError, PowerLoopDevice, type PowerTarget } from "./power-loop.js";
-import type { PowerState, PowerStatus } from "./types.js";
+import type { PowerState, PowerStatus } from "../domain/ports/fencing.js";
 
 /**
  * Redfish fencing (DMTF DSP0266, ComputerSystem.Reset): find the ComputerSystem, read its

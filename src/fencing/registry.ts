@@ -4,7 +4,7 @@ import { IpmiDevice } from "./ipmi.js";
 import { LibvirtDevice } from "./libvirt.js";
 import { NoopDevice } from "./noop.js";
 import { RedfishDevice } from "./redfish.js";
-import type { FenceDevice } from "./types.js";
+import type { FenceDevice } from "../domain/ports/fencing.js";
 
 /** What a factory gets besides its device's config. */
 export interface FenceDeviceContext {

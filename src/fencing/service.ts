@@ -3,7 +3,7 @@ import type { Metrics } from "../metrics.js";
 import { errorMessage } from "../util/errors.js";
 import type { FencingConfig } from "./config.js";
 import { defaultFenceRegistry, type DeviceConfigLike, type FenceDriverRegistry } from "./registry.js";
-import type { ChainResult, FenceDevice, FenceResult, PowerStatus } from "./types.js";
+import type { ChainResult, FenceDevice, FenceResult, PowerStatus } from "../domain/ports/fencing.js";
 
 /**
  * The fencing service: every configured host's escalation chain of devices. Power-off

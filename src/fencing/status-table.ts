@@ -1,7 +1,7 @@
 import pLimit from "p-limit";
 import { errorMessage } from "../util/errors.js";
 import type { Fencing } from "./service.js";
-import type { PowerState } from "./types.js";
+import type { PowerState } from "../domain/ports/fencing.js";
 
 /**
  * `lifeboat fence status [HOST…]`: every device of every (or the named) host asked for its

@@ -1,5 +1,5 @@
 import type { Logger } from "../logging.js";
-import type { Recovery } from "../recovery/model.js";
+import type { Recovery } from "../domain/model.js";
 import { errorMessage } from "../util/errors.js";
 import type { Claim, HostClaims } from "./claims.js";
 
@@ -122,14 +122,4 @@ class Coalesced {
     p.then(done, done);
     return p;
   }
-}
-
-/** Errors after which this instance must stop acting (it no longer leads or holds the host). */
-export function isLeadershipLoss(err: unknown): boolean {
-  return err instanceof Error && ["ClaimLostError", "NotLeaderError", "LeadershipLostError"].includes(err.name);
-}
-
-/** Another instance holds the host: wait, do not fail the recovery. */
-export function isHeldElsewhere(err: unknown): boolean {
-  return err instanceof Error && err.name === "ClaimHeldError";
 }

@@ -1,9 +1,10 @@
+import { HeldElsewhereError, NotOursError } from "../domain/errors.js";
 import type { Etcd3, IKeyValue } from "etcd3";
 import { silentLogger, type Logger } from "../logging.js";
 import { errorMessage } from "../util/errors.js";
-import { getKey, Keyspace, keyLeaseIs, kvs, parseJson, seg, unseg } from "./etcd-kv.js";
+import { getKey, Keyspace, keyLeaseIs, kvs, parseJson, seg, unseg } from "../etcd/kv.js";
 import type { LeaderTerm } from "./leader.js";
-import { withDeadline } from "./timeout.js";
+import { withDeadline } from "../etcd/deadline.js";
 
 /**
  * Per-host claims: before lifeboat touches a host (fence, force-down, evacuate) the leader
@@ -44,11 +45,11 @@ export interface Leadership {
   readonly leaderKey: string;
 }
 
-export class NotLeaderError extends Error {
+export class NotLeaderError extends NotOursError {
   override name = "NotLeaderError";
 }
 
-export class ClaimHeldError extends Error {
+export class ClaimHeldError extends HeldElsewhereError {
   override name = "ClaimHeldError";
   constructor(
     readonly host: string,
@@ -58,7 +59,7 @@ export class ClaimHeldError extends Error {
   }
 }
 
-export class ClaimLostError extends Error {
+export class ClaimLostError extends NotOursError {
   override name = "ClaimLostError";
   constructor(
     readonly host: string,

@@ -1,5 +1,5 @@
 import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from "etcd3";
-import { EtcdTimeoutError } from "./timeout.js";
+import { EtcdTimeoutError } from "../etcd/deadline.js";
 
 /**
  * Renew a lease once and answer its new TTL in seconds (0: etcd no longer knows the lease).

@@ -1,12 +1,13 @@
+import { NotOursError } from "../domain/errors.js";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Etcd3 } from "etcd3";
-import { etcd3 } from "./etcd3.js";
+import { etcd3 } from "../etcd/lazy.js";
 import { silentLogger, type Logger } from "../logging.js";
 import { errorMessage } from "../util/errors.js";
-import { Keyspace, kvs, parseJson } from "./etcd-kv.js";
+import { Keyspace, kvs, parseJson } from "../etcd/kv.js";
 import { keepAliveOnce } from "./keepalive.js";
-import { withDeadline } from "./timeout.js";
+import { withDeadline } from "../etcd/deadline.js";
 
 /**
  * Leader election on etcd, for active-passive HA: every instance campaigns; the one whose
@@ -48,7 +49,7 @@ export interface LeaderRecord {
   since: string;
 }
 
-export class LeadershipLostError extends Error {
+export class LeadershipLostError extends NotOursError {
   override name = "LeadershipLostError";
 }
 

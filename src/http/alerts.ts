@@ -1,9 +1,9 @@
 import express, { type ErrorRequestHandler, type Request, type Response, type Router } from "express";
-import { hostEventsInSlices, type HostMapping } from "../alertmanager/host-events.js";
-import { parseWebhookPayload, payloadProblems } from "../alertmanager/payload.js";
+import { hostEventsInSlices, type HostMapping } from "../intake/host-events.js";
+import { parseWebhookPayload, payloadProblems } from "../intake/alertmanager-payload.js";
 import type { Logger } from "../logging.js";
 import type { Metrics } from "../metrics.js";
-import type { Store } from "../store/types.js";
+import type { Store } from "../domain/journal.js";
 import type { Clock } from "../util/clock.js";
 import { errorMessage } from "../util/errors.js";
 import { requireAuth, type WebhookCredentials } from "./auth.js";

@@ -1,13 +1,13 @@
 import express, { type Request, type Response, type Router } from "express";
 import { z } from "zod";
-import type { Coordinator } from "../recovery/coordinator.js";
-import type { HostOperations } from "../recovery/host-ops.js";
-import { ControlError, type PauseState } from "../recovery/coordinator.js";
-import { RECOVERY_STATES, type RecoveryState } from "../recovery/model.js";
-import { recoveryDetail } from "../store/types.js";
+import type { Coordinator } from "../engine/engine.js";
+import type { HostOperations } from "../engine/host-ops.js";
+import { ConflictError, NotFoundError, RefusedError } from "../domain/errors.js";
+import { RECOVERY_STATES, type PauseState, type RecoveryState } from "../domain/model.js";
+import { recoveryDetail } from "../domain/journal.js";
 import { errorMessage } from "../util/errors.js";
 import type { Secret } from "../util/secret.js";
-import type { StormStatus } from "../validation/gates/storm-state.js";
+import type { StormStatus } from "../domain/model.js";
 import { requireAuth } from "./auth.js";
 
 export interface StatusInfo {
@@ -139,7 +139,8 @@ export async function actionOutcome<T>(fn: () => Promise<T>, okStatus = 200): Pr
   try {
     return { ok: true, status: okStatus, value: await fn() };
   } catch (err) {
-    if (err instanceof ControlError) return { ok: false, status: err.status, error: err.message };
+    const status = err instanceof NotFoundError ? 404 : err instanceof ConflictError ? 409 : err instanceof RefusedError ? 400 : 0;
+    if (status) return { ok: false, status, error: errorMessage(err) };
     return { ok: false, status: 500, error: errorMessage(err) };
   }
 }

@@ -1,8 +1,8 @@
 import express, { type ErrorRequestHandler, type Express, type Router } from "express";
 import type { Logger } from "../logging.js";
 import type { Metrics } from "../metrics.js";
-import type { ReadinessCheck } from "../doctor/reachability.js";
-import type { Store } from "../store/types.js";
+import type { ReadinessCheck } from "../util/readiness.js";
+import type { Store } from "../domain/journal.js";
 import { errorMessage } from "../util/errors.js";
 import { alertsRouter, type AlertsRouteDeps } from "./alerts.js";
 import { controlRouter, type ControlDeps } from "./control.js";

@@ -1,6 +1,6 @@
 import Mustache from "mustache";
 import { z } from "zod";
-import { secret, url } from "../config/zod-helpers.js";
+import { secret, url } from "../util/zod.js";
 
 /**
  * The `notifications:` section — the configuration reference for who is told what, and how.

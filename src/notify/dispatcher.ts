@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "../logging.js";
 import type { Metrics } from "../metrics.js";
-import { PLANNER_CHANNEL, type NotificationPayload, type NotificationRecord, type OutboxEntry } from "../recovery/model.js";
-import type { Store } from "../store/types.js";
+import { PLANNER_CHANNEL, type NotificationPayload, type NotificationRecord, type OutboxEntry } from "../domain/model.js";
+import type { Store } from "../domain/journal.js";
 import { errorMessage } from "../util/errors.js";
 import type { Secret } from "../util/secret.js";
 import type { OutboundMessage } from "./types.js";

@@ -1,8 +1,8 @@
-import type { ChainResult } from "../fencing/types.js";
-import type { GateDecision, InstanceResult, Outcome, RecoveryDetail } from "../recovery/model.js";
-import { PLANNER_CHANNEL, TERMINAL_STATES } from "../recovery/model.js";
-import { locksLeft } from "../recovery/unlocks.js";
-import type { UnknownHostsNotice } from "../recovery/ports.js";
+import type { ChainResult } from "../domain/ports/fencing.js";
+import type { GateDecision, InstanceResult, Outcome, RecoveryDetail } from "../domain/model.js";
+import { PLANNER_CHANNEL, TERMINAL_STATES } from "../domain/model.js";
+import { locksLeft } from "../domain/unlocks.js";
+import type { UnknownHostsNotice } from "../domain/ports/notifier.js";
 import type { MessageKind, NotificationsConfig, OperatorKind } from "./config.js";
 import type { PlannedMessage } from "./dispatcher.js";
 import type { ProjectRecipients } from "./recipients.js";
@@ -119,7 +119,7 @@ export function planBlocked(detail: RecoveryDetail, reason: string, ctx: PlanCon
     ...(block?.previous?.length ? { previousGatesText: block.previous.join(", ") } : {}),
     ...liftOf(detail),
   });
-  // One message per block episode (src/recovery/block.ts): the pipeline keys each one.
+  // One message per block episode (src/engine/block.ts): the pipeline keys each one.
   const episode = block?.episode ?? block?.at ?? `#${detail.timeline.filter((t) => t.to === "blocked").length}`;
   return operatorMessages("blocked", view, `${detailKey("blocked", detail)}|${episode}`, operatorMode(detail, ctx), ctx);
 }

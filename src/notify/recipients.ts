@@ -2,7 +2,7 @@ import pLimit from "p-limit";
 import { z } from "zod";
 import type { Logger } from "../logging.js";
 import type { OpenStackSession } from "../openstack/types.js";
-import type { InstanceResult } from "../recovery/model.js";
+import type { InstanceResult } from "../domain/model.js";
 import { errorMessage } from "../util/errors.js";
 import type { TenantsConfig } from "./config.js";
 

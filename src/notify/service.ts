@@ -1,8 +1,8 @@
 import type { Logger } from "../logging.js";
 import type { Metrics } from "../metrics.js";
 import type { OpenStackSession } from "../openstack/types.js";
-import type { NotificationRecord, OutboxEntry, RecoveryDetail } from "../recovery/model.js";
-import { recoveryDetail, type Store } from "../store/types.js";
+import type { NotificationRecord, OutboxEntry, RecoveryDetail } from "../domain/model.js";
+import { recoveryDetail, type Store } from "../domain/journal.js";
 import { errorMessage } from "../util/errors.js";
 import type { Secret } from "../util/secret.js";
 import type { NotificationsConfig } from "./config.js";
@@ -26,7 +26,7 @@ import { createWebhookChannel } from "./webhook.js";
 import { DeliveryWorker } from "./worker.js";
 
 /**
- * The notifier the pipeline calls (src/recovery/ports.ts NotifierPort). Each method plans
+ * The notifier the pipeline calls (src/domain/ports/notifier.ts NotifierPort). Each method plans
  * the messages and journals them (state `pending`), and resolves — never rejects — once they
  * are durable: no stage ever waits for a mail server, a webhook, or Keystone. The delivery
  * worker (`delivery`, started with the coordinator on the leader) sends them in the

@@ -1,6 +1,6 @@
 import type { Logger } from "../logging.js";
 import type { Metrics } from "../metrics.js";
-import type { NotificationRecord, OutboxEntry } from "../recovery/model.js";
+import type { NotificationRecord, OutboxEntry } from "../domain/model.js";
 import { errorMessage } from "../util/errors.js";
 import type { Secret } from "../util/secret.js";
 import type { RetryConfig } from "./config.js";

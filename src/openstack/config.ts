@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { secret, url } from "../config/zod-helpers.js";
+import { secret, url } from "../util/zod.js";
 
 /**
  * How lifeboat reaches OpenStack. Credentials come from exactly one source: `auth` here,

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { secret, url } from "../config/zod-helpers.js";
+import type { EtcdConnection } from "../etcd/client.js";
+import { secret, url } from "../util/zod.js";
 
 /**
  * The `store:` section: `driver: sqlite` (one file, one instance; the default) or
@@ -69,3 +70,15 @@ export const storeSchema = z.preprocess(
 export type SqliteStoreConfig = z.output<typeof sqliteStoreSchema>;
 export type EtcdStoreConfig = z.output<typeof etcdStoreSchema>;
 export type StoreConfig = z.output<typeof storeSchema>;
+
+/** How to reach etcd, from the `store:` section (driver etcd). */
+export function etcdConnectionFromConfig(cfg: EtcdStoreConfig): EtcdConnection {
+  return {
+    endpoints: cfg.endpoints,
+    ...(cfg.tls ? { tls: { caFile: cfg.tls.ca_file, ...(cfg.tls.cert_file ? { certFile: cfg.tls.cert_file } : {}), ...(cfg.tls.key_file ? { keyFile: cfg.tls.key_file } : {}) } } : {}),
+    ...(cfg.username !== undefined ? { username: cfg.username } : {}),
+    ...(cfg.password !== undefined ? { password: cfg.password } : {}),
+    requestTimeoutMs: cfg.request_timeout_seconds * 1000,
+    dialTimeoutMs: cfg.dial_timeout_seconds * 1000,
+  };
+}

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { Etcd3, ICompare, IKeyValue, IRequestOp } from "etcd3";
-import { createEtcdClient, etcdConnectionFromConfig, type EtcdConnection } from "../ha/etcd-client.js";
-import { Keyspace, kvs, parseJson, seg } from "../ha/etcd-kv.js";
+import { createEtcdClient, type EtcdConnection } from "../etcd/client.js";
+import { etcdConnectionFromConfig } from "./config.js";
+import { Keyspace, kvs, parseJson, seg } from "../etcd/kv.js";
 import type {
   AppendedEvent,
   EventDisposition,
@@ -17,12 +18,13 @@ import type {
   RecoveryState,
   StepRecord,
   Transition,
-} from "../recovery/model.js";
-import { isTerminal } from "../recovery/model.js";
+} from "../domain/model.js";
+import { isTerminal } from "../domain/model.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { newId } from "../util/ids.js";
 import type { EtcdStoreConfig } from "./config.js";
-import { HostBusyError, NotFoundError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "./types.js";
+import { HostBusyError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
+import { NotFoundError } from "../domain/errors.js";
 
 /**
  * The shared store: every lifeboat instance of one deployment reads and writes the same

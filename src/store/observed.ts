@@ -1,4 +1,4 @@
-import type { Store } from "./types.js";
+import type { Store } from "../domain/journal.js";
 
 /** What a write to the journal touched: one recovery's records, or one setting. */
 export type JournalChange = { recoveryId: string; host?: string } | { setting: string };

@@ -17,10 +17,11 @@ import type {
   RecoveryState,
   StepRecord,
   Transition,
-} from "../recovery/model.js";
-import { TERMINAL_STATES } from "../recovery/model.js";
+} from "../domain/model.js";
+import { TERMINAL_STATES } from "../domain/model.js";
 import { newId } from "../util/ids.js";
-import { HostBusyError, NotFoundError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "./types.js";
+import { HostBusyError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
+import { NotFoundError } from "../domain/errors.js";
 import { MIGRATIONS } from "./sqlite-migrations.js";
 
 type Row = Record<string, unknown>;

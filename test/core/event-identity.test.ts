@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { labelSetHash, type HostEvent, type RecoveryState } from "../../src/recovery/model.js";
+import { labelSetHash, type HostEvent, type RecoveryState } from "../../src/domain/model.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { alertPayload, makeLifeboat, postAlert, tempDir, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
 import { World } from "../support/world.js";

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ALERTS_PER_SLICE, parseWebhookPayload, payloadProblems, webhookPayloadSchema } from "../../src/alertmanager/payload.js";
+import { ALERTS_PER_SLICE, parseWebhookPayload, payloadProblems, webhookPayloadSchema } from "../../src/intake/alertmanager-payload.js";
 import { alertPayload, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Lifeboat } from "../../src/app.js";
-import { ControlError } from "../../src/recovery/coordinator.js";
+import { Lifeboat } from "../../src/app/lifecycle.js";
+import { ConflictError } from "../../src/domain/errors.js";
 import { memoryLogger, testConfig } from "../support/lifeboat.js";
 import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../support/world.js";
 
@@ -25,8 +25,7 @@ describe("host operations", () => {
     try {
       // The coordinator is not running: this instance does not lead.
       const err = await app.hosts.release("compute-1", "ops").catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(ControlError);
-      expect((err as ControlError).status).toBe(409);
+      expect(err).toBeInstanceOf(ConflictError);
       expect((err as Error).message).toMatch(/does not lead: send the release to the leader/);
       expect(released).toEqual([]);
     } finally {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { RecoveryDetail, RecoveryState } from "../../src/recovery/model.js";
+import type { RecoveryDetail, RecoveryState } from "../../src/domain/model.js";
 import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
 import { World } from "../support/world.js";
 

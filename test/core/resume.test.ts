@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config/schema.js";
-import type { RecoveryState } from "../../src/recovery/model.js";
-import { recoveryDetail } from "../../src/store/types.js";
+import type { RecoveryState } from "../../src/domain/model.js";
+import { recoveryDetail } from "../../src/domain/journal.js";
 import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
 import { World, type HoldPoint } from "../support/world.js";
 

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { Lifeboat } from "../../src/app.js";
+import { Lifeboat } from "../../src/app/lifecycle.js";
 import type { Config } from "../../src/config/schema.js";
-import type { ComputeServiceInfo } from "../../src/evacuation/types.js";
-import type { HostEvent, RecoveryState } from "../../src/recovery/model.js";
-import { UNCONFIRMED_EVENTS_SETTING } from "../../src/recovery/unconfirmed-events.js";
+import type { ComputeServiceInfo } from "../../src/domain/ports/cloud.js";
+import type { HostEvent, RecoveryState } from "../../src/domain/model.js";
+import { UNCONFIRMED_EVENTS_SETTING } from "../../src/engine/unconfirmed-events.js";
 import { metricValue } from "../integration/site.js";
 import { alertPayload, memoryLogger, postAlert, makeLifeboat, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
 import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../support/world.js";

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CloudReachability, trackReachability } from "../../src/doctor/reachability.js";
-import { FRESH_READ } from "../../src/evacuation/types.js";
+import { CloudReachability, trackReachability } from "../../src/openstack/reachability.js";
+import { FRESH_READ } from "../../src/domain/ports/cloud.js";
 import { silentLogger } from "../../src/logging.js";
 import { openstackSchema } from "../../src/openstack/config.js";
 import { createKeystoneSession } from "../../src/openstack/keystone.js";

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AlertmanagerClient } from "../../src/alertmanager/client.js";
 import { Metrics } from "../../src/metrics.js";
-import { alertsGate } from "../../src/validation/gates/alerts.js";
-import { silencesGate } from "../../src/validation/gates/silences.js";
-import type { Gate, GateVerdict } from "../../src/validation/types.js";
+import { alertsGate } from "../../src/gates/alerts.js";
+import { silencesGate } from "../../src/gates/silences.js";
+import type { Gate, GateVerdict } from "../../src/domain/ports/gate.js";
 import { startAlertmanager, type AlertmanagerServer } from "../support/alertmanager.js";
 import { freePort } from "../support/daemon.js";
 import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";

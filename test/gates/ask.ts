@@ -1,5 +1,5 @@
-import type { Recovery } from "../../src/recovery/model.js";
-import type { Gate, GateVerdict } from "../../src/validation/types.js";
+import type { Recovery } from "../../src/domain/model.js";
+import type { Gate, GateVerdict } from "../../src/domain/ports/gate.js";
 
 /** A recovery of `host` waiting in `validating`, as a gate sees it. */
 export function validatingRecovery(host: string, extra: Partial<Recovery> = {}): Recovery {

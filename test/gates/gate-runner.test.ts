@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { evaluateGates } from "../../src/recovery/gate-runner.js";
-import type { Recovery } from "../../src/recovery/model.js";
-import type { Gate, GateContext, GateVerdict } from "../../src/validation/types.js";
+import { evaluateGates } from "../../src/engine/gate-runner.js";
+import type { Recovery } from "../../src/domain/model.js";
+import type { Gate, GateContext, GateVerdict } from "../../src/domain/ports/gate.js";
 
 const recovery = { id: "r-1", host: "compute-1", approved: false } as Recovery;
 const now = (): string => "2026-11-25T12:00:00.000Z";

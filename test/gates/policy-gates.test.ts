@@ -1,12 +1,12 @@
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { EvacuationDriver, HostCapacity } from "../../src/evacuation/types.js";
+import type { CloudPort, HostCapacity } from "../../src/domain/ports/cloud.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { bmcGate } from "../../src/validation/gates/bmc.js";
-import { capacityGate } from "../../src/validation/gates/capacity.js";
-import { novaServiceGate } from "../../src/validation/gates/nova-service.js";
-import { approvalGate, cooldownGate, exclusionGate, pauseGate } from "../../src/validation/gates/policy.js";
-import type { Gate } from "../../src/validation/types.js";
+import { bmcGate } from "../../src/gates/bmc.js";
+import { capacityGate } from "../../src/gates/capacity.js";
+import { novaServiceGate } from "../../src/gates/nova-service.js";
+import { approvalGate, cooldownGate, exclusionGate, pauseGate } from "../../src/gates/policy.js";
+import type { Gate } from "../../src/domain/ports/gate.js";
 import { tempDir, testConfig } from "../support/lifeboat.js";
 import { World, WorldCloud, WorldFencing } from "../support/world.js";
 import { askGate, validatingRecovery } from "./ask.js";
@@ -28,7 +28,7 @@ const recovery = validatingRecovery;
 const evaluate = askGate;
 
 describe("nova-service", () => {
-  const gate = (cloud: EvacuationDriver, checks = 1): Gate => novaServiceGate(cloud, { staleSeconds: 60, checks, intervalSeconds: 0, now: () => Date.now() });
+  const gate = (cloud: CloudPort, checks = 1): Gate => novaServiceGate(cloud, { staleSeconds: 60, checks, intervalSeconds: 0, now: () => Date.now() });
 
   it("passes when Nova says down with a stale heartbeat, on every check", async () => {
     world.kill("compute-1", 120);
@@ -128,7 +128,7 @@ describe("policy gates", () => {
 
 describe("capacity pre-check", () => {
   const evacCfg = testConfig().evacuation;
-  function driver(free: HostCapacity["free"][], fail = false): EvacuationDriver {
+  function driver(free: HostCapacity["free"][], fail = false): CloudPort {
     const cloud = new WorldCloud(world);
     cloud.capacity = () =>
       fail ? Promise.reject(new Error("placement: 503")) : Promise.resolve(free.map((f, i) => ({ host: `compute-${i + 2}`, zone: "nova", free: f })));

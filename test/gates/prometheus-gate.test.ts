@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrometheusClient } from "../../src/prometheus/client.js";
-import { prometheusGate } from "../../src/validation/gates/prometheus.js";
-import type { Gate, GateVerdict } from "../../src/validation/types.js";
+import { prometheusGate } from "../../src/gates/prometheus.js";
+import type { Gate, GateVerdict } from "../../src/domain/ports/gate.js";
 import { freePort } from "../support/daemon.js";
 import { alertPayload, makeLifeboat, postAlert, testConfig, waitFor } from "../support/lifeboat.js";
 import { startPrometheus, type PrometheusServer } from "../support/prometheus.js";

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { RecoveryDetail } from "../../src/recovery/model.js";
+import type { RecoveryDetail } from "../../src/domain/model.js";
 import { defaultScenario } from "../../src/sandbox/cloud.js";
 import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
 import { startStack, type Stack } from "../support/stack.js";

@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Metrics } from "../../src/metrics.js";
-import { evaluateGates } from "../../src/recovery/gate-runner.js";
-import type { Recovery, RecoveryState, Trigger } from "../../src/recovery/model.js";
+import { evaluateGates } from "../../src/engine/gate-runner.js";
+import type { Recovery, RecoveryState, Trigger } from "../../src/domain/model.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { stormGate, type StormConfig } from "../../src/validation/gates/storm.js";
-import type { Gate, GateVerdict } from "../../src/validation/types.js";
+import { stormGate, type StormConfig } from "../../src/gates/storm.js";
+import type { Gate, GateVerdict } from "../../src/domain/ports/gate.js";
 import { memoryLogger } from "../support/lifeboat.js";
 import { RecordingNotifier, World, WorldCloud } from "../support/world.js";
 

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Etcd3 } from "etcd3";
-import { createEtcdClient } from "../../src/ha/etcd-client.js";
+import { createEtcdClient } from "../../src/etcd/client.js";
 import { LeaderElection, type LeaderElectionOptions } from "../../src/ha/leader.js";
 
 /** Short timings for tests: TTL 3 s → keep-alive every 1 s, a leader trusts a renewal 1.5 s. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { recoveryDetail } from "../../src/store/types.js";
+import { recoveryDetail } from "../../src/domain/journal.js";
 import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
 import { usePairPerTest } from "./pair.js";
 import { evacuatePostsPerServer, issuedByBoth, sideEffects } from "./side-effects.js";

@@ -1,9 +1,9 @@
 import { performance } from "node:perf_hooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Lifeboat } from "../../src/app.js";
+import { Lifeboat } from "../../src/app/lifecycle.js";
 import type { Config } from "../../src/config/schema.js";
-import type { EvacuationDriver } from "../../src/evacuation/types.js";
-import { createEtcdClient } from "../../src/ha/etcd-client.js";
+import type { CloudPort } from "../../src/domain/ports/cloud.js";
+import { createEtcdClient } from "../../src/etcd/client.js";
 import { etcdStoreSchema } from "../../src/store/config.js";
 import type { EtcdStore } from "../../src/store/etcd.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
@@ -70,7 +70,7 @@ async function soloWithEvacuationInFlight(etcdLink: TcpProxy, serversPerHost: nu
   const cloud = new WorldCloud(world);
   let abortedAt: number | undefined;
   let steppedDownAt: number | undefined;
-  const evacuation: EvacuationDriver = Object.assign(Object.create(cloud) as WorldCloud, {
+  const evacuation: CloudPort = Object.assign(Object.create(cloud) as WorldCloud, {
     evacuate: (...args: Parameters<WorldCloud["evacuate"]>) => {
       args[2].signal?.addEventListener("abort", () => (abortedAt ??= performance.now()), { once: true });
       return cloud.evacuate(...args);

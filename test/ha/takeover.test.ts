@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { RecoveryDetail } from "../../src/recovery/model.js";
-import { isLifeboatReason } from "../../src/openstack/compute-services.js";
+import type { RecoveryDetail } from "../../src/domain/model.js";
+import { isLifeboatReason } from "../../src/domain/markers.js";
 import type { SandboxOptions } from "../../src/sandbox/environment.js";
 import { waitFor } from "../support/lifeboat.js";
 import type { Instance, LogLine } from "./instance.js";

@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ClaimLostError } from "../../src/ha/claims.js";
 import type { LeaderTerm } from "../../src/ha/leader.js";
-import { createEtcdHa, type EtcdHa } from "../../src/ha/setup.js";
+import { createEtcdHa, type EtcdHa } from "../../src/app/ha.js";
 import { runWhileLeader, type LeaderWork } from "../../src/ha/while-leader.js";
 import { storeSchema, type EtcdStoreConfig } from "../../src/store/config.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";

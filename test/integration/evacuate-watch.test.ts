@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { RecoveryDetail } from "../../src/recovery/model.js";
+import type { RecoveryDetail } from "../../src/domain/model.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { waitFor } from "../support/lifeboat.js";
 import type { Stack } from "../support/stack.js";

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { RecoveryDetail } from "../../src/recovery/model.js";
-import { recoveryDetail } from "../../src/store/types.js";
+import type { RecoveryDetail } from "../../src/domain/model.js";
+import { recoveryDetail } from "../../src/domain/journal.js";
 import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
 import { startStack, type Stack } from "../support/stack.js";
 import { fastConfig, fastSite, novaSeesDown } from "./site.js";

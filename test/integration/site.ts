@@ -1,10 +1,10 @@
-import type { RecoveryDetail } from "../../src/recovery/model.js";
+import type { RecoveryDetail } from "../../src/domain/model.js";
 import type { SandboxScenario, ScenarioServer } from "../../src/sandbox/cloud-scenario.js";
 import { defaultScenario } from "../../src/sandbox/cloud-scenario.js";
 import type { SimMigration, SimRequest } from "../../src/sandbox/cloud-state.js";
 import type { SandboxCloud } from "../../src/sandbox/cloud.js";
 import type { SandboxOptions } from "../../src/sandbox/environment.js";
-import { recoveryDetail } from "../../src/store/types.js";
+import { recoveryDetail } from "../../src/domain/journal.js";
 import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
 import { deepMerge, startStack, type Stack } from "../support/stack.js";
 

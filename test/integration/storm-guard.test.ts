@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { Config } from "../../src/config/schema.js";
-import type { GateDecision, Recovery, RecoveryDetail } from "../../src/recovery/model.js";
+import type { GateDecision, Recovery, RecoveryDetail } from "../../src/domain/model.js";
 import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { alertPayload, api, makeLifeboat, postAlert, removeDir, tempDir, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";

@@ -4,7 +4,7 @@ import type { PlannedMessage } from "../../src/notify/dispatcher.js";
 import { duration, planBlocked, planFenceFailed, planRecoveryFinished, planStorm, type PlanContext } from "../../src/notify/planner.js";
 import type { ProjectRecipients } from "../../src/notify/recipients.js";
 import type { SqliteStore } from "../../src/store/sqlite.js";
-import { recoveryDetail } from "../../src/store/types.js";
+import { recoveryDetail } from "../../src/domain/journal.js";
 import { GENERATOR_URL, P1, P2, XSS_NAME, scenario, testStore } from "./support/recovery.js";
 
 let store: SqliteStore;

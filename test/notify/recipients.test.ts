@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/logging.js";
 import { tenantsSchema } from "../../src/notify/config.js";
 import { RecipientResolver, splitAddresses } from "../../src/notify/recipients.js";
-import type { InstanceResult } from "../../src/recovery/model.js";
+import type { InstanceResult } from "../../src/domain/model.js";
 import { FIXTURE_PROJECT_ID, FIXTURE_USER_ID, startCloudStub, type CloudData, type CloudStub } from "./support/cloud.js";
 
 const P1 = "p1000000000000000000000000000001";

@@ -4,7 +4,7 @@ import { webhookSchema } from "../../src/notify/config.js";
 import { DeliveryError, storeSink, type PlannedMessage } from "../../src/notify/dispatcher.js";
 import type { OutboundMessage } from "../../src/notify/types.js";
 import { createWebhookChannel } from "../../src/notify/webhook.js";
-import type { RecoveryDetail } from "../../src/recovery/model.js";
+import type { RecoveryDetail } from "../../src/domain/model.js";
 import type { SqliteStore } from "../../src/store/sqlite.js";
 import { scenario, testStore } from "./support/recovery.js";
 import { startReceiver, type Receiver } from "./support/receiver.js";

@@ -1,8 +1,9 @@
 import pLimit from "p-limit";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EvacuateCall, EvacuateOptions, InstanceInfo } from "../../src/evacuation/types.js";
+import type { EvacuateCall, EvacuateOptions, InstanceInfo } from "../../src/domain/ports/cloud.js";
 import { AbortError } from "../../src/util/abort.js";
-import { ComputeServiceNotFoundError, isLifeboatReason, listLifeboatIsolatedHosts } from "../../src/openstack/compute-services.js";
+import { ComputeServiceNotFoundError, listLifeboatIsolatedHosts } from "../../src/nova/compute-services.js";
+import { isLifeboatReason } from "../../src/domain/markers.js";
 import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../src/sandbox/cloud.js";
 import type { SandboxScenario, ScenarioServer } from "../../src/sandbox/cloud-scenario.js";
 import { actionsOn, driverFor, isEvacuatePost, servicePuts, type DriverHandle } from "./support/driver.js";

@@ -10,8 +10,9 @@ import {
   type NotificationPayload,
   type NotificationRecord,
   type StepRecord,
-} from "../../src/recovery/model.js";
-import { HostBusyError, NotFoundError, StateConflictError, recoveryDetail, type Store } from "../../src/store/types.js";
+} from "../../src/domain/model.js";
+import { HostBusyError, StateConflictError, recoveryDetail, type Store } from "../../src/domain/journal.js";
+import { NotFoundError } from "../../src/domain/errors.js";
 
 /**
  * The behaviour every `Store` must have, whatever keeps the data. Run it against each

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { Etcd3 } from "etcd3";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { createEtcdClient } from "../../src/ha/etcd-client.js";
+import { createEtcdClient } from "../../src/etcd/client.js";
 import { EtcdStore } from "../../src/store/etcd.js";
-import type { Store } from "../../src/store/types.js";
+import type { Store } from "../../src/domain/journal.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
 import { describeStoreConformance, newEvent, newRecovery } from "./conformance.js";
 

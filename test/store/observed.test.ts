@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { JournalChanges, observeWrites, type JournalChange } from "../../src/store/observed.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { StateConflictError } from "../../src/store/types.js";
+import { StateConflictError } from "../../src/domain/journal.js";
 import { removeDir, tempDir } from "../support/lifeboat.js";
 
 const dirs: string[] = [];

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { HostBusyError, StateConflictError } from "../../src/store/types.js";
+import { HostBusyError, StateConflictError } from "../../src/domain/journal.js";
 import { newEvent, newRecovery } from "./conformance.js";
 
 let dir: string | undefined;

@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import type { EvacuateCall } from "../../src/recovery/model.js";
+import type { EvacuateCall } from "../../src/domain/model.js";
 import { MIGRATIONS } from "../../src/store/sqlite-migrations.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import type { Store } from "../../src/store/types.js";
+import type { Store } from "../../src/domain/journal.js";
 import { describeStoreConformance } from "./conformance.js";
 
 describeStoreConformance("sqlite", async () => {

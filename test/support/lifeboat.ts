@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { stringify } from "yaml";
-import { Lifeboat } from "../../src/app.js";
+import { Lifeboat } from "../../src/app/lifecycle.js";
 import { parseConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/schema.js";
 import { createLogger, type Logger } from "../../src/logging.js";

@@ -1,9 +1,9 @@
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { Lifeboat } from "../../src/app.js";
+import { Lifeboat } from "../../src/app/lifecycle.js";
 import { parseConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/schema.js";
-import { buildDrivers } from "../../src/drivers.js";
+import { buildDrivers } from "../../src/app/drivers.js";
 import { startSandbox, type Sandbox, type SandboxOptions } from "../../src/sandbox/environment.js";
 import { ADMIN_TOKEN, WEBHOOK_TOKEN, deepMerge, memoryLogger, tempDir } from "./lifeboat.js";
 

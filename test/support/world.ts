@@ -10,14 +10,15 @@
 import type {
   ComputeServiceInfo,
   EvacuateOptions,
-  EvacuationDriver,
+  CloudPort,
   EvacuationOutcome,
   InstanceInfo,
   IsolationResult,
-} from "../../src/evacuation/types.js";
-import type { ChainResult, FenceDevice, FenceResult, PowerStatus } from "../../src/fencing/types.js";
-import type { RecoveryDetail } from "../../src/recovery/model.js";
-import type { FencingPort, NotifierPort, NotifySummary, UnknownHostsNotice } from "../../src/recovery/ports.js";
+} from "../../src/domain/ports/cloud.js";
+import type { ChainResult, FenceDevice, FenceResult, PowerStatus } from "../../src/domain/ports/fencing.js";
+import type { RecoveryDetail } from "../../src/domain/model.js";
+import type { NotifierPort, NotifySummary, UnknownHostsNotice } from "../../src/domain/ports/notifier.js";
+import type { FencingPort } from "../../src/domain/ports/fencing.js";
 import { abortReason, sleep } from "../../src/util/abort.js";
 
 export interface WorldHost {
@@ -180,6 +181,9 @@ export class WorldFencing implements FencingPort {
     private readonly world: World,
     private readonly unfenceable: string[] = [],
   ) {}
+  hosts(): string[] {
+    return [...this.world.hosts.keys()].filter((h) => !this.unfenceable.includes(h)).sort();
+  }
   hasHost(host: string): boolean {
     return this.world.hosts.has(host) && !this.unfenceable.includes(host);
   }
@@ -212,12 +216,12 @@ export class WorldFencing implements FencingPort {
   }
 }
 
-export class WorldCloud implements EvacuationDriver {
+export class WorldCloud implements CloudPort {
   readonly driver = "world";
   /** Make Nova calls fail (API down). */
   apiDown = false;
   /** Free capacity elsewhere (the capacity gate); unset: the driver cannot report it. */
-  capacity?: EvacuationDriver["capacity"];
+  capacity?: CloudPort["capacity"];
   constructor(private readonly world: World) {}
 
   private api(): void {

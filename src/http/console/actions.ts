@@ -1,4 +1,4 @@
-import { isAbortable, isTerminal } from "../../recovery/model.js";
+import { isAbortable, isTerminal } from "../../domain/model.js";
 import type { ActionResult, ConsoleDeps } from "./deps.js";
 import { HOST_NAME } from "./pages.js";
 import { recoveryHref } from "./views.js";

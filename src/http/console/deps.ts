@@ -1,4 +1,4 @@
-import type { Recovery, RecoveryDetail, RecoveryState } from "../../recovery/model.js";
+import type { Recovery, RecoveryDetail, RecoveryState } from "../../domain/model.js";
 
 /**
  * Everything the console reads and does, and nothing more. It is built in one place from

@@ -1,4 +1,4 @@
-import { RECOVERY_STATES, type RecoveryState } from "../../recovery/model.js";
+import { RECOVERY_STATES, type RecoveryState } from "../../domain/model.js";
 import type { ConsoleChange, ConsoleDeps, RecoveryQuery } from "./deps.js";
 import type { LiveView } from "./live.js";
 import type { ConsoleRenderer } from "./render.js";

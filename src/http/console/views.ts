@@ -1,4 +1,4 @@
-import type { ChainResult } from "../../fencing/types.js";
+import type { ChainResult } from "../../domain/ports/fencing.js";
 import {
   isAbortable,
   isTerminal,
@@ -8,7 +8,7 @@ import {
   type RecoveryDetail,
   type StepRecord,
   type Transition,
-} from "../../recovery/model.js";
+} from "../../domain/model.js";
 import type { ConsoleStatus, HeldHost, HostView, SilencesView } from "./deps.js";
 
 /**

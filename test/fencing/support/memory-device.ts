@@ -1,6 +1,6 @@
 import type { CommonDeviceConfig } from "../../../src/fencing/config.js";
 import { DeviceError, PowerLoopDevice, type PowerTarget } from "../../../src/fencing/power-loop.js";
-import type { FenceDevice, FenceResult, PowerState, PowerStatus } from "../../../src/fencing/types.js";
+import type { FenceDevice, FenceResult, PowerState, PowerStatus } from "../../../src/domain/ports/fencing.js";
 import { defaultFenceRegistry, type FenceDriverRegistry } from "../../../src/fencing/registry.js";
 
 /** An in-memory fence device for chain and table tests, registered as driver "memory". */

@@ -4,7 +4,7 @@ import { retrySchema, type RetryConfig } from "../../../src/notify/config.js";
 import { enqueue, storeOutbox, type EnqueueResult, type OutboxSource, type PlannedMessage, type RecordSink } from "../../../src/notify/dispatcher.js";
 import type { NotificationChannel } from "../../../src/notify/types.js";
 import { DeliveryWorker } from "../../../src/notify/worker.js";
-import type { Store } from "../../../src/store/types.js";
+import type { Store } from "../../../src/domain/journal.js";
 import type { Secret } from "../../../src/util/secret.js";
 
 /** The journal side (enqueue) and the delivery side (worker) of notifications, wired to one store. */

@@ -1,7 +1,7 @@
-import type { ChainResult } from "../../../src/fencing/types.js";
-import type { InstanceResult, RecoveryDetail, RecoveryState } from "../../../src/recovery/model.js";
+import type { ChainResult } from "../../../src/domain/ports/fencing.js";
+import type { InstanceResult, RecoveryDetail, RecoveryState } from "../../../src/domain/model.js";
 import { SqliteStore } from "../../../src/store/sqlite.js";
-import { recoveryDetail } from "../../../src/store/types.js";
+import { recoveryDetail } from "../../../src/domain/journal.js";
 
 export const P1 = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 export const P2 = "0f9e8d7c6b5a49382716f5e4d3c2b1a0";

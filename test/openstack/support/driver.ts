@@ -1,5 +1,5 @@
 import { createLogger, type Logger } from "../../../src/logging.js";
-import { createNovaEvacuationDriver, type NovaDriverOptions, type NovaEvacuationDriver } from "../../../src/evacuation/nova.js";
+import { createNovaEvacuationDriver, type NovaDriverOptions, type NovaEvacuationDriver } from "../../../src/nova/driver.js";
 import type { KeystoneSession } from "../../../src/openstack/keystone.js";
 import type { SandboxCloud } from "../../../src/sandbox/cloud.js";
 import type { SimRequest } from "../../../src/sandbox/cloud-state.js";

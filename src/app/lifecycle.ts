@@ -1,0 +1,371 @@
+import type { Server } from "node:http";
+import { hostname } from "node:os";
+import type { AddressInfo } from "node:net";
+import type { Config } from "../config/schema.js";
+import type { CloudPort } from "../domain/ports/cloud.js";
+import type { ReadinessCheck } from "../util/readiness.js";
+import { createHttpApp } from "../http/server.js";
+import type { StatusInfo } from "../http/control.js";
+import type { Logger } from "../logging.js";
+import { Metrics } from "../metrics.js";
+import { ClaimGuard } from "../ha/claim-guard.js";
+import { isLeadershipLoss } from "../domain/errors.js";
+import { createEtcdHa, type EtcdHa } from "./ha.js";
+import { runWhileLeader } from "../ha/while-leader.js";
+import { Coordinator } from "../engine/engine.js";
+import { HostOperations, type ReleaseFn } from "../engine/host-ops.js";
+import { monitorEventsToHostEvents } from "../intake/monitor-events.js";
+import type { MonitorEvent } from "../intake/monitor-events.js";
+import type { Recovery } from "../domain/model.js";
+import { reconcileIsolatedHosts } from "../engine/reconcile.js";
+import { releaseStaleLocks } from "../engine/stale-locks.js";
+import type { PipelineDeps } from "../engine/context.js";
+import type { NotifierPort } from "../domain/ports/notifier.js";
+import type { FencingPort } from "../domain/ports/fencing.js";
+import { createConsole } from "../http/console/router.js";
+import { consoleDepsFromApp } from "./console.js";
+import { JournalChanges, observeWrites } from "../store/observed.js";
+import { SqliteStore } from "../store/sqlite.js";
+import type { Store } from "../domain/journal.js";
+import { sleep } from "../util/abort.js";
+import { systemClock, type Clock } from "../util/clock.js";
+import { errorMessage } from "../util/errors.js";
+import { alertmanagerClient, buildGates } from "./gates.js";
+import { stormStatus } from "../gates/storm-state.js";
+import type { Gate } from "../domain/ports/gate.js";
+import { VERSION } from "../version.js";
+
+/** Pauses between tries of the stale-lock sweep while the cloud does not answer. */
+const STALE_LOCK_RETRY_MS = [5_000, 15_000, 45_000, 120_000];
+
+/** The drivers a running lifeboat talks to; built from the config by drivers.ts, or faked in tests. */
+export interface Drivers {
+  fencing: FencingPort;
+  evacuation: CloudPort;
+  notifier: NotifierPort;
+  /** Bring a repaired host back into service (`lifeboat release`). */
+  release?: ReleaseFn;
+  /** Last known reachability of the cloud, from the calls lifeboat made anyway (for /readyz). */
+  cloudReachability?: { readiness(): ReadinessCheck };
+  /** The native monitor (config `monitor`), for clouds without Prometheus. */
+  monitor?: (intervalMs: number, onEvents: (events: MonitorEvent[]) => Promise<void>) => { start(): void; stop(): Promise<void> };
+  /** Sends the journaled notifications in the background; runs with the coordinator, on the leader only. */
+  delivery?: BackgroundWorker;
+}
+
+/** Work that runs in the background while this instance leads (started, then stopped once). */
+export interface BackgroundWorker {
+  start(): void;
+  /** Resolves once nothing runs any more. */
+  stop(): Promise<void>;
+}
+
+/** Given the app's store, metrics and logger, build the drivers (they may need the store). */
+export type DriverFactory = (ctx: { store: Store; metrics: Metrics; logger: Logger }) => Drivers & { close?(): void };
+
+export interface AppOptions {
+  config: Config;
+  logger: Logger;
+  drivers: Drivers | DriverFactory;
+  store?: Store;
+  metrics?: Metrics;
+  clock?: Clock;
+  gates?: Gate[];
+  instanceId?: string;
+}
+
+/**
+ * Wiring: config → store → drivers → coordinator → HTTP. `start()` opens the store, resumes
+ * unfinished recoveries, starts the notification delivery worker (on the leader) and
+ * listens; `stop()` stops acting and closes everything, leaving every recovery and every
+ * undelivered notification where it was for the next start.
+ */
+export class Lifeboat {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly store: Store;
+  /** Every journal write of this process, as it happens (the console's live pages listen). */
+  readonly changes = new JournalChanges();
+  readonly metrics: Metrics;
+  readonly coordinator: Coordinator;
+  readonly hosts: HostOperations;
+  readonly clock: Clock;
+  readonly instanceId: string;
+  readonly drivers: Drivers & { close?(): void };
+  /** Active-passive HA on etcd (store driver etcd): election and host claims. */
+  readonly ha: EtcdHa | undefined;
+  readonly #claimGuard: ClaimGuard | undefined;
+  #leaderWork: { stop(): Promise<void> } | null = null;
+  #sweep: { stop(): Promise<void> } | null = null;
+  #monitor: { start(): void; stop(): Promise<void> } | null = null;
+  #server: Server | null = null;
+
+  constructor(opts: AppOptions) {
+    this.config = opts.config;
+    this.logger = opts.logger;
+    this.clock = opts.clock ?? systemClock;
+    this.metrics = opts.metrics ?? new Metrics({ version: VERSION });
+    const storeCfg = opts.config.store;
+    if (!opts.store && storeCfg.driver === "etcd") {
+      this.ha = createEtcdHa(storeCfg, this.logger.child({ component: "ha" }));
+      this.#claimGuard = new ClaimGuard(this.ha.claims, this.logger.child({ component: "claims" }));
+    }
+    this.store = observeWrites(opts.store ?? this.ha?.store ?? new SqliteStore(storeCfg.driver === "sqlite" ? storeCfg.path : ""), this.changes);
+    this.instanceId = opts.instanceId ?? (storeCfg.driver === "etcd" ? storeCfg.instance_id : hostname());
+    this.drivers = typeof opts.drivers === "function" ? opts.drivers({ store: this.store, metrics: this.metrics, logger: this.logger }) : opts.drivers;
+    const { fencing, evacuation, notifier } = this.drivers;
+    const base = { store: this.store, config: this.config, clock: this.clock, fencing, evacuation, notifier };
+    const gates = opts.gates ?? buildGates({ ...base, metrics: this.metrics, logger: this.logger });
+    const guard = this.#claimGuard;
+    const deps: PipelineDeps = {
+      ...base,
+      logger: this.logger,
+      metrics: this.metrics,
+      gates,
+      ...(guard ? { beforeSideEffect: (r: Recovery, what: string) => guard.check(r, what), onRecoveryEnded: (id: string) => guard.release(id) } : {}),
+    };
+    this.coordinator = new Coordinator(deps);
+    this.hosts = new HostOperations({ store: this.store, coordinator: this.coordinator, fencing, ...(this.drivers.release ? { release: this.drivers.release } : {}), logger: this.logger, clock: this.clock });
+  }
+
+  /** The HTTP app (also usable without listening, e.g. with supertest-like clients). */
+  httpApp(): ReturnType<typeof createHttpApp> {
+    const c = this.config;
+    return createHttpApp({
+      logger: this.logger,
+      metrics: this.metrics,
+      store: this.store,
+      alerts: {
+        store: this.store,
+        logger: this.logger,
+        metrics: this.metrics,
+        clock: this.clock,
+        auth:
+          c.server.auth === "none"
+            ? "none"
+            : { ...(c.server.auth.bearer_token ? { bearer: c.server.auth.bearer_token } : {}), ...(c.server.auth.basic ? { basic: c.server.auth.basic } : {}) },
+        bodyLimitBytes: c.server.body_limit_bytes,
+        mapping: { label: c.alerts.host_label, ...(c.alerts.host_pattern ? { pattern: new RegExp(c.alerts.host_pattern) } : {}) },
+        triggerAlertnames: c.alerts.trigger_alertnames,
+        onJournaled: () => this.coordinator.kick(),
+      },
+      control: {
+        coordinator: this.coordinator,
+        hosts: this.hosts,
+        adminToken: c.server.admin_token,
+        status: () => this.statusInfo(),
+      },
+      readiness: () => this.readiness(),
+      ...(c.console.enabled
+        ? {
+            console: createConsole({
+              deps: consoleDepsFromApp({
+                config: c,
+                store: this.store,
+                coordinator: this.coordinator,
+                hosts: this.hosts,
+                fencing: this.drivers.fencing,
+                status: () => this.statusInfo(),
+                changes: this.changes,
+                alertmanager: alertmanagerClient(c),
+                clock: this.clock,
+              }),
+              adminToken: c.server.admin_token,
+              config: c.console,
+              logger: this.logger,
+              clock: this.clock,
+            }).router,
+          }
+        : {}),
+    });
+  }
+
+  /**
+   * /readyz beyond the store: is a leader known, and did the cloud answer lifeboat's last
+   * calls. Cheap (one etcd read at most, never a cloud call) and advisory: an instance
+   * keeps journaling alerts while its cloud or the election is in trouble.
+   */
+  async readiness(): Promise<Record<string, ReadinessCheck>> {
+    const checks: Record<string, ReadinessCheck> = {};
+    if (this.ha) {
+      const self = this.ha.election.isLeader();
+      const id = await this.ha.election.leaderId().catch(() => undefined);
+      checks.leader =
+        id === undefined
+          ? { ok: false, required: false, detail: "leader unknown: etcd did not answer" }
+          : id === null
+            ? { ok: false, required: false, detail: "nobody leads: no recovery runs until an instance is elected" }
+            : { ok: true, detail: self ? `this instance (${id}) leads` : `${id} leads; this instance follows` };
+    } else {
+      checks.leader = this.coordinator.running ? { ok: true, detail: "single instance, running recoveries" } : { ok: false, required: false, detail: "not running recoveries" };
+    }
+    const cloud = this.drivers.cloudReachability?.readiness();
+    if (cloud) checks.openstack = cloud;
+    return checks;
+  }
+
+  async statusInfo(): Promise<StatusInfo> {
+    const self = this.ha ? this.ha.election.isLeader() : this.coordinator.running;
+    const id = this.ha ? await this.ha.election.leaderId().catch(() => null) : self ? this.instanceId : null;
+    return {
+      version: VERSION,
+      instance: this.instanceId,
+      leader: { self, id },
+      store: this.store.kind,
+      dryRun: this.config.recovery.dry_run,
+      storm: await stormStatus(this.store, this.clock.now(), this.config.gates.storm.cooldown_seconds * 1000),
+    };
+  }
+
+  /**
+   * Negotiate with the cloud and reconcile with what Nova says lifeboat did. Bounded: an
+   * unreachable cloud is logged, never fatal (the webhook must keep journaling alerts).
+   */
+  private async connect(): Promise<void> {
+    const signal = AbortSignal.timeout(15_000);
+    try {
+      const what = await this.drivers.evacuation.start?.(signal);
+      if (what) this.logger.info({ driver: this.drivers.evacuation.driver }, `cloud: ${what}`);
+    } catch (err) {
+      this.logger.error({ err: errorMessage(err) }, "cannot reach the cloud at start; will retry on first use");
+      return;
+    }
+    const report = await reconcileIsolatedHosts({ store: this.store, evacuation: this.drivers.evacuation, logger: this.logger, signal, now: () => new Date(this.clock.now()).toISOString() });
+    if (report.isolated.length) this.logger.info(report, "hosts isolated by lifeboat in Nova");
+  }
+
+  /**
+   * Unlock the servers lifeboat left locked for recoveries that ended (recovery/stale-locks.ts),
+   * in the background; tried again a few times while the cloud or the store does not answer.
+   * Not in dry-run mode, which changes nothing.
+   */
+  private async sweepStaleLocks(trigger: string, signal: AbortSignal, mayAct?: () => void): Promise<void> {
+    if (this.config.recovery.dry_run || !this.drivers.evacuation.releaseLifeboatLock) return;
+    const now = (): string => new Date(this.clock.now()).toISOString();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const report = await releaseStaleLocks({ store: this.store, evacuation: this.drivers.evacuation, logger: this.logger, signal, now, trigger, ...(mayAct ? { mayAct } : {}) });
+        const { settled, failed, leftAlone } = report;
+        if (settled.length || failed.length || leftAlone.length) {
+          this.logger.info({ trigger, settled: settled.length, failed: failed.length, leftAlone: leftAlone.length }, "servers lifeboat left locked: looked at");
+        }
+        return;
+      } catch (err) {
+        if (signal.aborted || isLeadershipLoss(err)) return;
+        const delay = STALE_LOCK_RETRY_MS[attempt];
+        if (delay === undefined) {
+          this.logger.error({ err: errorMessage(err), trigger }, "could not look for servers lifeboat left locked; next try at the next start-up or takeover");
+          return;
+        }
+        this.logger.warn({ err: errorMessage(err), trigger, retryInMs: delay }, "could not look for servers lifeboat left locked; trying again");
+        await sleep(delay, signal).catch(() => undefined);
+      }
+    }
+  }
+
+  async start(opts: { listen?: string | false; connect?: boolean } = {}): Promise<void> {
+    await this.store.init();
+    const pause = await this.coordinator.pauseState();
+    this.metrics.automationPaused.set({ source: "operator" }, pause.paused ? 1 : 0);
+    if (this.config.recovery.dry_run) this.logger.warn("DRY RUN: every decision is recorded, nothing is fenced, isolated or evacuated");
+    const connect = opts.connect ?? true;
+    if (connect) await this.connect();
+    if (this.ha) {
+      // Every instance journals webhooks; only the leader runs recoveries.
+      const election = this.ha.election;
+      election.onChange((leader) => {
+        this.metrics.leader.set(leader ? 1 : 0);
+        this.logger.warn({ instance: this.instanceId, leader }, leader ? "this instance leads: running recoveries" : "this instance follows: not acting");
+      });
+      this.#leaderWork = runWhileLeader(
+        election,
+        async (term) => {
+          await this.coordinator.start();
+          // Only the leader delivers: it alone journals new messages, and a message sent by two instances is a duplicate.
+          this.drivers.delivery?.start();
+          const sweep = new AbortController();
+          const swept = connect ? this.sweepStaleLocks("takeover", AbortSignal.any([term.signal, sweep.signal]), () => term.assertFresh()) : Promise.resolve();
+          return {
+            stop: async () => {
+              sweep.abort();
+              await this.drivers.delivery?.stop();
+              await this.coordinator.stop();
+              this.#claimGuard?.forget();
+              this.drivers.evacuation.forgetLocks?.();
+              await swept;
+            },
+          };
+        },
+        this.logger,
+      );
+      election.start();
+    } else {
+      await this.coordinator.start();
+      this.drivers.delivery?.start();
+      this.metrics.leader.set(1);
+      const sweep = new AbortController();
+      const swept = connect ? this.sweepStaleLocks("start-up", sweep.signal) : Promise.resolve();
+      this.#sweep = {
+        stop: () => {
+          sweep.abort();
+          return swept;
+        },
+      };
+    }
+    if (this.config.monitor.enabled && this.drivers.monitor) {
+      this.#monitor = this.drivers.monitor(this.config.monitor.interval_seconds * 1000, async (events) => {
+        await this.store.appendEvents(monitorEventsToHostEvents(events, new Date(this.clock.now()).toISOString()));
+        this.coordinator.kick();
+      });
+      this.#monitor.start();
+      this.logger.info({ interval: this.config.monitor.interval_seconds }, "native monitor polling Nova's os-services");
+    }
+    const listen = opts.listen ?? this.config.server.listen;
+    if (listen !== false) await this.listen(listen);
+  }
+
+  private listen(address: string): Promise<void> {
+    const idx = address.lastIndexOf(":");
+    const host = address.slice(0, idx).replace(/^\[|\]$/g, "") || "0.0.0.0";
+    const port = Number(address.slice(idx + 1));
+    const app = this.httpApp();
+    return new Promise((resolve, reject) => {
+      const server = app.listen(port, host);
+      server.once("listening", () => {
+        this.#server = server;
+        this.logger.info({ listen: `${host}:${this.port}` }, "listening");
+        resolve();
+      });
+      server.once("error", reject);
+    });
+  }
+
+  get port(): number {
+    return (this.#server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = null;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+    this.hosts.stop();
+    await this.#monitor?.stop();
+    await this.#leaderWork?.stop();
+    await this.drivers.delivery?.stop();
+    await this.#sweep?.stop();
+    await this.coordinator.stop();
+    this.metrics.leader.set(0);
+    this.drivers.close?.();
+    if (this.ha) await this.ha.close();
+    else await this.store.close();
+  }
+}

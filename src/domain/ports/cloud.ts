@@ -1,0 +1,201 @@
+/**
+ * The cloud port: what the engine needs from the cloud to judge a failed host, isolate it
+ * and move its instances. src/nova/driver.ts implements it over the Nova API; tests use an
+ * in-memory cloud.
+ *
+ * Every method is idempotent: calling it again after a crash (or twice) must never do a
+ * finished side effect a second time. In particular `evacuate` inspects the instance's
+ * current host, task state and evacuation records before it sends anything.
+ */
+
+export interface ComputeServiceInfo {
+  host: string;
+  /** Nova's computed view: "down" once the heartbeat is stale or the service is forced down. */
+  state: "up" | "down";
+  status: "enabled" | "disabled";
+  forcedDown: boolean;
+  disabledReason: string | null;
+  /** Last heartbeat, ISO 8601 UTC. */
+  updatedAt: string | null;
+  zone: string | null;
+  /**
+   * When the request that read this from Nova was sent, for an answer that may be older than
+   * the call (a shared listing). Absent: read just now. Judge the heartbeat's age at this
+   * instant, not at `now`: a newer heartbeat may have come since.
+   */
+  readAt?: string;
+}
+
+/**
+ * How recent an answer about nova-compute services must be. Reads that only look (the
+ * router, quiet re-checks of blocked recoveries, the storm guard) share one listing a few
+ * seconds old at most; a read that must be a separate look at Nova (each of the nova-service
+ * gate's checks before a fence) asks for a new request.
+ */
+export interface ServiceRead {
+  /** Accept an answer to a request sent at most this long ago, ms; 0: send a new request. Default: the driver's shared listing. */
+  maxAgeMs?: number;
+}
+
+/** A new request to Nova. */
+export const FRESH_READ: ServiceRead = { maxAgeMs: 0 };
+/** The driver's shared listing (a few seconds old at most). */
+export const SHARED_READ: ServiceRead = {};
+
+export interface InstanceInfo {
+  id: string;
+  name: string;
+  projectId: string;
+  userId?: string;
+  /** Nova status: ACTIVE, SHUTOFF, ERROR, REBUILD… */
+  status: string;
+  host: string | null;
+  taskState: string | null;
+  metadata: Record<string, string>;
+  flavor: { name: string; vcpus: number; ramMb: number; diskGb: number; extraSpecs: Record<string, string> };
+  /** Image properties/tags where known (for `evacuable`-style opt-in). */
+  imageProperties: Record<string, string>;
+  locked?: boolean;
+}
+
+import type { EvacuateCall } from "../model.js";
+
+export type { EvacuateCall };
+
+export interface HostCapacity {
+  host: string;
+  zone: string | null;
+  free: { vcpus: number; ramMb: number; diskGb: number };
+}
+
+export interface IsolationResult {
+  /** True when the service was already forced down and disabled: nothing sent. */
+  already: boolean;
+  service: ComputeServiceInfo;
+  message: string;
+}
+
+export interface EvacuateOptions {
+  /** Where to send the instance; undefined lets the scheduler choose. */
+  targetHost?: string;
+  /** 1-based attempt number (re-issues after a failed evacuation). */
+  attempt: number;
+  /** Give up tracking after this long. */
+  timeoutMs: number;
+  /**
+   * How long after an unanswered call was sent nova-api may still act on it: until then its
+   * fate is only watched; after it, Nova's records decide (see the driver's afterNoAnswer).
+   */
+  noAnswerWindowMs?: number;
+  signal?: AbortSignal;
+  /** Reason recorded on the server lock (where the API supports it). */
+  lockReason?: string;
+  /**
+   * The instance's latest evacuate call as journaled. One that is not settled may have
+   * reached Nova (lifeboat stopped before its answer): it is only watched, never followed
+   * by another evacuate.
+   */
+  lastCall?: EvacuateCall;
+  /**
+   * Journal the evacuate call: called before it is sent (the POST goes out only once this
+   * resolved) and again once its fate is known (`settled`).
+   */
+  recordCall?: (call: EvacuateCall) => Promise<void>;
+  /**
+   * The caller's concurrency slot. The driver hands it on while it only watches Nova's
+   * records (a call with no answer, an evacuation still running past `timeoutMs`) and takes
+   * one again before it sends a new call.
+   */
+  slot?: EvacuationSlot;
+}
+
+export interface EvacuationSlot {
+  readonly held: boolean;
+  /** Wait for a slot; at once when held. */
+  acquire(): Promise<void>;
+  /** Hand it on; nothing when not held. */
+  release(): void;
+}
+
+/**
+ * `lockLeft`: lifeboat's lock may still be on the server after this attempt (the unlock
+ * failed or could not be checked, or the evacuation still runs in Nova), in plain words.
+ * The caller journals the unlock as owed and retries it (`releaseLifeboatLock`).
+ */
+export type EvacuationOutcome =
+  | { result: "evacuated"; targetHost: string; status: string; message: string; lockLeft?: string }
+  | { result: "failed"; message: string; retryable: boolean; lockLeft?: string };
+
+/** A server with a lock lifeboat wrote (its reason starts with `lifeboat:`). */
+export interface LockedServer {
+  id: string;
+  name: string;
+  /** The compute host it is on now. */
+  host: string | null;
+  /** Nova's task state: not null while something (an evacuation) still runs. */
+  taskState: string | null;
+  /** The lock reason, e.g. "lifeboat: evacuating from compute-2 (recovery r-…)". */
+  reason: string;
+}
+
+/**
+ * What releasing lifeboat's lock on one server found: unlocked it; nothing to do (not
+ * locked any more, or the server is gone); or a lock that is not lifeboat's for this
+ * recovery (its owner's, or another recovery's), left alone.
+ */
+export type UnlockResult = "unlocked" | "not-locked" | "gone" | "locked-by-someone-else" | "locked-for-another-recovery";
+
+export interface CloudPort {
+  readonly driver: string;
+  /** Connect and say what is in use (e.g. "Nova microversion 2.88"). */
+  start?(signal?: AbortSignal): Promise<string>;
+  /** The host's nova-compute service, or null when Nova has none; `read` says how recent (default: the shared listing). */
+  getComputeService(host: string, signal?: AbortSignal, read?: ServiceRead): Promise<ComputeServiceInfo | null>;
+  /** Force the host's compute service down, then disable it with `reason`. Idempotent. */
+  isolate(host: string, reason: string, signal?: AbortSignal): Promise<IsolationResult>;
+  listInstances(host: string, signal?: AbortSignal): Promise<InstanceInfo[]>;
+  /** Every nova-compute service (storm guard: share of the cloud; zones; hosts Nova knows); `read` says how recent (default: the shared listing). */
+  listComputeServices(signal?: AbortSignal, read?: ServiceRead): Promise<ComputeServiceInfo[]>;
+  /** Free capacity on the other enabled, up compute hosts (capacity pre-check). */
+  capacity?(signal?: AbortSignal): Promise<HostCapacity[]>;
+  /** Evacuate one instance away from `sourceHost` and track it to its end. Idempotent. */
+  evacuate(instance: InstanceInfo, sourceHost: string, opts: EvacuateOptions): Promise<EvacuationOutcome>;
+  /**
+   * Every server locked with a lifeboat reason, from one listing; null where Nova does not
+   * show lock reasons (below microversion 2.73).
+   */
+  listLifeboatLocks?(signal?: AbortSignal): Promise<LockedServer[] | null>;
+  /**
+   * Take lifeboat's lock (for `recoveryId`) off a server if it is still on it. Idempotent.
+   * Where Nova does not show lock reasons (below 2.73) any lock is taken for lifeboat's: call
+   * it only for servers the journal says lifeboat still owes an unlock. Throws when Nova
+   * fails, and while the server is still busy (its lock stays on until it is idle).
+   */
+  releaseLifeboatLock?(serverId: string, recoveryId: string, signal?: AbortSignal): Promise<UnlockResult>;
+  /**
+   * Forget the locks this process took (its leadership ended): another instance may have
+   * released them since, and a lock there later may be the owner's. Locks are then judged
+   * by what Nova shows.
+   */
+  forgetLocks?(): void;
+}
+
+/** A repaired host brought back into service (`lifeboat release`), step by step. */
+export type ReleaseStepName = "precheck" | "power-on" | "compute-started" | "migrations-completed" | "unforce" | "up" | "enable";
+
+export interface ReleaseStep {
+  step: ReleaseStepName;
+  ok: boolean;
+  /** Nothing to do for this step (already in the wanted state). */
+  skipped?: boolean;
+  message: string;
+  ms: number;
+}
+
+export interface ReleaseResult {
+  host: string;
+  released: boolean;
+  message: string;
+  steps: ReleaseStep[];
+  service?: ComputeServiceInfo;
+}

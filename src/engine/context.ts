@@ -1,0 +1,49 @@
+import type { EngineSettings } from "../domain/settings.js";
+import type { CloudPort } from "../domain/ports/cloud.js";
+import type { Logger } from "../logging.js";
+import type { Metrics } from "../metrics.js";
+import type { RecoveryPatch, Store } from "../domain/journal.js";
+import type { Clock } from "../util/clock.js";
+import type { Gate } from "../domain/ports/gate.js";
+import type { Recovery, RecoveryState } from "../domain/model.js";
+import type { NotifierPort } from "../domain/ports/notifier.js";
+import type { FencingPort } from "../domain/ports/fencing.js";
+import type { StepRunner } from "./steps.js";
+
+/** Everything the pipeline is wired to (built by app.ts from the config). */
+export interface PipelineDeps {
+  store: Store;
+  config: EngineSettings;
+  logger: Logger;
+  metrics: Metrics;
+  fencing: FencingPort;
+  evacuation: CloudPort;
+  notifier: NotifierPort;
+  /** Gates run in `validating`, in this order. */
+  gates: readonly Gate[];
+  clock: Clock;
+  /**
+   * Checked right before every side effect (fence, force-down, each evacuate). In an HA
+   * pair it proves this instance still holds the host's claim; it throws otherwise.
+   */
+  beforeSideEffect?: (recovery: Recovery, what: string) => Promise<void>;
+  /** Called once a recovery reached its end (HA: release the host's claim). */
+  onRecoveryEnded?: (recoveryId: string) => Promise<void>;
+}
+
+export interface StageContext extends PipelineDeps {
+  recovery: Recovery;
+  /** Logger with `recovery` and `host` on every line. */
+  log: Logger;
+  steps: StepRunner;
+  signal: AbortSignal;
+  /** Sleep up to `ms`; returns early when the coordinator wakes this recovery. */
+  wait(ms: number): Promise<void>;
+  nowIso(): string;
+  guard(what: string): Promise<void>;
+}
+
+/** A stage either moves the recovery on, or returns null to be called again (after waiting). */
+export type StageResult = { to: RecoveryState; reason: string; patch?: RecoveryPatch } | null;
+
+export type Stage = (ctx: StageContext) => Promise<StageResult>;

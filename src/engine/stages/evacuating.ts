@@ -1,0 +1,216 @@
+import type { EvacuateCall, EvacuationOutcome, EvacuationSlot, InstanceInfo } from "../../domain/ports/cloud.js";
+import { isolationReason } from "../../domain/markers.js";
+import { abortReason, sleep } from "../../util/abort.js";
+import { errorMessage } from "../../util/errors.js";
+import { Slots } from "../../util/slots.js";
+import type { InstanceResult } from "../../domain/model.js";
+import { classifyInstance } from "../../domain/selection.js";
+import { withLocksLeft } from "../../domain/unlocks.js";
+import { recordOwedUnlock, settleUnlocks } from "./owed-unlocks.js";
+import type { Stage, StageContext } from "../context.js";
+import { secondsSince } from "../../util/time.js";
+
+/**
+ * Move every selected instance off the fenced host: bounded concurrency, priority order,
+ * optional stagger, re-issue of failed evacuations, one result record per instance. The
+ * instance list is journaled once, so a resumed recovery works from the same list; the
+ * driver's `evacuate` inspects before it acts, and journals each evacuate call before it is
+ * sent and once it is answered, so a call that may have reached Nova before a crash is only
+ * watched after the restart: nothing is evacuated twice. An instance that is only watched
+ * holds no concurrency slot, so it never holds the others back.
+ */
+export const evacuating: Stage = async (ctx) => {
+  const r = ctx.recovery;
+  const cfg = ctx.config.evacuation;
+  const listed = await ctx.steps.run<InstanceInfo[]>("list-instances", () => ctx.evacuation.listInstances(r.host, ctx.signal), {
+    retries: ctx.config.recovery.step_retries,
+    signal: ctx.signal,
+  }).catch((err: unknown) => {
+    if (ctx.signal.aborted) throw err;
+    return err instanceof Error ? err : new Error(errorMessage(err));
+  });
+  if (listed instanceof Error) {
+    return { to: "notifying", reason: `could not list the host's instances: ${listed.message}`, patch: { outcome: "failed" } };
+  }
+
+  const records = new Map((await ctx.store.instances(r.id)).map((i) => [i.instanceId, i]));
+  const fresh: InstanceResult[] = [];
+  for (const inst of listed) {
+    if (records.has(inst.id)) continue;
+    const c = classifyInstance(inst, cfg);
+    const rec: InstanceResult = {
+      recoveryId: r.id,
+      instanceId: inst.id,
+      name: inst.name,
+      projectId: inst.projectId,
+      ...(inst.userId ? { userId: inst.userId } : {}),
+      originalStatus: inst.status,
+      state: c.state,
+      priority: c.priority,
+      attempts: 0,
+      ...(c.note ? { note: c.note } : {}),
+    };
+    fresh.push(rec);
+    records.set(inst.id, rec);
+  }
+  // Journaled together: one group commit for the whole list rather than one per instance.
+  await Promise.all(fresh.map((rec) => ctx.store.putInstance(rec)));
+  for (const rec of fresh) if (rec.state !== "pending") ctx.metrics.instancesEvacuated.inc({ result: rec.state });
+
+  const byId = new Map(listed.map((i) => [i.id, i]));
+  const work = [...records.values()]
+    .filter((i) => i.state === "pending" || i.state === "evacuating")
+    .sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
+
+  if (r.dryRun) {
+    for (const rec of work) await ctx.store.putInstance({ ...rec, state: "would-evacuate" });
+    return { to: "notifying", reason: `dry run: would evacuate ${work.length} instance(s)`, patch: { outcome: "completed" } };
+  }
+
+  ctx.log.info({ instances: work.length, concurrency: cfg.concurrency }, "evacuating instances");
+  const keepIsolated = isolationKeeper(ctx);
+  // `concurrency` bounds the evacuations lifeboat drives; one that is only watched (a call
+  // that may have been sent, an evacuation stuck past its timeout) hands its slot on.
+  const slots = new Slots(cfg.concurrency);
+  let nextStart = ctx.clock.now();
+  const stagger = async (): Promise<void> => {
+    if (cfg.stagger_ms <= 0) return;
+    const at = nextStart;
+    nextStart = Math.max(nextStart, ctx.clock.now()) + cfg.stagger_ms;
+    await sleep(at - ctx.clock.now(), ctx.signal);
+  };
+  await Promise.all(
+    work.map(async (rec) => {
+      const info = byId.get(rec.instanceId);
+      if (!info) {
+        await ctx.store.putInstance({ ...rec, state: "failed", error: "instance missing from the recorded list", finishedAt: ctx.nowIso() });
+        return;
+      }
+      const slot = slots.holder(ctx.signal);
+      try {
+        // A call that may have been sent is only watched: it waits for no slot and takes none.
+        if (!maybeSent(rec)) {
+          await slot.acquire();
+          await stagger();
+        }
+        // Stopping: queued instances are not started (nor recorded as evacuating).
+        ctx.signal.throwIfAborted();
+        await evacuateOne(ctx, rec, info, keepIsolated, slot);
+      } finally {
+        slot.release();
+      }
+    }),
+  );
+
+  // Unlocks left owed by the attempts are retried now; what still fails is named.
+  const locked = await settleUnlocks(ctx);
+  const lockNote = locked.length ? `; lifeboat could not unlock ${locked.length} server(s): ${locked.map((l) => l.name).join(", ")}` : "";
+  const facts = withLocksLeft(r.facts, locked.map((l) => l.instanceId));
+  const final = await ctx.store.instances(r.id);
+  const failed = final.filter((i) => i.state === "failed");
+  const moved = final.filter((i) => i.state === "evacuated").length;
+  if (failed.length) {
+    const names = failed.map((i) => `${i.name} (${i.error ?? "failed"})`).join(", ");
+    return { to: "notifying", reason: `${failed.length} of ${moved + failed.length} instance(s) not recovered: ${names}${lockNote}`, patch: { outcome: "partial", facts } };
+  }
+  const others = final.length - moved;
+  return { to: "notifying", reason: `${moved} instance(s) evacuated${others ? `, ${others} not selected (see instances)` : ""}${lockNote}`, patch: { outcome: "completed", facts } };
+};
+
+/**
+ * Before an evacuation is issued again: the host must still be forced down in Nova. A
+ * force-down that did not hold makes Nova refuse every evacuate (400 "still in use"), so
+ * re-issuing without isolating again can only fail. One check at a time serves every
+ * instance waiting for it; a failed check is logged and the re-issue goes on (Nova refuses
+ * it if the host is not isolated).
+ */
+function isolationKeeper(ctx: StageContext): () => Promise<void> {
+  const host = ctx.recovery.host;
+  let running: Promise<void> | null = null;
+  const check = async (): Promise<void> => {
+    const svc = await ctx.evacuation.getComputeService(host, ctx.signal);
+    if (!svc || svc.forcedDown) return;
+    ctx.log.warn({ service: svc }, "nova-compute of the fenced host is no longer forced down: isolating it again before re-issuing evacuations");
+    await ctx.guard("isolate again");
+    await ctx.evacuation.isolate(host, isolationReason(ctx.recovery.id, ctx.nowIso()), ctx.signal);
+  };
+  return () =>
+    (running ??= check()
+      .catch((err: unknown) => {
+        if (ctx.signal.aborted) throw err;
+        ctx.log.warn({ err: errorMessage(err) }, "could not check the host's isolation before re-issuing evacuations");
+      })
+      .finally(() => {
+        running = null;
+      }));
+}
+
+/** The journal holds an evacuate call for it with no answer: lifeboat stopped while the call was out. */
+function maybeSent(rec: InstanceResult): boolean {
+  return rec.state === "evacuating" && rec.evacuateCall !== undefined && rec.evacuateCall.settled === undefined;
+}
+
+async function evacuateOne(ctx: StageContext, start: InstanceResult, info: InstanceInfo, keepIsolated: () => Promise<void>, slot: EvacuationSlot): Promise<void> {
+  const cfg = ctx.config.evacuation;
+  let rec = start;
+  const log = ctx.log.child({ instance: info.id, name: info.name });
+  // The driver journals each evacuate call on the instance's record: before it is sent, and once its fate is known.
+  const recordCall = async (call: EvacuateCall): Promise<void> => {
+    const next = { ...rec, evacuateCall: call };
+    // A settled call is known here even if its journal write fails; one about to be sent
+    // counts only once journaled (the driver does not send it otherwise).
+    if (call.settled) rec = next;
+    await ctx.store.putInstance(next);
+    rec = next;
+  };
+  for (;;) {
+    if (rec.state === "pending") {
+      // Persist the attempt before sending it: a resumed recovery re-inspects, never re-counts.
+      rec = { ...rec, state: "evacuating", attempts: rec.attempts + 1, startedAt: rec.startedAt ?? ctx.nowIso() };
+      await ctx.store.putInstance(rec);
+    }
+    const targetHost = cfg.reserved_hosts.length ? cfg.reserved_hosts[(rec.attempts - 1) % cfg.reserved_hosts.length] : undefined;
+    const began = ctx.clock.now();
+    await ctx.guard(`evacuate ${info.id}`);
+    const outcome = await ctx.evacuation
+      .evacuate(info, ctx.recovery.host, {
+        attempt: rec.attempts,
+        timeoutMs: cfg.instance_timeout_seconds * 1000,
+        noAnswerWindowMs: cfg.no_answer_window_seconds * 1000,
+        signal: ctx.signal,
+        lockReason: `lifeboat: evacuating from ${ctx.recovery.host} (recovery ${ctx.recovery.id})`,
+        ...(targetHost ? { targetHost } : {}),
+        ...(rec.evacuateCall ? { lastCall: rec.evacuateCall } : {}),
+        recordCall,
+        slot,
+      })
+      .catch((err: unknown): EvacuationOutcome => {
+        if (ctx.signal.aborted) throw err;
+        return { result: "failed", message: errorMessage(err), retryable: true };
+      });
+    // An aborted stage records nothing as done: whatever this attempt saw, the re-run looks again.
+    if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    if (outcome.lockLeft) await recordOwedUnlock(ctx, info.id, outcome.lockLeft);
+    if (outcome.result === "evacuated") {
+      rec = { ...rec, state: "evacuated", targetHost: outcome.targetHost, finishedAt: ctx.nowIso() };
+      delete rec.error;
+      await ctx.store.putInstance(rec);
+      ctx.metrics.instancesEvacuated.inc({ result: "evacuated" });
+      ctx.metrics.evacuationDuration.observe((ctx.clock.now() - began) / 1000);
+      ctx.metrics.recoveryMilestone.observe({ milestone: "instance_active" }, secondsSince(ctx.recovery.detectedAt, ctx.clock.now()));
+      log.info({ target: outcome.targetHost, status: outcome.status, attempt: rec.attempts }, "instance evacuated");
+      return;
+    }
+    const canRetry = outcome.retryable && rec.attempts <= cfg.retries;
+    log.warn({ attempt: rec.attempts, error: outcome.message, retry: canRetry }, "evacuation attempt failed");
+    if (!canRetry) {
+      rec = { ...rec, state: "failed", error: outcome.message, finishedAt: ctx.nowIso() };
+      await ctx.store.putInstance(rec);
+      ctx.metrics.instancesEvacuated.inc({ result: "failed" });
+      return;
+    }
+    rec = { ...rec, state: "pending", error: outcome.message };
+    await ctx.store.putInstance(rec);
+    await keepIsolated();
+  }
+}

@@ -1,0 +1,60 @@
+import type { ChainResult } from "../../domain/ports/fencing.js";
+import type { Stage } from "../context.js";
+import { secondsSince } from "../../util/time.js";
+
+/**
+ * The point of no return: the state was written as `fencing` before this runs, so a
+ * resolved alert can no longer abort. Only a device that reads back "off" (or an operator's
+ * explicit confirmation) lets the recovery go on; anything else ends in `failed` with the
+ * host's fence state `unknown`, and nothing is evacuated.
+ */
+export const fencing: Stage = async (ctx) => {
+  const r = ctx.recovery;
+  const host = r.host;
+
+  if (r.confirmedOff) {
+    ctx.log.warn("fencing skipped: an operator confirmed the host is powered off");
+    await ctx.steps.record("fence", { skipped: true, reason: "operator confirmed the host is off" });
+    await markHostFenced(ctx, "operator");
+    return { to: "isolating", reason: "host confirmed off by an operator (--confirm-off)", patch: { fenceState: "confirmed-off-by-operator" } };
+  }
+
+  if (!ctx.fencing.hasHost(host)) {
+    ctx.log.error("no fencing configured for this host: recovery fails, nothing is evacuated");
+    return {
+      to: "notifying",
+      reason: `no fencing configured for ${host}; nothing evacuated (an operator who knows the host is off can run: lifeboat recover ${host} --confirm-off)`,
+      patch: { fenceState: "unknown", outcome: "failed" },
+    };
+  }
+
+  if (r.dryRun) {
+    const status = await ctx.fencing.status(host, ctx.signal);
+    const first = ctx.fencing.devices(host)[0];
+    await ctx.steps.record("fence", { dryRun: true, wouldUse: first?.label, status });
+    ctx.log.info({ devices: ctx.fencing.devices(host).map((d) => d.label), status }, "dry run: would power the host off");
+    return { to: "isolating", reason: `dry run: would power off through ${first?.label ?? "its fencing device"}`, patch: { fenceState: "would-fence" } };
+  }
+
+  await ctx.guard("fence");
+  const result = await ctx.steps.run<ChainResult>("fence", () => ctx.fencing.fenceOff(host, ctx.signal));
+  if (!result.ok) {
+    ctx.log.error({ attempts: result.attempts.map((a) => ({ device: a.device, message: a.result.message })) }, "fencing failed: nothing will be evacuated");
+    return {
+      to: "notifying",
+      reason: `fencing failed, host power state unknown, nothing evacuated: ${result.message}`,
+      patch: { fenceState: "unknown", outcome: "failed", facts: { ...r.facts, fence: result } },
+    };
+  }
+  ctx.metrics.recoveryMilestone.observe({ milestone: "fenced" }, secondsSince(r.detectedAt, ctx.clock.now()));
+  await markHostFenced(ctx, result.device ?? "device");
+  if (r.facts.fenceOnly === true) {
+    return { to: "notifying", reason: `powered off by hand, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", outcome: "completed", facts: { ...r.facts, fence: result } } };
+  }
+  return { to: "isolating", reason: `powered off, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", facts: { ...r.facts, fence: result } } };
+};
+
+/** Remember that this host is held down until an operator releases it. */
+async function markHostFenced(ctx: Parameters<Stage>[0], by: string): Promise<void> {
+  await ctx.store.putSetting(`host/${ctx.recovery.host}`, { fenced: true, recoveryId: ctx.recovery.id, by, at: ctx.nowIso() });
+}

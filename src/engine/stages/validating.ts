@@ -1,0 +1,21 @@
+import { secondsSince } from "../../util/time.js";
+import { enterBlock } from "../block.js";
+import { blockReason, evaluateGates, recordGateOutcome, runGateNotices } from "../gate-runner.js";
+import type { Stage } from "../context.js";
+
+/** Run every gate; all pass → fencing (the point of no return), else blocked. */
+export const validating: Stage = async (ctx) => {
+  const outcome = await evaluateGates(ctx.gates, ctx.recovery, ctx.signal, () => ctx.nowIso());
+  await recordGateOutcome(outcome, { store: ctx.store, metrics: ctx.metrics, logger: ctx.log });
+  await runGateNotices(outcome, ctx);
+  if (outcome.pass) {
+    ctx.metrics.recoveryMilestone.observe({ milestone: "validated" }, secondsSince(ctx.recovery.detectedAt, ctx.clock.now()));
+    const names = outcome.decisions.map((d) => d.gate).join(", ");
+    return { to: "fencing", reason: outcome.decisions.length ? `all gates pass (${names})` : "no gates configured" };
+  }
+  return {
+    to: "blocked",
+    reason: blockReason(outcome),
+    patch: { facts: { ...ctx.recovery.facts, block: enterBlock(outcome, ctx.nowIso()) } },
+  };
+};

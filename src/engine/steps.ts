@@ -1,0 +1,76 @@
+import pRetry from "p-retry";
+import type { Logger } from "../logging.js";
+import type { Store } from "../domain/journal.js";
+import { errorMessage } from "../util/errors.js";
+
+/**
+ * Journaled side effects (the Temporal "activity" idea): a step is recorded `started`
+ * before it runs and `succeeded` (with its result) or `failed` after. A step that already
+ * succeeded is never run again — its recorded result is returned — so a recovery resumed
+ * after a crash repeats nothing it finished. A step found `started` was interrupted: it
+ * runs again, which is why every step function must itself be idempotent (check the
+ * world before acting).
+ */
+export interface StepOptions {
+  /** Retries after the first try, with exponential backoff. */
+  retries?: number;
+  minTimeoutMs?: number;
+  maxTimeoutMs?: number;
+  signal?: AbortSignal;
+  /** Errors for which retrying is pointless. */
+  shouldRetry?: (err: unknown) => boolean;
+}
+
+export class StepRunner {
+  constructor(
+    private readonly store: Store,
+    private readonly recoveryId: string,
+    private readonly logger: Logger,
+    private readonly now: () => string = () => new Date().toISOString(),
+  ) {}
+
+  async run<T>(key: string, fn: (attempt: number) => Promise<T>, opts: StepOptions = {}): Promise<T> {
+    const existing = await this.store.getStep(this.recoveryId, key);
+    if (existing?.state === "succeeded") {
+      this.logger.debug({ step: key }, "step already done; using its recorded result");
+      return existing.result as T;
+    }
+    const startedAt = this.now();
+    let attempts = existing?.attempts ?? 0;
+    if (existing?.state === "started") this.logger.info({ step: key }, "resuming an interrupted step");
+    try {
+      const result = await pRetry(
+        async (attempt) => {
+          attempts += 1;
+          await this.store.putStep({ recoveryId: this.recoveryId, key, state: "started", attempts, startedAt });
+          return fn(attempt);
+        },
+        {
+          retries: opts.retries ?? 0,
+          minTimeout: opts.minTimeoutMs ?? 1000,
+          maxTimeout: opts.maxTimeoutMs ?? 30_000,
+          factor: 2,
+          randomize: true,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          shouldRetry: ({ error }) => (opts.signal?.aborted ? false : (opts.shouldRetry?.(error) ?? true)),
+          onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+            this.logger.warn({ step: key, attempt: attemptNumber, retriesLeft, err: error.message }, "step attempt failed");
+          },
+        },
+      );
+      await this.store.putStep({ recoveryId: this.recoveryId, key, state: "succeeded", attempts, startedAt, finishedAt: this.now(), result: result ?? null });
+      return result;
+    } catch (err) {
+      if (!opts.signal?.aborted) {
+        await this.store.putStep({ recoveryId: this.recoveryId, key, state: "failed", attempts, startedAt, finishedAt: this.now(), error: errorMessage(err) });
+      }
+      throw err;
+    }
+  }
+
+  /** Record a step that performs nothing (dry run): what would have been done. */
+  async record(key: string, result: unknown): Promise<void> {
+    const now = this.now();
+    await this.store.putStep({ recoveryId: this.recoveryId, key, state: "succeeded", attempts: 0, startedAt: now, finishedAt: now, result });
+  }
+}
