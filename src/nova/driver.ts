@@ -276,7 +276,9 @@ export class NovaEvacuationDriver implements CloudPort {
       await a.opts.recordCall?.(call);
     } catch (err) {
       if (isAbortError(err) && a.signal?.aborted) throw err;
-      return { result: "failed", retryable: true, message: `could not journal the evacuate call, so it was not sent: ${errorMessage(err)}` };
+      // The journal is out of reach (often: this instance is cut off and another will take over):
+      // leave the lock for whoever evacuates the server next rather than unlock and lock again.
+      return { result: "failed", retryable: true, keepLock: true, message: `could not journal the evacuate call, so it was not sent: ${errorMessage(err)}` };
     }
     a.call = call;
     try {

@@ -51,8 +51,9 @@ describe("full recovery with the real drivers against the simulated site", () =>
     const during = s.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.component === "fencing" || l.component === "evacuation" || l.component === "notify");
     expect(during.length).toBeGreaterThan(3);
     expect(during.filter((l) => l.recovery !== d.id || l.host !== "compute-1")).toEqual([]);
-    // Emails: one operator summary, and one per affected project recipient.
-    await waitFor(() => s.sandbox.smtp.messages.length >= 2, 10_000, "mails");
+    // Emails (delivered in the background, after the recovery ended): one operator summary,
+    // and one per affected project recipient.
+    await waitFor(() => s.sandbox.smtp.messages.some((m) => m.to.includes("ops@cloud.example")) && s.sandbox.smtp.messages.length >= 2, 20_000, "mails");
     const ops = s.sandbox.smtp.messages.filter((m) => m.to.includes("ops@cloud.example"));
     expect(ops).toHaveLength(1);
     expect(ops[0]!.subject).toMatch(/compute-1/);
