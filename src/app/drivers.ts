@@ -31,7 +31,7 @@ export function buildDrivers(config: Config, deps: { logger: Logger; metrics: Me
     session,
     cloudReachability,
     release: (host, opts) => releaseHost(host, { nova: evacuation.nova, logger: deps.logger, ...opts }),
-    monitor: (intervalMs, onEvents) => new NovaServiceMonitor(evacuation.nova, { intervalMs, onEvents, logger: deps.logger }),
+    monitor: (intervalMs, onEvents) => new NovaServiceMonitor(evacuation.nova, { intervalMs, staleSeconds: config.monitor.stale_seconds, onEvents, logger: deps.logger }),
     delivery: notifier.delivery,
     close: () => notifier.close(),
   };

@@ -68,7 +68,7 @@ export function buildGates(deps: GateDeps): Gate[] {
   for (const c of g.confirmations) {
     switch (c.driver) {
       case "nova-service":
-        gates.push(novaServiceGate(deps.evacuation, { staleSeconds: c.stale_seconds, checks: c.checks, intervalSeconds: c.interval_seconds, now }));
+        gates.push(novaServiceGate(deps.evacuation, { staleSeconds: c.stale_seconds, checks: c.checks, intervalSeconds: c.interval_seconds }));
         break;
       case "bmc":
         gates.push(bmcGate(deps.fencing));

@@ -22,10 +22,13 @@ export async function checkCommand(configFile: string, json: boolean): Promise<n
   try {
     const nova = new NovaClient(session, { logger });
     await nova.negotiate();
-    const failed = await checkFailedHosts(nova);
+    const failed = await checkFailedHosts(nova, { staleSeconds: loaded.config.monitor.stale_seconds });
     if (json) console.log(JSON.stringify({ failed }, null, 2));
     else if (failed.length === 0) console.log("No failed nodes");
-    else console.log(table(["HOST", "ZONE", "LAST HEARTBEAT"], failed.map((f) => [f.host, f.zone ?? "", f.updatedAt ?? "never"])));
+    else {
+      const age = (s: number | null): string => (s === null ? "?" : `${Math.floor(s)}s`);
+      console.log(table(["HOST", "ZONE", "LAST HEARTBEAT", "AGE"], failed.map((f) => [f.host, f.zone ?? "", f.updatedAt ?? "never", age(f.heartbeatAgeSeconds)])));
+    }
     return failed.length === 0 ? 0 : 1;
   } catch (err) {
     console.error(`lifeboat: cannot ask Nova: ${errorMessage(err)}`);

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { fenceDeviceSchema } from "../fencing/config.js";
+import { confirmationSchema } from "../gates/config.js";
 import { configSchema } from "./schema.js";
 
 /**
@@ -78,6 +79,12 @@ export function configReference(): string {
       }
       continue;
     }
+    if (section === "gates") {
+      out.push(...table(rowsOf(schema, section, root.required?.includes(section) ?? false)));
+      out.push("", "### `gates.confirmations[]` drivers", "");
+      out.push(...driverTables(confirmationSchema, "gates.confirmations[]"));
+      continue;
+    }
     const variants = schema.oneOf ?? schema.anyOf;
     if (variants && !schema.properties) {
       for (const v of variants) {
@@ -92,6 +99,20 @@ export function configReference(): string {
     out.push("");
   }
   return `${out.join("\n").trimEnd()}\n`;
+}
+
+/** One table per `driver:` of a discriminated union, its keys under `path`. */
+function driverTables(union: z.ZodType, path: string): string[] {
+  const out: string[] = [];
+  const json = z.toJSONSchema(union, { io: "input", unrepresentable: "any" }) as JsonSchema;
+  for (const variant of json.oneOf ?? json.anyOf ?? []) {
+    const driver = JSON.stringify(variant.properties?.driver?.const ?? "?").replace(/"/g, "");
+    const keys = Object.fromEntries(Object.entries(variant.properties ?? {}).filter(([k]) => k !== "driver"));
+    out.push(`#### \`driver: ${driver}\``, "");
+    out.push(...(Object.keys(keys).length ? table(rowsOf({ ...variant, properties: keys }, path, true)) : ["(no other keys)"]));
+    out.push("");
+  }
+  return out;
 }
 
 function table(rows: Row[]): string[] {

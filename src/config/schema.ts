@@ -94,8 +94,15 @@ const monitorSchema = z.strictObject({
   enabled: z
     .boolean()
     .default(false)
-    .describe("Poll Nova's os-services and start recoveries for nova-compute services that are down and enabled (for clouds without Prometheus; freezer-dr's monitor)."),
+    .describe(
+      "Poll Nova's os-services and start recoveries for enabled, not forced-down nova-compute services whose heartbeat is stale or that Nova says are down (for clouds without Prometheus; freezer-dr's monitor).",
+    ),
   interval_seconds: z.number().positive().default(30).describe("Poll interval."),
+  stale_seconds: z
+    .number()
+    .positive()
+    .default(30)
+    .describe("A heartbeat (updated_at) at least this old, on Nova's clock (the Date of the same answer), means the host failed; as the nova-service confirmation's stale_seconds."),
 });
 
 const loggingSchema = z.strictObject({

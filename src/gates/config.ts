@@ -11,11 +11,13 @@ const novaServiceConfirmation = z.strictObject({
   driver: z.literal("nova-service"),
   stale_seconds: z
     .number()
-    .nonnegative()
-    .default(60)
-    .describe("The service's last heartbeat (updated_at, naive UTC) must be at least this old, besides Nova saying `down`."),
-  checks: z.number().int().min(1).default(2).describe("How many times Nova must say down, `interval_seconds` apart."),
-  interval_seconds: z.number().nonnegative().default(5),
+    .positive()
+    .default(30)
+    .describe(
+      "nova-compute is dead once its last heartbeat (updated_at) is at least this old, measured on Nova's clock (the Date of the same answer), whatever Nova's `state` says; Nova's own `down` or forced_down count too. About 3 × Nova's report_interval (10 s), at most its service_down_time (60 s).",
+    ),
+  checks: z.number().int().min(1).default(1).describe("How many answers of Nova must agree the service is dead, `interval_seconds` apart (each a new request)."),
+  interval_seconds: z.number().nonnegative().default(5).describe("Between two checks."),
 });
 
 const bmcConfirmation = z.strictObject({
@@ -49,7 +51,7 @@ export type ConfirmationConfig = z.output<typeof confirmationSchema>;
 export const gatesSchema = z.strictObject({
   confirmations: z
     .array(confirmationSchema)
-    .default([{ driver: "nova-service", stale_seconds: 60, checks: 2, interval_seconds: 5 }, { driver: "bmc" }])
+    .default([{ driver: "nova-service", stale_seconds: 30, checks: 1, interval_seconds: 5 }, { driver: "bmc" }])
     .describe("Checks that must all agree the host is dead before fencing: nova-service, bmc, alerts, prometheus."),
   silences: z
     .strictObject({

@@ -1,23 +1,28 @@
 import { FRESH_READ, SHARED_READ, type CloudPort, type ServiceRead } from "../domain/ports/cloud.js";
+import { judgeHeartbeat } from "../domain/heartbeat.js";
 import { isLifeboatReason } from "../domain/markers.js";
 import { sleep } from "../util/abort.js";
 import { errorMessage } from "../util/errors.js";
 import type { Gate, GateVerdict } from "../domain/ports/gate.js";
 
 /**
- * Nova's own view: the host's nova-compute must be `down`, with a heartbeat older than
- * `stale_seconds`, on `checks` consecutive reads. A service disabled by a human (a reason
- * not written by lifeboat) means maintenance: do not act.
+ * Is the host's nova-compute dead? It passes when its last heartbeat is at least
+ * `stale_seconds` old on Nova's clock (the Date of the same answer: lifeboat's own clock
+ * plays no part), or when Nova itself says `down` or has it forced down; it blocks while
+ * the heartbeat is younger, whatever Nova's `state`. See domain/heartbeat.ts. A service
+ * disabled by a human (a reason not written by lifeboat) means maintenance: do not act.
+ *
+ * One check is enough by default: the age is measured on Nova's clock in one consistent
+ * answer, and a heartbeat already `stale_seconds` old has been missing for two or more
+ * report intervals — a second look seconds later adds those seconds to the wait and nothing
+ * to the evidence. `checks` > 1 still asks again, `interval_seconds` apart.
  *
  * A validation that can lead to the fence asks Nova anew for each check (a shared answer
  * must never count as a second look). A quiet re-check of a blocked recovery only decides
- * whether to validate again: it reads the listing every re-check shares, judging the
- * heartbeat's age at the moment that listing was read.
+ * whether to validate again: it reads the listing every re-check shares, judged at the time
+ * Nova gave that answer.
  */
-export function novaServiceGate(
-  evacuation: CloudPort,
-  opts: { staleSeconds: number; checks: number; intervalSeconds: number; now: () => number },
-): Gate {
+export function novaServiceGate(evacuation: CloudPort, opts: { staleSeconds: number; checks: number; intervalSeconds: number }): Gate {
   return {
     name: "nova-service",
     kind: "evidence",
@@ -27,7 +32,7 @@ export function novaServiceGate(
       const read = quiet ? SHARED_READ : FRESH_READ;
       for (let i = 0; i < checks; i++) {
         if (i > 0) await sleep(opts.intervalSeconds * 1000, signal);
-        last = await checkOnce(evacuation, recovery.host, read, opts, signal);
+        last = await checkOnce(evacuation, recovery.host, read, opts.staleSeconds, signal);
         if (last.result !== "pass") return last;
       }
       return checks > 1 ? { ...last, reason: `${last.reason} (${checks} checks)` } : last;
@@ -35,13 +40,7 @@ export function novaServiceGate(
   };
 }
 
-async function checkOnce(
-  evacuation: CloudPort,
-  host: string,
-  read: ServiceRead,
-  opts: { staleSeconds: number; now: () => number },
-  signal: AbortSignal,
-): Promise<GateVerdict> {
+async function checkOnce(evacuation: CloudPort, host: string, read: ServiceRead, staleSeconds: number, signal: AbortSignal): Promise<GateVerdict> {
   let svc;
   try {
     svc = await evacuation.getComputeService(host, signal, read);
@@ -58,13 +57,8 @@ async function checkOnce(
       overridable: true,
     };
   }
-  if (svc.state === "up") return { result: "block", reason: `Nova says nova-compute on ${host} is up (last heartbeat ${svc.updatedAt ?? "?"})`, recheck: true };
-  if (svc.forcedDown) return { result: "pass", reason: "Nova has the service forced down" };
-  const readAt = svc.readAt ? Date.parse(svc.readAt) : Number.NaN;
-  const seenAt = Number.isFinite(readAt) ? Math.min(readAt, opts.now()) : opts.now();
-  const age = svc.updatedAt ? (seenAt - Date.parse(svc.updatedAt)) / 1000 : Number.POSITIVE_INFINITY;
-  if (age < opts.staleSeconds) {
-    return { result: "block", reason: `Nova says down but the last heartbeat is only ${Math.round(age)}s old (< ${opts.staleSeconds}s)`, recheck: true };
-  }
-  return { result: "pass", reason: `Nova says down; last heartbeat ${svc.updatedAt ?? "never"} (${Number.isFinite(age) ? Math.round(age) : "∞"}s ago)` };
+  const judged = judgeHeartbeat(svc, staleSeconds);
+  const details: Record<string, unknown> = { state: svc.state, forcedDown: svc.forcedDown, updatedAt: svc.updatedAt, novaTime: svc.novaTime ?? null, heartbeatAgeSeconds: judged.ageSeconds };
+  if (judged.dead) return { result: "pass", reason: judged.reason, details };
+  return { result: "block", reason: judged.reason, recheck: true, details };
 }

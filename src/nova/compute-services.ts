@@ -17,8 +17,9 @@ export function naiveUtcToIso(value: string | null | undefined): string | null {
   return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
 }
 
-export function toComputeServiceInfo(s: NovaService): ComputeServiceInfo {
-  return {
+/** `novaTime`: Nova's time of the answer the service came from (its Date header), when known. */
+export function toComputeServiceInfo(s: NovaService, novaTime?: string | null): ComputeServiceInfo {
+  const info: ComputeServiceInfo = {
     host: s.host,
     state: s.state === "up" ? "up" : "down",
     status: s.status === "disabled" ? "disabled" : "enabled",
@@ -27,11 +28,20 @@ export function toComputeServiceInfo(s: NovaService): ComputeServiceInfo {
     updatedAt: naiveUtcToIso(s.updated_at),
     zone: s.zone ?? null,
   };
+  if (novaTime) info.novaTime = novaTime;
+  return info;
 }
 
 export async function findComputeService(nova: NovaClient, host: string, signal?: AbortSignal): Promise<NovaService | null> {
   const services = await nova.listServices({ binary: "nova-compute", host }, signal);
   return services.find((s) => s.host === host && s.binary === "nova-compute") ?? null;
+}
+
+/** A new request about this host's nova-compute alone, with Nova's time of the answer. */
+export async function readComputeService(nova: NovaClient, host: string, signal?: AbortSignal): Promise<ComputeServiceInfo | null> {
+  const { services, novaTime } = await nova.readServices({ binary: "nova-compute", host }, signal);
+  const svc = services.find((s) => s.host === host && s.binary === "nova-compute");
+  return svc ? toComputeServiceInfo(svc, novaTime) : null;
 }
 
 export class ComputeServiceNotFoundError extends Error {
@@ -83,5 +93,5 @@ export async function isolateComputeService(
 /** Hosts whose nova-compute carries a lifeboat disable reason (isolated by lifeboat, not yet released). */
 export async function listLifeboatIsolatedHosts(nova: NovaClient, signal?: AbortSignal): Promise<ComputeServiceInfo[]> {
   const services = await nova.listServices({ binary: "nova-compute" }, signal);
-  return services.filter((s) => s.status === "disabled" && isLifeboatReason(s.disabled_reason)).map(toComputeServiceInfo);
+  return services.filter((s) => s.status === "disabled" && isLifeboatReason(s.disabled_reason)).map((s) => toComputeServiceInfo(s));
 }

@@ -2,7 +2,7 @@ import type { Logger } from "../logging.js";
 import { abortReason, isAbortError, sleep } from "../util/abort.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { errorMessage } from "../util/errors.js";
-import { findComputeService, isolateComputeService, toComputeServiceInfo } from "./compute-services.js";
+import { isolateComputeService, readComputeService } from "./compute-services.js";
 import { isLifeboatReason, lifeboatReason, reasonRecoveryId } from "../domain/markers.js";
 import { ComputeServiceListing } from "./service-listing.js";
 import { getComputeCapacity, type CapacityQuery, type ComputeHostCapacity } from "./capacity.js";
@@ -154,7 +154,7 @@ export class NovaEvacuationDriver implements CloudPort {
     this.opts = { lockInstances: opts.lockInstances ?? true, pollIntervalMs: opts.pollIntervalMs ?? 2000, microversions: opts.microversions };
     this.nova = deps.nova ?? new NovaClient(deps.session, { logger: deps.logger, microversions: opts.microversions });
     this.placement = new PlacementClient(deps.session);
-    this.services = new ComputeServiceListing(() => this.nova.listServices({ binary: "nova-compute" }), this.clock);
+    this.services = new ComputeServiceListing(() => this.nova.readServices({ binary: "nova-compute" }), this.clock);
   }
 
   async start(signal?: AbortSignal): Promise<string> {
@@ -164,10 +164,7 @@ export class NovaEvacuationDriver implements CloudPort {
 
   /** A new request asks Nova about this host alone; otherwise the shared listing answers. */
   async getComputeService(host: string, signal?: AbortSignal, read: ServiceRead = SHARED_READ): Promise<ComputeServiceInfo | null> {
-    if (read.maxAgeMs === 0) {
-      const svc = await findComputeService(this.nova, host, signal);
-      return svc ? toComputeServiceInfo(svc) : null;
-    }
+    if (read.maxAgeMs === 0) return readComputeService(this.nova, host, signal);
     return (await this.listComputeServices(signal, read)).find((s) => s.host === host) ?? null;
   }
 

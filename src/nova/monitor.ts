@@ -1,15 +1,18 @@
 import type { Logger } from "../logging.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { errorMessage } from "../util/errors.js";
-import { naiveUtcToIso } from "./compute-services.js";
+import { judgeHeartbeat } from "../domain/heartbeat.js";
+import { toComputeServiceInfo } from "./compute-services.js";
 import type { NovaClient } from "../openstack/nova.js";
 import type { MonitorEvent } from "../intake/monitor-events.js";
 
 /**
  * The native monitor, for clouds without Prometheus (freezer-dr's monitor, done with Nova's
- * own view): a host is failed when its nova-compute service is `down` and `enabled` and not
- * forced down. A disabled service is maintenance (a human's) or already isolated (lifeboat's);
- * a forced-down one is being handled (lifeboat forces down before it disables).
+ * own records): a host is failed when its nova-compute service is `enabled`, not forced
+ * down, and dead by its heartbeat — last heartbeat at least `staleSeconds` old on Nova's
+ * clock (the Date of the same answer; see domain/heartbeat.ts), or Nova's own `down`. A
+ * disabled service is maintenance (a human's) or already isolated (lifeboat's); a
+ * forced-down one is being handled (lifeboat forces down before it disables).
  */
 
 export interface FailedHost {
@@ -17,18 +20,26 @@ export interface FailedHost {
   zone: string | null;
   /** Last heartbeat, ISO 8601 UTC. */
   updatedAt: string | null;
+  /** How old it was when Nova answered, on Nova's clock (a lower bound); null when Nova's answer had no Date. */
+  heartbeatAgeSeconds: number | null;
 }
 
-export async function checkFailedHosts(nova: NovaClient, opts: { signal?: AbortSignal } = {}): Promise<FailedHost[]> {
-  const services = await nova.listServices({ binary: "nova-compute" }, opts.signal);
-  return services
-    .filter((s) => s.binary === "nova-compute" && s.state === "down" && s.status === "enabled" && s.forced_down !== true)
-    .map((s) => ({ host: s.host, zone: s.zone ?? null, updatedAt: naiveUtcToIso(s.updated_at) }))
-    .sort((a, b) => a.host.localeCompare(b.host));
+export async function checkFailedHosts(nova: NovaClient, opts: { staleSeconds: number; signal?: AbortSignal }): Promise<FailedHost[]> {
+  const { services, novaTime } = await nova.readServices({ binary: "nova-compute" }, opts.signal);
+  const failed: FailedHost[] = [];
+  for (const s of services) {
+    if (s.binary !== "nova-compute" || s.status !== "enabled" || s.forced_down === true) continue;
+    const info = toComputeServiceInfo(s, novaTime);
+    const judged = judgeHeartbeat(info, opts.staleSeconds);
+    if (judged.dead) failed.push({ host: info.host, zone: info.zone, updatedAt: info.updatedAt, heartbeatAgeSeconds: judged.ageSeconds });
+  }
+  return failed.sort((a, b) => a.host.localeCompare(b.host));
 }
 
 export interface NovaServiceMonitorOptions {
   intervalMs: number;
+  /** A heartbeat at least this old on Nova's clock means the host failed (config `monitor.stale_seconds`). */
+  staleSeconds: number;
   onEvents: (events: MonitorEvent[]) => void | Promise<void>;
   logger: Logger;
   /** Re-send `firing` for every still-failed host on every poll (default true, like Alertmanager repeats). */
@@ -60,7 +71,7 @@ export class NovaServiceMonitor {
   /** One poll: the events it produces (also given to `onEvents` when there are any). */
   async poll(signal?: AbortSignal): Promise<MonitorEvent[]> {
     const now = new Date(this.clock.now()).toISOString();
-    const failed = await checkFailedHosts(this.nova, { signal });
+    const failed = await checkFailedHosts(this.nova, { staleSeconds: this.opts.staleSeconds, signal });
     const events: MonitorEvent[] = [];
     const seen = new Set<string>();
     for (const f of failed) {

@@ -19,17 +19,23 @@ export class ComputeServiceListing {
   #last: { sentAt: number; result: Promise<ComputeServiceInfo[]> } | null = null;
 
   constructor(
-    private readonly fetch: () => Promise<NovaService[]>,
+    private readonly fetch: () => Promise<{ services: NovaService[]; novaTime: string | null }>,
     private readonly clock: Clock,
   ) {}
 
-  /** Every nova-compute service, each with `readAt`: when the request that read it was sent. */
+  /**
+   * Every nova-compute service, each with `readAt` (when the request that read it was sent)
+   * and `novaTime` (Nova's time of its answer): a shared answer is judged at the time Nova
+   * gave it, however long after it is read here.
+   */
   read(maxAgeMs: number, signal?: AbortSignal): Promise<ComputeServiceInfo[]> {
     const now = this.clock.now();
     let last = this.#last;
     if (!last || now - last.sentAt > maxAgeMs) {
       const readAt = new Date(now).toISOString();
-      const result = this.fetch().then((list) => list.filter((s) => s.binary === "nova-compute").map((s) => ({ ...toComputeServiceInfo(s), readAt })));
+      const result = this.fetch().then(({ services, novaTime }) =>
+        services.filter((s) => s.binary === "nova-compute").map((s) => ({ ...toComputeServiceInfo(s, novaTime), readAt })),
+      );
       // Readers may all have gone (aborted): the rejection is still theirs to see, not unhandled.
       result.catch(() => undefined);
       last = { sentAt: now, result };

@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { Logger } from "../logging.js";
 import { atLeast, compareMicroversions, highestSupported, isMicroversion } from "./microversion.js";
 import type { OpenStackRequest, OpenStackSession } from "./types.js";
+import { parseHttpDate } from "../util/http-date.js";
 
 /**
  * Microversions lifeboat is written and tested for; the client pins the highest one the
@@ -245,9 +246,11 @@ export class NovaClient {
   private async call<T>(
     req: Omit<OpenStackRequest, "service" | "microversion"> & { microversion?: string },
     schema: z.ZodType<T>,
+    onHeaders?: (headers: Record<string, string>) => void,
   ): Promise<T> {
     await this.negotiate(req.signal);
     const res = await this.session.request({ service: "compute", ...req, microversion: req.microversion ?? this.microversion });
+    onHeaders?.(res.headers);
     const parsed = schema.safeParse(res.data);
     if (!parsed.success) {
       throw new NovaResponseError(
@@ -263,11 +266,25 @@ export class NovaClient {
   // ---- os-services ----------------------------------------------------------------------
 
   async listServices(filter: { binary?: string; host?: string } = {}, signal?: AbortSignal): Promise<NovaService[]> {
+    return (await this.readServices(filter, signal)).services;
+  }
+
+  /**
+   * The service listing with Nova's time of the answer: its `Date` header (whole seconds,
+   * ISO 8601), or null when there is none or it is not an HTTP date. nova-api's WSGI server
+   * (eventlet, or Apache/uWSGI) writes it as it sends the answer, after reading the services.
+   */
+  async readServices(filter: { binary?: string; host?: string } = {}, signal?: AbortSignal): Promise<{ services: NovaService[]; novaTime: string | null }> {
+    let novaTime: string | null = null;
     const body = await this.call(
       { method: "GET", path: "/os-services", query: { binary: filter.binary, host: filter.host }, signal },
       servicesBody,
+      (headers) => {
+        const ms = parseHttpDate(headers.date);
+        novaTime = ms === null ? null : new Date(ms).toISOString();
+      },
     );
-    return body.services;
+    return { services: body.services, novaTime };
   }
 
   /** `PUT /os-services/{uuid}` (≥ 2.53). Setting fields to values is idempotent: retried like a GET. */

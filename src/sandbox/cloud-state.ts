@@ -26,6 +26,8 @@ export interface StateOptions {
   disableWhileUpDelayMs: number;
   evacuationDurationMs: number;
   maxLimit: number;
+  /** The cloud's clock this far ahead of the machine's (negative: behind), ms. */
+  clockOffsetMs?: number;
 }
 
 export interface SimDomain {
@@ -288,6 +290,7 @@ export class SandboxState {
 
   constructor(scenario: SandboxScenario, opts: StateOptions) {
     this.opts = opts;
+    this.offsetMs = opts.clockOffsetMs ?? 0;
     this.clock = {
       now: () => Date.now() + this.offsetMs,
       advance: (ms: number) => {

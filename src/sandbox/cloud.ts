@@ -48,6 +48,17 @@ export interface SandboxCloudOptions {
   evacuationDurationMs?: number;
   /** Nova's [api]max_limit (default 1000). */
   maxLimit?: number;
+  /**
+   * The cloud's clock (every service's: Nova's records, its `Date` headers, Keystone's token
+   * times) this far ahead of this machine's, seconds; negative: behind. Default 0.
+   */
+  clockOffsetSeconds?: number;
+  /**
+   * Send a `Date` header on every answer, from the cloud's clock, as nova-api's WSGI server
+   * (eventlet, or Apache in front of uWSGI) does: IMF-fixdate, whole seconds, written when the
+   * answer is sent. false: none, as behind a proxy that drops it. Default true.
+   */
+  dateHeader?: boolean;
   /** Serve HTTPS with this key and certificate (PEM) instead of plain HTTP. */
   tls?: { key: string | Buffer; cert: string | Buffer };
 }
@@ -109,6 +120,7 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
     disableWhileUpDelayMs: opts.disableWhileUpDelayMs ?? 60_000,
     evacuationDurationMs: opts.evacuationDurationMs ?? 3000,
     maxLimit: opts.maxLimit ?? 1000,
+    clockOffsetMs: Math.round((opts.clockOffsetSeconds ?? 0) * 1000),
   });
   const faults = new SandboxFaults();
 
@@ -134,9 +146,10 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
   app.set("etag", false);
   let seq = 0;
 
-  // Request log, endpoint prefix, and the clock's consequences, before anything else.
+  // Request log, endpoint prefix, the clock's consequences and its Date header, before anything else.
   app.use((req: Request, res: Response, next: NextFunction) => {
     state.settle();
+    dateFromCloudClock(res, state.clock, opts.dateHeader !== false);
     let region = regions[0]!;
     let iface = "public";
     let prefix = "";
@@ -267,6 +280,21 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * The answer's `Date`, from the cloud's clock rather than the machine's (node's own would
+ * ignore a clock offset or `advance()`), taken as the head is written — after the handler
+ * read the records it answers with, as eventlet.wsgi does. Whole seconds, IMF-fixdate.
+ */
+function dateFromCloudClock(res: Response, clock: SandboxClock, send: boolean): void {
+  res.sendDate = false;
+  if (!send) return;
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+  res.writeHead = ((...args: unknown[]) => {
+    if (!res.hasHeader("Date")) res.setHeader("Date", new Date(Math.floor(clock.now() / 1000) * 1000).toUTCString());
+    return writeHead(...args);
+  }) as Response["writeHead"];
 }
 
 /** A 5xx (or other) answer worded like the service in question. */

@@ -80,7 +80,7 @@ describe("recovery state machine", () => {
     // Nova still says up: blocked, never fenced.
     await postAlert(t.app.url, alertPayload({ host: "compute-2" }));
     const blocked = await untilState(t, "compute-2", ["blocked"]);
-    expect(blocked.reason).toMatch(/nova-service: Nova says nova-compute on compute-2 is up/);
+    expect(blocked.reason).toMatch(/nova-service: Nova still hears nova-compute on compute-2/);
     await postAlert(t.app.url, alertPayload({ host: "compute-2", status: "resolved" }));
     const d = await untilState(t, "compute-2", ["aborted"]);
     expect(path(d)).toEqual(["pending", "validating", "blocked", "aborted"]);

@@ -39,7 +39,7 @@ async function setup(): Promise<{ cloud: SandboxCloud; h: DriverHandle }> {
 describe("native Nova monitor", () => {
   it("finds down, enabled, not-forced hosts; ignores maintenance and hosts being handled", async () => {
     const { h } = await setup();
-    const failed = await checkFailedHosts(h.driver.nova);
+    const failed = await checkFailedHosts(h.driver.nova, { staleSeconds: 30 });
     expect(failed.map((f) => f.host)).toEqual(["dead"]);
     expect(failed[0]!.zone).toBe("nova");
     expect(failed[0]!.updatedAt).toMatch(/Z$/);
@@ -49,7 +49,7 @@ describe("native Nova monitor", () => {
   it("polls every interval: firing while failed (repeated), resolved once it is back; new failures appear", async () => {
     const { cloud, h } = await setup();
     const batches: MonitorEvent[][] = [];
-    const monitor = new NovaServiceMonitor(h.driver.nova, { intervalMs: 50, logger, onEvents: (e) => void batches.push(e) });
+    const monitor = new NovaServiceMonitor(h.driver.nova, { intervalMs: 50, staleSeconds: 30, logger, onEvents: (e) => void batches.push(e) });
     monitor.start();
     try {
       await waitFor(() => batches.length >= 2);
@@ -76,7 +76,7 @@ describe("native Nova monitor", () => {
   it("a failing poll keeps the last known state and the loop goes on", async () => {
     const { cloud, h } = await setup();
     const batches: MonitorEvent[][] = [];
-    const monitor = new NovaServiceMonitor(h.driver.nova, { intervalMs: 50, logger, onEvents: (e) => void batches.push(e) });
+    const monitor = new NovaServiceMonitor(h.driver.nova, { intervalMs: 50, staleSeconds: 30, logger, onEvents: (e) => void batches.push(e) });
     await monitor.poll();
     cloud.faults.fail(500, { times: 20, match: { path: "/v2.1/os-services" } });
     monitor.start();

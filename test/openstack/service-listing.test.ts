@@ -137,14 +137,14 @@ describe("the nova-service gate on the shared listing", () => {
 
   it("quiet re-checks share the listing; each check of a validation is its own request about the host", async () => {
     const { cloud, d } = await setup();
-    const gate = novaServiceGate(d, { staleSeconds: 0, checks: 3, intervalSeconds: 0.01, now: () => Date.now() });
+    const gate = novaServiceGate(d, { staleSeconds: 30, checks: 3, intervalSeconds: 0.01 });
     cloud.killHost("compute-3");
     await d.listComputeServices(); // shared: Nova still hears compute-3
-    cloud.clock.advance(120_000); // now Nova says down
+    cloud.clock.advance(120_000); // now its heartbeat is two minutes old
     let since = lastSeq(cloud);
 
     const quiet = await Promise.all(Array.from({ length: 50 }, () => ask(gate, "compute-3", true)));
-    expect(quiet.every((q) => q.result === "block" && q.reason.includes("is up"))).toBe(true);
+    expect(quiet.every((q) => q.result === "block" && q.reason.includes("Nova still hears nova-compute on compute-3"))).toBe(true);
     expect(serviceReads(cloud, since)).toEqual([]);
 
     since = lastSeq(cloud);
@@ -152,14 +152,22 @@ describe("the nova-service gate on the shared listing", () => {
     expect(serviceReads(cloud, since).map((q) => q.query)).toEqual(Array.from({ length: 3 }, () => ({ binary: "nova-compute", host: "compute-3" })));
   });
 
-  it("judges a shared answer's heartbeat age at the moment it was read, not now", async () => {
+  it("carries Nova's time of each answer: a shared answer is judged at the time Nova gave it, not now", async () => {
     const { cloud, d } = await setup();
-    // An hour from now compute-4's last heartbeat would be stale; when Nova answered it was not.
-    const gate = novaServiceGate(d, { staleSeconds: 60, checks: 1, intervalSeconds: 0, now: () => Date.now() + 3_600_000 });
+    const gate = novaServiceGate(d, { staleSeconds: 30, checks: 1, intervalSeconds: 0 });
     cloud.killHost("compute-4");
-    cloud.clock.advance(61_000);
+    cloud.clock.advance(20_000);
+    const [shared] = (await d.listComputeServices()).filter((s) => s.host === "compute-4");
+    // Nova's Date header, whole seconds, on Nova's clock (20 s ahead of this machine's now).
+    expect(shared!.novaTime).toMatch(/:\d\d\.000Z$/);
+    expect(Date.parse(shared!.novaTime!)).toBeGreaterThan(Date.now() + 18_000);
+    // Nova's time moves on by a minute; the shared answer stays what it was when Nova gave it.
+    cloud.clock.advance(60_000);
     const v = await ask(gate, "compute-4", true);
     expect(v.result).toBe("block");
-    expect(v.reason).toMatch(/Nova says down but the last heartbeat is only \d+s old/);
+    expect(v.reason).toMatch(/last heartbeat .*, 1\d(\.\d)?s before Nova's answer \(stale from 30s on\)/);
+    const fresh = await d.getComputeService("compute-4", undefined, FRESH_READ);
+    expect(Date.parse(fresh!.novaTime!) - Date.parse(shared!.novaTime!)).toBeGreaterThanOrEqual(59_000);
+    expect((await ask(gate, "compute-4", false)).result).toBe("pass");
   });
 });

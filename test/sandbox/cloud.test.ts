@@ -133,6 +133,31 @@ describe("Nova services", () => {
     expect(cloud.state.services().filter((s) => s.binary === "nova-compute" && s.state === "down").map((s) => s.host)).toEqual(["c1", "c2"]);
   });
 
+  it("every answer carries a Date from the cloud's own clock (whole seconds, IMF-fixdate), written as the answer is sent", async () => {
+    const cloud = await start({ scenario: small(), clockOffsetSeconds: -90, reportIntervalSeconds: 1 });
+    const token = await adminToken(cloud);
+    cloud.faults.latency(1200, { times: 1, match: { service: "compute", path: "/v2.1/os-services" } });
+    const res = await nova(cloud, token, "/os-services?binary=nova-compute&host=c1");
+    const date = res.headers.get("date")!;
+    expect(date).toMatch(/^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/);
+    // The cloud's clock, 90 s behind this machine's: not node's own Date.
+    expect(Math.abs(Date.parse(date) - (Date.now() - 90_000))).toBeLessThan(3_000);
+    // Written after the records were read (and after the injected delay): never earlier than the heartbeat it reports.
+    const updated = Date.parse(`${(res.body as { services: { updated_at: string }[] }).services[0]!.updated_at}Z`);
+    expect(Date.parse(date)).toBeGreaterThanOrEqual(updated + 1000);
+    // Keystone and Placement answer from the same clock; an unknown path too.
+    const other = await fetch(`${cloud.baseUrl}/nowhere`);
+    expect(Math.abs(Date.parse(other.headers.get("date")!) - (Date.now() - 90_000))).toBeLessThan(3_000);
+  });
+
+  it("sends no Date at all when told to (as behind a proxy that drops it)", async () => {
+    const cloud = await start({ scenario: small(), dateHeader: false });
+    const token = await adminToken(cloud);
+    const res = await nova(cloud, token, "/os-services?binary=nova-compute");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("date")).toBeNull();
+  });
+
   it("disabling a service Nova still believes up (host dead) answers only after the RPC timeout", async () => {
     const cloud = await start({ scenario: small(), disableWhileUpDelayMs: 400 });
     const token = await adminToken(cloud);

@@ -21,6 +21,9 @@ import type { NotifierPort, NotifySummary, UnknownHostsNotice } from "../../src/
 import type { FencingPort } from "../../src/domain/ports/fencing.js";
 import { abortReason, sleep } from "../../src/util/abort.js";
 
+/** Nova's service_down_time in the world. */
+const NOVA_SERVICE_DOWN_MS = 60_000;
+
 export interface WorldHost {
   power: "on" | "off";
   /** The BMC does not answer. */
@@ -28,6 +31,8 @@ export interface WorldHost {
   /** Power-off commands are accepted but the power stays on. */
   powerStuck: boolean;
   service: ComputeServiceInfo;
+  /** nova-compute stopped: its heartbeat (`service.updatedAt`) no longer moves. */
+  silent?: boolean;
 }
 
 export interface WorldServer {
@@ -54,6 +59,8 @@ export class World {
   /** Side effects sent, in order: "off compute-1", "force-down compute-1", "evacuate <id>"… */
   calls: string[] = [];
   evacuationLatencyMs = 5;
+  /** Nova's clock (heartbeats, its answers' Date); a test may run it with lifeboat's. */
+  now: () => number = () => Date.now();
   #holds = new Map<HoldPoint, { reached: () => void; reachedP: Promise<void> }>();
   #targets: string[] = [];
 
@@ -96,10 +103,31 @@ export class World {
     });
   }
 
-  /** The host dies: power stays on as far as the BMC knows, but nova-compute stops heartbeating. */
+  /**
+   * The host dies: power stays on as far as the BMC knows, but nova-compute stops
+   * heartbeating; its last heartbeat was `heartbeatAgeSeconds` ago. Nova says `down` once
+   * that is service_down_time (60 s) old.
+   */
   kill(host: string, heartbeatAgeSeconds = 120): void {
     const h = this.host(host);
-    h.service = { ...h.service, state: "down", updatedAt: new Date(Date.now() - heartbeatAgeSeconds * 1000).toISOString() };
+    h.silent = true;
+    h.service = { ...h.service, updatedAt: new Date(this.now() - heartbeatAgeSeconds * 1000).toISOString() };
+  }
+
+  /**
+   * The host's service as Nova answers about it now: a running nova-compute has just
+   * reported; a silent one is `down` after service_down_time; the answer carries Nova's time
+   * (a Date header: whole seconds).
+   */
+  answer(host: string): ComputeServiceInfo | null {
+    const h = this.hosts.get(host);
+    if (!h) return null;
+    const now = this.now();
+    const s = h.service;
+    const novaTime = new Date(Math.floor(now / 1000) * 1000).toISOString();
+    if (!h.silent) return { ...s, ...(s.state === "up" && !s.forcedDown ? { updatedAt: new Date(now).toISOString() } : {}), novaTime };
+    const stale = s.updatedAt === null || now - Date.parse(s.updatedAt) >= NOVA_SERVICE_DOWN_MS;
+    return { ...s, state: s.forcedDown || stale ? "down" : "up", novaTime };
   }
 
   host(name: string): WorldHost {
@@ -139,7 +167,10 @@ export class World {
   }
 
   pickTarget(source: string): string | undefined {
-    return this.#targets.find((t) => t !== source && this.hosts.get(t)?.service.state === "up" && this.hosts.get(t)?.service.status === "enabled");
+    return this.#targets.find((t) => {
+      const h = this.hosts.get(t);
+      return t !== source && h !== undefined && !h.silent && h.service.state === "up" && h.service.status === "enabled";
+    });
   }
 }
 
@@ -231,12 +262,12 @@ export class WorldCloud implements CloudPort {
   async getComputeService(host: string, signal?: AbortSignal): Promise<ComputeServiceInfo | null> {
     await this.world.checkpoint("service", signal);
     this.api();
-    return this.world.hosts.get(host)?.service ?? null;
+    return this.world.answer(host);
   }
 
   listComputeServices(): Promise<ComputeServiceInfo[]> {
     this.api();
-    return Promise.resolve([...this.world.hosts.values()].map((h) => h.service));
+    return Promise.resolve([...this.world.hosts.keys()].map((h) => this.world.answer(h)!));
   }
 
   async isolate(host: string, reason: string, signal?: AbortSignal): Promise<IsolationResult> {
@@ -280,7 +311,7 @@ export class WorldCloud implements CloudPort {
     // Inspect first: already moved, or an evacuation still running → never send another.
     if (s.host !== sourceHost && !s.evacuating) return { result: "evacuated", targetHost: s.host, status: s.status, message: "already evacuated" };
     if (!s.evacuating) {
-      const source = this.world.host(sourceHost).service;
+      const source = this.world.answer(sourceHost)!;
       if (source.state === "up" && !source.forcedDown) return { result: "failed", message: `Compute service of ${sourceHost} is still in use.`, retryable: true };
       this.world.calls.push(`evacuate ${s.id}`);
       s.evacuating = true;

@@ -24,6 +24,13 @@ export interface ComputeServiceInfo {
    * instant, not at `now`: a newer heartbeat may have come since.
    */
   readAt?: string;
+  /**
+   * Nova's own time when it gave the answer this came from (its `Date` header: whole
+   * seconds, ISO 8601 UTC), a shared answer included. The heartbeat's age is measured
+   * against it (domain/heartbeat.ts), never against lifeboat's clock. Absent: the answer
+   * carried no usable Date.
+   */
+  novaTime?: string;
 }
 
 /**
