@@ -1,5 +1,7 @@
+import type { ChainResult } from "./ports/fencing.js";
 import type {
   AppendedEvent,
+  BlockEpisode,
   GateDecision,
   HostEvent,
   InstanceResult,
@@ -52,7 +54,7 @@ export interface Store {
   listRecoveries(filter: RecoveryFilter): Promise<Recovery[]>;
   /** Compare-and-swap `from` → `to`, append the transition, apply `patch`. */
   transition(id: string, from: RecoveryState, to: RecoveryState, reason: string, patch?: RecoveryPatch, actor?: string): Promise<Recovery>;
-  /** Update fields other than the state (alerts, facts, approval…). */
+  /** Update fields other than the state (alerts, approval, what a stage learned…). */
   updateRecovery(id: string, patch: RecoveryPatch): Promise<Recovery>;
   transitions(recoveryId: string): Promise<Transition[]>;
 
@@ -89,9 +91,12 @@ export interface RecoveryFilter {
   limit?: number;
 }
 
-export type RecoveryPatch = Partial<
-  Pick<Recovery, "dryRun" | "confirmedOff" | "approved" | "approvedBy" | "outcome" | "fenceState" | "graceUntil" | "alerts" | "facts">
->;
+/** Fields a transition or an update may change; `null` clears an optional record. */
+export type RecoveryPatch = Partial<Pick<Recovery, "dryRun" | "confirmedOff" | "approved" | "approvedBy" | "outcome" | "fenceState" | "graceUntil" | "alerts">> & {
+  block?: BlockEpisode | null;
+  fence?: ChainResult | null;
+  locksLeft?: string[] | null;
+};
 
 export class HostBusyError extends Error {
   override name = "HostBusyError";

@@ -295,7 +295,7 @@ export class Coordinator {
 
   /** Power a host off by hand: a fence-only recovery (no gates, no evacuation), journaled like any other. */
   async fenceManually(host: string, actor: string): Promise<Recovery> {
-    const r = await this.startOperatorRecovery(host, actor, { kind: "fence", dryRun: false, confirmedOff: false, reason: `power-off by hand requested by ${actor}`, facts: { fenceOnly: true } });
+    const r = await this.startOperatorRecovery(host, actor, { kind: "fence-only", dryRun: false, confirmedOff: false, reason: `power-off by hand requested by ${actor}` });
     this.deps.logger.warn({ recovery: r.id, host, actor }, "power-off by hand requested");
     return r;
   }
@@ -304,14 +304,16 @@ export class Coordinator {
   private async startOperatorRecovery(
     host: string,
     actor: string,
-    o: { kind: "manual" | "fence"; dryRun: boolean; confirmedOff: boolean; reason: string; facts?: Record<string, unknown> },
+    o: { kind: "manual" | "fence-only"; dryRun: boolean; confirmedOff: boolean; reason: string },
   ): Promise<Recovery> {
     const now = new Date(this.deps.clock.now()).toISOString();
     let r: Recovery;
     try {
       r = await this.deps.store.createRecovery({
         host,
-        incidentKey: `${host}@${o.kind}:${now}`,
+        kind: o.kind,
+        // Older journals named a power-off by hand "fence" here: kept, for one incident-key format.
+        incidentKey: `${host}@${o.kind === "fence-only" ? "fence" : o.kind}:${now}`,
         trigger: "manual",
         dryRun: o.dryRun,
         confirmedOff: o.confirmedOff,
@@ -320,7 +322,6 @@ export class Coordinator {
         reason: o.reason,
         actor,
         approvedBy: actor,
-        ...(o.facts ? { facts: o.facts } : {}),
       });
     } catch (err) {
       if (err instanceof HostBusyError) throw new ConflictError(`${host} already has an open recovery ${err.openRecoveryId}`);

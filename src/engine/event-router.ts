@@ -137,6 +137,7 @@ export async function routeEvent(
   try {
     created = await store.createRecovery({
       host,
+      kind: "alert",
       incidentKey: key,
       trigger: e.source === "monitor" ? "monitor" : "alert",
       dryRun: config.dryRun,

@@ -4,7 +4,7 @@ import { StateConflictError } from "../domain/journal.js";
 import { AbortError, abortReason, isAbortError, sleep } from "../util/abort.js";
 import { errorMessage } from "../util/errors.js";
 import type { PipelineDeps, Stage, StageContext, StageResult } from "./context.js";
-import { isTerminal, isAbortable, type Recovery, type RecoveryState } from "../domain/model.js";
+import { isTerminal, isAbortable, type BlockEpisode, type Recovery, type RecoveryState } from "../domain/model.js";
 import { StepRunner } from "./steps.js";
 import { blocked } from "./stages/blocked.js";
 import { evacuating } from "./stages/evacuating.js";
@@ -135,7 +135,7 @@ export class RecoveryRunner {
   /** Give up a stage that keeps failing: before fencing it blocks; after, it fails (fenced or not). */
   private onStageError(r: Recovery, err: unknown): StageResult {
     const msg = `internal error in ${r.state}: ${errorMessage(err)}`;
-    if (isAbortable(r.state)) return r.state === "blocked" ? null : { to: "blocked", reason: msg, patch: { facts: { ...r.facts, block: { gates: [], recheck: true, approvable: false, at: new Date(this.deps.clock.now()).toISOString() } } } };
+    if (isAbortable(r.state)) return r.state === "blocked" ? null : { to: "blocked", reason: msg, patch: { block: internalErrorBlock(new Date(this.deps.clock.now()).toISOString()) } };
     if (r.state === "notifying") return { to: r.outcome ?? "failed", reason: `${msg} (notifications may be incomplete)` };
     return { to: "notifying", reason: msg, patch: { outcome: "failed", ...(r.state === "fencing" ? { fenceState: "unknown" as const } : {}) } };
   }
@@ -169,4 +169,9 @@ export class RecoveryRunner {
       },
     };
   }
+}
+
+/** The block of a stage that kept failing before fencing: re-checked, not approvable. */
+function internalErrorBlock(at: string): BlockEpisode {
+  return { gates: [], recheck: true, approvable: false, at, episode: `${at}|internal-error`, signature: "internal-error", since: at };
 }

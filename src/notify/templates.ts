@@ -128,7 +128,6 @@ export interface RecoveryView extends BaseView {
   instances: InstanceView[];
   counts: CountsView;
   countsText: string;
-  facts: { key: string; value: string }[];
   /** Servers lifeboat could not unlock after evacuating them. */
   locksLeft: { id: string; name: string; error: string }[];
   tenants: TenantRecipientsView[];
@@ -370,13 +369,6 @@ Alerts
 {{^alerts}}
   none (trigger: {{trigger}})
 {{/alerts}}
-{{#facts.length}}
-
-Recorded facts
-{{#facts}}
-  {{key}}: {{value}}
-{{/facts}}
-{{/facts.length}}
 ${LINKS_TEXT}
 `;
 
@@ -457,14 +449,6 @@ const SUMMARY_HTML = `${HTML_HEAD}
 {{^alerts}}<li>none (trigger: {{trigger}})</li>{{/alerts}}
 </ul>
 
-{{#facts.length}}
-<h3>Recorded facts</h3>
-<ul>
-{{#facts}}
-<li>{{key}}: <code>{{value}}</code></li>
-{{/facts}}
-</ul>
-{{/facts.length}}
 ${LINKS_HTML}
 ${HTML_FOOT}`;
 

@@ -25,6 +25,7 @@ import { newId } from "../util/ids.js";
 import type { EtcdStoreConfig } from "./config.js";
 import { HostBusyError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
 import { NotFoundError } from "../domain/errors.js";
+import { recoveryFromDocument, withLearned } from "./recovery-record.js";
 
 /**
  * The shared store: every lifeboat instance of one deployment reads and writes the same
@@ -423,6 +424,7 @@ export class EtcdStore implements Store {
     const recovery: Recovery = {
       id,
       host: r.host,
+      kind: r.kind,
       incidentKey: r.incidentKey,
       state: "pending",
       trigger: r.trigger,
@@ -437,7 +439,6 @@ export class EtcdStore implements Store {
       updatedAt: now,
       graceUntil: r.graceUntil,
       alerts: r.alerts ?? {},
-      facts: r.facts ?? {},
     };
     const first: Transition = { recoveryId: id, seq: 1, from: null, to: "pending", at: now, reason: r.reason, ...(r.actor ? { actor: r.actor } : {}) };
     const host = seg(r.host);
@@ -466,14 +467,14 @@ export class EtcdStore implements Store {
   async getRecovery(id: string): Promise<Recovery | null> {
     this.check();
     const [kv] = await this.#ks.readOne(this.#ks.get(`rec/${seg(id)}`));
-    return kv ? parseJson<StoredRecovery>(kv).recovery : null;
+    return kv ? recoveryFromDocument(parseJson<StoredRecovery>(kv).recovery) : null;
   }
 
   private async recoveriesByIds(ids: string[]): Promise<Recovery[]> {
     const out: Recovery[] = [];
     for (let i = 0; i < ids.length; i += READ_BATCH) {
       const res = await this.#ks.read(ids.slice(i, i + READ_BATCH).map((id) => this.#ks.get(`rec/${seg(id)}`)));
-      for (const r of res) if (r[0]) out.push(parseJson<StoredRecovery>(r[0]).recovery);
+      for (const r of res) if (r[0]) out.push(recoveryFromDocument(parseJson<StoredRecovery>(r[0]).recovery));
     }
     return out;
   }
@@ -536,7 +537,7 @@ export class EtcdStore implements Store {
     for (;;) {
       const page = await ks.readOne(ks.range("rec/", { descending: true, limit: PAGE, ...(to !== undefined ? { to } : {}) }));
       if (page.length === 0) return;
-      yield page.map((kv) => parseJson<StoredRecovery>(kv).recovery);
+      yield page.map((kv) => recoveryFromDocument(parseJson<StoredRecovery>(kv).recovery));
       if (page.length < PAGE) return;
       to = ks.rel(page[page.length - 1]!);
     }
@@ -552,8 +553,8 @@ export class EtcdStore implements Store {
       const [kv] = await ks.readOne(ks.get(`rec/${seg(id)}`));
       if (!kv) throw new NotFoundError(`recovery ${id} not found`);
       const stored = parseJson<StoredRecovery>(kv);
-      if (stored.op === op) return stored.recovery; // our earlier try committed
-      const cur = stored.recovery;
+      if (stored.op === op) return recoveryFromDocument(stored.recovery); // our earlier try committed
+      const cur = recoveryFromDocument(stored.recovery);
       if (cur.state !== from) throw new StateConflictError(id, from, cur.state);
 
       const now = this.nowIso();
@@ -593,8 +594,8 @@ export class EtcdStore implements Store {
       const [kv] = await ks.readOne(ks.get(`rec/${seg(id)}`));
       if (!kv) throw new NotFoundError(`recovery ${id} not found`);
       const stored = parseJson<StoredRecovery>(kv);
-      if (stored.op === op) return stored.recovery;
-      const next = applyPatch({ ...stored.recovery, updatedAt: this.nowIso() }, patch);
+      if (stored.op === op) return recoveryFromDocument(stored.recovery);
+      const next = applyPatch({ ...recoveryFromDocument(stored.recovery), updatedAt: this.nowIso() }, patch);
       const res = await ks.txn([ks.modRevIs(`rec/${seg(id)}`, kv.mod_revision)], [ks.putJson(`rec/${seg(id)}`, { ...stored, recovery: next, op } satisfies StoredRecovery)]);
       if (res.succeeded) return next;
     }
@@ -760,8 +761,7 @@ function applyPatch(r: Recovery, patch: RecoveryPatch): Recovery {
   if (patch.fenceState !== undefined) next.fenceState = patch.fenceState;
   if (patch.graceUntil !== undefined) next.graceUntil = patch.graceUntil;
   if (patch.alerts !== undefined) next.alerts = patch.alerts;
-  if (patch.facts !== undefined) next.facts = patch.facts;
-  return next;
+  return withLearned(next, patch);
 }
 
 /** Jittered exponential pause between compare-and-swap retries, so racing writers spread out. */

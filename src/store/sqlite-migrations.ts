@@ -147,4 +147,13 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE notifications SET state = 'failed', error = 'interrupted in an earlier version of lifeboat; not sent again'
     WHERE state = 'pending' AND recovery_id IN (SELECT id FROM recoveries WHERE state IN ('completed', 'partial', 'failed', 'aborted'));
   `,
+  // 4: a recovery's kind (alert, manual, fence-only, release). Older rows: a power-off by hand
+  // was marked in its facts, an operator's recovery by its trigger.
+  `
+  ALTER TABLE recoveries ADD COLUMN kind TEXT;
+  UPDATE recoveries SET kind = CASE
+    WHEN json_extract(facts, '$.fenceOnly') = 1 THEN 'fence-only'
+    WHEN trigger = 'manual' THEN 'manual'
+    ELSE 'alert' END;
+  `,
 ];

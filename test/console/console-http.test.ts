@@ -171,7 +171,7 @@ describe("console: pages", () => {
     for (let i = 0; i < 120; i++) {
       const host = `h-${String(i).padStart(3, "0")}`;
       const at = new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString();
-      const r = await store.createRecovery({ host, incidentKey: `${host}@${at}`, trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: at, graceUntil: at, reason: `alert for ${host}` });
+      const r = await store.createRecovery({ host, incidentKey: `${host}@${at}`, kind: "alert", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: at, graceUntil: at, reason: `alert for ${host}` });
       await store.transition(r.id, "pending", "aborted", "alert resolved in the grace period");
     }
     await store.close();
@@ -203,7 +203,7 @@ describe("console: pages", () => {
     const r = await t.app.store.createRecovery({
       host: "compute-9",
       incidentKey: "compute-9@x",
-      trigger: "alert",
+      kind: "alert", trigger: "alert",
       dryRun: false,
       confirmedOff: false,
       detectedAt: new Date().toISOString(),

@@ -345,7 +345,7 @@ describe("lifeboat end to end with real Prometheus, Alertmanager, ipmi_sim BMCs 
     expect(d.fenceState).toBe("off");
     expect(await bmc("compute-1").power()).toBe("off");
     expect(await bmc("compute-1").commands()).toEqual(["power 0"]);
-    const fence = d.facts.fence as ChainResult;
+    const fence = d.fence as ChainResult;
     expect(fence.ok).toBe(true);
     expect(fence.device).toBe(SECONDARY_BMC);
     expect(fence.attempts.map((a) => [a.device, a.driver, a.result.ok])).toEqual([

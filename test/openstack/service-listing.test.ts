@@ -38,6 +38,7 @@ function recovery(host: string): Recovery {
   return {
     id: "r-1",
     host,
+    kind: "alert",
     incidentKey: `${host}@${at}`,
     state: "validating",
     trigger: "alert",
@@ -51,7 +52,6 @@ function recovery(host: string): Recovery {
     updatedAt: at,
     graceUntil: at,
     alerts: {},
-    facts: {},
   };
 }
 

@@ -43,15 +43,15 @@ export const fencing: Stage = async (ctx) => {
     return {
       to: "notifying",
       reason: `fencing failed, host power state unknown, nothing evacuated: ${result.message}`,
-      patch: { fenceState: "unknown", outcome: "failed", facts: { ...r.facts, fence: result } },
+      patch: { fenceState: "unknown", outcome: "failed", fence: result },
     };
   }
   ctx.metrics.recoveryMilestone.observe({ milestone: "fenced" }, secondsSince(r.detectedAt, ctx.clock.now()));
   await markHostFenced(ctx, result.device ?? "device");
-  if (r.facts.fenceOnly === true) {
-    return { to: "notifying", reason: `powered off by hand, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", outcome: "completed", facts: { ...r.facts, fence: result } } };
+  if (r.kind === "fence-only") {
+    return { to: "notifying", reason: `powered off by hand, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", outcome: "completed", fence: result } };
   }
-  return { to: "isolating", reason: `powered off, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", facts: { ...r.facts, fence: result } } };
+  return { to: "isolating", reason: `powered off, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", fence: result } };
 };
 
 /** Remember that this host is held down until an operator releases it. */
