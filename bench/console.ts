@@ -88,7 +88,7 @@ async function fillJournal(path: string, o: ConsoleBenchOptions): Promise<{ reco
     await Promise.all(more);
     await store.transition(r.id, "evacuating", "notifying", `${INSTANCES} instance(s) evacuated`);
     await store.transition(r.id, "notifying", "completed", "recovery completed; people notified", { outcome: "completed" });
-    if (i >= o.recoveries - o.hosts) await store.putSetting(`host/${host}`, { fenced: i % 5 === 0, recoveryId: r.id, by: device, at });
+    if (i >= o.recoveries - o.hosts) await store.putHostState({ host, fenced: i % 5 === 0, recoveryId: r.id, by: device, at }, (await store.getHostState(host))?.version ?? 0);
     records += GATES.length + 7 + 1 + INSTANCES + 4;
     sampleId = r.id;
   }

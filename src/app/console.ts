@@ -3,8 +3,7 @@ import { silenceMatches } from "../alertmanager/client.js";
 import type { Config } from "../config/schema.js";
 import type { ChainResult } from "../domain/ports/fencing.js";
 import type { Coordinator } from "../engine/engine.js";
-import type { HostHold } from "../engine/event-router.js";
-import type { HostOperations, ReleaseStatus } from "../engine/host-ops.js";
+import type { HostOperations, ReleaseView as HostReleaseView } from "../engine/host-ops.js";
 import type { Recovery } from "../domain/model.js";
 import type { FencingPort } from "../domain/ports/fencing.js";
 import type { JournalChanges } from "../store/observed.js";
@@ -31,7 +30,6 @@ export interface ConsoleSources {
 const SILENCES_CACHE_MS = 10_000;
 const SILENCES_TIMEOUT_MS = 2_000;
 /** Recent recoveries looked at for hosts that may still be held down. */
-const HELD_SCAN = 500;
 
 /**
  * ConsoleDeps over the running lifeboat: the journal for reads, and for actions the same
@@ -67,8 +65,8 @@ export function consoleDepsFromApp(src: ConsoleSources): ConsoleDeps {
     return { ok: true, message: `${message(out.value)}${leader ? `; this instance follows: ${leader} carries it out` : ""}` };
   };
 
-  const releaseView = (r: ReleaseStatus | null): ReleaseView | null =>
-    r ? { state: r.state, by: r.by, startedAt: r.startedAt, ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}), ...((r.error ?? r.result?.message) ? { message: r.error ?? r.result?.message } : {}) } : null;
+  const releaseView = (r: HostReleaseView | null): ReleaseView | null =>
+    r ? { state: r.done ? r.state : "running", by: r.by, startedAt: r.startedAt, ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}), message: r.reason } : null;
 
   return {
     status,
@@ -123,18 +121,13 @@ export function consoleDepsFromApp(src: ConsoleSources): ConsoleDeps {
     },
 
     async heldHosts() {
-      const recent = await store.listRecoveries({ limit: HELD_SCAN });
-      const fenced = recent.filter((r) => r.fenceState === "off" || r.fenceState === "confirmed-off-by-operator").map((r) => r.host);
-      const candidates = [...new Set([...Object.keys(config.fencing.hosts), ...fenced])].sort();
-      const rows = await Promise.all(
-        candidates.map(async (host): Promise<HeldHost | null> => {
-          const hold = await store.getSetting<HostHold>(`host/${host}`);
-          if (!hold?.fenced) return null;
-          const release = await store.getSetting<ReleaseStatus>(`release/${host}`);
-          return { host, recoveryId: hold.recoveryId, since: hold.at, by: hold.by, release: releaseView(release) };
+      const held = (await store.listHostStates()).filter((h) => h.fenced);
+      return Promise.all(
+        held.map(async (hold): Promise<HeldHost> => {
+          const release = (await src.hosts.describe(hold.host)).release;
+          return { host: hold.host, recoveryId: hold.recoveryId, since: hold.at, by: hold.by, release: releaseView(release) };
         }),
       );
-      return rows.filter((r): r is HeldHost => r !== null);
     },
 
     actions: {

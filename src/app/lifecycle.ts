@@ -13,7 +13,7 @@ import { isLeadershipLoss } from "../domain/errors.js";
 import { createEtcdHa, type EtcdHa } from "./ha.js";
 import { runWhileLeader } from "../ha/while-leader.js";
 import { Coordinator } from "../engine/engine.js";
-import { HostOperations, type ReleaseFn } from "../engine/host-ops.js";
+import { HostOperations } from "../engine/host-ops.js";
 import { monitorEventsToHostEvents } from "../intake/monitor-events.js";
 import type { MonitorEvent } from "../intake/monitor-events.js";
 import type { Recovery } from "../domain/model.js";
@@ -43,8 +43,6 @@ export interface Drivers {
   fencing: FencingPort;
   evacuation: CloudPort;
   notifier: NotifierPort;
-  /** Bring a repaired host back into service (`lifeboat release`). */
-  release?: ReleaseFn;
   /** Last known reachability of the cloud, from the calls lifeboat made anyway (for /readyz). */
   cloudReachability?: { readiness(): ReadinessCheck };
   /** The native monitor (config `monitor`), for clouds without Prometheus. */
@@ -125,7 +123,7 @@ export class Lifeboat {
       ...(guard ? { beforeSideEffect: (r: Recovery, what: string) => guard.check(r, what), onRecoveryEnded: (id: string) => guard.release(id) } : {}),
     };
     this.coordinator = new Coordinator(deps);
-    this.hosts = new HostOperations({ store: this.store, coordinator: this.coordinator, fencing, ...(this.drivers.release ? { release: this.drivers.release } : {}), logger: this.logger, clock: this.clock });
+    this.hosts = new HostOperations({ store: this.store, coordinator: this.coordinator, fencing });
   }
 
   /** The HTTP app (also usable without listening, e.g. with supertest-like clients). */
@@ -357,7 +355,6 @@ export class Lifeboat {
         server.closeAllConnections();
       });
     }
-    this.hosts.stop();
     await this.#monitor?.stop();
     await this.#leaderWork?.stop();
     await this.drivers.delivery?.stop();

@@ -4,6 +4,8 @@ import type {
   BlockEpisode,
   GateDecision,
   HostEvent,
+  HostState,
+  HostStateRecord,
   InstanceResult,
   NewHostEvent,
   NewRecovery,
@@ -77,6 +79,12 @@ export interface Store {
   /** Notifications with this dedup key across all recoveries (tenant dedup per incident). */
   notificationsByKey(dedupKey: string): Promise<NotificationRecord[]>;
 
+  // Host states: one record per host lifeboat holds something about (the hold).
+  getHostState(host: string): Promise<HostState | null>;
+  /** Compare-and-swap: written only when the stored record's version is `expected` (0: no record); throws HostStateConflictError otherwise. */
+  putHostState(next: HostStateRecord, expected: number): Promise<HostState>;
+  listHostStates(): Promise<HostState[]>;
+
   // Settings (pause switch, storm guard state…), JSON values.
   getSetting<T>(key: string): Promise<T | null>;
   putSetting(key: string, value: unknown): Promise<void>;
@@ -116,6 +124,17 @@ export class StateConflictError extends Error {
     readonly actual: RecoveryState | null,
   ) {
     super(`recovery ${recoveryId} is ${actual ?? "missing"}, not ${expected}`);
+  }
+}
+
+export class HostStateConflictError extends Error {
+  override name = "HostStateConflictError";
+  constructor(
+    readonly host: string,
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(`the record of host ${host} is at version ${actual}, not ${expected}`);
   }
 }
 

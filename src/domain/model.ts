@@ -18,6 +18,12 @@ export const RECOVERY_STATES = [
   "isolating",
   "evacuating",
   "notifying",
+  // A release (kind "release"): a repaired host brought back into service.
+  "powering-on",
+  "awaiting-compute",
+  "unforcing",
+  "awaiting-up",
+  "enabling",
   "completed",
   "partial",
   "failed",
@@ -94,6 +100,28 @@ export interface Recovery {
   /** Servers whose unlock lifeboat still owes, once evacuating ended (see unlocks.ts). */
   locksLeft?: string[];
 }
+
+/**
+ * What lifeboat holds about one host, kept per host and written by compare-and-swap (the
+ * `version`): a host fenced by a recovery stays held down, and alerts about it start no new
+ * recovery, until a release brings it back.
+ */
+export interface HostState {
+  host: string;
+  /** Held down: fenced and forced down by lifeboat, awaiting `lifeboat release`. */
+  fenced: boolean;
+  /** The recovery that set the hold, or the release that lifted it. */
+  recoveryId: string;
+  by: string;
+  at: string;
+  /** In plain words, what the last change was. */
+  note?: string;
+  /** Compare-and-swap token, 1 for a new record. */
+  version: number;
+}
+
+/** A host's record as written (the store sets the version). */
+export type HostStateRecord = Omit<HostState, "version">;
 
 /**
  * What blocks a blocked recovery, refreshed by each re-check.

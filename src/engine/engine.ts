@@ -1,8 +1,8 @@
 import { HostBusyError, StateConflictError, type Store } from "../domain/journal.js";
-import { ConflictError, NotFoundError } from "../domain/errors.js";
+import { ConflictError, NotFoundError, RefusedError } from "../domain/errors.js";
 import { errorMessage } from "../util/errors.js";
 import type { PipelineDeps } from "./context.js";
-import { routeEvent, type HostHold } from "./event-router.js";
+import { routeEvent } from "./event-router.js";
 import { HostDirectory } from "./host-directory.js";
 import { RECOVERY_STATES, isAbortable, isTerminal, type HostEvent, type PauseState, type Recovery } from "../domain/model.js";
 import type { FencingPort } from "../domain/ports/fencing.js";
@@ -258,7 +258,11 @@ export class Coordinator {
     const { metrics } = this.deps;
     // blocked → blocked records a change of what blocks it: the stage goes on.
     if (e.before.state !== e.after.state) metrics.stageDuration.observe({ stage: e.before.state }, e.stageMs / 1000);
-    if (isTerminal(e.after.state)) {
+    if (isTerminal(e.after.state) && e.after.kind === "release") {
+      // A release is not a recovery of instances: its own count, none of the recovery timings.
+      metrics.releases.inc({ outcome: e.after.state });
+      void this.deps.onRecoveryEnded?.(e.after.id);
+    } else if (isTerminal(e.after.state)) {
       metrics.recoveries.inc({ outcome: e.after.state });
       const secs = secondsSince(e.after.detectedAt, this.deps.clock.now());
       metrics.recoveryDuration.observe({ outcome: e.after.state }, secs);
@@ -300,11 +304,26 @@ export class Coordinator {
     return r;
   }
 
+  /**
+   * `lifeboat release HOST`: bring a repaired host back into service, as a recovery of kind
+   * `release` with its own journaled stages (stages/release.ts). Refused while the host has an
+   * open recovery (it is still failing, or a release already runs).
+   */
+  async release(host: string, actor: string): Promise<Recovery> {
+    if (!this.deps.evacuation.release) throw new RefusedError(`the ${this.deps.evacuation.driver} driver cannot release hosts`);
+    const open = await this.deps.store.findOpenRecovery(host);
+    if (open?.kind === "release") throw new ConflictError(`a release of ${host} is already running: recovery ${open.id} (${open.state})`);
+    if (open) throw new ConflictError(`${host} has an open recovery ${open.id} (${open.state}): release refused while the host is still failing`);
+    const r = await this.startOperatorRecovery(host, actor, { kind: "release", dryRun: this.deps.config.recovery.dry_run, confirmedOff: false, reason: `release of ${host} requested by ${actor}` });
+    this.deps.logger.warn({ recovery: r.id, host, actor }, "release of a repaired host requested");
+    return r;
+  }
+
   /** A recovery an operator asked for: starts at once, approved by that operator, run right away. */
   private async startOperatorRecovery(
     host: string,
     actor: string,
-    o: { kind: "manual" | "fence-only"; dryRun: boolean; confirmedOff: boolean; reason: string },
+    o: { kind: "manual" | "fence-only" | "release"; dryRun: boolean; confirmedOff: boolean; reason: string },
   ): Promise<Recovery> {
     const now = new Date(this.deps.clock.now()).toISOString();
     let r: Recovery;
@@ -327,7 +346,7 @@ export class Coordinator {
       if (err instanceof HostBusyError) throw new ConflictError(`${host} already has an open recovery ${err.openRecoveryId}`);
       throw err;
     }
-    this.deps.metrics.recoveriesStarted.inc({ trigger: "manual" });
+    if (o.kind !== "release") this.deps.metrics.recoveriesStarted.inc({ trigger: "manual" });
     await this.refreshGauges();
     this.ensureRunner(r.id);
     return r;
@@ -342,15 +361,17 @@ export class Coordinator {
     return updated;
   }
 
-  /** Cancel, only before the point of no return (fencing). */
+  /** Cancel, only before the point of no return (fencing); a release, at any of its stages (each leaves the host safe: held, forced down or disabled). */
   async cancel(id: string, actor: string, reason?: string): Promise<Recovery> {
     const r = await this.mustGet(id);
-    if (!isAbortable(r.state)) {
+    if (r.kind === "release" && isTerminal(r.state)) throw new ConflictError(`release ${id} already ended (${r.state})`);
+    if (r.kind !== "release" && !isAbortable(r.state)) {
       throw new ConflictError(`recovery ${id} is ${r.state}: past the point of no return, it cannot be cancelled`);
     }
     try {
       const after = await this.deps.store.transition(id, r.state, "aborted", `cancelled by ${actor}${reason ? `: ${reason}` : ""}`, { outcome: "aborted" }, actor);
-      this.deps.metrics.recoveries.inc({ outcome: "aborted" });
+      if (r.kind === "release") this.deps.metrics.releases.inc({ outcome: "aborted" });
+      else this.deps.metrics.recoveries.inc({ outcome: "aborted" });
       this.#runners.get(id)?.wake();
       await this.refreshGauges();
       return after;
@@ -379,15 +400,6 @@ export class Coordinator {
 
   async pauseState(): Promise<PauseState> {
     return (await this.deps.store.getSetting<PauseState>("pause")) ?? { paused: false, by: "", reason: "", at: "" };
-  }
-
-  async hostHold(host: string): Promise<HostHold | null> {
-    return this.deps.store.getSetting<HostHold>(`host/${host}`);
-  }
-
-  /** Forget that a host is held down (after `lifeboat release` brought it back). */
-  async clearHostHold(host: string, actor: string): Promise<void> {
-    await this.deps.store.putSetting(`host/${host}`, { fenced: false, recoveryId: "", by: actor, at: new Date(this.deps.clock.now()).toISOString() });
   }
 
   private async mustGet(id: string): Promise<Recovery> {

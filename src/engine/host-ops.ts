@@ -1,86 +1,62 @@
-import type { ReleaseResult } from "../domain/ports/cloud.js";
-import type { Logger } from "../logging.js";
 import type { Store } from "../domain/journal.js";
-import type { Clock } from "../util/clock.js";
-import { errorMessage } from "../util/errors.js";
-import { ConflictError, RefusedError } from "../domain/errors.js";
-import type { Coordinator } from "./engine.js";
-import type { HostHold } from "./event-router.js";
+import { RefusedError } from "../domain/errors.js";
+import { ConflictError } from "../domain/errors.js";
+import { isTerminal, type HostState, type Recovery, type RecoveryState, type StepRecord } from "../domain/model.js";
 import type { FencingPort } from "../domain/ports/fencing.js";
+import type { Coordinator } from "./engine.js";
 
-/** How a repaired host is brought back (the nova driver's release flow). */
-export type ReleaseFn = (host: string, opts: { powerOn: () => Promise<unknown>; stillFailing: () => Promise<string | null>; signal: AbortSignal }) => Promise<ReleaseResult>;
+/** One stage's step of a release, as `lifeboat host` shows it. */
+export interface ReleaseStepView {
+  step: string;
+  ok: boolean;
+  skipped?: boolean;
+  message: string;
+}
 
-export interface ReleaseStatus {
-  host: string;
-  state: "running" | "released" | "refused" | "error";
+/** The host's latest release (a recovery of kind `release`), as the API and the console show it. */
+export interface ReleaseView {
+  recoveryId: string;
+  state: RecoveryState;
+  /** The release ended (completed, failed or aborted). */
+  done: boolean;
   by: string;
   startedAt: string;
   finishedAt?: string;
-  result?: ReleaseResult;
-  error?: string;
+  /** Its latest transition's reason: where it is, or how it ended. */
+  reason: string;
+  steps: ReleaseStepView[];
+}
+
+export interface HostView {
+  host: string;
+  hold: HostState | null;
+  release: ReleaseView | null;
+  openRecovery: string | null;
+  fencing: boolean;
 }
 
 /**
- * Operator actions on a host as a whole: `release` brings a repaired host back (power on,
- * wait for nova-compute and its evacuation records, un-force, enable) and lifts lifeboat's
- * hold on it; `fenceOff` powers a host off by hand, journaled as a recovery of its own.
+ * Operator actions on a host as a whole. Both are recoveries the engine runs like any other
+ * (journaled, claim-guarded, resumed after a restart): `release` brings a repaired host back
+ * and lifts lifeboat's hold (kind `release`); `fenceOff` powers a host off by hand (kind
+ * `fence-only`). Nothing here acts on the host itself.
  */
 export class HostOperations {
-  readonly #running = new Map<string, AbortController>();
+  constructor(private readonly deps: { store: Store; coordinator: Coordinator; fencing: FencingPort }) {}
 
-  constructor(
-    private readonly deps: { store: Store; coordinator: Coordinator; fencing: FencingPort; release?: ReleaseFn; logger: Logger; clock: Clock },
-  ) {}
-
-  async describe(host: string): Promise<{ host: string; hold: HostHold | null; release: ReleaseStatus | null; openRecovery: string | null; fencing: boolean }> {
-    const [hold, release, open] = await Promise.all([
-      this.deps.store.getSetting<HostHold>(`host/${host}`),
-      this.deps.store.getSetting<ReleaseStatus>(`release/${host}`),
-      this.deps.store.findOpenRecovery(host),
-    ]);
-    return { host, hold, release, openRecovery: open?.id ?? null, fencing: this.deps.fencing.hasHost(host) };
+  async describe(host: string): Promise<HostView> {
+    const { store } = this.deps;
+    const [hold, open, recent] = await Promise.all([store.getHostState(host), store.findOpenRecovery(host), store.listRecoveries({ host, limit: 50 })]);
+    const latest = recent.find((r) => r.kind === "release");
+    return { host, hold, release: latest ? await releaseView(store, latest) : null, openRecovery: open?.id ?? null, fencing: this.deps.fencing.hasHost(host) };
   }
 
-  /** Start releasing `host` in the background; its progress is in `describe(host).release`. */
-  async release(host: string, actor: string): Promise<ReleaseStatus> {
-    const { store } = this.deps;
-    const releaseFn = this.deps.release;
-    if (!releaseFn) throw new RefusedError("this evacuation driver cannot release hosts");
-    if (this.#running.has(host)) throw new ConflictError(`a release of ${host} is already running`);
+  /** Start releasing `host`; its progress is in `describe(host).release` (and `lifeboat show`). */
+  async release(host: string, actor: string): Promise<ReleaseView> {
     // In an HA pair only the leader acts on hosts; a follower's release could race the leader.
     if (!this.deps.coordinator.running) throw new ConflictError("this instance does not lead: send the release to the leader (lifeboat status names it)");
-    const open = await store.findOpenRecovery(host);
-    if (open) throw new ConflictError(`${host} has an open recovery ${open.id} (${open.state}): release refused while the host is still failing`);
-    const status: ReleaseStatus = { host, state: "running", by: actor, startedAt: this.now() };
-    await store.putSetting(`release/${host}`, status);
-    const abort = new AbortController();
-    this.#running.set(host, abort);
-    const log = this.deps.logger.child({ host, actor });
-    log.warn("release of a repaired host started");
-    void releaseFn(host, {
-      signal: abort.signal,
-      powerOn: async () => {
-        if (!this.deps.fencing.hasHost(host)) return;
-        const r = await this.deps.fencing.powerOn(host, abort.signal);
-        if (!r.ok) throw new Error(`power-on failed: ${r.message}`);
-      },
-      stillFailing: async () => {
-        const o = await store.findOpenRecovery(host);
-        return o ? `recovery ${o.id} is ${o.state}` : null;
-      },
-    })
-      .then(async (result) => {
-        await store.putSetting(`release/${host}`, { ...status, state: result.released ? "released" : "refused", finishedAt: this.now(), result } satisfies ReleaseStatus);
-        if (result.released) await this.deps.coordinator.clearHostHold(host, actor);
-        log.warn({ released: result.released, message: result.message }, "release finished");
-      })
-      .catch(async (err: unknown) => {
-        await store.putSetting(`release/${host}`, { ...status, state: "error", finishedAt: this.now(), error: errorMessage(err) } satisfies ReleaseStatus).catch(() => undefined);
-        log.error({ err: errorMessage(err) }, "release failed");
-      })
-      .finally(() => this.#running.delete(host));
-    return status;
+    const r = await this.deps.coordinator.release(host, actor);
+    return releaseView(this.deps.store, r);
   }
 
   /** `lifeboat fence off HOST --yes`: power off by hand, journaled as a fence-only recovery. */
@@ -89,12 +65,28 @@ export class HostOperations {
     const r = await this.deps.coordinator.fenceManually(host, actor);
     return r.id;
   }
+}
 
-  stop(): void {
-    for (const a of this.#running.values()) a.abort(new Error("stopping"));
-  }
+/** Steps of a release, in the order its stages take them. */
+const RELEASE_STEPS = ["precheck", "power-on", "compute-started", "migrations-completed", "unforce", "up", "enable"];
 
-  private now(): string {
-    return new Date(this.deps.clock.now()).toISOString();
-  }
+export async function releaseView(store: Store, r: Recovery): Promise<ReleaseView> {
+  const steps = (await store.steps(r.id)).filter((s) => RELEASE_STEPS.includes(s.key)).sort((a, b) => RELEASE_STEPS.indexOf(a.key) - RELEASE_STEPS.indexOf(b.key));
+  const done = isTerminal(r.state);
+  return {
+    recoveryId: r.id,
+    state: r.state,
+    done,
+    by: r.approvedBy ?? "",
+    startedAt: r.createdAt,
+    ...(done ? { finishedAt: r.updatedAt } : {}),
+    reason: r.reason,
+    steps: steps.map(stepView),
+  };
+}
+
+function stepView(s: StepRecord): ReleaseStepView {
+  const result = (s.result ?? {}) as { message?: string; skipped?: boolean; ok?: boolean };
+  const ok = s.state === "succeeded" && result.ok !== false;
+  return { step: s.key, ok, ...(result.skipped ? { skipped: true } : {}), message: s.state === "failed" ? (s.error ?? "failed") : s.state === "started" ? "running" : (result.message ?? "") };
 }

@@ -8,6 +8,8 @@ import type {
   EventDisposition,
   GateDecision,
   HostEvent,
+  HostState,
+  HostStateRecord,
   InstanceResult,
   NewHostEvent,
   NewRecovery,
@@ -23,7 +25,7 @@ import { isTerminal } from "../domain/model.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { newId } from "../util/ids.js";
 import type { EtcdStoreConfig } from "./config.js";
-import { HostBusyError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
+import { HostBusyError, HostStateConflictError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
 import { NotFoundError } from "../domain/errors.js";
 import { recoveryFromDocument, withLearned } from "./recovery-record.js";
 
@@ -50,6 +52,7 @@ import { recoveryFromDocument, withLearned } from "./recovery-record.js";
  *   step/<id>/<key>, inst/<id>/<instance>, notif/<id>/<dedup key>
  *   notif-key/<dedup key>/<id>         index of notificationsByKey
  *   notif-q/<id>/<dedup key>           what to send, present while the notification is pending
+ *   host/<host>                        { state, op }: what lifeboat holds about a host (older: set/host%2F<host>)
  *   set/<key>                          settings
  *   leader, claims/<host>              leader election and host claims (src/ha/), on leases
  *
@@ -705,6 +708,53 @@ export class EtcdStore implements Store {
     return out;
   }
 
+  // ---- host states -------------------------------------------------------------------
+
+  async getHostState(host: string): Promise<HostState | null> {
+    this.check();
+    const [cur, old] = await this.#ks.read([this.#ks.get(`host/${seg(host)}`), this.#ks.get(legacyHostKey(host))]);
+    const kv = cur?.[0];
+    const legacy = old?.[0];
+    if (kv) return parseJson<StoredHostState>(kv).state;
+    // Written by an older lifeboat as a setting: read as version 0, moved on the next write.
+    return legacy ? { ...parseJson<HostStateRecord>(legacy), host, version: 0 } : null;
+  }
+
+  async putHostState(next: HostStateRecord, expected: number): Promise<HostState> {
+    this.check();
+    const ks = this.#ks;
+    const key = `host/${seg(next.host)}`;
+    const [kv] = await ks.readOne(ks.get(key));
+    const actual = kv ? parseJson<StoredHostState>(kv).state.version : 0;
+    if (actual !== expected) throw new HostStateConflictError(next.host, expected, actual);
+    const state: HostState = { ...next, version: expected + 1 };
+    const op = token();
+    const res = await ks.txn([kv ? ks.modRevIs(key, kv.mod_revision) : ks.absent(key)], [ks.putJson(key, { state, op } satisfies StoredHostState), ks.del(legacyHostKey(next.host))], [ks.get(key)]);
+    if (!res.succeeded) {
+      const now = kvs(res.responses[0])[0];
+      const stored = now ? parseJson<StoredHostState>(now) : null;
+      // Our own write, applied by a retried request whose first answer was lost.
+      if (stored?.op === op) return stored.state;
+      throw new HostStateConflictError(next.host, expected, stored?.state.version ?? 0);
+    }
+    return state;
+  }
+
+  async listHostStates(): Promise<HostState[]> {
+    this.check();
+    const [current, legacy] = await this.#ks.read([this.#ks.range("host/"), this.#ks.range(legacyHostKey(""))]);
+    const out = new Map<string, HostState>();
+    for (const kv of legacy ?? []) {
+      const host = decodeURIComponent(this.#ks.rel(kv).slice("set/".length)).slice("host/".length);
+      out.set(host, { ...parseJson<HostStateRecord>(kv), host, version: 0 });
+    }
+    for (const kv of current ?? []) {
+      const { state } = parseJson<StoredHostState>(kv);
+      out.set(state.host, state);
+    }
+    return [...out.values()].sort((a, b) => a.host.localeCompare(b.host));
+  }
+
   // ---- settings ----------------------------------------------------------------------
 
   async getSetting<T>(key: string): Promise<T | null> {
@@ -720,6 +770,16 @@ export class EtcdStore implements Store {
 }
 
 // ---- helpers -------------------------------------------------------------------------
+
+interface StoredHostState {
+  state: HostState;
+  op: string;
+}
+
+/** Where an older lifeboat kept a host's hold: the setting `host/<host>`. */
+function legacyHostKey(host: string): string {
+  return `set/${seg(`host/${host}`)}`;
+}
 
 function token(): string {
   return randomBytes(9).toString("base64url");

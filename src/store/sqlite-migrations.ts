@@ -156,4 +156,18 @@ export const MIGRATIONS: readonly string[] = [
     WHEN trigger = 'manual' THEN 'manual'
     ELSE 'alert' END;
   `,
+  // 5: what lifeboat holds about a host moves from the settings \`host/<name>\` to a record per
+  // host, written by compare-and-swap on its version. (The old \`release/<name>\` settings stay
+  // for the record: a release is now a recovery of its own.)
+  `
+  CREATE TABLE hosts (
+    host TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  INSERT INTO hosts(host, doc, version, updated_at)
+    SELECT substr(key, 6), json_set(value, '$.host', substr(key, 6)), 1, updated_at FROM settings WHERE key LIKE 'host/%';
+  DELETE FROM settings WHERE key LIKE 'host/%';
+  `,
 ];

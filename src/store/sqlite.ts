@@ -7,6 +7,8 @@ import type {
   EventDisposition,
   GateDecision,
   HostEvent,
+  HostState,
+  HostStateRecord,
   InstanceResult,
   NewHostEvent,
   NewRecovery,
@@ -21,7 +23,7 @@ import type {
 import { TERMINAL_STATES } from "../domain/model.js";
 import { newId } from "../util/ids.js";
 import { factsOf, legacyKind, patchFacts, patchesFacts } from "./recovery-record.js";
-import { HostBusyError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
+import { HostBusyError, HostStateConflictError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
 import { NotFoundError } from "../domain/errors.js";
 import { MIGRATIONS } from "./sqlite-migrations.js";
 
@@ -513,6 +515,31 @@ export class SqliteStore implements Store {
     });
   }
 
+  // ---- host states -------------------------------------------------------------------
+
+  getHostState(host: string): Promise<HostState | null> {
+    return settle(() => {
+      const row = this.q("SELECT doc, version FROM hosts WHERE host = ?").get(host) as Row | undefined;
+      return row ? hostStateFromRow(row) : null;
+    });
+  }
+
+  putHostState(next: HostStateRecord, expected: number): Promise<HostState> {
+    return this.write(() => {
+      const row = this.q("SELECT version FROM hosts WHERE host = ?").get(next.host) as Row | undefined;
+      const actual = row ? Number(row.version) : 0;
+      if (actual !== expected) throw new HostStateConflictError(next.host, expected, actual);
+      const version = expected + 1;
+      this.q("INSERT INTO hosts(host, doc, version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(host) DO UPDATE SET doc = excluded.doc, version = excluded.version, updated_at = excluded.updated_at")
+        .run(next.host, JSON.stringify(next), version, this.now());
+      return { ...next, version };
+    });
+  }
+
+  listHostStates(): Promise<HostState[]> {
+    return settle(() => (this.q("SELECT doc, version FROM hosts ORDER BY host").all() as Row[]).map(hostStateFromRow));
+  }
+
   // ---- settings ----------------------------------------------------------------------
 
   getSetting<T>(key: string): Promise<T | null> {
@@ -657,4 +684,8 @@ function notificationFromRow(r: Row): NotificationRecord {
     queuedAt: r.queued_at,
     nextAttemptAt: r.next_attempt_at,
   }) as unknown as NotificationRecord;
+}
+
+function hostStateFromRow(row: Row): HostState {
+  return { ...(JSON.parse(row.doc as string) as HostStateRecord), version: Number(row.version) };
 }

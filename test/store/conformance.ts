@@ -12,7 +12,7 @@ import {
   type NotificationRecord,
   type StepRecord,
 } from "../../src/domain/model.js";
-import { HostBusyError, StateConflictError, recoveryDetail, type Store } from "../../src/domain/journal.js";
+import { HostBusyError, HostStateConflictError, StateConflictError, recoveryDetail, type Store } from "../../src/domain/journal.js";
 import { NotFoundError } from "../../src/domain/errors.js";
 import type { ChainResult } from "../../src/domain/ports/fencing.js";
 
@@ -838,6 +838,43 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
 
     // ---- settings, ping, durability --------------------------------------------------
 
+    describe("host states", () => {
+      const hold = { host: "compute-1", fenced: true, recoveryId: "r-1", by: "bmc-1", at: "2026-03-01T10:00:00.000Z" };
+
+      it("creates, reads and lists a host's record; a write must name the version it read", async () => {
+        expect(await store.getHostState("compute-1")).toBeNull();
+        const first = await store.putHostState(hold, 0);
+        expect(first).toEqual({ ...hold, version: 1 });
+        expect(await store.getHostState("compute-1")).toEqual(first);
+        const lifted = await store.putHostState({ ...hold, fenced: false, recoveryId: "r-2", by: "ops", note: "back in service" }, 1);
+        expect(lifted.version).toBe(2);
+        await store.putHostState({ ...hold, host: "a/b" }, 0);
+        expect((await store.listHostStates()).map((h) => [h.host, h.fenced, h.version])).toEqual([
+          ["a/b", true, 1],
+          ["compute-1", false, 2],
+        ]);
+      });
+
+      it("refuses a write based on an old read (compare-and-swap), and a second create", async () => {
+        await store.putHostState(hold, 0);
+        await expect(store.putHostState({ ...hold, fenced: false }, 0)).rejects.toBeInstanceOf(HostStateConflictError);
+        await store.putHostState({ ...hold, by: "ops" }, 1);
+        const err = await store.putHostState({ ...hold, fenced: false }, 1).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(HostStateConflictError);
+        expect(err).toMatchObject({ host: "compute-1", expected: 1, actual: 2 });
+        expect(await store.getHostState("compute-1")).toMatchObject({ fenced: true, by: "ops", version: 2 });
+      });
+
+      it("two writers that read the same version: exactly one wins", async () => {
+        await store.putHostState(hold, 0);
+        const results = await Promise.allSettled([store.putHostState({ ...hold, by: "a" }, 1), store.putHostState({ ...hold, by: "b" }, 1)]);
+        expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+        const reasons: unknown[] = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+        expect(reasons).toEqual([expect.any(HostStateConflictError)]);
+        expect((await store.getHostState("compute-1"))?.version).toBe(2);
+      });
+    });
+
     describe("settings and health", () => {
       it("stores JSON settings, null when absent, last write wins", async () => {
         expect(await store.getSetting("pause")).toBeNull();
@@ -845,9 +882,9 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         expect(await store.getSetting("pause")).toEqual({ paused: true, by: "alice", hosts: ["a/b", "c"] });
         await store.putSetting("pause", false);
         expect(await store.getSetting<boolean>("pause")).toBe(false);
-        await store.putSetting("host/compute-1", { fenced: true });
+        await store.putSetting("storm/zone-a", { tripped: true });
         await store.putSetting("count", 3);
-        expect(await store.getSetting("host/compute-1")).toEqual({ fenced: true });
+        expect(await store.getSetting("storm/zone-a")).toEqual({ tripped: true });
         expect(await store.getSetting("count")).toBe(3);
         expect(await store.getSetting("host")).toBeNull();
       });

@@ -1,6 +1,7 @@
 import type { ChainResult } from "../../domain/ports/fencing.js";
 import type { Stage } from "../context.js";
 import { secondsSince } from "../../util/time.js";
+import { holdHost } from "../host-states.js";
 
 /**
  * The point of no return: the state was written as `fencing` before this runs, so a
@@ -56,5 +57,5 @@ export const fencing: Stage = async (ctx) => {
 
 /** Remember that this host is held down until an operator releases it. */
 async function markHostFenced(ctx: Parameters<Stage>[0], by: string): Promise<void> {
-  await ctx.store.putSetting(`host/${ctx.recovery.host}`, { fenced: true, recoveryId: ctx.recovery.id, by, at: ctx.nowIso() });
+  await holdHost(ctx.store, ctx.recovery.host, ctx.recovery.id, by, ctx.nowIso());
 }

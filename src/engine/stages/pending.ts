@@ -10,6 +10,9 @@ export const pending: Stage = async (ctx) => {
     await ctx.wait(left);
     return null;
   }
+  if (ctx.recovery.kind === "release") {
+    return { to: "powering-on", reason: `release requested by ${ctx.recovery.approvedBy ?? "an operator"}` };
+  }
   if (ctx.recovery.kind === "fence-only") {
     return { to: "fencing", reason: `power-off by hand requested by ${ctx.recovery.approvedBy ?? "an operator"}: gates skipped` };
   }
