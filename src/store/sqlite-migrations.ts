@@ -170,4 +170,12 @@ export const MIGRATIONS: readonly string[] = [
     SELECT substr(key, 6), json_set(value, '$.host', substr(key, 6)), 1, updated_at FROM settings WHERE key LIKE 'host/%';
   DELETE FROM settings WHERE key LIKE 'host/%';
   `,
+  // 6: an instance an older lifeboat left \`evacuating\` in an open recovery, journaled before
+  // evacuate calls were: its call may have been sent. It is treated as one with no answer
+  // (Nova's records decide once nova-api could no longer act on it), never simply sent again.
+  `
+  UPDATE instances SET evacuate_call = json_object('attempt', attempts, 'sentAt', COALESCE(started_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), 'migrationsBefore', json('[]'))
+    WHERE state = 'evacuating' AND evacuate_call IS NULL
+      AND recovery_id IN (SELECT id FROM recoveries WHERE state NOT IN ('completed', 'partial', 'failed', 'aborted'));
+  `,
 ];
