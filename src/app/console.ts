@@ -2,8 +2,8 @@ import type { AlertmanagerClient } from "../alertmanager/client.js";
 import { silenceMatches } from "../alertmanager/client.js";
 import type { Config } from "../config/schema.js";
 import type { ChainResult } from "../domain/ports/fencing.js";
-import type { Coordinator } from "../engine/engine.js";
-import type { HostOperations, ReleaseView as HostReleaseView } from "../engine/host-ops.js";
+import type { ReleaseView as HostReleaseView } from "../engine/host-view.js";
+import type { OperatorCommands } from "../engine/commands.js";
 import type { Recovery } from "../domain/model.js";
 import type { FencingPort } from "../domain/ports/fencing.js";
 import type { JournalChanges } from "../store/observed.js";
@@ -17,8 +17,7 @@ import type { ActionResult, ConsoleDeps, ConsoleStatus, FenceDeviceView, HeldHos
 export interface ConsoleSources {
   config: Config;
   store: Store;
-  coordinator: Coordinator;
-  hosts: HostOperations;
+  commands: OperatorCommands;
   fencing: FencingPort;
   status: () => Promise<StatusInfo>;
   changes: JournalChanges;
@@ -33,14 +32,14 @@ const SILENCES_TIMEOUT_MS = 2_000;
 
 /**
  * ConsoleDeps over the running lifeboat: the journal for reads, and for actions the same
- * coordinator and host operations as the control API, through the API's own error mapping.
+ * operator commands as the control API, through the API's own error mapping.
  */
 export function consoleDepsFromApp(src: ConsoleSources): ConsoleDeps {
-  const { store, coordinator, config } = src;
+  const { store, commands, config } = src;
   let silencesCache: { at: number; value: SilencesView } | null = null;
 
   const status = async (): Promise<ConsoleStatus> => {
-    const snap = await statusSnapshot({ coordinator, status: src.status });
+    const snap = await statusSnapshot({ store, commands, status: src.status });
     return {
       version: snap.version,
       instance: snap.instance,
@@ -109,7 +108,7 @@ export function consoleDepsFromApp(src: ConsoleSources): ConsoleDeps {
     recovery: (id) => recoveryDetail(store, id),
 
     async host(host) {
-      const [d, recoveries] = await Promise.all([src.hosts.describe(host), store.listRecoveries({ host, limit: 20 })]);
+      const [d, recoveries] = await Promise.all([src.commands.describeHost(host), store.listRecoveries({ host, limit: 20 })]);
       return {
         host,
         hold: d.hold,
@@ -124,18 +123,18 @@ export function consoleDepsFromApp(src: ConsoleSources): ConsoleDeps {
       const held = (await store.listHostStates()).filter((h) => h.fenced);
       return Promise.all(
         held.map(async (hold): Promise<HeldHost> => {
-          const release = (await src.hosts.describe(hold.host)).release;
+          const release = (await src.commands.describeHost(hold.host)).release;
           return { host: hold.host, recoveryId: hold.recoveryId, since: hold.at, by: hold.by, release: releaseView(release) };
         }),
       );
     },
 
     actions: {
-      approve: (id, actor) => act(() => coordinator.approve(id, actor), (r) => `recovery of ${r.host} approved by ${actor}`),
-      cancel: (id, actor, reason) => act(() => coordinator.cancel(id, actor, reason), (r) => `recovery of ${r.host} cancelled`),
-      pause: (actor, reason) => act(() => coordinator.pause(actor, reason), () => "automation paused"),
-      resume: (actor) => act(() => coordinator.resume(actor), () => "automation resumed"),
-      release: (host, actor) => act(() => src.hosts.release(host, actor), () => `release of ${host} started`),
+      approve: (id, actor) => act(() => commands.approve(id, actor), (r) => `recovery of ${r.host} approved by ${actor}`),
+      cancel: (id, actor, reason) => act(() => commands.cancel(id, actor, reason), (r) => `recovery of ${r.host} cancelled`),
+      pause: (actor, reason) => act(() => commands.pause(actor, reason), () => "automation paused"),
+      resume: (actor) => act(() => commands.resume(actor), () => "automation resumed"),
+      release: (host, actor) => act(() => src.commands.release(host, actor), () => `release of ${host} started`),
     },
 
     onChange: (listener) => src.changes.on(listener),

@@ -13,7 +13,7 @@ import { isLeadershipLoss } from "../domain/errors.js";
 import { createEtcdHa, type EtcdHa } from "./ha.js";
 import { runWhileLeader } from "../ha/while-leader.js";
 import { Coordinator } from "../engine/engine.js";
-import { HostOperations } from "../engine/host-ops.js";
+import { OperatorCommands } from "../engine/commands.js";
 import { monitorEventsToHostEvents } from "../intake/monitor-events.js";
 import type { MonitorEvent } from "../intake/monitor-events.js";
 import type { Recovery } from "../domain/model.js";
@@ -86,7 +86,8 @@ export class Lifeboat {
   readonly changes = new JournalChanges();
   readonly metrics: Metrics;
   readonly coordinator: Coordinator;
-  readonly hosts: HostOperations;
+  /** The operator's commands (API, console): intents journaled, carried out by the coordinator. */
+  readonly commands: OperatorCommands;
   readonly clock: Clock;
   readonly instanceId: string;
   readonly drivers: Drivers & { close?(): void };
@@ -123,7 +124,7 @@ export class Lifeboat {
       ...(guard ? { beforeSideEffect: (r: Recovery, what: string) => guard.check(r, what), onRecoveryEnded: (id: string) => guard.release(id) } : {}),
     };
     this.coordinator = new Coordinator(deps);
-    this.hosts = new HostOperations({ store: this.store, coordinator: this.coordinator, fencing });
+    this.commands = new OperatorCommands({ store: this.store, config: this.config, logger: this.logger, metrics: this.metrics, fencing, cloud: evacuation, clock: this.clock, engine: this.coordinator });
   }
 
   /** The HTTP app (also usable without listening, e.g. with supertest-like clients). */
@@ -148,8 +149,8 @@ export class Lifeboat {
         onJournaled: () => this.coordinator.kick(),
       },
       control: {
-        coordinator: this.coordinator,
-        hosts: this.hosts,
+        store: this.store,
+        commands: this.commands,
         adminToken: c.server.admin_token,
         status: () => this.statusInfo(),
       },
@@ -160,8 +161,7 @@ export class Lifeboat {
               deps: consoleDepsFromApp({
                 config: c,
                 store: this.store,
-                coordinator: this.coordinator,
-                hosts: this.hosts,
+                commands: this.commands,
                 fencing: this.drivers.fencing,
                 status: () => this.statusInfo(),
                 changes: this.changes,
@@ -263,7 +263,7 @@ export class Lifeboat {
 
   async start(opts: { listen?: string | false; connect?: boolean } = {}): Promise<void> {
     await this.store.init();
-    const pause = await this.coordinator.pauseState();
+    const pause = await this.commands.pauseState();
     this.metrics.automationPaused.set({ source: "operator" }, pause.paused ? 1 : 0);
     if (this.config.recovery.dry_run) this.logger.warn("DRY RUN: every decision is recorded, nothing is fenced, isolated or evacuated");
     const connect = opts.connect ?? true;

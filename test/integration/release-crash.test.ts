@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import type { HostView } from "../../src/engine/host-ops.js";
+import type { HostView } from "../../src/engine/host-view.js";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
 import { startDaemon, type Daemon } from "../support/daemon.js";

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import type { HostView } from "../../src/engine/host-ops.js";
+import type { HostView } from "../../src/engine/host-view.js";
 import { ADMIN_TOKEN, alertPayload, api, postAlert, waitFor } from "../support/lifeboat.js";
 import type { Stack } from "../support/stack.js";
 import { failAndAlert, finished, novaSeesDown, servicePuts, serversOn, siteScenario, startFastStack, TERMINAL } from "./site.js";
