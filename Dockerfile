@@ -19,7 +19,8 @@
 # - Fencing tools: ipmitool is installed. libvirt fencing (labs) needs virsh:
 #   --build-arg EXTRA_PACKAGES="libvirt-clients openssh-client" (about 60 MB more).
 # - The example config, the Prometheus rules and the Grafana dashboard are in /app/config
-#   and /app/rules.
+#   and /app/rules; the default notification templates (to copy into notifications.templates)
+#   in /app/dist/notify/templates.
 
 ARG NODE_VERSION=20
 

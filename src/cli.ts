@@ -44,8 +44,13 @@ program
   .requiredOption("-c, --config <file>", "configuration file (YAML)")
   .option("--listen <host:port>", "override server.listen")
   .action(async (opts: { config: string; listen?: string }) => {
-    const { serve } = await import("./cli/serve.js");
-    await serve(opts);
+    // Loading reads files lifeboat ships (the default notification templates): a missing one is a refusal, not a crash.
+    const loaded = await import("./cli/serve.js").catch((err: unknown) => {
+      console.error(`lifeboat: refusing to start: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 1;
+      return null;
+    });
+    if (loaded) await loaded.serve(opts);
   });
 
 program

@@ -206,6 +206,8 @@ describe("the image's runtime, replayed on this machine", () => {
   it("the layout: production dependencies only, the compiled CLI, package.json (ESM), config and rules", () => {
     const app = under(image.root, image.workdir);
     expect(existsSync(join(app, "dist/cli.js"))).toBe(true);
+    // The default notification templates, which the build copies next to the compiled code: serve refuses to start without them.
+    expect(existsSync(join(app, "dist/notify/templates/operator-summary.html.mustache"))).toBe(true);
     expect((JSON.parse(readFileSync(join(app, "package.json"), "utf8")) as { type: string }).type).toBe("module");
     expect(existsSync(join(app, "config/example.yaml"))).toBe(true);
     expect(existsSync(join(app, "rules"))).toBe(true);
