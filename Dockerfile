@@ -24,16 +24,18 @@
 
 ARG NODE_VERSION=20
 
-# Compile the TypeScript (dev dependencies; no native builds needed for tsc).
+# Compile the TypeScript (dev dependencies; no native builds needed for tsc). lifeboat only:
+# the simulated site (packages/sandbox, a dev dependency) is not in the build context.
 FROM node:${NODE_VERSION}-bookworm AS build
 WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build
+RUN npm run build:lifeboat
 
-# Production dependencies only; better-sqlite3 is built here, where the toolchain is.
+# Production dependencies only (no simulated site, no mail parser); better-sqlite3 is built
+# here, where the toolchain is.
 FROM node:${NODE_VERSION}-bookworm AS deps
 WORKDIR /build
 COPY package.json package-lock.json ./

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { startSandbox } from "../src/sandbox/environment.js";
+import { startSandbox } from "../packages/sandbox/src/environment.js";
 import { SqliteStore } from "../src/store/sqlite.js";
 import { tempDir, removeDir } from "../test/support/lifeboat.js";
 import { ADMIN_TOKEN, startLifeboat } from "./lib/lifeboat.js";

@@ -284,8 +284,10 @@ program
   .option("--servers-per-host <n>", "servers on each loaded host", "4")
   .option("--print-config", "print the lifeboat config sections that point at this site")
   .action(async (opts: SandboxCommandOptions) => {
-    const { sandboxCommand } = await import("./cli/sandbox.js");
-    await sandboxCommand(opts);
+    await run(async () => {
+      const { sandboxCommand } = await import("./cli/sandbox.js");
+      await sandboxCommand(opts);
+    });
   });
 
 program
@@ -293,8 +295,10 @@ program
   .description("the whole story on embedded defaults: a simulated site, a compute node dies, lifeboat recovers it")
   .option("--fast", "shorter waits")
   .action(async (opts: { fast?: boolean }) => {
-    const { demoCommand } = await import("./cli/demo.js");
-    process.exitCode = await demoCommand({ fast: opts.fast ?? false });
+    await run(async () => {
+      const { demoCommand } = await import("./cli/demo.js");
+      process.exitCode = await demoCommand({ fast: opts.fast ?? false });
+    });
   });
 
 function statusText(s: Record<string, unknown>): string {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { HostView } from "../../src/engine/host-view.js";
-import type { SandboxOptions } from "../../src/sandbox/environment.js";
+import type { SandboxOptions } from "../../packages/sandbox/src/environment.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
 import { api, waitFor } from "../support/lifeboat.js";
 import { usePairPerTest, type HaPair, type InstanceId } from "./pair.js";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { isLifeboatReason } from "../../src/domain/markers.js";
-import type { SandboxOptions } from "../../src/sandbox/environment.js";
+import type { SandboxOptions } from "../../packages/sandbox/src/environment.js";
 import { waitFor } from "../support/lifeboat.js";
 import type { Instance, LogLine } from "./instance.js";
 import { usePairPerTest, type HaPair, type InstanceId } from "./pair.js";

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { HostView } from "../../src/engine/host-view.js";
 import type { RecoveryDetail } from "../../src/domain/model.js";
-import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
+import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
 import { SandboxControl } from "../support/sandbox-control.js";

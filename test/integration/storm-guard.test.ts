@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { Config } from "../../src/config/schema.js";
 import type { GateDecision, Recovery, RecoveryDetail } from "../../src/domain/model.js";
-import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
+import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { alertPayload, api, makeLifeboat, postAlert, removeDir, tempDir, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
 import { stackConfigData } from "../support/stack.js";

@@ -5,7 +5,7 @@ import { smtpSchema } from "../../src/notify/config.js";
 import { settingsSink, storeOutbox, storeSink, type OutboxSource, type PlannedMessage, type RecordSink } from "../../src/notify/dispatcher.js";
 import { createEmailChannel, type EmailChannel } from "../../src/notify/email.js";
 import type { NotificationRecord, RecoveryDetail } from "../../src/domain/model.js";
-import { startSmtpCatcher, type SmtpCatcher } from "../../src/sandbox/smtp.js";
+import { startSmtpCatcher, type SmtpCatcher } from "../../packages/sandbox/src/smtp.js";
 import type { SqliteStore } from "../../src/store/sqlite.js";
 import { delivery } from "./support/delivery.js";
 import { scenario, testStore } from "./support/recovery.js";

@@ -4,8 +4,8 @@ import { FRESH_READ, type EvacuateCall, type EvacuateOptions, type InstanceInfo 
 import { AbortError } from "../../src/util/abort.js";
 import { ComputeServiceNotFoundError } from "../../src/nova/compute-services.js";
 import { isLifeboatReason } from "../../src/domain/markers.js";
-import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../src/sandbox/cloud.js";
-import type { SandboxScenario, ScenarioServer } from "../../src/sandbox/cloud-scenario.js";
+import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../packages/sandbox/src/cloud.js";
+import type { SandboxScenario, ScenarioServer } from "../../packages/sandbox/src/cloud-scenario.js";
 import { actionsOn, driverFor, isEvacuatePost, servicePuts, type DriverHandle } from "./support/driver.js";
 
 const clouds: SandboxCloud[] = [];

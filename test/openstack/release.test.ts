@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { startSandboxCloud, type SandboxCloud } from "../../src/sandbox/cloud.js";
-import type { SandboxScenario } from "../../src/sandbox/cloud-scenario.js";
+import { startSandboxCloud, type SandboxCloud } from "../../packages/sandbox/src/cloud.js";
+import type { SandboxScenario } from "../../packages/sandbox/src/cloud-scenario.js";
 import { driverFor, servicePuts, type DriverHandle } from "./support/driver.js";
 
 const clouds: SandboxCloud[] = [];
