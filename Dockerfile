@@ -19,20 +19,23 @@
 # - Fencing tools: ipmitool is installed. libvirt fencing (labs) needs virsh:
 #   --build-arg EXTRA_PACKAGES="libvirt-clients openssh-client" (about 60 MB more).
 # - The example config, the Prometheus rules and the Grafana dashboard are in /app/config
-#   and /app/rules.
+#   and /app/rules; the default notification templates (to copy into notifications.templates)
+#   in /app/dist/notify/templates.
 
 ARG NODE_VERSION=20
 
-# Compile the TypeScript (dev dependencies; no native builds needed for tsc).
+# Compile the TypeScript (dev dependencies; no native builds needed for tsc). lifeboat only:
+# the simulated site (packages/sandbox, a dev dependency) is not in the build context.
 FROM node:${NODE_VERSION}-bookworm AS build
 WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build
+RUN npm run build:lifeboat
 
-# Production dependencies only; better-sqlite3 is built here, where the toolchain is.
+# Production dependencies only (no simulated site, no mail parser); better-sqlite3 is built
+# here, where the toolchain is.
 FROM node:${NODE_VERSION}-bookworm AS deps
 WORKDIR /build
 COPY package.json package-lock.json ./

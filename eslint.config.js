@@ -1,5 +1,6 @@
 // Lint rules for lifeboat: typescript-eslint's type-aware recommended set, the promise rules
 // that matter most in a daemon (no floating or misused promises), and the layering of src/.
+import { readFileSync } from "node:fs";
 import js from "@eslint/js";
 import globals from "globals";
 import tseslint from "typescript-eslint";
@@ -10,7 +11,7 @@ import tseslint from "typescript-eslint";
  * pattern on a path segment names the folder wherever the import starts from.
  */
 const ADAPTERS = ["store", "fencing", "nova", "openstack", "notify", "intake", "alertmanager", "prometheus", "etcd", "ha", "gates"];
-const OUTER = ["engine", "app", "http", "cli", "doctor", "sandbox"];
+const OUTER = ["engine", "app", "http", "cli", "doctor"];
 const EVERYTHING = [...ADAPTERS, ...OUTER, "domain", "config", "util"];
 const LAYERS = {
   // The model and the ports: nothing but small utilities.
@@ -20,18 +21,27 @@ const LAYERS = {
   "src/engine": { folders: [...ADAPTERS, ...OUTER.filter((f) => f !== "engine"), "config"], files: [] },
   // Adapters implement ports; they never reach up into the engine or the wiring.
   ...Object.fromEntries(ADAPTERS.map((a) => [`src/${a}`, { folders: OUTER, files: [] }])),
-  "src/http": { folders: ["app", "cli", "doctor", "sandbox"], files: [] },
-  "src/config": { folders: ["engine", "app", "cli", "doctor", "sandbox"], files: [] },
-  // The simulated site stands alone: it knows lifeboat only from the outside.
-  "src/sandbox": { folders: EVERYTHING.filter((f) => f !== "sandbox"), files: ["logging", "metrics", "version"] },
+  "src/http": { folders: ["app", "cli", "doctor"], files: [] },
+  "src/config": { folders: ["engine", "app", "cli", "doctor"], files: [] },
+  // The rest of src/ (cli, app, doctor, the top-level files) only keeps off the sandbox.
+  "src": { folders: [], files: [] },
+};
+// The simulated site is a package of its own that a production install leaves out: lifeboat
+// never imports it; `demo` and `sandbox` load it at run time (src/cli/sandbox-package.ts).
+const NO_SANDBOX = {
+  group: ["@lifeboat/sandbox", "@lifeboat/sandbox/*", "**/packages/**"],
+  message: "src/ may not import the simulated site (not part of a production install): src/cli/sandbox-package.ts loads it at run time.",
 };
 const layering = Object.entries(LAYERS).map(([dir, { folders, files }]) => ({
   files: [`${dir}/**/*.ts`],
+  // A file gets its own folder's rule, not the catch-all's (flat config: the last block wins).
+  ...(dir === "src" ? { ignores: Object.keys(LAYERS).filter((d) => d !== "src").map((d) => `${d}/**`) } : {}),
   rules: {
     "no-restricted-imports": [
       "error",
       {
         patterns: [
+          NO_SANDBOX,
           ...folders.map((f) => ({ group: [`**/${f}/**`, `../${f}`, `../../${f}`], message: `${dir}/ may not import ${f}/: see the layering in eslint.config.js.` })),
           ...files.map((f) => ({ group: [`**/${f}.js`], message: `${dir}/ may not import ${f}.ts: see the layering in eslint.config.js.` })),
         ],
@@ -40,8 +50,32 @@ const layering = Object.entries(LAYERS).map(([dir, { folders, files }]) => ({
   },
 }));
 
+/*
+ * The simulated site stands alone: its files (one flat src/) import node's built-ins, each
+ * other, and the dependencies its own package.json declares; nothing of lifeboat, nothing
+ * another package merely happens to have installed.
+ */
+const sandboxPackage = JSON.parse(readFileSync(new URL("./packages/sandbox/package.json", import.meta.url), "utf8"));
+const sandboxDeps = Object.keys(sandboxPackage.dependencies ?? {}).map((d) => d.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"));
+const sandboxAlone = {
+  files: ["packages/sandbox/**/*.ts"],
+  rules: {
+    "no-restricted-imports": [
+      "error",
+      {
+        patterns: [
+          {
+            regex: `^(?!node:|\\./[^/]+$|(?:${sandboxDeps.join("|")})(?:/|$))`,
+            message: "packages/sandbox imports node's built-ins (node:…), its own files (./x.js) and the dependencies in its package.json only.",
+          },
+        ],
+      },
+    ],
+  },
+};
+
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "var/**", "coverage/**", "bench/results/**"] },
+  { ignores: ["dist/**", "packages/*/dist/**", "node_modules/**", "var/**", "coverage/**", "bench/results/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -63,6 +97,7 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   ...layering,
+  sandboxAlone,
   {
     // The console's script runs in the browser.
     files: ["src/http/console/assets/**/*.js"],

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { startSandbox } from "../src/sandbox/environment.js";
+import { startSandbox } from "../packages/sandbox/src/environment.js";
 import { SqliteStore } from "../src/store/sqlite.js";
 import { tempDir, removeDir } from "../test/support/lifeboat.js";
 import { ADMIN_TOKEN, startLifeboat } from "./lib/lifeboat.js";
@@ -51,7 +51,7 @@ async function fillJournal(path: string, o: ConsoleBenchOptions): Promise<{ reco
     const host = `node-${String(i % o.hosts).padStart(3, "0")}`;
     const at = new Date(start + i * 3_600_000).toISOString();
     const blocked = i >= o.recoveries - 5;
-    const r = await store.createRecovery({ host, incidentKey: `${host}@${at}`, trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: at, graceUntil: at, reason: `ComputeNodeDown firing for ${host} since ${at}` });
+    const r = await store.createRecovery({ host, incidentKey: `${host}@${at}`, kind: "alert", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: at, graceUntil: at, reason: `ComputeNodeDown firing for ${host} since ${at}` });
     const writes: Promise<unknown>[] = [];
     for (const gate of GATES) {
       writes.push(store.recordDecision({ recoveryId: r.id, gate, result: blocked && gate === "storm" ? "block" : "pass", reason: `${gate}: checked for ${host}`, at }));
@@ -59,7 +59,7 @@ async function fillJournal(path: string, o: ConsoleBenchOptions): Promise<{ reco
     await Promise.all(writes);
     await store.transition(r.id, "pending", "validating", "grace period over (30s) and the alert still fires");
     if (blocked) {
-      await store.transition(r.id, "validating", "blocked", "storm: storm guard: 4 recoveries in 600s > max_recoveries 3", { facts: { block: { gates: ["storm"], recheck: true, approvable: true, at } } });
+      await store.transition(r.id, "validating", "blocked", "storm: storm guard: 4 recoveries in 600s > max_recoveries 3", { block: { gates: ["storm"], recheck: true, approvable: true, at, episode: at, signature: "storm:block", since: at } });
       records += GATES.length + 3;
       continue;
     }
@@ -88,7 +88,7 @@ async function fillJournal(path: string, o: ConsoleBenchOptions): Promise<{ reco
     await Promise.all(more);
     await store.transition(r.id, "evacuating", "notifying", `${INSTANCES} instance(s) evacuated`);
     await store.transition(r.id, "notifying", "completed", "recovery completed; people notified", { outcome: "completed" });
-    if (i >= o.recoveries - o.hosts) await store.putSetting(`host/${host}`, { fenced: i % 5 === 0, recoveryId: r.id, by: device, at });
+    if (i >= o.recoveries - o.hosts) await store.putHostState({ host, fenced: i % 5 === 0, recoveryId: r.id, by: device, at }, (await store.getHostState(host))?.version ?? 0);
     records += GATES.length + 7 + 1 + INSTANCES + 4;
     sampleId = r.id;
   }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { startSandbox, type Sandbox } from "../src/sandbox/environment.js";
+import { startSandbox, type Sandbox } from "../packages/sandbox/src/environment.js";
 import { durationSeconds, startPrometheus } from "../test/support/prometheus.js";
 import { startAlertmanager } from "../test/support/alertmanager.js";
 import { waitUntil } from "../test/support/daemon.js";

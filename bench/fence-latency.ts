@@ -1,4 +1,4 @@
-import { startSandbox } from "../src/sandbox/environment.js";
+import { startSandbox } from "../packages/sandbox/src/environment.js";
 import { waitUntil } from "../test/support/daemon.js";
 import { cpuWindow, type CpuWindow } from "./lib/cpu.js";
 import { finishedRecovery, postWebhook, startLifeboat } from "./lib/lifeboat.js";

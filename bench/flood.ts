@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import Database from "better-sqlite3";
-import { startSandbox, type Sandbox } from "../src/sandbox/environment.js";
-import type { SimRequest } from "../src/sandbox/cloud-state.js";
+import { startSandbox, type Sandbox } from "../packages/sandbox/src/environment.js";
+import type { SimRequest } from "../packages/sandbox/src/cloud-state.js";
 import { waitUntil } from "../test/support/daemon.js";
 import type { ProbeResult, ProbeSpec } from "./load/healthz-probe.js";
 import { cpuWindow, type CpuWindow } from "./lib/cpu.js";

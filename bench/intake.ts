@@ -1,6 +1,6 @@
 import Database from "better-sqlite3";
 import { waitUntil, type Daemon } from "../test/support/daemon.js";
-import { startSandbox } from "../src/sandbox/environment.js";
+import { startSandbox } from "../packages/sandbox/src/environment.js";
 import type { LoadResult, LoadSpec } from "./load/webhook-load.js";
 import { cpuWindow, type CpuWindow } from "./lib/cpu.js";
 import { postWebhook, startLifeboat, WEBHOOK_TOKEN, type LifeboatProcess } from "./lib/lifeboat.js";

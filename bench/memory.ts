@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import { startSandbox } from "../src/sandbox/environment.js";
+import { startSandbox } from "../packages/sandbox/src/environment.js";
 import type { LoadResult, LoadSpec } from "./load/webhook-load.js";
 import { SHIPPED_NODE_ARGS, startLifeboat, WEBHOOK_TOKEN, type LifeboatProcess } from "./lib/lifeboat.js";
 import type { Mix } from "./lib/payloads.js";

@@ -44,8 +44,13 @@ program
   .requiredOption("-c, --config <file>", "configuration file (YAML)")
   .option("--listen <host:port>", "override server.listen")
   .action(async (opts: { config: string; listen?: string }) => {
-    const { serve } = await import("./cli/serve.js");
-    await serve(opts);
+    // Loading reads files lifeboat ships (the default notification templates): a missing one is a refusal, not a crash.
+    const loaded = await import("./cli/serve.js").catch((err: unknown) => {
+      console.error(`lifeboat: refusing to start: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 1;
+      return null;
+    });
+    if (loaded) await loaded.serve(opts);
   });
 
 program
@@ -164,19 +169,19 @@ clientOptions(
 ).action((host: string, opts: ClientOpts & { wait: boolean }) =>
   run(async () => {
     const api = ApiClient.fromOptions(opts);
-    await api.request("POST", `/api/v1/hosts/${encodeURIComponent(host)}/release`);
+    const started = await api.request<ReleaseView>("POST", `/api/v1/hosts/${encodeURIComponent(host)}/release`);
     if (!opts.wait) {
-      console.log(`release of ${host} started; follow it: lifeboat host ${host}`);
+      console.log(`release of ${host} started as recovery ${started.recoveryId}; follow it: lifeboat host ${host} (or lifeboat show ${started.recoveryId})`);
       return;
     }
     let h: HostView;
     for (;;) {
       await new Promise((r) => setTimeout(r, 1000));
       h = await api.request<HostView>("GET", `/api/v1/hosts/${encodeURIComponent(host)}`);
-      if (h.release && h.release.state !== "running") break;
+      if (h.release?.recoveryId !== started.recoveryId || h.release.done) break;
     }
     print(opts, h, () => hostText(h));
-    if (h.release?.state !== "released") process.exitCode = 1;
+    if (h.release?.recoveryId !== started.recoveryId || h.release.state !== "completed") process.exitCode = 1;
   }),
 );
 
@@ -216,9 +221,21 @@ clientOptions(
 interface HostView {
   host: string;
   hold: { fenced: boolean; recoveryId: string; by: string; at: string } | null;
-  release: { state: string; by: string; startedAt: string; finishedAt?: string; error?: string; result?: { message: string; steps: { step: string; ok: boolean; skipped?: boolean; message: string; ms: number }[] } } | null;
+  release: ReleaseView | null;
   openRecovery: string | null;
   fencing: boolean;
+}
+
+/** A host's latest release, as the API answers it (src/engine/host-ops.ts). */
+interface ReleaseView {
+  recoveryId: string;
+  state: string;
+  done: boolean;
+  by: string;
+  startedAt: string;
+  finishedAt?: string;
+  reason: string;
+  steps: { step: string; ok: boolean; skipped?: boolean; message: string }[];
 }
 
 function hostText(h: HostView): string {
@@ -228,9 +245,10 @@ function hostText(h: HostView): string {
     `open recovery: ${h.openRecovery ?? "none"}`,
   ];
   if (h.release) {
-    lines.push(`release: ${h.release.state} (by ${h.release.by}, ${h.release.startedAt}${h.release.finishedAt ? ` → ${h.release.finishedAt}` : ""})${h.release.error ? `: ${h.release.error}` : ""}`);
-    for (const st of h.release.result?.steps ?? []) lines.push(`  ${st.ok ? (st.skipped ? "-" : "✓") : "✗"} ${st.step.padEnd(22)} ${st.message} (${st.ms} ms)`);
-    if (h.release.result) lines.push(`  ${h.release.result.message}`);
+    const r = h.release;
+    lines.push(`release: recovery ${r.recoveryId}, ${r.state} (by ${r.by}, ${r.startedAt}${r.finishedAt ? ` → ${r.finishedAt}` : ""})`);
+    for (const st of r.steps) lines.push(`  ${st.ok ? (st.skipped ? "-" : "✓") : "✗"} ${st.step.padEnd(22)} ${st.message}`);
+    lines.push(`  ${r.reason}`);
   }
   return lines.join("\n");
 }
@@ -266,8 +284,10 @@ program
   .option("--servers-per-host <n>", "servers on each loaded host", "4")
   .option("--print-config", "print the lifeboat config sections that point at this site")
   .action(async (opts: SandboxCommandOptions) => {
-    const { sandboxCommand } = await import("./cli/sandbox.js");
-    await sandboxCommand(opts);
+    await run(async () => {
+      const { sandboxCommand } = await import("./cli/sandbox.js");
+      await sandboxCommand(opts);
+    });
   });
 
 program
@@ -275,8 +295,10 @@ program
   .description("the whole story on embedded defaults: a simulated site, a compute node dies, lifeboat recovers it")
   .option("--fast", "shorter waits")
   .action(async (opts: { fast?: boolean }) => {
-    const { demoCommand } = await import("./cli/demo.js");
-    process.exitCode = await demoCommand({ fast: opts.fast ?? false });
+    await run(async () => {
+      const { demoCommand } = await import("./cli/demo.js");
+      process.exitCode = await demoCommand({ fast: opts.fast ?? false });
+    });
   });
 
 function statusText(s: Record<string, unknown>): string {

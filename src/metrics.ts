@@ -44,6 +44,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly releases = new Counter({
+    name: "lifeboat_releases_total",
+    help: "Releases of repaired hosts (lifeboat release) that reached an end, by outcome (completed, failed, aborted).",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
   readonly recoveriesStarted = new Counter({
     name: "lifeboat_recoveries_started_total",
     help: "Recoveries created, by trigger (alert, manual, monitor).",

@@ -1,5 +1,5 @@
-import { defaultScenario, type SandboxScenario, type ScenarioServer } from "../../src/sandbox/cloud.js";
-import type { Sandbox } from "../../src/sandbox/environment.js";
+import { defaultScenario, type SandboxScenario, type ScenarioServer } from "../../packages/sandbox/src/cloud.js";
+import type { Sandbox } from "../../packages/sandbox/src/environment.js";
 import { deepMerge, stackConfigData } from "../../test/support/stack.js";
 
 /**

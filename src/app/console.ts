@@ -2,9 +2,8 @@ import type { AlertmanagerClient } from "../alertmanager/client.js";
 import { silenceMatches } from "../alertmanager/client.js";
 import type { Config } from "../config/schema.js";
 import type { ChainResult } from "../domain/ports/fencing.js";
-import type { Coordinator } from "../engine/engine.js";
-import type { HostHold } from "../engine/event-router.js";
-import type { HostOperations, ReleaseStatus } from "../engine/host-ops.js";
+import type { ReleaseView as HostReleaseView } from "../engine/host-view.js";
+import type { OperatorCommands } from "../engine/commands.js";
 import type { Recovery } from "../domain/model.js";
 import type { FencingPort } from "../domain/ports/fencing.js";
 import type { JournalChanges } from "../store/observed.js";
@@ -18,8 +17,7 @@ import type { ActionResult, ConsoleDeps, ConsoleStatus, FenceDeviceView, HeldHos
 export interface ConsoleSources {
   config: Config;
   store: Store;
-  coordinator: Coordinator;
-  hosts: HostOperations;
+  commands: OperatorCommands;
   fencing: FencingPort;
   status: () => Promise<StatusInfo>;
   changes: JournalChanges;
@@ -31,18 +29,17 @@ export interface ConsoleSources {
 const SILENCES_CACHE_MS = 10_000;
 const SILENCES_TIMEOUT_MS = 2_000;
 /** Recent recoveries looked at for hosts that may still be held down. */
-const HELD_SCAN = 500;
 
 /**
  * ConsoleDeps over the running lifeboat: the journal for reads, and for actions the same
- * coordinator and host operations as the control API, through the API's own error mapping.
+ * operator commands as the control API, through the API's own error mapping.
  */
 export function consoleDepsFromApp(src: ConsoleSources): ConsoleDeps {
-  const { store, coordinator, config } = src;
+  const { store, commands, config } = src;
   let silencesCache: { at: number; value: SilencesView } | null = null;
 
   const status = async (): Promise<ConsoleStatus> => {
-    const snap = await statusSnapshot({ coordinator, status: src.status });
+    const snap = await statusSnapshot({ store, commands, status: src.status });
     return {
       version: snap.version,
       instance: snap.instance,
@@ -67,8 +64,8 @@ export function consoleDepsFromApp(src: ConsoleSources): ConsoleDeps {
     return { ok: true, message: `${message(out.value)}${leader ? `; this instance follows: ${leader} carries it out` : ""}` };
   };
 
-  const releaseView = (r: ReleaseStatus | null): ReleaseView | null =>
-    r ? { state: r.state, by: r.by, startedAt: r.startedAt, ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}), ...((r.error ?? r.result?.message) ? { message: r.error ?? r.result?.message } : {}) } : null;
+  const releaseView = (r: HostReleaseView | null): ReleaseView | null =>
+    r ? { state: r.done ? r.state : "running", by: r.by, startedAt: r.startedAt, ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}), message: r.reason } : null;
 
   return {
     status,
@@ -111,7 +108,7 @@ export function consoleDepsFromApp(src: ConsoleSources): ConsoleDeps {
     recovery: (id) => recoveryDetail(store, id),
 
     async host(host) {
-      const [d, recoveries] = await Promise.all([src.hosts.describe(host), store.listRecoveries({ host, limit: 20 })]);
+      const [d, recoveries] = await Promise.all([src.commands.describeHost(host), store.listRecoveries({ host, limit: 20 })]);
       return {
         host,
         hold: d.hold,
@@ -123,26 +120,21 @@ export function consoleDepsFromApp(src: ConsoleSources): ConsoleDeps {
     },
 
     async heldHosts() {
-      const recent = await store.listRecoveries({ limit: HELD_SCAN });
-      const fenced = recent.filter((r) => r.fenceState === "off" || r.fenceState === "confirmed-off-by-operator").map((r) => r.host);
-      const candidates = [...new Set([...Object.keys(config.fencing.hosts), ...fenced])].sort();
-      const rows = await Promise.all(
-        candidates.map(async (host): Promise<HeldHost | null> => {
-          const hold = await store.getSetting<HostHold>(`host/${host}`);
-          if (!hold?.fenced) return null;
-          const release = await store.getSetting<ReleaseStatus>(`release/${host}`);
-          return { host, recoveryId: hold.recoveryId, since: hold.at, by: hold.by, release: releaseView(release) };
+      const held = (await store.listHostStates()).filter((h) => h.fenced);
+      return Promise.all(
+        held.map(async (hold): Promise<HeldHost> => {
+          const release = (await src.commands.describeHost(hold.host)).release;
+          return { host: hold.host, recoveryId: hold.recoveryId, since: hold.at, by: hold.by, release: releaseView(release) };
         }),
       );
-      return rows.filter((r): r is HeldHost => r !== null);
     },
 
     actions: {
-      approve: (id, actor) => act(() => coordinator.approve(id, actor), (r) => `recovery of ${r.host} approved by ${actor}`),
-      cancel: (id, actor, reason) => act(() => coordinator.cancel(id, actor, reason), (r) => `recovery of ${r.host} cancelled`),
-      pause: (actor, reason) => act(() => coordinator.pause(actor, reason), () => "automation paused"),
-      resume: (actor) => act(() => coordinator.resume(actor), () => "automation resumed"),
-      release: (host, actor) => act(() => src.hosts.release(host, actor), () => `release of ${host} started`),
+      approve: (id, actor) => act(() => commands.approve(id, actor), (r) => `recovery of ${r.host} approved by ${actor}`),
+      cancel: (id, actor, reason) => act(() => commands.cancel(id, actor, reason), (r) => `recovery of ${r.host} cancelled`),
+      pause: (actor, reason) => act(() => commands.pause(actor, reason), () => "automation paused"),
+      resume: (actor) => act(() => commands.resume(actor), () => "automation resumed"),
+      release: (host, actor) => act(() => src.commands.release(host, actor), () => `release of ${host} started`),
     },
 
     onChange: (listener) => src.changes.on(listener),

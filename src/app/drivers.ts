@@ -3,7 +3,6 @@ import type { Config } from "../config/schema.js";
 import { CloudReachability, trackReachability } from "../openstack/reachability.js";
 import { createNovaEvacuationDriver, novaDriverOptions } from "../nova/driver.js";
 import { NovaServiceMonitor } from "../nova/monitor.js";
-import { releaseHost } from "../nova/release.js";
 import { createFencing } from "../fencing/service.js";
 import type { Logger } from "../logging.js";
 import type { Metrics } from "../metrics.js";
@@ -30,7 +29,6 @@ export function buildDrivers(config: Config, deps: { logger: Logger; metrics: Me
     notifier,
     session,
     cloudReachability,
-    release: (host, opts) => releaseHost(host, { nova: evacuation.nova, logger: deps.logger, ...opts }),
     monitor: (intervalMs, onEvents) => new NovaServiceMonitor(evacuation.nova, { intervalMs, staleSeconds: config.monitor.stale_seconds, onEvents, logger: deps.logger }),
     delivery: notifier.delivery,
     close: () => notifier.close(),

@@ -13,7 +13,7 @@ import { isLeadershipLoss } from "../domain/errors.js";
 import { createEtcdHa, type EtcdHa } from "./ha.js";
 import { runWhileLeader } from "../ha/while-leader.js";
 import { Coordinator } from "../engine/engine.js";
-import { HostOperations, type ReleaseFn } from "../engine/host-ops.js";
+import { OperatorCommands } from "../engine/commands.js";
 import { monitorEventsToHostEvents } from "../intake/monitor-events.js";
 import type { MonitorEvent } from "../intake/monitor-events.js";
 import type { Recovery } from "../domain/model.js";
@@ -43,8 +43,6 @@ export interface Drivers {
   fencing: FencingPort;
   evacuation: CloudPort;
   notifier: NotifierPort;
-  /** Bring a repaired host back into service (`lifeboat release`). */
-  release?: ReleaseFn;
   /** Last known reachability of the cloud, from the calls lifeboat made anyway (for /readyz). */
   cloudReachability?: { readiness(): ReadinessCheck };
   /** The native monitor (config `monitor`), for clouds without Prometheus. */
@@ -88,7 +86,8 @@ export class Lifeboat {
   readonly changes = new JournalChanges();
   readonly metrics: Metrics;
   readonly coordinator: Coordinator;
-  readonly hosts: HostOperations;
+  /** The operator's commands (API, console): intents journaled, carried out by the coordinator. */
+  readonly commands: OperatorCommands;
   readonly clock: Clock;
   readonly instanceId: string;
   readonly drivers: Drivers & { close?(): void };
@@ -125,7 +124,7 @@ export class Lifeboat {
       ...(guard ? { beforeSideEffect: (r: Recovery, what: string) => guard.check(r, what), onRecoveryEnded: (id: string) => guard.release(id) } : {}),
     };
     this.coordinator = new Coordinator(deps);
-    this.hosts = new HostOperations({ store: this.store, coordinator: this.coordinator, fencing, ...(this.drivers.release ? { release: this.drivers.release } : {}), logger: this.logger, clock: this.clock });
+    this.commands = new OperatorCommands({ store: this.store, config: this.config, logger: this.logger, metrics: this.metrics, fencing, cloud: evacuation, clock: this.clock, engine: this.coordinator });
   }
 
   /** The HTTP app (also usable without listening, e.g. with supertest-like clients). */
@@ -150,8 +149,8 @@ export class Lifeboat {
         onJournaled: () => this.coordinator.kick(),
       },
       control: {
-        coordinator: this.coordinator,
-        hosts: this.hosts,
+        store: this.store,
+        commands: this.commands,
         adminToken: c.server.admin_token,
         status: () => this.statusInfo(),
       },
@@ -162,8 +161,7 @@ export class Lifeboat {
               deps: consoleDepsFromApp({
                 config: c,
                 store: this.store,
-                coordinator: this.coordinator,
-                hosts: this.hosts,
+                commands: this.commands,
                 fencing: this.drivers.fencing,
                 status: () => this.statusInfo(),
                 changes: this.changes,
@@ -265,7 +263,7 @@ export class Lifeboat {
 
   async start(opts: { listen?: string | false; connect?: boolean } = {}): Promise<void> {
     await this.store.init();
-    const pause = await this.coordinator.pauseState();
+    const pause = await this.commands.pauseState();
     this.metrics.automationPaused.set({ source: "operator" }, pause.paused ? 1 : 0);
     if (this.config.recovery.dry_run) this.logger.warn("DRY RUN: every decision is recorded, nothing is fenced, isolated or evacuated");
     const connect = opts.connect ?? true;
@@ -357,7 +355,6 @@ export class Lifeboat {
         server.closeAllConnections();
       });
     }
-    this.hosts.stop();
     await this.#monitor?.stop();
     await this.#leaderWork?.stop();
     await this.drivers.delivery?.stop();

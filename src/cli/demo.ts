@@ -7,17 +7,17 @@ import { parseConfig } from "../config/load.js";
 import { buildDrivers } from "../app/drivers.js";
 import { silentLogger } from "../logging.js";
 import type { RecoveryDetail, Transition } from "../domain/model.js";
-import { defaultScenario } from "../sandbox/cloud.js";
-import { startSandbox, type Sandbox } from "../sandbox/environment.js";
+import { loadSandbox, type Site } from "./sandbox-package.js";
 import { errorMessage } from "../util/errors.js";
 import { table } from "../util/table.js";
 
 /**
  * `lifeboat demo` / `npm run demo`: the whole story on embedded defaults, with nothing else
  * installed. A simulated site starts (OpenStack cloud, a Redfish BMC per host, an SMTP
- * catcher), lifeboat starts against it with its real drivers, a compute node dies, an
- * Alertmanager-format ComputeNodeDown arrives on the webhook, and the recovery plays out
- * live. Everything stops at the end.
+ * catcher: the @lifeboat/sandbox package, which only a development install has), lifeboat
+ * starts against it with its real drivers, a compute node dies, an Alertmanager-format
+ * ComputeNodeDown arrives on the webhook, and the recovery plays out live. Everything stops
+ * at the end.
  */
 
 const FAILED_HOST = "compute-1";
@@ -42,8 +42,9 @@ function sleep(ms: number): Promise<void> {
 }
 
 export async function demoCommand(opts: { fast: boolean }): Promise<number> {
+  const { defaultScenario, startSandbox } = await loadSandbox("demo");
   const dir = mkdtempSync(join(tmpdir(), "lifeboat-demo-"));
-  let site: Sandbox | undefined;
+  let site: Site | undefined;
   let app: Lifeboat | undefined;
   try {
     // --- the site ---------------------------------------------------------------------

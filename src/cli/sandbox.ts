@@ -1,5 +1,5 @@
 import { stringify } from "yaml";
-import { startSandbox } from "../sandbox/environment.js";
+import { loadSandbox } from "./sandbox-package.js";
 
 export interface SandboxCommandOptions {
   host: string;
@@ -15,10 +15,12 @@ export interface SandboxCommandOptions {
 /**
  * `lifeboat sandbox`: the simulated site on fixed ports — Keystone/Nova/Placement, one
  * Redfish BMC per host, an SMTP catcher and a control API to fail hosts, inject cloud faults
- * and read the cloud's request log — so that
- * `lifeboat serve --config config/example.yaml` has a cloud to work on. Runs until Ctrl-C.
+ * and read the cloud's request log — so that `lifeboat serve --config config/example.yaml`
+ * has a cloud to work on. Runs until Ctrl-C. The site is the @lifeboat/sandbox package,
+ * which only a development install has.
  */
 export async function sandboxCommand(o: SandboxCommandOptions): Promise<void> {
+  const { startSandbox } = await loadSandbox("sandbox");
   const site = await startSandbox({
     host: o.host,
     ports: { cloud: Number(o.cloudPort), redfish: Number(o.redfishPort), smtp: Number(o.smtpPort) },

@@ -1,7 +1,11 @@
+import type { ChainResult } from "./ports/fencing.js";
 import type {
   AppendedEvent,
+  BlockEpisode,
   GateDecision,
   HostEvent,
+  HostState,
+  HostStateRecord,
   InstanceResult,
   NewHostEvent,
   NewRecovery,
@@ -52,7 +56,7 @@ export interface Store {
   listRecoveries(filter: RecoveryFilter): Promise<Recovery[]>;
   /** Compare-and-swap `from` → `to`, append the transition, apply `patch`. */
   transition(id: string, from: RecoveryState, to: RecoveryState, reason: string, patch?: RecoveryPatch, actor?: string): Promise<Recovery>;
-  /** Update fields other than the state (alerts, facts, approval…). */
+  /** Update fields other than the state (alerts, approval, what a stage learned…). */
   updateRecovery(id: string, patch: RecoveryPatch): Promise<Recovery>;
   transitions(recoveryId: string): Promise<Transition[]>;
 
@@ -75,6 +79,12 @@ export interface Store {
   /** Notifications with this dedup key across all recoveries (tenant dedup per incident). */
   notificationsByKey(dedupKey: string): Promise<NotificationRecord[]>;
 
+  // Host states: one record per host lifeboat holds something about (the hold).
+  getHostState(host: string): Promise<HostState | null>;
+  /** Compare-and-swap: written only when the stored record's version is `expected` (0: no record); throws HostStateConflictError otherwise. */
+  putHostState(next: HostStateRecord, expected: number): Promise<HostState>;
+  listHostStates(): Promise<HostState[]>;
+
   // Settings (pause switch, storm guard state…), JSON values.
   getSetting<T>(key: string): Promise<T | null>;
   putSetting(key: string, value: unknown): Promise<void>;
@@ -89,9 +99,12 @@ export interface RecoveryFilter {
   limit?: number;
 }
 
-export type RecoveryPatch = Partial<
-  Pick<Recovery, "dryRun" | "confirmedOff" | "approved" | "approvedBy" | "outcome" | "fenceState" | "graceUntil" | "alerts" | "facts">
->;
+/** Fields a transition or an update may change; `null` clears an optional record. */
+export type RecoveryPatch = Partial<Pick<Recovery, "dryRun" | "confirmedOff" | "approved" | "approvedBy" | "outcome" | "fenceState" | "graceUntil" | "alerts">> & {
+  block?: BlockEpisode | null;
+  fence?: ChainResult | null;
+  locksLeft?: string[] | null;
+};
 
 export class HostBusyError extends Error {
   override name = "HostBusyError";
@@ -111,6 +124,17 @@ export class StateConflictError extends Error {
     readonly actual: RecoveryState | null,
   ) {
     super(`recovery ${recoveryId} is ${actual ?? "missing"}, not ${expected}`);
+  }
+}
+
+export class HostStateConflictError extends Error {
+  override name = "HostStateConflictError";
+  constructor(
+    readonly host: string,
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(`the record of host ${host} is at version ${actual}, not ${expected}`);
   }
 }
 

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { ChainResult } from "./ports/fencing.js";
 
 /**
  * The recovery data model shared by the store, the pipeline, the API and the notifiers.
@@ -17,6 +18,12 @@ export const RECOVERY_STATES = [
   "isolating",
   "evacuating",
   "notifying",
+  // A release (kind "release"): a repaired host brought back into service.
+  "powering-on",
+  "awaiting-compute",
+  "unforcing",
+  "awaiting-up",
+  "enabling",
   "completed",
   "partial",
   "failed",
@@ -37,7 +44,17 @@ export function isAbortable(state: RecoveryState): boolean {
 }
 
 export type Outcome = "completed" | "partial" | "failed" | "aborted";
+/** Who detected the failure (or asked for the recovery): an alert, the native monitor, an operator. */
 export type Trigger = "alert" | "manual" | "monitor";
+/**
+ * What a recovery does, which decides its stages:
+ *  - alert: a detected failure (an alert or the native monitor): grace, gates, fence, isolate, evacuate, notify;
+ *  - manual: an operator's `lifeboat recover HOST`: the same, policy gates approved by that operator;
+ *  - fence-only: an operator's `lifeboat fence off HOST`: power off, proven, and nothing else;
+ *  - release: an operator's `lifeboat release HOST`: bring a repaired host back into service.
+ */
+export type RecoveryKind = "alert" | "manual" | "fence-only" | "release";
+export const RECOVERY_KINDS: readonly RecoveryKind[] = ["alert", "manual", "fence-only", "release"];
 /** What lifeboat knows of the host's power after its fencing stage. */
 export type FenceState = "not-attempted" | "off" | "confirmed-off-by-operator" | "would-fence" | "unknown";
 
@@ -54,6 +71,7 @@ export interface TrackedAlert {
 export interface Recovery {
   id: string;
   host: string;
+  kind: RecoveryKind;
   /** host + incident: the first trigger alert's startsAt, or a manual/monitor marker. */
   incidentKey: string;
   state: RecoveryState;
@@ -75,12 +93,69 @@ export interface Recovery {
   /** Validation does not start before this instant. */
   graceUntil: string;
   alerts: Record<string, TrackedAlert>;
-  /** Free-form facts recorded by stages (e.g. the fence device that confirmed off). */
-  facts: Record<string, unknown>;
+  /** While blocked: what blocks it now (the current block episode). */
+  block?: BlockEpisode;
+  /** What the fence chain did, once the fencing stage ran (every device's own words). */
+  fence?: ChainResult;
+  /** Servers whose unlock lifeboat still owes, once evacuating ended (see unlocks.ts). */
+  locksLeft?: string[];
+}
+
+/**
+ * What lifeboat holds about one host, kept per host and written by compare-and-swap (the
+ * `version`): a host fenced by a recovery stays held down, and alerts about it start no new
+ * recovery, until a release brings it back.
+ */
+export interface HostState {
+  host: string;
+  /** Held down: fenced and forced down by lifeboat, awaiting `lifeboat release`. */
+  fenced: boolean;
+  /** The recovery that set the hold, or the release that lifted it. */
+  recoveryId: string;
+  by: string;
+  at: string;
+  /** In plain words, what the last change was. */
+  note?: string;
+  /** Compare-and-swap token, 1 for a new record. */
+  version: number;
+}
+
+/** A host's record as written (the store sets the version). */
+export type HostStateRecord = Omit<HostState, "version">;
+
+/**
+ * What blocks a blocked recovery, refreshed by each re-check.
+ *
+ * A block *episode* is a stretch of `blocked` during which what a person can do stays the
+ * same: approve it (every block is a policy an approval overrides) or not, and wait for it
+ * to clear on its own or not. Operators get one blocked mail per episode; a change of the
+ * blocking gates that leaves that unchanged (a silence expires while the storm guard still
+ * holds it) is recorded (decisions, reason) but not mailed again. Episodes are keyed by the
+ * time the recovery entered `blocked` and what can be done, so a block that flips back to an
+ * earlier situation is not mailed twice.
+ */
+export interface BlockEpisode {
+  /** The blocking gates. */
+  gates: string[];
+  /** Every block can clear on its own: re-checked without an operator. */
+  recheck: boolean;
+  /** Every block is a policy an approval overrides. */
+  approvable: boolean;
+  /** When the recovery entered `blocked` (this stretch of it). */
+  at: string;
+  /** The episode's key: one blocked mail each. */
+  episode: string;
+  /** The blocking gates and results, to tell a change worth recording from the same block. */
+  signature: string;
+  /** When the blocking gates last changed. */
+  since: string;
+  /** The blocking gates of the previous episode, when this one follows another. */
+  previous?: string[];
 }
 
 export interface NewRecovery {
   host: string;
+  kind: RecoveryKind;
   incidentKey: string;
   trigger: Trigger;
   dryRun: boolean;
@@ -93,7 +168,6 @@ export interface NewRecovery {
   actor?: string;
   /** Created already approved by this operator (manual recoveries). */
   approvedBy?: string;
-  facts?: Record<string, unknown>;
 }
 
 export interface Transition {

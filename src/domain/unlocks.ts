@@ -1,5 +1,5 @@
 import type { UnlockResult } from "./ports/cloud.js";
-import type { InstanceResult, Recovery, StepRecord } from "./model.js";
+import type { InstanceResult, StepRecord } from "./model.js";
 
 /**
  * lifeboat's locks on the servers it evacuates, as the journal keeps them. The evacuation
@@ -13,9 +13,6 @@ import type { InstanceResult, Recovery, StepRecord } from "./model.js";
  */
 
 export const UNLOCK_STEP_PREFIX = "unlock/";
-
-/** Recovery fact listing the servers whose unlock is still owed once `evacuating` ended. */
-export const LOCKS_LEFT_FACT = "locksLeft";
 
 export function unlockStepKey(serverId: string): string {
   return `${UNLOCK_STEP_PREFIX}${serverId}`;
@@ -48,16 +45,4 @@ export function locksLeft(d: { steps: readonly StepRecord[]; instances: readonly
     const id = s.key.slice(UNLOCK_STEP_PREFIX.length);
     return { instanceId: id, name: names.get(id) ?? id, error: s.error ?? "unlock not confirmed yet", at: s.finishedAt ?? s.startedAt };
   });
-}
-
-/** The servers a recovery's facts say still owe an unlock. */
-export function locksLeftFact(r: Pick<Recovery, "facts">): string[] {
-  const v = r.facts[LOCKS_LEFT_FACT];
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
-}
-
-/** The facts with `locksLeft` set to `ids` (removed when empty). */
-export function withLocksLeft(facts: Recovery["facts"], ids: readonly string[]): Recovery["facts"] {
-  const { [LOCKS_LEFT_FACT]: _old, ...rest } = facts;
-  return ids.length ? { ...rest, [LOCKS_LEFT_FACT]: [...ids] } : rest;
 }

@@ -43,7 +43,15 @@ export interface StageContext extends PipelineDeps {
   guard(what: string): Promise<void>;
 }
 
-/** A stage either moves the recovery on, or returns null to be called again (after waiting). */
-export type StageResult = { to: RecoveryState; reason: string; patch?: RecoveryPatch } | null;
+/**
+ * What a stage decided: move the recovery on; come back after `after` ms (a wait, cut short
+ * when the recovery is woken); or null, to be called again at once.
+ */
+export type StageResult = StageMove | { after: number } | null;
+export interface StageMove {
+  to: RecoveryState;
+  reason: string;
+  patch?: RecoveryPatch;
+}
 
 export type Stage = (ctx: StageContext) => Promise<StageResult>;

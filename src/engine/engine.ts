@@ -1,10 +1,9 @@
-import { HostBusyError, StateConflictError, type Store } from "../domain/journal.js";
-import { ConflictError, NotFoundError } from "../domain/errors.js";
+import type { Store } from "../domain/journal.js";
 import { errorMessage } from "../util/errors.js";
 import type { PipelineDeps } from "./context.js";
-import { routeEvent, type HostHold } from "./event-router.js";
+import { routeEvent } from "./event-router.js";
 import { HostDirectory } from "./host-directory.js";
-import { RECOVERY_STATES, isAbortable, isTerminal, type HostEvent, type PauseState, type Recovery } from "../domain/model.js";
+import { RECOVERY_STATES, isTerminal, type HostEvent } from "../domain/model.js";
 import type { FencingPort } from "../domain/ports/fencing.js";
 import { RecoveryRunner, type TransitionEvent } from "./runner.js";
 import { secondsSince } from "../util/time.js";
@@ -31,8 +30,8 @@ function fencedFirst(events: HostEvent[], fencing: FencingPort): HostEvent[] {
 
 /**
  * The coordinator turns journaled events into recoveries and runs one runner per open
- * recovery. It resumes every unfinished recovery when it starts, and it is the only place
- * that moves recoveries on operator request (approve, cancel), always by compare-and-swap.
+ * recovery. It resumes every unfinished recovery when it starts. Operators' commands
+ * (commands.ts) journal their intent and wake it; it never takes commands itself.
  */
 export class Coordinator {
   readonly #runners = new Map<string, RecoveryRunner>();
@@ -258,7 +257,11 @@ export class Coordinator {
     const { metrics } = this.deps;
     // blocked → blocked records a change of what blocks it: the stage goes on.
     if (e.before.state !== e.after.state) metrics.stageDuration.observe({ stage: e.before.state }, e.stageMs / 1000);
-    if (isTerminal(e.after.state)) {
+    if (isTerminal(e.after.state) && e.after.kind === "release") {
+      // A release is not a recovery of instances: its own count, none of the recovery timings.
+      metrics.releases.inc({ outcome: e.after.state });
+      void this.deps.onRecoveryEnded?.(e.after.id);
+    } else if (isTerminal(e.after.state)) {
       metrics.recoveries.inc({ outcome: e.after.state });
       const secs = secondsSince(e.after.detectedAt, this.deps.clock.now());
       metrics.recoveryDuration.observe({ outcome: e.after.state }, secs);
@@ -279,120 +282,15 @@ export class Coordinator {
     }
   }
 
-  // ---- operator actions ---------------------------------------------------------------
+  // ---- what operator commands ask of the engine (commands.ts) --------------------------
 
-  /** `lifeboat recover HOST`: an operator asks for a recovery now (no grace, policy gates approved). */
-  async recoverManually(host: string, opts: { dryRun: boolean; confirmOff: boolean; actor: string }): Promise<Recovery> {
-    const r = await this.startOperatorRecovery(host, opts.actor, {
-      kind: "manual",
-      dryRun: opts.dryRun || this.deps.config.recovery.dry_run,
-      confirmedOff: opts.confirmOff,
-      reason: `recovery requested by ${opts.actor}${opts.confirmOff ? ", who confirmed the host is powered off" : ""}`,
-    });
-    this.deps.logger.warn({ recovery: r.id, host, actor: opts.actor, confirmOff: opts.confirmOff, dryRun: r.dryRun }, "manual recovery requested");
-    return r;
-  }
-
-  /** Power a host off by hand: a fence-only recovery (no gates, no evacuation), journaled like any other. */
-  async fenceManually(host: string, actor: string): Promise<Recovery> {
-    const r = await this.startOperatorRecovery(host, actor, { kind: "fence", dryRun: false, confirmedOff: false, reason: `power-off by hand requested by ${actor}`, facts: { fenceOnly: true } });
-    this.deps.logger.warn({ recovery: r.id, host, actor }, "power-off by hand requested");
-    return r;
-  }
-
-  /** A recovery an operator asked for: starts at once, approved by that operator, run right away. */
-  private async startOperatorRecovery(
-    host: string,
-    actor: string,
-    o: { kind: "manual" | "fence"; dryRun: boolean; confirmedOff: boolean; reason: string; facts?: Record<string, unknown> },
-  ): Promise<Recovery> {
-    const now = new Date(this.deps.clock.now()).toISOString();
-    let r: Recovery;
-    try {
-      r = await this.deps.store.createRecovery({
-        host,
-        incidentKey: `${host}@${o.kind}:${now}`,
-        trigger: "manual",
-        dryRun: o.dryRun,
-        confirmedOff: o.confirmedOff,
-        detectedAt: now,
-        graceUntil: now,
-        reason: o.reason,
-        actor,
-        approvedBy: actor,
-        ...(o.facts ? { facts: o.facts } : {}),
-      });
-    } catch (err) {
-      if (err instanceof HostBusyError) throw new ConflictError(`${host} already has an open recovery ${err.openRecoveryId}`);
-      throw err;
-    }
-    this.deps.metrics.recoveriesStarted.inc({ trigger: "manual" });
-    await this.refreshGauges();
-    this.ensureRunner(r.id);
-    return r;
-  }
-
-  async approve(id: string, actor: string): Promise<Recovery> {
-    const r = await this.mustGet(id);
-    if (isTerminal(r.state)) throw new ConflictError(`recovery ${id} already ended (${r.state})`);
-    const updated = await this.deps.store.updateRecovery(id, { approved: true, approvedBy: actor });
-    this.deps.logger.warn({ recovery: id, host: r.host, actor }, "recovery approved by operator");
+  /** Run a recovery now (created or changed by an operator command), or cut its wait short. */
+  wake(id: string): void {
     this.ensureRunner(id)?.wake();
-    return updated;
   }
 
-  /** Cancel, only before the point of no return (fencing). */
-  async cancel(id: string, actor: string, reason?: string): Promise<Recovery> {
-    const r = await this.mustGet(id);
-    if (!isAbortable(r.state)) {
-      throw new ConflictError(`recovery ${id} is ${r.state}: past the point of no return, it cannot be cancelled`);
-    }
-    try {
-      const after = await this.deps.store.transition(id, r.state, "aborted", `cancelled by ${actor}${reason ? `: ${reason}` : ""}`, { outcome: "aborted" }, actor);
-      this.deps.metrics.recoveries.inc({ outcome: "aborted" });
-      this.#runners.get(id)?.wake();
-      await this.refreshGauges();
-      return after;
-    } catch (err) {
-      if (err instanceof StateConflictError) throw new ConflictError(`recovery ${id} moved to ${err.actual ?? "?"} meanwhile; not cancelled`);
-      throw err;
-    }
-  }
-
-  async pause(actor: string, reason: string): Promise<PauseState> {
-    const state: PauseState = { paused: true, by: actor, reason, at: new Date(this.deps.clock.now()).toISOString() };
-    await this.deps.store.putSetting("pause", state);
-    this.deps.metrics.automationPaused.set({ source: "operator" }, 1);
-    this.deps.logger.warn({ actor, reason }, "automation paused");
-    return state;
-  }
-
-  async resume(actor: string): Promise<PauseState> {
-    const state: PauseState = { paused: false, by: actor, reason: "resumed", at: new Date(this.deps.clock.now()).toISOString() };
-    await this.deps.store.putSetting("pause", state);
-    this.deps.metrics.automationPaused.set({ source: "operator" }, 0);
-    this.deps.logger.warn({ actor }, "automation resumed");
+  /** Cut every runner's wait short (automation resumed). */
+  wakeAll(): void {
     for (const r of this.#runners.values()) r.wake();
-    return state;
   }
-
-  async pauseState(): Promise<PauseState> {
-    return (await this.deps.store.getSetting<PauseState>("pause")) ?? { paused: false, by: "", reason: "", at: "" };
-  }
-
-  async hostHold(host: string): Promise<HostHold | null> {
-    return this.deps.store.getSetting<HostHold>(`host/${host}`);
-  }
-
-  /** Forget that a host is held down (after `lifeboat release` brought it back). */
-  async clearHostHold(host: string, actor: string): Promise<void> {
-    await this.deps.store.putSetting(`host/${host}`, { fenced: false, recoveryId: "", by: actor, at: new Date(this.deps.clock.now()).toISOString() });
-  }
-
-  private async mustGet(id: string): Promise<Recovery> {
-    const r = await this.deps.store.getRecovery(id);
-    if (!r) throw new NotFoundError(`no recovery ${id}`);
-    return r;
-  }
-
 }

@@ -24,14 +24,6 @@ export interface RouteResult {
   unknownHost?: { host: string; likely: string | null };
 }
 
-/** Host state kept in settings while a host is held down by lifeboat (until `release`). */
-export interface HostHold {
-  fenced: boolean;
-  recoveryId: string;
-  by: string;
-  at: string;
-}
-
 export function incidentKey(host: string, startsAt: string): string {
   return `${host}@${startsAt}`;
 }
@@ -104,6 +96,10 @@ export async function routeEvent(
   }
 
   const alert: TrackedAlert = { alertname: e.alertname, status: "firing", startsAt: e.startsAt, generatorURL: e.generatorURL, labels: e.labels };
+  if (open?.kind === "release") {
+    // The host is still held while it is being brought back: its alert starts nothing.
+    return { disposition: "ignored", recoveryId: open.id, note: `host is being released by ${open.id} (${open.state}); it stays held until that ends`, ignored: "host_held" };
+  }
   if (open) {
     const tracked = open.alerts[e.fingerprint];
     if (tracked?.status === "resolved" && sameAlert(tracked, e)) {
@@ -122,7 +118,7 @@ export async function routeEvent(
   const previous = await store.findRecoveryByIncident(host, key);
   if (previous) return { disposition: "attached", recoveryId: previous.id, note: `this incident was already handled (${previous.state})` };
 
-  const hold = await store.getSetting<HostHold>(`host/${host}`);
+  const hold = await store.getHostState(host);
   if (hold?.fenced) {
     return {
       disposition: "ignored",
@@ -137,6 +133,7 @@ export async function routeEvent(
   try {
     created = await store.createRecovery({
       host,
+      kind: "alert",
       incidentKey: key,
       trigger: e.source === "monitor" ? "monitor" : "alert",
       dryRun: config.dryRun,

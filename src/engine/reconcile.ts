@@ -3,7 +3,7 @@ import type { Logger } from "../logging.js";
 import { isLifeboatReason } from "../domain/markers.js";
 import type { Store } from "../domain/journal.js";
 import { errorMessage } from "../util/errors.js";
-import type { HostHold } from "./event-router.js";
+import { updateHostState } from "./host-states.js";
 
 export interface ReconcileReport {
   isolated: string[];
@@ -27,14 +27,14 @@ export async function reconcileIsolatedHosts(deps: { store: Store; evacuation: C
     return report;
   }
   for (const s of services) {
-    const hold = await deps.store.getSetting<HostHold>(`host/${s.host}`);
+    const hold = await deps.store.getHostState(s.host);
     const ours = s.forcedDown && isLifeboatReason(s.disabledReason);
     if (ours) {
       report.isolated.push(s.host);
       const recoveryId = /recovery (\S+)/.exec(s.disabledReason ?? "")?.[1] ?? "unknown";
       const known = recoveryId !== "unknown" ? await deps.store.getRecovery(recoveryId) : null;
       if (!hold?.fenced) {
-        await deps.store.putSetting(`host/${s.host}`, { fenced: true, recoveryId, by: "start-up reconciliation", at: deps.now() } satisfies HostHold);
+        await updateHostState(deps.store, s.host, (cur) => (cur?.fenced ? null : { host: s.host, fenced: true, recoveryId, by: "start-up reconciliation", at: deps.now() }));
         report.holdsAdded.push(s.host);
         deps.logger.warn(
           { host: s.host, recovery: recoveryId, knownToStore: known !== null, reason: s.disabledReason },
@@ -42,7 +42,9 @@ export async function reconcileIsolatedHosts(deps: { store: Store; evacuation: C
         );
       }
     } else if (hold?.fenced && !s.forcedDown && s.status === "enabled" && s.state === "up") {
-      await deps.store.putSetting(`host/${s.host}`, { ...hold, fenced: false, by: "start-up reconciliation (back in service in Nova)", at: deps.now() } satisfies HostHold);
+      await updateHostState(deps.store, s.host, (cur) =>
+        cur?.fenced ? { host: s.host, fenced: false, recoveryId: cur.recoveryId, by: "start-up reconciliation (back in service in Nova)", at: deps.now() } : null,
+      );
       report.holdsCleared.push(s.host);
       deps.logger.warn({ host: s.host, recovery: hold.recoveryId }, "host held by lifeboat is back in service in Nova: hold cleared");
     }

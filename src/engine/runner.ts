@@ -3,8 +3,8 @@ import { logContext, type Logger } from "../logging.js";
 import { StateConflictError } from "../domain/journal.js";
 import { AbortError, abortReason, isAbortError, sleep } from "../util/abort.js";
 import { errorMessage } from "../util/errors.js";
-import type { PipelineDeps, Stage, StageContext, StageResult } from "./context.js";
-import { isTerminal, isAbortable, type Recovery, type RecoveryState } from "../domain/model.js";
+import type { PipelineDeps, Stage, StageContext, StageMove, StageResult } from "./context.js";
+import { isTerminal, isAbortable, type BlockEpisode, type Recovery, type RecoveryState } from "../domain/model.js";
 import { StepRunner } from "./steps.js";
 import { blocked } from "./stages/blocked.js";
 import { evacuating } from "./stages/evacuating.js";
@@ -13,8 +13,22 @@ import { isolating } from "./stages/isolating.js";
 import { notifying } from "./stages/notifying.js";
 import { pending } from "./stages/pending.js";
 import { validating } from "./stages/validating.js";
+import { awaitingCompute, awaitingUp, enabling, poweringOn, unforcing } from "./stages/release.js";
 
-const STAGES: Partial<Record<RecoveryState, Stage>> = { pending, validating, blocked, fencing, isolating, evacuating, notifying };
+const STAGES: Partial<Record<RecoveryState, Stage>> = {
+  pending,
+  validating,
+  blocked,
+  fencing,
+  isolating,
+  evacuating,
+  notifying,
+  "powering-on": poweringOn,
+  "awaiting-compute": awaitingCompute,
+  unforcing,
+  "awaiting-up": awaitingUp,
+  enabling,
+};
 
 /** After this many unexpected errors in a row a stage gives up (see `onStageError`). */
 const MAX_STAGE_ERRORS = 5;
@@ -118,6 +132,10 @@ export class RecoveryRunner {
         signal.removeEventListener("abort", cancelStage);
       }
       if (!result) continue;
+      if ("after" in result) {
+        await this.waitOrWake(result.after, signal).catch(() => undefined);
+        continue;
+      }
       try {
         const after = await store.transition(r.id, r.state, result.to, result.reason, result.patch);
         log.info({ from: r.state, to: result.to, reason: result.reason }, `recovery ${r.state} → ${result.to}`);
@@ -133,11 +151,27 @@ export class RecoveryRunner {
   }
 
   /** Give up a stage that keeps failing: before fencing it blocks; after, it fails (fenced or not). */
-  private onStageError(r: Recovery, err: unknown): StageResult {
+  private onStageError(r: Recovery, err: unknown): StageMove | null {
     const msg = `internal error in ${r.state}: ${errorMessage(err)}`;
-    if (isAbortable(r.state)) return r.state === "blocked" ? null : { to: "blocked", reason: msg, patch: { facts: { ...r.facts, block: { gates: [], recheck: true, approvable: false, at: new Date(this.deps.clock.now()).toISOString() } } } };
+    // A release that keeps failing stops where it is: the host stays held, as it was.
+    if (r.kind === "release") return { to: "failed", reason: `${msg} (the host stays held; run the release again)`, patch: { outcome: "failed" } };
+    if (isAbortable(r.state)) return r.state === "blocked" ? null : { to: "blocked", reason: msg, patch: { block: internalErrorBlock(new Date(this.deps.clock.now()).toISOString()) } };
     if (r.state === "notifying") return { to: r.outcome ?? "failed", reason: `${msg} (notifications may be incomplete)` };
     return { to: "notifying", reason: msg, patch: { outcome: "failed", ...(r.state === "fencing" ? { fenceState: "unknown" as const } : {}) } };
+  }
+
+  /** Sleep up to `ms`, or less when woken; a wake that arrived since the last wait counts (return at once). */
+  private async waitOrWake(ms: number, signal: AbortSignal): Promise<void> {
+    const wake = this.#wake;
+    if (!wake.signal.aborted) {
+      try {
+        await sleep(ms, AbortSignal.any([signal, wake.signal]));
+      } catch (err) {
+        if (signal.aborted) throw abortReason(signal);
+        if (!wake.signal.aborted) throw err;
+      }
+    }
+    if (this.#wake === wake && wake.signal.aborted) this.#wake = new AbortController();
   }
 
   private context(r: Recovery, log: Logger, signal: AbortSignal): StageContext {
@@ -150,23 +184,16 @@ export class RecoveryRunner {
       signal,
       steps: new StepRunner(deps.store, r.id, log, nowIso),
       nowIso,
-      wait: async (ms: number) => {
-        // A wake that arrived since the last wait counts: return at once, the loop re-reads.
-        const wake = this.#wake;
-        if (!wake.signal.aborted) {
-          try {
-            await sleep(ms, AbortSignal.any([signal, wake.signal]));
-          } catch (err) {
-            if (signal.aborted) throw abortReason(signal);
-            if (!wake.signal.aborted) throw err;
-          }
-        }
-        if (this.#wake === wake && wake.signal.aborted) this.#wake = new AbortController();
-      },
+      wait: (ms: number) => this.waitOrWake(ms, signal),
       guard: async (what: string) => {
         if (signal.aborted) throw abortReason(signal);
         await deps.beforeSideEffect?.(r, what);
       },
     };
   }
+}
+
+/** The block of a stage that kept failing before fencing: re-checked, not approvable. */
+function internalErrorBlock(at: string): BlockEpisode {
+  return { gates: [], recheck: true, approvable: false, at, episode: `${at}|internal-error`, signature: "internal-error", since: at };
 }

@@ -4,7 +4,7 @@ import { reasonRecoveryId } from "../domain/markers.js";
 import type { Store } from "../domain/journal.js";
 import { errorMessage } from "../util/errors.js";
 import { TERMINAL_STATES, isTerminal, type Recovery } from "../domain/model.js";
-import { locksLeftFact, unlockStepKey, withLocksLeft, type UnlockStepResult } from "../domain/unlocks.js";
+import { unlockStepKey, type UnlockStepResult } from "../domain/unlocks.js";
 
 /**
  * Servers lifeboat left locked for a recovery that has ended: found by the leader at
@@ -90,7 +90,7 @@ export async function releaseStaleLocks(deps: StaleLockDeps): Promise<StaleLockR
   const ended = await store.listRecoveries({ state: [...TERMINAL_STATES], since, limit: 100_000 });
   const listedIds = new Set((listed ?? []).map((l) => l.id));
   for (const r of ended) {
-    const owed = locksLeftFact(r);
+    const owed = r.locksLeft ?? [];
     if (owed.length === 0) continue;
     known.set(r.id, r);
     const names = new Map((await store.instances(r.id)).map((i) => [i.instanceId, i.name]));
@@ -144,12 +144,12 @@ async function settle(deps: StaleLockDeps, report: StaleLockReport, lock: StaleL
   report.settled.push({ ...lock, result });
 }
 
-/** Add the server to (or strike it from) its recovery's `locksLeft` fact. */
+/** Add the server to (or strike it from) its recovery's `locksLeft`. */
 async function markOwed(store: Store, recoveryId: string, serverId: string, owed: boolean): Promise<void> {
   const r = await store.getRecovery(recoveryId);
   if (!r) return;
-  const ids = locksLeftFact(r);
+  const ids = r.locksLeft ?? [];
   const next = owed ? [...new Set([...ids, serverId])] : ids.filter((x) => x !== serverId);
   if (next.length === ids.length && next.every((x, i) => x === ids[i])) return;
-  await store.updateRecovery(recoveryId, { facts: withLocksLeft(r.facts, next) });
+  await store.updateRecovery(recoveryId, { locksLeft: next });
 }

@@ -1,10 +1,9 @@
 import express, { type Request, type Response, type Router } from "express";
 import { z } from "zod";
-import type { Coordinator } from "../engine/engine.js";
-import type { HostOperations } from "../engine/host-ops.js";
+import type { OperatorCommands } from "../engine/commands.js";
 import { ConflictError, NotFoundError, RefusedError } from "../domain/errors.js";
 import { RECOVERY_STATES, type PauseState, type RecoveryState } from "../domain/model.js";
-import { recoveryDetail } from "../domain/journal.js";
+import { recoveryDetail, type Store } from "../domain/journal.js";
 import { errorMessage } from "../util/errors.js";
 import type { Secret } from "../util/secret.js";
 import type { StormStatus } from "../domain/model.js";
@@ -21,12 +20,12 @@ export interface StatusInfo {
 }
 
 export interface ControlDeps {
-  coordinator: Coordinator;
-  hosts: HostOperations;
+  /** The journal, for reads. */
+  store: Store;
+  /** Every change an operator asks for goes through these. */
+  commands: OperatorCommands;
   adminToken: Secret;
   status: () => Promise<StatusInfo>;
-  /** Extra operator actions wired by the app (release, fence off…). */
-  extend?: (router: Router) => void;
 }
 
 const listQuery = z.strictObject({
@@ -54,8 +53,8 @@ export interface StatusSnapshot extends StatusInfo {
 }
 
 /** `GET /api/v1/status`: who leads, pause, open recoveries by state (the console shows the same). */
-export async function statusSnapshot(deps: Pick<ControlDeps, "coordinator" | "status">): Promise<StatusSnapshot> {
-  const [status, pause, open] = await Promise.all([deps.status(), deps.coordinator.pauseState(), deps.coordinator.store.listRecoveries({ open: true })]);
+export async function statusSnapshot(deps: Pick<ControlDeps, "store" | "commands" | "status">): Promise<StatusSnapshot> {
+  const [status, pause, open] = await Promise.all([deps.status(), deps.commands.pauseState(), deps.store.listRecoveries({ open: true })]);
   const byState: Partial<Record<RecoveryState, number>> = {};
   for (const r of open) byState[r.state] = (byState[r.state] ?? 0) + 1;
   return { ...status, paused: pause, openRecoveries: byState };
@@ -73,7 +72,7 @@ export function controlRouter(deps: ControlDeps): Router {
   router.get("/api/v1/recoveries", async (req, res) => {
     const q = listQuery.safeParse(req.query);
     if (!q.success) return badRequest(res, q.error);
-    const rows = await deps.coordinator.store.listRecoveries({
+    const rows = await deps.store.listRecoveries({
       ...(q.data.host ? { host: q.data.host } : {}),
       ...(q.data.state ? { state: q.data.state } : {}),
       ...(q.data.open ? { open: q.data.open === "true" } : {}),
@@ -83,40 +82,39 @@ export function controlRouter(deps: ControlDeps): Router {
   });
 
   router.get("/api/v1/recoveries/:id", async (req, res) => {
-    const detail = await recoveryDetail(deps.coordinator.store, req.params.id);
+    const detail = await recoveryDetail(deps.store, req.params.id);
     if (!detail) {
       res.status(404).json({ error: `no recovery ${req.params.id}` });
       return;
     }
-    const events = await deps.coordinator.store.listEvents({ recoveryId: detail.id, limit: 200 });
+    const events = await deps.store.listEvents({ recoveryId: detail.id, limit: 200 });
     res.json({ ...detail, events });
   });
 
-  router.post("/api/v1/recoveries/:id/approve", (req, res) => act(res, () => deps.coordinator.approve(req.params.id, actor(req))));
+  router.post("/api/v1/recoveries/:id/approve", (req, res) => act(res, () => deps.commands.approve(req.params.id, actor(req))));
   router.post("/api/v1/recoveries/:id/cancel", (req, res) => {
     const b = reasonBody.safeParse(req.body ?? {});
     if (!b.success) return badRequest(res, b.error);
-    return act(res, () => deps.coordinator.cancel(req.params.id, actor(req), b.data.reason));
+    return act(res, () => deps.commands.cancel(req.params.id, actor(req), b.data.reason));
   });
   router.post("/api/v1/recover", (req, res) => {
     const b = recoverBody.safeParse(req.body ?? {});
     if (!b.success) return badRequest(res, b.error);
-    return act(res, () => deps.coordinator.recoverManually(b.data.host, { dryRun: b.data.dry_run, confirmOff: b.data.confirm_off, actor: actor(req) }), 201);
+    return act(res, () => deps.commands.recover(b.data.host, { dryRun: b.data.dry_run, confirmOff: b.data.confirm_off, actor: actor(req) }), 201);
   });
   router.post("/api/v1/pause", (req, res) => {
     const b = reasonBody.safeParse(req.body ?? {});
     if (!b.success) return badRequest(res, b.error);
-    return act(res, () => deps.coordinator.pause(actor(req), b.data.reason ?? "paused by operator"));
+    return act(res, () => deps.commands.pause(actor(req), b.data.reason ?? "paused by operator"));
   });
-  router.post("/api/v1/resume", (req, res) => act(res, () => deps.coordinator.resume(actor(req))));
-  router.get("/api/v1/hosts/:host", (req, res) => act(res, () => deps.hosts.describe(req.params.host)));
-  router.post("/api/v1/hosts/:host/release", (req, res) => act(res, () => deps.hosts.release(req.params.host, actor(req)), 202));
+  router.post("/api/v1/resume", (req, res) => act(res, () => deps.commands.resume(actor(req))));
+  router.get("/api/v1/hosts/:host", (req, res) => act(res, () => deps.commands.describeHost(req.params.host)));
+  router.post("/api/v1/hosts/:host/release", (req, res) => act(res, () => deps.commands.release(req.params.host, actor(req)), 202));
   router.post("/api/v1/hosts/:host/fence", async (req, res) => {
     const b = z.strictObject({ confirm: z.literal(true, { error: "confirm: true is required (this powers the host off)" }) }).safeParse(req.body ?? {});
     if (!b.success) return badRequest(res, b.error);
-    await act(res, async () => ({ recovery: await deps.hosts.fenceOff(req.params.host, actor(req)) }), 201);
+    await act(res, async () => ({ recovery: (await deps.commands.fenceOff(req.params.host, actor(req))).id }), 201);
   });
-  deps.extend?.(router);
   return router;
 }
 

@@ -198,7 +198,7 @@ export const notificationsSchema = z
     templates: z
       .partialRecord(z.enum(MESSAGE_KINDS), templateOverrideSchema)
       .default({})
-      .describe("Per-kind overrides of subject, text and html (mustache; see src/notify/templates.ts for the defaults and the values they can use)."),
+      .describe("Per-kind overrides of subject, text and html (mustache). The defaults are files to copy from, `src/notify/templates/<kind>.subject.mustache`, `.text.mustache` and `.html.mustache` (`dist/notify/templates/` once installed); the values they can use are the views in `src/notify/templates.ts`."),
     retry: retrySchema.prefault({}).describe("Retries of one message to one recipient."),
     concurrency: z.number().int().min(1).max(64).default(4).describe("Messages the background delivery worker sends at once."),
     webhooks: z

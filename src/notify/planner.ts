@@ -107,7 +107,7 @@ export function planTenantLookup(detail: RecoveryDetail): PlannedMessage {
 }
 
 export function planBlocked(detail: RecoveryDetail, reason: string, ctx: PlanContext): PlannedMessage[] {
-  const block = blockFacts(detail);
+  const block = detail.block;
   // What blocks it now: each gate's latest decision (a re-check records a changed block anew).
   const current = latestPerGate(detail.decisions);
   const blockingGates = current.filter((d) => d.result === "block" || d.result === "undecided").map((d) => d.gate);
@@ -243,7 +243,6 @@ export function recoveryView(
     instances,
     counts,
     countsText: countsText(counts),
-    facts: Object.entries(d.facts).map(([key, value]) => ({ key, value: compact(value) })),
     locksLeft: locksLeft(d).map((l) => ({ id: l.instanceId, name: oneLine(l.name), error: oneLine(l.error) })),
     tenants: extra.tenants ?? [],
     ...(extra.blockReason !== undefined ? { blockReason: extra.blockReason } : {}),
@@ -431,22 +430,16 @@ function isChainResult(v: unknown): v is ChainResult {
   return typeof o.ok === "boolean" && typeof o.message === "string" && Array.isArray(o.attempts);
 }
 
-/**
- * The fence chain's result, wherever the pipeline recorded it: a fact (preferably `fence`)
- * or the result of a step whose key names fencing (latest first).
- */
+/** The fence chain's result: what the fencing stage recorded, else its journaled step's result. */
 function findChainResult(d: RecoveryDetail): ChainResult | null {
-  if (isChainResult(d.facts.fence)) return d.facts.fence;
-  for (const v of Object.values(d.facts)) if (isChainResult(v)) return v;
-  const steps = d.steps.filter((s) => /fenc/i.test(s.key) && isChainResult(s.result)).sort((a, b) => (b.finishedAt ?? b.startedAt).localeCompare(a.finishedAt ?? a.startedAt));
-  const found = steps[0]?.result;
-  return isChainResult(found) ? found : null;
+  if (d.fence) return d.fence;
+  const step = d.steps.find((s) => s.key === "fence")?.result;
+  return isChainResult(step) ? step : null;
 }
 
 function fenceView(d: RecoveryDetail): FenceView {
   const chain = findChainResult(d);
-  const factDevice = [d.facts.fenceDevice, d.facts.fence_device].find((v): v is string => typeof v === "string");
-  const device = chain?.device ?? factDevice;
+  const device = chain?.device;
   return {
     state: d.fenceState,
     stateText: FENCE_STATE_TEXT[d.fenceState] ?? d.fenceState,
@@ -459,27 +452,6 @@ function fenceView(d: RecoveryDetail): FenceView {
       state: String(a.result?.state ?? "unknown"),
       message: oneLine(String(a.result?.message ?? "")),
     })),
-  };
-}
-
-interface BlockFacts {
-  gates: string[];
-  approvable?: boolean;
-  at?: string;
-  episode?: string;
-  previous?: string[];
-}
-
-function blockFacts(d: RecoveryDetail): BlockFacts | null {
-  const b = d.facts.block;
-  if (!b || typeof b !== "object") return null;
-  const o = b as Record<string, unknown>;
-  return {
-    gates: Array.isArray(o.gates) ? o.gates.map(String) : [],
-    ...(typeof o.approvable === "boolean" ? { approvable: o.approvable } : {}),
-    ...(typeof o.at === "string" ? { at: o.at } : {}),
-    ...(typeof o.episode === "string" ? { episode: o.episode } : {}),
-    ...(Array.isArray(o.previous) ? { previous: o.previous.map(String) } : {}),
   };
 }
 
@@ -526,14 +498,3 @@ function isHttpUrl(s: string): boolean {
   }
 }
 
-/** A fact's value on one line, bounded. */
-function compact(v: unknown): string {
-  let s: string;
-  try {
-    s = typeof v === "string" ? v : (JSON.stringify(v) ?? String(v));
-  } catch {
-    s = String(v);
-  }
-  s = oneLine(s);
-  return s.length > 300 ? `${s.slice(0, 299)}…` : s;
-}

@@ -89,9 +89,3 @@ export async function isolateComputeService(
   const parts = [needForce ? "forced down" : "was already forced down", needDisable ? `disabled ("${ourReason}")` : humanDisabled ? `left disabled by someone else ("${svc.disabled_reason ?? ""}")` : "was already disabled"];
   return { already: false, service: info, message: `nova-compute on ${host}: ${parts.join(", ")}` };
 }
-
-/** Hosts whose nova-compute carries a lifeboat disable reason (isolated by lifeboat, not yet released). */
-export async function listLifeboatIsolatedHosts(nova: NovaClient, signal?: AbortSignal): Promise<ComputeServiceInfo[]> {
-  const services = await nova.listServices({ binary: "nova-compute" }, signal);
-  return services.filter((s) => s.status === "disabled" && isLifeboatReason(s.disabled_reason)).map((s) => toComputeServiceInfo(s));
-}

@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 export const evacuationSchema = z.strictObject({
-  driver: z.enum(["nova", "simulated"]).default("nova").describe("nova: the real Nova API; simulated: in-memory, for tests."),
+  driver: z.enum(["nova"]).default("nova").describe("nova: the Nova API (the only driver)."),
   concurrency: z.number().int().min(1).max(128).default(8).describe("Evacuations lifeboat drives at once. One it only watches (a call that got no answer, or an evacuation still running past instance_timeout_seconds) gives its slot to the next instance."),
   stagger_ms: z.number().int().nonnegative().default(0).describe("Pause between starting two evacuations."),
   instance_timeout_seconds: z.number().positive().default(600).describe("Give up tracking one evacuation after this long."),

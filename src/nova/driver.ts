@@ -2,6 +2,7 @@ import type { Logger } from "../logging.js";
 import { abortReason, isAbortError, sleep } from "../util/abort.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { errorMessage } from "../util/errors.js";
+import { NovaRelease } from "./release.js";
 import { isolateComputeService, readComputeService } from "./compute-services.js";
 import { isLifeboatReason, lifeboatReason, reasonRecoveryId } from "../domain/markers.js";
 import { ComputeServiceListing } from "./service-listing.js";
@@ -147,6 +148,7 @@ export class NovaEvacuationDriver implements CloudPort {
   private readonly ownedLocks = new Set<string>();
   /** One nova-compute listing shared by every reader that accepts one a few seconds old. */
   private readonly services: ComputeServiceListing;
+  readonly release: NovaRelease;
 
   constructor(deps: NovaDriverDeps, opts: Partial<NovaDriverOptions> = {}) {
     this.log = deps.logger.child({ component: "evacuation", driver: "nova" });
@@ -155,6 +157,7 @@ export class NovaEvacuationDriver implements CloudPort {
     this.nova = deps.nova ?? new NovaClient(deps.session, { logger: deps.logger, microversions: opts.microversions });
     this.placement = new PlacementClient(deps.session);
     this.services = new ComputeServiceListing(() => this.nova.readServices({ binary: "nova-compute" }), this.clock);
+    this.release = new NovaRelease(this.nova, this.log, () => this.services.invalidate());
   }
 
   async start(signal?: AbortSignal): Promise<string> {

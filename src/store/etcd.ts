@@ -8,6 +8,8 @@ import type {
   EventDisposition,
   GateDecision,
   HostEvent,
+  HostState,
+  HostStateRecord,
   InstanceResult,
   NewHostEvent,
   NewRecovery,
@@ -23,8 +25,9 @@ import { isTerminal } from "../domain/model.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { newId } from "../util/ids.js";
 import type { EtcdStoreConfig } from "./config.js";
-import { HostBusyError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
+import { HostBusyError, HostStateConflictError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
 import { NotFoundError } from "../domain/errors.js";
+import { recoveryFromDocument, withLearned } from "./recovery-record.js";
 
 /**
  * The shared store: every lifeboat instance of one deployment reads and writes the same
@@ -49,6 +52,7 @@ import { NotFoundError } from "../domain/errors.js";
  *   step/<id>/<key>, inst/<id>/<instance>, notif/<id>/<dedup key>
  *   notif-key/<dedup key>/<id>         index of notificationsByKey
  *   notif-q/<id>/<dedup key>           what to send, present while the notification is pending
+ *   host/<host>                        { state, op }: what lifeboat holds about a host (older: set/host%2F<host>)
  *   set/<key>                          settings
  *   leader, claims/<host>              leader election and host claims (src/ha/), on leases
  *
@@ -423,6 +427,7 @@ export class EtcdStore implements Store {
     const recovery: Recovery = {
       id,
       host: r.host,
+      kind: r.kind,
       incidentKey: r.incidentKey,
       state: "pending",
       trigger: r.trigger,
@@ -437,7 +442,6 @@ export class EtcdStore implements Store {
       updatedAt: now,
       graceUntil: r.graceUntil,
       alerts: r.alerts ?? {},
-      facts: r.facts ?? {},
     };
     const first: Transition = { recoveryId: id, seq: 1, from: null, to: "pending", at: now, reason: r.reason, ...(r.actor ? { actor: r.actor } : {}) };
     const host = seg(r.host);
@@ -466,14 +470,14 @@ export class EtcdStore implements Store {
   async getRecovery(id: string): Promise<Recovery | null> {
     this.check();
     const [kv] = await this.#ks.readOne(this.#ks.get(`rec/${seg(id)}`));
-    return kv ? parseJson<StoredRecovery>(kv).recovery : null;
+    return kv ? recoveryFromDocument(parseJson<StoredRecovery>(kv).recovery) : null;
   }
 
   private async recoveriesByIds(ids: string[]): Promise<Recovery[]> {
     const out: Recovery[] = [];
     for (let i = 0; i < ids.length; i += READ_BATCH) {
       const res = await this.#ks.read(ids.slice(i, i + READ_BATCH).map((id) => this.#ks.get(`rec/${seg(id)}`)));
-      for (const r of res) if (r[0]) out.push(parseJson<StoredRecovery>(r[0]).recovery);
+      for (const r of res) if (r[0]) out.push(recoveryFromDocument(parseJson<StoredRecovery>(r[0]).recovery));
     }
     return out;
   }
@@ -536,7 +540,7 @@ export class EtcdStore implements Store {
     for (;;) {
       const page = await ks.readOne(ks.range("rec/", { descending: true, limit: PAGE, ...(to !== undefined ? { to } : {}) }));
       if (page.length === 0) return;
-      yield page.map((kv) => parseJson<StoredRecovery>(kv).recovery);
+      yield page.map((kv) => recoveryFromDocument(parseJson<StoredRecovery>(kv).recovery));
       if (page.length < PAGE) return;
       to = ks.rel(page[page.length - 1]!);
     }
@@ -552,8 +556,8 @@ export class EtcdStore implements Store {
       const [kv] = await ks.readOne(ks.get(`rec/${seg(id)}`));
       if (!kv) throw new NotFoundError(`recovery ${id} not found`);
       const stored = parseJson<StoredRecovery>(kv);
-      if (stored.op === op) return stored.recovery; // our earlier try committed
-      const cur = stored.recovery;
+      if (stored.op === op) return recoveryFromDocument(stored.recovery); // our earlier try committed
+      const cur = recoveryFromDocument(stored.recovery);
       if (cur.state !== from) throw new StateConflictError(id, from, cur.state);
 
       const now = this.nowIso();
@@ -593,8 +597,8 @@ export class EtcdStore implements Store {
       const [kv] = await ks.readOne(ks.get(`rec/${seg(id)}`));
       if (!kv) throw new NotFoundError(`recovery ${id} not found`);
       const stored = parseJson<StoredRecovery>(kv);
-      if (stored.op === op) return stored.recovery;
-      const next = applyPatch({ ...stored.recovery, updatedAt: this.nowIso() }, patch);
+      if (stored.op === op) return recoveryFromDocument(stored.recovery);
+      const next = applyPatch({ ...recoveryFromDocument(stored.recovery), updatedAt: this.nowIso() }, patch);
       const res = await ks.txn([ks.modRevIs(`rec/${seg(id)}`, kv.mod_revision)], [ks.putJson(`rec/${seg(id)}`, { ...stored, recovery: next, op } satisfies StoredRecovery)]);
       if (res.succeeded) return next;
     }
@@ -704,6 +708,53 @@ export class EtcdStore implements Store {
     return out;
   }
 
+  // ---- host states -------------------------------------------------------------------
+
+  async getHostState(host: string): Promise<HostState | null> {
+    this.check();
+    const [cur, old] = await this.#ks.read([this.#ks.get(`host/${seg(host)}`), this.#ks.get(legacyHostKey(host))]);
+    const kv = cur?.[0];
+    const legacy = old?.[0];
+    if (kv) return parseJson<StoredHostState>(kv).state;
+    // Written by an older lifeboat as a setting: read as version 0, moved on the next write.
+    return legacy ? { ...parseJson<HostStateRecord>(legacy), host, version: 0 } : null;
+  }
+
+  async putHostState(next: HostStateRecord, expected: number): Promise<HostState> {
+    this.check();
+    const ks = this.#ks;
+    const key = `host/${seg(next.host)}`;
+    const [kv] = await ks.readOne(ks.get(key));
+    const actual = kv ? parseJson<StoredHostState>(kv).state.version : 0;
+    if (actual !== expected) throw new HostStateConflictError(next.host, expected, actual);
+    const state: HostState = { ...next, version: expected + 1 };
+    const op = token();
+    const res = await ks.txn([kv ? ks.modRevIs(key, kv.mod_revision) : ks.absent(key)], [ks.putJson(key, { state, op } satisfies StoredHostState), ks.del(legacyHostKey(next.host))], [ks.get(key)]);
+    if (!res.succeeded) {
+      const now = kvs(res.responses[0])[0];
+      const stored = now ? parseJson<StoredHostState>(now) : null;
+      // Our own write, applied by a retried request whose first answer was lost.
+      if (stored?.op === op) return stored.state;
+      throw new HostStateConflictError(next.host, expected, stored?.state.version ?? 0);
+    }
+    return state;
+  }
+
+  async listHostStates(): Promise<HostState[]> {
+    this.check();
+    const [current, legacy] = await this.#ks.read([this.#ks.range("host/"), this.#ks.range(legacyHostKey(""))]);
+    const out = new Map<string, HostState>();
+    for (const kv of legacy ?? []) {
+      const host = decodeURIComponent(this.#ks.rel(kv).slice("set/".length)).slice("host/".length);
+      out.set(host, { ...parseJson<HostStateRecord>(kv), host, version: 0 });
+    }
+    for (const kv of current ?? []) {
+      const { state } = parseJson<StoredHostState>(kv);
+      out.set(state.host, state);
+    }
+    return [...out.values()].sort((a, b) => a.host.localeCompare(b.host));
+  }
+
   // ---- settings ----------------------------------------------------------------------
 
   async getSetting<T>(key: string): Promise<T | null> {
@@ -719,6 +770,16 @@ export class EtcdStore implements Store {
 }
 
 // ---- helpers -------------------------------------------------------------------------
+
+interface StoredHostState {
+  state: HostState;
+  op: string;
+}
+
+/** Where an older lifeboat kept a host's hold: the setting `host/<host>`. */
+function legacyHostKey(host: string): string {
+  return `set/${seg(`host/${host}`)}`;
+}
 
 function token(): string {
   return randomBytes(9).toString("base64url");
@@ -760,8 +821,7 @@ function applyPatch(r: Recovery, patch: RecoveryPatch): Recovery {
   if (patch.fenceState !== undefined) next.fenceState = patch.fenceState;
   if (patch.graceUntil !== undefined) next.graceUntil = patch.graceUntil;
   if (patch.alerts !== undefined) next.alerts = patch.alerts;
-  if (patch.facts !== undefined) next.facts = patch.facts;
-  return next;
+  return withLearned(next, patch);
 }
 
 /** Jittered exponential pause between compare-and-swap retries, so racing writers spread out. */

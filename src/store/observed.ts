@@ -1,7 +1,7 @@
 import type { Store } from "../domain/journal.js";
 
-/** What a write to the journal touched: one recovery's records, or one setting. */
-export type JournalChange = { recoveryId: string; host?: string } | { setting: string };
+/** What a write to the journal touched: one recovery's records, one host's record, or one setting. */
+export type JournalChange = { recoveryId: string; host?: string } | { hostState: string } | { setting: string };
 
 export type JournalListener = (change: JournalChange) => void;
 
@@ -47,6 +47,7 @@ const WRITES: Partial<Record<keyof Store, Describe>> = {
   putInstance: recoveryIdField,
   putNotification: recoveryIdField,
   markEvent: (a) => (typeof a[2] === "string" ? { recoveryId: a[2] } : null),
+  putHostState: (a) => ({ hostState: (a[0] as { host: string }).host }),
   putSetting: (a) => ({ setting: a[0] as string }),
 };
 

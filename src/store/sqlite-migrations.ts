@@ -147,4 +147,35 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE notifications SET state = 'failed', error = 'interrupted in an earlier version of lifeboat; not sent again'
     WHERE state = 'pending' AND recovery_id IN (SELECT id FROM recoveries WHERE state IN ('completed', 'partial', 'failed', 'aborted'));
   `,
+  // 4: a recovery's kind (alert, manual, fence-only, release). Older rows: a power-off by hand
+  // was marked in its facts, an operator's recovery by its trigger.
+  `
+  ALTER TABLE recoveries ADD COLUMN kind TEXT;
+  UPDATE recoveries SET kind = CASE
+    WHEN json_extract(facts, '$.fenceOnly') = 1 THEN 'fence-only'
+    WHEN trigger = 'manual' THEN 'manual'
+    ELSE 'alert' END;
+  `,
+  // 5: what lifeboat holds about a host moves from the settings \`host/<name>\` to a record per
+  // host, written by compare-and-swap on its version. (The old \`release/<name>\` settings stay
+  // for the record: a release is now a recovery of its own.)
+  `
+  CREATE TABLE hosts (
+    host TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  INSERT INTO hosts(host, doc, version, updated_at)
+    SELECT substr(key, 6), json_set(value, '$.host', substr(key, 6)), 1, updated_at FROM settings WHERE key LIKE 'host/%';
+  DELETE FROM settings WHERE key LIKE 'host/%';
+  `,
+  // 6: an instance an older lifeboat left \`evacuating\` in an open recovery, journaled before
+  // evacuate calls were: its call may have been sent. It is treated as one with no answer
+  // (Nova's records decide once nova-api could no longer act on it), never simply sent again.
+  `
+  UPDATE instances SET evacuate_call = json_object('attempt', attempts, 'sentAt', COALESCE(started_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), 'migrationsBefore', json('[]'))
+    WHERE state = 'evacuating' AND evacuate_call IS NULL
+      AND recovery_id IN (SELECT id FROM recoveries WHERE state NOT IN ('completed', 'partial', 'failed', 'aborted'));
+  `,
 ];

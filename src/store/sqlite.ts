@@ -7,6 +7,8 @@ import type {
   EventDisposition,
   GateDecision,
   HostEvent,
+  HostState,
+  HostStateRecord,
   InstanceResult,
   NewHostEvent,
   NewRecovery,
@@ -20,7 +22,8 @@ import type {
 } from "../domain/model.js";
 import { TERMINAL_STATES } from "../domain/model.js";
 import { newId } from "../util/ids.js";
-import { HostBusyError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
+import { factsOf, legacyKind, patchFacts, patchesFacts } from "./recovery-record.js";
+import { HostBusyError, HostStateConflictError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
 import { NotFoundError } from "../domain/errors.js";
 import { MIGRATIONS } from "./sqlite-migrations.js";
 
@@ -253,10 +256,10 @@ export class SqliteStore implements Store {
       const open = this.q(`SELECT id FROM recoveries WHERE host = ? AND state NOT IN (${TERMINAL_SQL})`).get(r.host) as Row | undefined;
       if (open) throw new HostBusyError(r.host, String(open.id));
       this.q(
-        `INSERT INTO recoveries(id, host, incident_key, state, trigger, dry_run, confirmed_off, approved, approved_by, fence_state, reason,
+        `INSERT INTO recoveries(id, host, kind, incident_key, state, trigger, dry_run, confirmed_off, approved, approved_by, fence_state, reason,
            detected_at, created_at, updated_at, grace_until, alerts, facts)
-         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, 'not-attempted', ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(id, r.host, r.incidentKey, r.trigger, r.dryRun ? 1 : 0, r.confirmedOff ? 1 : 0, r.approvedBy ? 1 : 0, r.approvedBy ?? null, r.reason, r.detectedAt, now, now, r.graceUntil, JSON.stringify(r.alerts ?? {}), JSON.stringify(r.facts ?? {}));
+         VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, 'not-attempted', ?, ?, ?, ?, ?, ?, '{}')`,
+      ).run(id, r.host, r.kind, r.incidentKey, r.trigger, r.dryRun ? 1 : 0, r.confirmedOff ? 1 : 0, r.approvedBy ? 1 : 0, r.approvedBy ?? null, r.reason, r.detectedAt, now, now, r.graceUntil, JSON.stringify(r.alerts ?? {}));
       this.q("INSERT INTO transitions(recovery_id, seq, from_state, to_state, at, reason, actor) VALUES (?, 1, NULL, 'pending', ?, ?, ?)").run(id, now, r.reason, r.actor ?? null);
       return this.mustGet(id);
     });
@@ -345,7 +348,10 @@ export class SqliteStore implements Store {
     if (patch.fenceState !== undefined) cols.fence_state = patch.fenceState;
     if (patch.graceUntil !== undefined) cols.grace_until = patch.graceUntil;
     if (patch.alerts !== undefined) cols.alerts = JSON.stringify(patch.alerts);
-    if (patch.facts !== undefined) cols.facts = JSON.stringify(patch.facts);
+    if (patchesFacts(patch)) {
+      const row = this.q("SELECT facts, updated_at FROM recoveries WHERE id = ?").get(id) as Row;
+      cols.facts = JSON.stringify(patchFacts(factsOf(JSON.parse(row.facts as string), row.updated_at as string), patch));
+    }
     const keys = Object.keys(cols);
     this.q(`UPDATE recoveries SET ${keys.map((k) => `${k} = @${k}`).join(", ")} WHERE id = @__id`).run({ ...cols, __id: id });
   }
@@ -509,6 +515,31 @@ export class SqliteStore implements Store {
     });
   }
 
+  // ---- host states -------------------------------------------------------------------
+
+  getHostState(host: string): Promise<HostState | null> {
+    return settle(() => {
+      const row = this.q("SELECT doc, version FROM hosts WHERE host = ?").get(host) as Row | undefined;
+      return row ? hostStateFromRow(row) : null;
+    });
+  }
+
+  putHostState(next: HostStateRecord, expected: number): Promise<HostState> {
+    return this.write(() => {
+      const row = this.q("SELECT version FROM hosts WHERE host = ?").get(next.host) as Row | undefined;
+      const actual = row ? Number(row.version) : 0;
+      if (actual !== expected) throw new HostStateConflictError(next.host, expected, actual);
+      const version = expected + 1;
+      this.q("INSERT INTO hosts(host, doc, version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(host) DO UPDATE SET doc = excluded.doc, version = excluded.version, updated_at = excluded.updated_at")
+        .run(next.host, JSON.stringify(next), version, this.now());
+      return { ...next, version };
+    });
+  }
+
+  listHostStates(): Promise<HostState[]> {
+    return settle(() => (this.q("SELECT doc, version FROM hosts ORDER BY host").all() as Row[]).map(hostStateFromRow));
+  }
+
   // ---- settings ----------------------------------------------------------------------
 
   getSetting<T>(key: string): Promise<T | null> {
@@ -599,9 +630,11 @@ function eventFromRow(r: Row): HostEvent {
 }
 
 function recoveryFromRow(r: Row): Recovery {
+  const facts: unknown = JSON.parse(r.facts as string);
   return {
     id: r.id as string,
     host: r.host as string,
+    kind: (r.kind as Recovery["kind"] | null) ?? legacyKind(r.trigger as string, facts),
     incidentKey: r.incident_key as string,
     state: r.state as RecoveryState,
     trigger: r.trigger as Recovery["trigger"],
@@ -617,7 +650,7 @@ function recoveryFromRow(r: Row): Recovery {
     updatedAt: r.updated_at as string,
     graceUntil: r.grace_until as string,
     alerts: JSON.parse(r.alerts as string) as Recovery["alerts"],
-    facts: JSON.parse(r.facts as string) as Recovery["facts"],
+    ...factsOf(facts, r.updated_at as string),
   };
 }
 
@@ -651,4 +684,8 @@ function notificationFromRow(r: Row): NotificationRecord {
     queuedAt: r.queued_at,
     nextAttemptAt: r.next_attempt_at,
   }) as unknown as NotificationRecord;
+}
+
+function hostStateFromRow(row: Row): HostState {
+  return { ...(JSON.parse(row.doc as string) as HostStateRecord), version: Number(row.version) };
 }

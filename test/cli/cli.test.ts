@@ -1,9 +1,9 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { tempDir } from "../support/lifeboat.js";
+import { tempDir, waitFor } from "../support/lifeboat.js";
 
 const run = promisify(execFile);
 const CLI = join(process.cwd(), "dist", "cli.js");
@@ -63,4 +63,27 @@ describe("lifeboat command line (built output)", () => {
     expect(r.stdout).not.toContain("Press Enter");
     // The process ended by itself: every server and timer of the demo was closed.
   }, 150_000);
+
+  it("sandbox loads the simulated site, serves it until SIGTERM, then stops cleanly", async () => {
+    const child = spawn(process.execPath, [CLI, "sandbox", "--cloud-port", "0", "--redfish-port", "0", "--smtp-port", "0", "--control-port", "0", "--hosts", "2"], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const control = await waitFor(() => /control API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1], 30_000, "the sandbox's banner");
+      expect(out).toMatch(/Keystone auth URL\s+http:\/\/127\.0\.0\.1:\d+\/identity\/v3/);
+      const state = (await (await fetch(`${control}/state`)).json()) as { hosts: { host: string }[] };
+      expect(state.hosts.map((h) => h.host)).toEqual(["compute-1", "compute-2"]);
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(err).toBe("");
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  }, 60_000);
 });

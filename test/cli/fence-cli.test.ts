@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
+import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { freePort } from "../support/daemon.js";
 import { startIpmiSim, type IpmiSim } from "../support/ipmi-sim.js";
 import { ADMIN_TOKEN, tempDir, waitFor } from "../support/lifeboat.js";

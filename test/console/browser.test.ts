@@ -4,7 +4,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { parseConfig } from "../../src/config/load.js";
-import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
+import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { ADMIN_TOKEN, WEBHOOK_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
 import { stackConfigData } from "../support/stack.js";

@@ -38,7 +38,7 @@ describe("console: sessions", () => {
     expect((await c.get("/console/events?view=overview")).status).toBe(401);
     const pause = await c.post("/console/actions/pause", { reason: "x" });
     expect(pause.status).toBe(401);
-    expect((await t.app.coordinator.pauseState()).paused).toBe(false);
+    expect((await t.app.commands.pauseState()).paused).toBe(false);
     const login = await c.get("/console/login");
     expect(login.status).toBe(200);
     expect(login.text).toContain('name="token"');
@@ -114,7 +114,7 @@ describe("console: actions", () => {
     expect((await c.post("/console/actions/pause", { reason: "wrong token", _csrf: "x".repeat(43) })).status).toBe(403);
     expect((await c.post("/console/actions/pause", { reason: "cross-site", _csrf: csrf }, { "sec-fetch-site": "cross-site" })).status).toBe(403);
     expect((await c.post("/console/actions/pause", { reason: "other origin", _csrf: csrf }, { origin: "http://evil.example" })).status).toBe(403);
-    expect((await t.app.coordinator.pauseState()).paused).toBe(false);
+    expect((await t.app.commands.pauseState()).paused).toBe(false);
     // Another session's token is not this session's.
     const other = await loggedIn(t);
     expect((await other.post("/console/actions/pause", { reason: "stolen token", _csrf: csrf })).status).toBe(403);
@@ -122,7 +122,7 @@ describe("console: actions", () => {
     const ok = await c.post("/console/actions/pause", { reason: "network maintenance", _csrf: csrf, back: "/console" });
     expect(ok.status).toBe(303);
     expect(ok.location).toBe("/console");
-    expect(await t.app.coordinator.pauseState()).toMatchObject({ paused: true, by: "alice@console", reason: "network maintenance" });
+    expect(await t.app.commands.pauseState()).toMatchObject({ paused: true, by: "alice@console", reason: "network maintenance" });
     const after = await c.get("/console");
     expect(after.text).toContain("automation paused");
     expect(after.text).toMatch(/paused<\/span> by alice@console/);
@@ -171,7 +171,7 @@ describe("console: pages", () => {
     for (let i = 0; i < 120; i++) {
       const host = `h-${String(i).padStart(3, "0")}`;
       const at = new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString();
-      const r = await store.createRecovery({ host, incidentKey: `${host}@${at}`, trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: at, graceUntil: at, reason: `alert for ${host}` });
+      const r = await store.createRecovery({ host, incidentKey: `${host}@${at}`, kind: "alert", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: at, graceUntil: at, reason: `alert for ${host}` });
       await store.transition(r.id, "pending", "aborted", "alert resolved in the grace period");
     }
     await store.close();
@@ -203,7 +203,7 @@ describe("console: pages", () => {
     const r = await t.app.store.createRecovery({
       host: "compute-9",
       incidentKey: "compute-9@x",
-      trigger: "alert",
+      kind: "alert", trigger: "alert",
       dryRun: false,
       confirmedOff: false,
       detectedAt: new Date().toISOString(),
@@ -284,7 +284,7 @@ describe("console: live updates", () => {
     await until(/"id":"sec-summary".*data-state=\\"blocked\\"/);
     expect(t.app.changes.listening).toBe(1);
 
-    await t.app.coordinator.cancel(r.id, "bob", "test");
+    await t.app.commands.cancel(r.id, "bob", "test");
     await until(/"id":"sec-summary".*data-state=\\"aborted\\"/);
     await until(/"id":"sec-timeline".*cancelled by bob/);
     abort.abort();

@@ -7,12 +7,12 @@ import { ConsoleClient } from "./client.js";
 
 /**
  * The console of an HA follower follows the control API's rules: it names the leader, an
- * approval given there is journaled and carried out by the leader, a release is refused.
+ * approval or a release given there is journaled and carried out by the leader.
  */
 const ha = usePairPerTest();
 
 describe("the console on the follower of an HA pair", () => {
-  it("names the leader; an approval given there is carried out by the leader; a release there is refused naming the leader", async () => {
+  it("names the leader; an approval and a release given there are carried out by the leader", async () => {
     const pair = await ha.start({
       sandbox: { cloud: { serviceDownTimeSeconds: 1, reportIntervalSeconds: 0.25, evacuationDurationMs: 300 }, powerDelayMs: 100 },
       config: { gates: { require_approval: true, confirmations: [{ driver: "nova-service", stale_seconds: 1, checks: 1, interval_seconds: 0 }, { driver: "bmc" }] } },
@@ -38,9 +38,13 @@ describe("the console on the follower of an HA pair", () => {
     await waitFor(async () => (await pair.store.getRecovery(r.id))?.state === "completed", 60_000, "the leader to finish the approved recovery");
     expect(new Set(sideEffects(pair.requests).map((e) => e.instance))).toEqual(new Set([leader.id]));
 
-    await c.post("/console/actions/release", { _csrf: csrf, host: "compute-1", back: "/console" });
-    const after = await c.get("/console");
-    expect(after.text).toContain("Refused (409): this instance does not lead");
-    expect(after.text).toContain(`${leader.id} leads.`);
+    expect((await c.post("/console/actions/release", { _csrf: csrf, host: "compute-1", back: "/console" })).status).toBe(303);
+    expect((await c.get("/console")).text).toContain(`release of compute-1 started; this instance follows: ${leader.id} carries it out`);
+    const release = await waitFor(async () => {
+      const x = (await pair.store.listRecoveries({ host: "compute-1", limit: 5 })).find((y) => y.kind === "release");
+      return x && ["completed", "failed", "aborted"].includes(x.state) ? x : undefined;
+    }, 60_000, "the leader to finish the release");
+    expect(release.state, release.reason).toBe("completed");
+    expect(new Set(sideEffects(pair.requests).map((e) => e.instance))).toEqual(new Set([leader.id]));
   }, 120_000);
 });

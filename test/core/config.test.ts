@@ -90,6 +90,7 @@ recovery: {grace_seconds: "\${GRACE}", dry_run: "\${DRY}"}
     ["bad host pattern", MINIMAL + "alerts: {host_pattern: '([a-z'}\n", /^alerts\.host_pattern: not a valid regular expression$/],
     ["no trigger alertnames", MINIMAL + "alerts: {trigger_alertnames: []}\n", /^alerts\.trigger_alertnames: /],
     ["unknown confirmation driver", MINIMAL + "gates: {confirmations: [{driver: ping}]}\n", /^gates\.confirmations\.0\.driver: /],
+    ["the evacuation driver `simulated` (gone: nothing used it; the simulated site is a cloud for the nova driver)", MINIMAL + "evacuation: {driver: simulated}\n", /^evacuation\.driver: /],
     ["listen port out of range (serve would die on it)", "server:\n  listen: 127.0.0.1:99999\n  auth: none\n  admin_token: " + ADMIN + "\n", /^server\.listen: port 99999 is out of range \(0–65535; 0: any free port\)$/],
     ["listen port out of range, IPv6", "server:\n  listen: '[::1]:70000'\n  auth: none\n  admin_token: " + ADMIN + "\n", /^server\.listen: port 70000 is out of range/],
     ["admin token equal to the webhook token (Alertmanager's credential would open the control API)", "server:\n  auth: {bearer_token: " + ADMIN + "}\n  admin_token: " + ADMIN + "\n", /^server\.admin_token: must differ from server\.auth\.bearer_token: Alertmanager's credential would open the control API, fence included$/],

@@ -136,7 +136,7 @@ describe("event identity", () => {
     const r = await old.createRecovery({
       host: "compute-1",
       incidentKey: `compute-1@${a.startsAt}`,
-      trigger: "alert",
+      kind: "alert", trigger: "alert",
       dryRun: false,
       confirmedOff: false,
       detectedAt: a.startsAt,

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -7,7 +7,7 @@ import type { ModifiableInstruction } from "dockerfile-ast";
 import { validate } from "dockerfile-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
+import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { freePort } from "../support/daemon.js";
 import { ADMIN_TOKEN, WEBHOOK_TOKEN, waitFor } from "../support/lifeboat.js";
 import { stackConfigData } from "../support/stack.js";
@@ -29,6 +29,8 @@ const parsed = parseDockerfile(join(ROOT, "Dockerfile"));
 const runtime = parsed.stages.at(-1)!;
 const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { version?: string; dev?: boolean }> };
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { devDependencies: Record<string, string> };
+/** The simulated site and what only it needs: a development install has them, the image must not. */
+const SIMULATOR_PACKAGES = ["@lifeboat/sandbox", "smtp-server", "mailparser"];
 
 /** A clean environment for npm: none of the npm_config_* of a run started by `npm test`. */
 function npmEnv(): NodeJS.ProcessEnv {
@@ -57,8 +59,8 @@ async function runBuildCommand(stage: Stage, argv: string[], cwd: string): Promi
     copyFileSync(join(ROOT, addon), join(cwd, addon));
     return;
   }
-  if (line === "npm run build") {
-    await exec("npm", ["run", "build"], { cwd, env: npmEnv(), timeout: 300_000 });
+  if (line === "npm run build:lifeboat") {
+    await exec("npm", ["run", "build:lifeboat"], { cwd, env: npmEnv(), timeout: 300_000 });
     return;
   }
   // The image's npm cache, not this machine's: nothing to replay.
@@ -191,21 +193,23 @@ describe("the image's runtime, replayed on this machine", () => {
 
   const identity = (): { uid?: number; gid?: number } => (asRoot ? { uid: image.user.uid, gid: image.user.gid } : {});
 
-  async function execInImage(argv: string[]): Promise<{ code: number; stdout: string }> {
+  async function execInImage(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const [cmd, ...args] = argv.map(host);
     try {
-      const { stdout } = await exec(cmd!, args, { cwd: under(image.root, image.workdir), env: containerEnv(runEnv()), timeout: 60_000, ...identity() });
-      return { code: 0, stdout };
+      const { stdout, stderr } = await exec(cmd!, args, { cwd: under(image.root, image.workdir), env: containerEnv(runEnv()), timeout: 60_000, ...identity() });
+      return { code: 0, stdout, stderr };
     } catch (err) {
-      const e = err as { code?: number; stdout?: string };
+      const e = err as { code?: number; stdout?: string; stderr?: string };
       if (typeof e.code !== "number") throw err;
-      return { code: e.code, stdout: e.stdout ?? "" };
+      return { code: e.code, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
     }
   }
 
   it("the layout: production dependencies only, the compiled CLI, package.json (ESM), config and rules", () => {
     const app = under(image.root, image.workdir);
     expect(existsSync(join(app, "dist/cli.js"))).toBe(true);
+    // The default notification templates, which the build copies next to the compiled code: serve refuses to start without them.
+    expect(existsSync(join(app, "dist/notify/templates/operator-summary.html.mustache"))).toBe(true);
     expect((JSON.parse(readFileSync(join(app, "package.json"), "utf8")) as { type: string }).type).toBe("module");
     expect(existsSync(join(app, "config/example.yaml"))).toBe(true);
     expect(existsSync(join(app, "rules"))).toBe(true);
@@ -215,6 +219,31 @@ describe("the image's runtime, replayed on this machine", () => {
     for (const name of devOnly) expect(existsSync(join(app, "node_modules", name)), name).toBe(false);
     expect(image.aptPackages).toContain("ipmitool");
     expect(image.user.uid).not.toBe(0);
+  });
+
+  it("carries no simulated site: not the sandbox package, not its SMTP server or mail parser, no simulator in dist/", async () => {
+    const app = under(image.root, image.workdir);
+    for (const name of SIMULATOR_PACKAGES) expect(existsSync(join(app, "node_modules", name)), name).toBe(false);
+    expect(existsSync(join(app, "dist/sandbox"))).toBe(false);
+    const compiled = readdirSync(join(app, "dist"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".js"));
+    expect(compiled.length).toBeGreaterThan(50);
+    expect(compiled.filter((f) => /from\s*["'](smtp-server|mailparser)["']/.test(readFileSync(join(app, "dist", f), "utf8")))).toEqual([]);
+    // npm's own view of the image's dependency tree: complete (exit 0) and without them.
+    const { stdout } = await exec("npm", ["ls", "--omit=dev", "--all", "--parseable"], { cwd: app, env: npmEnv(), timeout: 60_000 });
+    const installed = stdout.split("\n").filter(Boolean);
+    expect(installed.length).toBeGreaterThan(20);
+    for (const name of SIMULATOR_PACKAGES) expect(installed.filter((p) => p.endsWith(`/node_modules/${name}`)), name).toEqual([]);
+  });
+
+  it("`demo` and `sandbox` say in one line how to get the simulated site, and exit 1", async () => {
+    for (const command of ["demo", "sandbox"]) {
+      const r = await execInImage([...image.entrypoint, command]);
+      expect(r.code, command).toBe(1);
+      expect(r.stdout, command).toBe("");
+      expect(r.stderr.trimEnd().split("\n"), command).toEqual([
+        `lifeboat: ${command} needs the simulated site, @lifeboat/sandbox, which a production install leaves out: in a clone of lifeboat's repository run \`npm ci && npm run ${command}\``,
+      ]);
+    }
   });
 
   it("runs `serve` with the image's entrypoint as its user: /healthz, /readyz, state in the volume, HEALTHCHECK, doctor, SIGTERM", async () => {

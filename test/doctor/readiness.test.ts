@@ -5,7 +5,7 @@ import { silentLogger } from "../../src/logging.js";
 import { openstackSchema } from "../../src/openstack/config.js";
 import { createKeystoneSession } from "../../src/openstack/keystone.js";
 import { NovaClient } from "../../src/openstack/nova.js";
-import { startSandboxCloud, type SandboxCloud } from "../../src/sandbox/cloud.js";
+import { startSandboxCloud, type SandboxCloud } from "../../packages/sandbox/src/cloud.js";
 import type { Config } from "../../src/config/schema.js";
 import { etcdStoreSchema } from "../../src/store/config.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";

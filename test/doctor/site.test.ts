@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runDoctor } from "../../src/doctor/doctor.js";
 import { formatDoctorReport } from "../../src/doctor/table.js";
-import { SANDBOX_BMC, startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
+import { SANDBOX_BMC, startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { startAlertmanager, type AlertmanagerServer } from "../support/alertmanager.js";
 import { tempDir } from "../support/lifeboat.js";
 import { startPrometheus, type PrometheusServer } from "../support/prometheus.js";

@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
 import type { DoctorReport, DoctorRow } from "../../src/doctor/types.js";
-import type { Sandbox } from "../../src/sandbox/environment.js";
+import type { Sandbox } from "../../packages/sandbox/src/environment.js";
 import { stackConfigData } from "../support/stack.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { startRedfishSimulator, type RedfishSimulator, type RedfishSimulatorOptions } from "../../src/sandbox/redfish.js";
+import { startRedfishSimulator, type RedfishSimulator, type RedfishSimulatorOptions } from "../../packages/sandbox/src/redfish.js";
 
 // The simulator's own contract, spoken to with plain fetch: what a Redfish client meets.
 

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { redfishDeviceSchema } from "../../src/fencing/config.js";
 import { RedfishDevice, chooseResetType, powerStateOf } from "../../src/fencing/redfish.js";
 import { silentLogger } from "../../src/logging.js";
-import { startRedfishSimulator, type RedfishSimulator, type RedfishSimulatorOptions } from "../../src/sandbox/redfish.js";
+import { startRedfishSimulator, type RedfishSimulator, type RedfishSimulatorOptions } from "../../packages/sandbox/src/redfish.js";
 
 // The Redfish driver against the Redfish BMC simulator (real HTTP on 127.0.0.1).
 

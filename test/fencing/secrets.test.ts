@@ -7,7 +7,7 @@ import { IpmiDevice } from "../../src/fencing/ipmi.js";
 import { createFencing } from "../../src/fencing/service.js";
 import { createLogger } from "../../src/logging.js";
 import { Metrics } from "../../src/metrics.js";
-import { startRedfishSimulator, type RedfishSimulator } from "../../src/sandbox/redfish.js";
+import { startRedfishSimulator, type RedfishSimulator } from "../../packages/sandbox/src/redfish.js";
 import { startIpmiSim, type IpmiSim } from "../support/ipmi-sim.js";
 
 // BMC passwords must never reach ipmitool's argv or any log line.

@@ -3,7 +3,7 @@ import { fencingSchema, type FencingConfig } from "../../src/fencing/config.js";
 import { createFencing } from "../../src/fencing/service.js";
 import { createLogger, silentLogger } from "../../src/logging.js";
 import { Metrics } from "../../src/metrics.js";
-import { startRedfishSimulator, type RedfishSimulator } from "../../src/sandbox/redfish.js";
+import { startRedfishSimulator, type RedfishSimulator } from "../../packages/sandbox/src/redfish.js";
 import { freeUdpPort, startIpmiSim, type IpmiSim } from "../support/ipmi-sim.js";
 import { memoryRegistry, memoryStats, type MemoryDeviceConfig } from "./support/memory-device.js";
 

@@ -4,7 +4,7 @@ import { createFencing } from "../../src/fencing/service.js";
 import { anyStatusFailed, fenceStatusRows, formatStatusTable } from "../../src/fencing/status-table.js";
 import { silentLogger } from "../../src/logging.js";
 import { Metrics } from "../../src/metrics.js";
-import { startRedfishSimulator, type RedfishSimulator } from "../../src/sandbox/redfish.js";
+import { startRedfishSimulator, type RedfishSimulator } from "../../packages/sandbox/src/redfish.js";
 import { memoryRegistry, memoryStats, type MemoryDeviceConfig } from "./support/memory-device.js";
 
 let redfish: RedfishSimulator;

@@ -7,6 +7,7 @@ export function validatingRecovery(host: string, extra: Partial<Recovery> = {}):
   return {
     id: `r-${host}`,
     host,
+    kind: "alert",
     incidentKey: `${host}@${now}`,
     state: "validating",
     trigger: "alert",
@@ -20,7 +21,6 @@ export function validatingRecovery(host: string, extra: Partial<Recovery> = {}):
     updatedAt: now,
     graceUntil: now,
     alerts: {},
-    facts: {},
     ...extra,
   };
 }

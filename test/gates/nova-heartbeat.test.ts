@@ -3,8 +3,8 @@ import type { Recovery } from "../../src/domain/model.js";
 import type { GateVerdict } from "../../src/domain/ports/gate.js";
 import { novaServiceGate } from "../../src/gates/nova-service.js";
 import { checkFailedHosts } from "../../src/nova/monitor.js";
-import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../src/sandbox/cloud.js";
-import { defaultScenario } from "../../src/sandbox/cloud-scenario.js";
+import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../packages/sandbox/src/cloud.js";
+import { defaultScenario } from "../../packages/sandbox/src/cloud-scenario.js";
 import { driverFor, type DriverHandle } from "../openstack/support/driver.js";
 import { validatingRecovery } from "./ask.js";
 

@@ -118,10 +118,10 @@ describe("policy gates", () => {
   });
   it("cooldown: a host recovered past fencing recently waits; aborted recoveries do not count", async () => {
     const g = cooldownGate(store, 3600, () => Date.now());
-    const old = await store.createRecovery({ host: "compute-1", incidentKey: "a", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: "2026-11-25T00:00:00Z", graceUntil: "2026-11-25T00:00:00Z", reason: "x" });
+    const old = await store.createRecovery({ host: "compute-1", incidentKey: "a", kind: "alert", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: "2026-11-25T00:00:00Z", graceUntil: "2026-11-25T00:00:00Z", reason: "x" });
     await store.transition(old.id, "pending", "aborted", "resolved");
     expect((await evaluate(g, recovery("compute-1"))).result).toBe("pass");
-    const done = await store.createRecovery({ host: "compute-1", incidentKey: "b", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: "2026-11-25T00:00:00Z", graceUntil: "2026-11-25T00:00:00Z", reason: "x" });
+    const done = await store.createRecovery({ host: "compute-1", incidentKey: "b", kind: "alert", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: "2026-11-25T00:00:00Z", graceUntil: "2026-11-25T00:00:00Z", reason: "x" });
     await store.transition(done.id, "pending", "completed", "done", { fenceState: "off" });
     const v = await evaluate(g, recovery("compute-1"));
     expect(v).toMatchObject({ result: "block", overridable: true, recheck: true });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
-import { defaultScenario } from "../../src/sandbox/cloud.js";
+import { defaultScenario } from "../../packages/sandbox/src/cloud.js";
 import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
 import { startStack, type Stack } from "../support/stack.js";
 import { World } from "../support/world.js";

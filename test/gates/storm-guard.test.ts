@@ -46,7 +46,7 @@ function guard(cfg: Partial<StormConfig> = {}) {
 /** A host's failure as lifeboat journals it, at the test clock's time, waiting in `validating`. */
 async function fail(host: string, trigger: Trigger = "alert"): Promise<Recovery> {
   const now = new Date(t).toISOString();
-  const r = await store.createRecovery({ host, incidentKey: `${host}@${now}`, trigger, dryRun: false, confirmedOff: false, detectedAt: now, graceUntil: now, reason: "ComputeNodeDown firing" });
+  const r = await store.createRecovery({ host, kind: trigger === "manual" ? "manual" : "alert", incidentKey: `${host}@${now}`, trigger, dryRun: false, confirmedOff: false, detectedAt: now, graceUntil: now, reason: "ComputeNodeDown firing" });
   return store.transition(r.id, "pending", "validating", "grace period over");
 }
 

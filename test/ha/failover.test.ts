@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import pLimit from "p-limit";
 import { describe, expect, it } from "vitest";
-import type { SandboxOptions } from "../../src/sandbox/environment.js";
+import type { SandboxOptions } from "../../packages/sandbox/src/environment.js";
 import { ADMIN_TOKEN, alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
 import { CLI } from "./instance.js";
 import { leaderGauge, status, usePairPerTest, type HaPair, type InstanceId } from "./pair.js";

@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { startSandbox, type Sandbox, type SandboxOptions } from "../../src/sandbox/environment.js";
+import { startSandbox, type Sandbox, type SandboxOptions } from "../../packages/sandbox/src/environment.js";
 import { EtcdStore } from "../../src/store/etcd.js";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";

@@ -1,4 +1,4 @@
-import type { SimRequest } from "../../src/sandbox/cloud-state.js";
+import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
 import type { ProxiedRequest } from "./recording-proxy.js";
 
 /**

@@ -102,7 +102,7 @@ describe("an HA instance that stops acting", () => {
   it("a failed claim check ends the whole stage, the evacuation in flight included, and the recovery still finishes under this leader", async () => {
     link = await startTcpProxy(etcd.clientPort);
     // Three servers, evacuations started 500 ms apart; the first one hangs in flight.
-    const s = await soloWithEvacuationInFlight(link, 3, { evacuation: { driver: "simulated", poll_interval_seconds: 0.01, stagger_ms: 500 } });
+    const s = await soloWithEvacuationInFlight(link, 3, { evacuation: { poll_interval_seconds: 0.01, stagger_ms: 500 } });
     // The claim vanishes while this instance still leads (as when a claim check cannot be
     // confirmed in time): the next evacuation's check fails.
     const client = createEtcdClient({ endpoints: [etcd.endpoint] });

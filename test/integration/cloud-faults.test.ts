@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { ScenarioServer } from "../../src/sandbox/cloud-scenario.js";
-import type { SimRequest } from "../../src/sandbox/cloud-state.js";
+import type { ScenarioServer } from "../../packages/sandbox/src/cloud-scenario.js";
+import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
 import { waitFor } from "../support/lifeboat.js";
 import type { Stack } from "../support/stack.js";
 import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, serversOn, siteScenario, startFastStack } from "./site.js";

@@ -3,13 +3,13 @@ import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { RecoveryDetail } from "../../src/domain/model.js";
-import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
+import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { ADMIN_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
 import { stackConfigData, type Stack } from "../support/stack.js";
-import { OPEN_EVACUATION_STATUSES } from "../../src/sandbox/cloud-state.js";
+import { OPEN_EVACUATION_STATUSES } from "../../packages/sandbox/src/cloud-state.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import type { SandboxCloud } from "../../src/sandbox/cloud.js";
+import type { SandboxCloud } from "../../packages/sandbox/src/cloud.js";
 import { acceptedEvacuations, evacuatePosts, failAndAlert, fastConfig, fastSite, finished, novaSeesDown, serversOn, siteScenario, startFastStack, TERMINAL } from "./site.js";
 
 const CLI = resolve(import.meta.dirname, "../../dist/cli.js");

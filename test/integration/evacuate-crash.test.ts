@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { RecoveryDetail } from "../../src/domain/model.js";
-import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
+import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { ADMIN_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
 import { actionServer, SandboxControl, type LoggedRequest } from "../support/sandbox-control.js";

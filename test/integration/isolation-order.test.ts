@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { SandboxCloud } from "../../src/sandbox/cloud.js";
+import type { SandboxCloud } from "../../packages/sandbox/src/cloud.js";
 import { alertPayload, postAlert } from "../support/lifeboat.js";
 import type { Stack } from "../support/stack.js";
 import { acceptedEvacuations, evacuatePosts, finished, servicePuts, serversOn, siteScenario, startFastStack } from "./site.js";

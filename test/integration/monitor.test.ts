@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
+import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { removeDir, tempDir } from "../support/lifeboat.js";
 import { stackConfigData, type Stack } from "../support/stack.js";
 import { evacuatePosts, fastSite, finished, metricValue, novaSeesDown, serversOn, siteScenario, startFastStack } from "./site.js";

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { HostHold } from "../../src/engine/event-router.js";
+import type { HostState as HostHold } from "../../src/domain/model.js";
 import { alertPayload, api, postAlert, waitFor } from "../support/lifeboat.js";
 import type { Stack } from "../support/stack.js";
 import { evacuatePosts, servicePuts, serversOn, siteScenario, startFastStack } from "./site.js";

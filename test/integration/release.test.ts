@@ -2,8 +2,7 @@ import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import type { ReleaseStatus } from "../../src/engine/host-ops.js";
-import type { HostHold } from "../../src/engine/event-router.js";
+import type { HostView } from "../../src/engine/host-view.js";
 import { ADMIN_TOKEN, alertPayload, api, postAlert, waitFor } from "../support/lifeboat.js";
 import type { Stack } from "../support/stack.js";
 import { failAndAlert, finished, novaSeesDown, servicePuts, serversOn, siteScenario, startFastStack, TERMINAL } from "./site.js";
@@ -16,13 +15,6 @@ afterEach(async () => {
   await stack?.close();
   stack = undefined;
 });
-
-interface HostView {
-  host: string;
-  hold: HostHold | null;
-  release: ReleaseStatus | null;
-  openRecovery: string | null;
-}
 
 /** `lifeboat release HOST` against the running instance; resolves with the exit code and output. */
 async function cliRelease(url: string, host: string): Promise<{ code: number; out: string }> {
@@ -81,8 +73,13 @@ describe("release of a repaired host", () => {
     expect(cli.out).toContain("compute-1 is back in service");
 
     const view = (await api(s.app.url, "GET", "/api/v1/hosts/compute-1")).body as HostView;
-    expect(view.release?.state).toBe("released");
-    expect(view.release?.result?.steps.map((st) => [st.step, st.ok])).toEqual([
+    expect(view.release).toMatchObject({ state: "completed", done: true });
+    expect(view.hold).toMatchObject({ fenced: false, recoveryId: view.release?.recoveryId });
+    // A recovery of its own, with its stages in its timeline.
+    const rel = (await api(s.app.url, "GET", `/api/v1/recoveries/${view.release!.recoveryId}`)).body as { kind: string; timeline: { to: string }[] };
+    expect(rel.kind).toBe("release");
+    expect(rel.timeline.map((t) => t.to)).toEqual(["pending", "powering-on", "awaiting-compute", "unforcing", "awaiting-up", "enabling", "completed"]);
+    expect(view.release?.steps.map((st) => [st.step, st.ok])).toEqual([
       ["precheck", true],
       ["power-on", true],
       ["compute-started", true],
@@ -115,7 +112,7 @@ describe("release of a repaired host", () => {
     // A later failure of the released host starts a new recovery, which fences it again.
     await failAndAlertAgain(s, "compute-1", "2026-11-25T14:00:00.000Z");
     const second = await waitFor(async () => {
-      const list = await s.app.store.listRecoveries({ host: "compute-1" });
+      const list = (await s.app.store.listRecoveries({ host: "compute-1" })).filter((r) => r.kind !== "release");
       return list.length === 2 && TERMINAL.includes(list[0]!.state) ? list[0] : undefined;
     }, 30_000, "a second recovery of compute-1 to end");
     expect(second.id).not.toBe(d.id);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { ScenarioServer } from "../../src/sandbox/cloud-scenario.js";
+import type { ScenarioServer } from "../../packages/sandbox/src/cloud-scenario.js";
 import type { Stack } from "../support/stack.js";
 import { evacuatePosts, failAndAlert, finished, serverIdOf, siteScenario, startFastStack } from "./site.js";
 

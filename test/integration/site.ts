@@ -1,9 +1,9 @@
 import type { RecoveryDetail } from "../../src/domain/model.js";
-import type { SandboxScenario, ScenarioServer } from "../../src/sandbox/cloud-scenario.js";
-import { defaultScenario } from "../../src/sandbox/cloud-scenario.js";
-import type { SimMigration, SimRequest } from "../../src/sandbox/cloud-state.js";
-import type { SandboxCloud } from "../../src/sandbox/cloud.js";
-import type { SandboxOptions } from "../../src/sandbox/environment.js";
+import type { SandboxScenario, ScenarioServer } from "../../packages/sandbox/src/cloud-scenario.js";
+import { defaultScenario } from "../../packages/sandbox/src/cloud-scenario.js";
+import type { SimMigration, SimRequest } from "../../packages/sandbox/src/cloud-state.js";
+import type { SandboxCloud } from "../../packages/sandbox/src/cloud.js";
+import type { SandboxOptions } from "../../packages/sandbox/src/environment.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
 import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
 import { deepMerge, startStack, type Stack } from "../support/stack.js";

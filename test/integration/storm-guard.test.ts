@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { Config } from "../../src/config/schema.js";
 import type { GateDecision, Recovery, RecoveryDetail } from "../../src/domain/model.js";
-import { startSandbox, type Sandbox } from "../../src/sandbox/environment.js";
+import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { alertPayload, api, makeLifeboat, postAlert, removeDir, tempDir, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
 import { stackConfigData } from "../support/stack.js";
@@ -113,7 +113,7 @@ describe("storm guard: failures 0, 8 and 30 s apart", () => {
     expect(t.notifier.storms).toEqual([expect.objectContaining({ hosts: ["compute-2"] })]);
     expect(await gauge(t)).toBe("1");
     await waitFor(() => t.notifier.blocked.some((b) => b.detail.host === "compute-2"), 5_000, "compute-2's blocked mail");
-    expect(t.notifier.blocked.filter((b) => b.detail.host === "compute-2").map((b) => b.detail.facts.block)).toEqual([expect.objectContaining({ approvable: false })]);
+    expect(t.notifier.blocked.filter((b) => b.detail.host === "compute-2").map((b) => b.detail.block)).toEqual([expect.objectContaining({ approvable: false })]);
 
     // Its heartbeat goes stale: only the storm guard holds it now, and its reason, decisions and mail say so.
     world.kill("compute-2", 120);
@@ -130,7 +130,7 @@ describe("storm guard: failures 0, 8 and 30 s apart", () => {
       return m.length === 2 ? m : undefined;
     }, 5_000, "a second blocked mail: an approval now helps");
     expect(mails[1]!.reason).toMatch(/^storm: /);
-    expect(mails[1]!.detail.facts.block).toMatchObject({ approvable: true, gates: ["storm"], previous: ["nova-service", "storm"] });
+    expect(mails[1]!.detail.block).toMatchObject({ approvable: true, gates: ["storm"], previous: ["nova-service", "storm"] });
 
     // t0+30s: compute-3 dies and joins the storm. Still one storm mail.
     clock.advance(22_000);

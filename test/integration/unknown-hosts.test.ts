@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { SimRequest } from "../../src/sandbox/cloud-state.js";
+import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
 import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
 import type { Stack } from "../support/stack.js";
 import { finished, metricValue, novaSeesDown, startFastStack } from "./site.js";

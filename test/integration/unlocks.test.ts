@@ -62,7 +62,7 @@ describe("lifeboat's locks on evacuated servers", () => {
     expect(d.instances.map((i) => i.state)).toEqual(["evacuated", "evacuated", "evacuated"]);
     expect(lockedServers(s)).toEqual([]);
     expect(unlockStep(d, vm2)).toMatchObject({ state: "succeeded", result: { result: "unlocked", by: "evacuating" } });
-    expect(d.facts).not.toHaveProperty("locksLeft");
+    expect(d.locksLeft).toBeUndefined();
   }, 60_000);
 
   it("Nova refuses it for good: the recovery, `lifeboat show` and the operators' mail name the server; the next start-up unlocks it, journaled and logged", async () => {
@@ -78,7 +78,7 @@ describe("lifeboat's locks on evacuated servers", () => {
     expect(lockedServers(s)).toEqual(["vm-02"]);
     expect(s.sandbox.cloud.state.servers.get(vm2)!.lockedReason).toBe(`lifeboat: evacuating from compute-1 (recovery ${d.id})`);
     expect(unlockStep(d, vm2)).toMatchObject({ state: "failed", error: expect.stringMatching(/^Unexpected API Error/) as unknown });
-    expect(d.facts.locksLeft).toEqual([vm2]);
+    expect(d.locksLeft).toEqual([vm2]);
 
     const mail = await waitFor(() => s.sandbox.smtp.messages.find((m) => m.to.includes("ops@cloud.example")), 10_000, "the operators' mail");
     expect(mail.text).toContain("Left locked: lifeboat could not unlock these servers");
@@ -96,14 +96,14 @@ describe("lifeboat's locks on evacuated servers", () => {
     await waitFor(
       async () => {
         const now = (await recoveryDetail(s.app.store, d.id))!;
-        return unlockStep(now, vm2)?.state === "succeeded" && !("locksLeft" in now.facts);
+        return unlockStep(now, vm2)?.state === "succeeded" && now.locksLeft === undefined;
       },
       10_000,
       "the unlock journaled",
     );
     const settled = (await recoveryDetail(s.app.store, d.id))!;
     expect(unlockStep(settled, vm2)).toMatchObject({ state: "succeeded", result: { result: "unlocked", by: "start-up" } });
-    expect(settled.facts).not.toHaveProperty("locksLeft");
+    expect(settled.locksLeft).toBeUndefined();
     expect(settled.state).toBe("completed");
     const line = s.logs.slice(logsBefore).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "unlocked a server lifeboat had left locked for a recovery that ended");
     expect(line).toMatchObject({ server: vm2, name: "vm-02", recovery: d.id, trigger: "start-up" });

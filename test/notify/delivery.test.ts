@@ -5,7 +5,7 @@ import { smtpSchema } from "../../src/notify/config.js";
 import { settingsSink, storeOutbox, storeSink, type OutboxSource, type PlannedMessage, type RecordSink } from "../../src/notify/dispatcher.js";
 import { createEmailChannel, type EmailChannel } from "../../src/notify/email.js";
 import type { NotificationRecord, RecoveryDetail } from "../../src/domain/model.js";
-import { startSmtpCatcher, type SmtpCatcher } from "../../src/sandbox/smtp.js";
+import { startSmtpCatcher, type SmtpCatcher } from "../../packages/sandbox/src/smtp.js";
 import type { SqliteStore } from "../../src/store/sqlite.js";
 import { delivery } from "./support/delivery.js";
 import { scenario, testStore } from "./support/recovery.js";
@@ -94,7 +94,7 @@ describe("queuing", () => {
     await store.putNotification({ ...base, dedupKey: planned("b@cloud.example").dedupKey, recipient: "b@cloud.example", state: "failed", error: "x" });
     expect(await d.queue([planned("b@cloud.example")], sink)).toMatchObject({ queued: 0, deduplicated: 1 });
     // The same key under a second recovery of the incident (tenants are told once per incident).
-    const other = await store.createRecovery({ host: "compute-9", incidentKey: "i", trigger: "manual", dryRun: false, confirmedOff: false, detectedAt: detail.detectedAt, graceUntil: detail.detectedAt, reason: "x" });
+    const other = await store.createRecovery({ host: "compute-9", incidentKey: "i", kind: "manual", trigger: "manual", dryRun: false, confirmedOff: false, detectedAt: detail.detectedAt, graceUntil: detail.detectedAt, reason: "x" });
     expect(await d.queue([planned("a@cloud.example")], storeSink(store, other.id))).toMatchObject({ queued: 0, deduplicated: 1 });
     await store.putNotification({ ...base, recoveryId: other.id, dedupKey: planned("c@cloud.example").dedupKey, recipient: "c@cloud.example", state: "failed" });
     expect((await d.queue([planned("c@cloud.example")], sink)).queued).toBe(1);

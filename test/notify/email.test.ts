@@ -3,7 +3,7 @@ import { smtpSchema, type SmtpConfig } from "../../src/notify/config.js";
 import { DeliveryError } from "../../src/notify/dispatcher.js";
 import { createEmailChannel, type EmailChannel } from "../../src/notify/email.js";
 import type { OutboundMessage } from "../../src/notify/types.js";
-import { startSmtpCatcher, type SmtpCatcher } from "../../src/sandbox/smtp.js";
+import { startSmtpCatcher, type SmtpCatcher } from "../../packages/sandbox/src/smtp.js";
 import { selfSignedCert, type TestCert } from "./support/tls.js";
 
 const PASSWORD = "s3cret-smtp-Pa55";

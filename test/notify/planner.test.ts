@@ -5,6 +5,7 @@ import { duration, planBlocked, planFenceFailed, planRecoveryFinished, planStorm
 import type { ProjectRecipients } from "../../src/notify/recipients.js";
 import type { SqliteStore } from "../../src/store/sqlite.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
+import type { BlockEpisode } from "../../src/domain/model.js";
 import { GENERATOR_URL, P1, P2, XSS_NAME, scenario, testStore } from "./support/recovery.js";
 
 let store: SqliteStore;
@@ -181,7 +182,7 @@ describe("planner: blocked, fence failed, storm", () => {
     expect(m.text).toContain("storm-guard: block - 3 hosts failed in 10 min (max 2)");
     expect(m.text).not.toContain("Instances on the host"); // not listed yet while blocked
 
-    const notApprovable = { ...d, facts: { block: { gates: ["pause"], approvable: false, at: "2026-03-01T10:05:00.000Z" } } };
+    const notApprovable = { ...d, block: { gates: ["pause"], approvable: false, at: "2026-03-01T10:05:00.000Z" } as BlockEpisode };
     const m2 = planBlocked(notApprovable, "automation paused by ops", ctx()).find((p) => p.channel === "email")!;
     expect(m2.message.subject).toBe("[lifeboat] compute-1: recovery blocked");
     expect(m2.message.text).toContain("an approval alone does not lift it");
@@ -194,7 +195,7 @@ describe("planner: blocked, fence failed, storm", () => {
   it("when what blocks it changed: says what blocked it before, lists each gate's latest decision, and is a new message only for a new episode", async () => {
     const d = await scenario(store, clock, { blocked: true });
     const at = "2026-03-01T10:05:00.000Z";
-    const first = { ...d, facts: { block: { gates: ["nova-service", "storm-guard"], approvable: false, at, episode: `${at}|not-approvable|clears-itself` } } };
+    const first = { ...d, block: { gates: ["nova-service", "storm-guard"], approvable: false, at, episode: `${at}|not-approvable|clears-itself` } as BlockEpisode };
     const later = "2026-03-01T10:07:00.000Z";
     const changed = {
       ...d,
@@ -203,7 +204,7 @@ describe("planner: blocked, fence failed, storm", () => {
         { recoveryId: d.id, gate: "nova-service", result: "pass" as const, reason: "Nova says down; heartbeat 95s old", at: later },
         { recoveryId: d.id, gate: "storm-guard", result: "block" as const, reason: "3 hosts failed in 10 min (max 2)", at: later },
       ],
-      facts: { block: { gates: ["storm-guard"], approvable: true, at, episode: `${at}|approvable|clears-itself`, previous: ["nova-service", "storm-guard"] } },
+      block: { gates: ["storm-guard"], approvable: true, at, episode: `${at}|approvable|clears-itself`, previous: ["nova-service", "storm-guard"] } as BlockEpisode,
     };
     const m1 = planBlocked(first, "nova-service: Nova says up; storm-guard: 3 hosts failed in 10 min (max 2)", ctx()).find((p) => p.channel === "email")!;
     const m2 = planBlocked(changed, "storm-guard: 3 hosts failed in 10 min (max 2)", ctx()).find((p) => p.channel === "email")!;
@@ -228,7 +229,7 @@ describe("planner: blocked, fence failed, storm", () => {
       at: "2026-03-01T10:05:00.000Z",
       details: { silences: [{ id: "5a1e-77", endsAt: "2026-03-01T12:00:00.000Z", createdBy: "ops" }] },
     });
-    const silenced = { ...(await recoveryDetail(store, d.id))!, facts: { block: { gates: ["silences"], recheck: true, approvable: false, at: "2026-03-01T10:05:00.000Z" } } };
+    const silenced = { ...(await recoveryDetail(store, d.id))!, block: { gates: ["silences"], recheck: true, approvable: false, at: "2026-03-01T10:05:00.000Z" } as BlockEpisode };
     const m = planBlocked(silenced, "silences: compute-1 is silenced in Alertmanager", ctx()).find((p) => p.channel === "email")!.message;
     expect(m.subject).toBe("[lifeboat] compute-1: recovery blocked");
     expect(m.text).toContain(

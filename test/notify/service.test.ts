@@ -5,7 +5,7 @@ import { notificationsSchema, type NotificationsConfigInput } from "../../src/no
 import { createNotifier, STORM_SETTING, type Notifier } from "../../src/notify/service.js";
 import type { NotificationRecord, RecoveryDetail } from "../../src/domain/model.js";
 import type { NotifierPort } from "../../src/domain/ports/notifier.js";
-import { startSmtpCatcher, type SmtpCatcher } from "../../src/sandbox/smtp.js";
+import { startSmtpCatcher, type SmtpCatcher } from "../../packages/sandbox/src/smtp.js";
 import type { SqliteStore } from "../../src/store/sqlite.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
 import { startCloudStub, type CloudData, type CloudStub } from "./support/cloud.js";

@@ -7,7 +7,7 @@ import { EndpointNotFoundError } from "../../src/openstack/catalog.js";
 import { OpenStackConnectionError } from "../../src/openstack/errors.js";
 import { OpenStackApiError } from "../../src/openstack/types.js";
 import { renewalMargin, type KeystoneSession } from "../../src/openstack/keystone.js";
-import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../src/sandbox/cloud.js";
+import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../packages/sandbox/src/cloud.js";
 import { capturingLogger, sessionFor } from "./support/session.js";
 
 const clouds: SandboxCloud[] = [];

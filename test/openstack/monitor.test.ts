@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/logging.js";
 import { checkFailedHosts, NovaServiceMonitor } from "../../src/nova/monitor.js";
 import { type MonitorEvent } from "../../src/intake/monitor-events.js";
-import { startSandboxCloud, type SandboxCloud } from "../../src/sandbox/cloud.js";
-import type { SandboxScenario } from "../../src/sandbox/cloud-scenario.js";
+import { startSandboxCloud, type SandboxCloud } from "../../packages/sandbox/src/cloud.js";
+import type { SandboxScenario } from "../../packages/sandbox/src/cloud-scenario.js";
 import { driverFor, type DriverHandle } from "./support/driver.js";
 
 const logger = createLogger({ level: "silent" });

@@ -1,11 +1,11 @@
 import pLimit from "p-limit";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EvacuateCall, EvacuateOptions, InstanceInfo } from "../../src/domain/ports/cloud.js";
+import { FRESH_READ, type EvacuateCall, type EvacuateOptions, type InstanceInfo } from "../../src/domain/ports/cloud.js";
 import { AbortError } from "../../src/util/abort.js";
-import { ComputeServiceNotFoundError, listLifeboatIsolatedHosts } from "../../src/nova/compute-services.js";
+import { ComputeServiceNotFoundError } from "../../src/nova/compute-services.js";
 import { isLifeboatReason } from "../../src/domain/markers.js";
-import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../src/sandbox/cloud.js";
-import type { SandboxScenario, ScenarioServer } from "../../src/sandbox/cloud-scenario.js";
+import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../packages/sandbox/src/cloud.js";
+import type { SandboxScenario, ScenarioServer } from "../../packages/sandbox/src/cloud-scenario.js";
 import { actionsOn, driverFor, isEvacuatePost, servicePuts, type DriverHandle } from "./support/driver.js";
 
 const clouds: SandboxCloud[] = [];
@@ -62,7 +62,7 @@ describe("isolation", () => {
     const second = await d.isolate("src", "lifeboat: recovery r-1 fenced 2026-11-25T13:00:00Z");
     expect(second.already).toBe(true);
     expect(servicePuts(cloud)).toHaveLength(2);
-    expect((await listLifeboatIsolatedHosts(d.nova)).map((s) => s.host)).toEqual(["src"]);
+    expect(await d.getComputeService("src", undefined, FRESH_READ)).toMatchObject({ forcedDown: true, status: "disabled", disabledReason: "lifeboat: recovery r-1 fenced 2026-11-25T13:00:00Z" });
   });
 
   it("a human's disable is kept: only forced down; reasons without the prefix get it", async () => {
@@ -73,7 +73,7 @@ describe("isolation", () => {
     const r = await d.isolate("src", "recovery r-2");
     expect(servicePuts(cloud)).toEqual([{ forced_down: true }]);
     expect(r.service.disabledReason).toBe("disk swap (jdoe)");
-    expect(await listLifeboatIsolatedHosts(d.nova)).toEqual([]);
+    expect(isLifeboatReason((await d.getComputeService("src", undefined, FRESH_READ))?.disabledReason)).toBe(false);
     await d.isolate("dst-1", "recovery r-3");
     expect(servicePuts(cloud).at(-1)).toEqual({ status: "disabled", disabled_reason: "lifeboat: recovery r-3" });
     expect(isLifeboatReason("lifeboat: x")).toBe(true);

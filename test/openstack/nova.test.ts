@@ -3,7 +3,7 @@ import { createLogger } from "../../src/logging.js";
 import { NovaClient, NovaVersionError, NOVA_MICROVERSIONS } from "../../src/openstack/nova.js";
 import type { OpenStackApiError } from "../../src/openstack/types.js";
 import type { KeystoneSession } from "../../src/openstack/keystone.js";
-import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../src/sandbox/cloud.js";
+import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../packages/sandbox/src/cloud.js";
 import { sessionFor } from "./support/session.js";
 
 const logger = createLogger({ level: "silent" });

@@ -1,11 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogger } from "../../src/logging.js";
-import { releaseHost, type ReleaseDeps } from "../../src/nova/release.js";
-import { startSandboxCloud, type SandboxCloud } from "../../src/sandbox/cloud.js";
-import type { SandboxScenario } from "../../src/sandbox/cloud-scenario.js";
+import { startSandboxCloud, type SandboxCloud } from "../../packages/sandbox/src/cloud.js";
+import type { SandboxScenario } from "../../packages/sandbox/src/cloud-scenario.js";
 import { driverFor, servicePuts, type DriverHandle } from "./support/driver.js";
 
-const logger = createLogger({ level: "silent" });
 const clouds: SandboxCloud[] = [];
 const handles: DriverHandle[] = [];
 afterEach(async () => {
@@ -40,87 +37,40 @@ async function afterRecovery(): Promise<{ cloud: SandboxCloud; h: DriverHandle }
   return { cloud, h };
 }
 
-const fast = (h: DriverHandle, more: Partial<ReleaseDeps> = {}): ReleaseDeps => ({
-  nova: h.driver.nova,
-  logger,
-  pollIntervalMs: 50,
-  // updated_at has a one-second resolution: a start shows within a second or so.
-  computeStartTimeoutMs: 3000,
-  migrationsTimeoutMs: 2000,
-  upTimeoutMs: 2000,
-  ...more,
-});
-
-describe("release of a repaired host", () => {
-  it("is refused while the host is still down: nova-compute never starts, nothing is un-forced", async () => {
+describe("the Nova side of a release", () => {
+  it("counts the `done` evacuation records; Nova refuses to un-force while they are left, and the refusal is said in its words", async () => {
     const { cloud, h } = await afterRecovery();
+    const release = h.driver.release;
+    expect(await release.evacuationRecordsLeft("failed")).toBe(2);
+    const err = await release.unforce("failed").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/^Nova refused to un-force failed \(400\): /);
+    expect(cloud.state.mustHost("failed").forcedDown).toBe(true);
+  });
+
+  it("after nova-compute started (done → completed): un-forces once, then says it is done already; enables once", async () => {
+    const { cloud, h } = await afterRecovery();
+    const release = h.driver.release;
     const putsBefore = servicePuts(cloud).length;
-    let powered = 0;
-    const t0 = Date.now();
-    const r = await releaseHost("failed", fast(h, { powerOn: () => Promise.resolve(powered++), computeStartTimeoutMs: 600 }));
-    expect(Date.now() - t0).toBeLessThan(5000);
-    expect(powered).toBe(1);
-    expect(r.released).toBe(false);
-    expect(r.steps.map((s) => `${s.step}:${s.ok}`)).toEqual(["precheck:true", "power-on:true", "compute-started:false"]);
-    expect(r.message).toMatch(/refused at compute-started: nova-compute to start on failed .*not after 0\.6s/);
-    expect(servicePuts(cloud)).toHaveLength(putsBefore);
-    expect(r.service).toMatchObject({ forcedDown: true, status: "disabled" });
-  });
-
-  it("is refused before power-on when the caller says the host still fails", async () => {
-    const { h } = await afterRecovery();
-    let powered = 0;
-    const r = await releaseHost("failed", fast(h, { powerOn: () => Promise.resolve(powered++), stillFailing: () => Promise.resolve("ComputeNodeDown still firing") }));
-    expect(r).toMatchObject({ released: false });
-    expect(r.message).toContain("ComputeNodeDown still firing");
-    expect(powered).toBe(0);
-  });
-
-  it("after repair: nova-compute starts (done → completed), then un-force, up, enable — in that order", async () => {
-    const { cloud, h } = await afterRecovery();
-    const putsBefore = servicePuts(cloud).length;
-    const r = await releaseHost(
-      "failed",
-      fast(h, {
-        powerOn: () => {
-          // The BMC powers the node on; it boots and nova-compute starts a little later.
-          setTimeout(() => cloud.startCompute("failed"), 150);
-          return Promise.resolve();
-        },
-      }),
-    );
-    expect(r.released).toBe(true);
-    expect(r.steps.map((s) => s.step)).toEqual(["precheck", "power-on", "compute-started", "migrations-completed", "unforce", "up", "enable"]);
-    expect(r.steps.every((s) => s.ok)).toBe(true);
-    expect(servicePuts(cloud).slice(putsBefore)).toEqual([{ forced_down: false }, { status: "enabled" }]);
-    expect(cloud.state.migrations.map((m) => m.status)).toEqual(["completed", "completed"]);
-    expect(r.service).toMatchObject({ state: "up", status: "enabled", forcedDown: false, disabledReason: null });
-    // Released again: nothing to do.
-    const again = await releaseHost("failed", fast(h));
-    expect(again).toMatchObject({ released: true });
-    expect(again.steps[0]).toMatchObject({ step: "precheck", skipped: true });
-  });
-
-  it("waits for the `done` records to turn completed; if they never do, it stops before un-forcing", async () => {
-    const { cloud, h } = await afterRecovery();
-    // The host is up again but its `done` records are not completed (e.g. a broken evacuation).
     cloud.startCompute("failed");
-    for (const m of cloud.state.migrations) m.status = "done";
-    const r = await releaseHost("failed", fast(h, { migrationsTimeoutMs: 300 }));
-    expect(r.released).toBe(false);
-    expect(r.steps.at(-1)).toMatchObject({ step: "migrations-completed", ok: false });
-    expect(r.message).toContain("the evacuation migrations from failed to become completed: not after 0.3s");
-    expect(servicePuts(cloud).at(-1)).not.toEqual({ forced_down: false });
+    cloud.settle();
+    expect(await release.evacuationRecordsLeft("failed")).toBe(0);
+    expect(cloud.state.migrations.map((m) => m.status)).toEqual(["completed", "completed"]);
+    expect(await release.unforce("failed")).toMatchObject({ already: false, service: { forcedDown: false } });
+    expect(await release.unforce("failed")).toMatchObject({ already: true });
+    expect(await release.enable("failed")).toMatchObject({ result: "enabled", service: { status: "enabled", disabledReason: null } });
+    expect(await release.enable("failed")).toMatchObject({ result: "already" });
+    expect(servicePuts(cloud).slice(putsBefore)).toEqual([{ forced_down: false }, { status: "enabled" }]);
   });
 
-  it("does not touch a host someone else disabled", async () => {
+  it("does not enable a host someone else disabled", async () => {
     const cloud = await startSandboxCloud({ scenario: scenario("hardware maintenance (jdoe)") });
     clouds.push(cloud);
     const h = driverFor(cloud);
     handles.push(h);
-    const r = await releaseHost("ok-2", fast(h));
-    expect(r.released).toBe(false);
-    expect(r.message).toContain("disabled by someone else");
+    const r = await h.driver.release.enable("ok-2");
+    expect(r).toMatchObject({ result: "left-disabled" });
+    expect(r.message).toContain("hardware maintenance (jdoe)");
     expect(servicePuts(cloud)).toEqual([]);
   });
 });

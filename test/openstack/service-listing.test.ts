@@ -2,9 +2,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { FRESH_READ, SHARED_READ } from "../../src/domain/ports/cloud.js";
 import { createLogger } from "../../src/logging.js";
 import type { Recovery } from "../../src/domain/model.js";
-import { startSandboxCloud, type SandboxCloud } from "../../src/sandbox/cloud.js";
-import { defaultScenario } from "../../src/sandbox/cloud-scenario.js";
-import type { SimRequest } from "../../src/sandbox/cloud-state.js";
+import { startSandboxCloud, type SandboxCloud } from "../../packages/sandbox/src/cloud.js";
+import { defaultScenario } from "../../packages/sandbox/src/cloud-scenario.js";
+import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
 import { novaServiceGate } from "../../src/gates/nova-service.js";
 import { driverFor, type DriverHandle } from "./support/driver.js";
 
@@ -38,6 +38,7 @@ function recovery(host: string): Recovery {
   return {
     id: "r-1",
     host,
+    kind: "alert",
     incidentKey: `${host}@${at}`,
     state: "validating",
     trigger: "alert",
@@ -51,7 +52,6 @@ function recovery(host: string): Recovery {
     updatedAt: at,
     graceUntil: at,
     alerts: {},
-    facts: {},
   };
 }
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CredentialsError } from "../../src/openstack/credentials.js";
 import { OpenStackConnectionError } from "../../src/openstack/errors.js";
 import type { KeystoneSession } from "../../src/openstack/keystone.js";
-import { startSandboxCloud, type SandboxCloud } from "../../src/sandbox/cloud.js";
+import { startSandboxCloud, type SandboxCloud } from "../../packages/sandbox/src/cloud.js";
 import { sessionFor } from "./support/session.js";
 
 /** The session's TLS settings against the simulated cloud served over HTTPS with a self-signed certificate. */

@@ -1,7 +1,7 @@
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../src/sandbox/cloud.js";
-import { defaultScenario, type SandboxScenario } from "../../src/sandbox/cloud-scenario.js";
+import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../packages/sandbox/src/cloud.js";
+import { defaultScenario, type SandboxScenario } from "../../packages/sandbox/src/cloud-scenario.js";
 import { call } from "./support/fixtures.js";
 import { adminToken, nova, waitUntil } from "./support/cloud.js";
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSandboxCloud, type SandboxCloud } from "../../src/sandbox/cloud.js";
+import { startSandboxCloud, type SandboxCloud } from "../../packages/sandbox/src/cloud.js";
 import { call, loadFixture } from "./support/fixtures.js";
 import { expectLikeFixture, FIXTURE_IDS, fixtureScenario, replay } from "./support/replay.js";
 

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   eventKey,
+  type BlockEpisode,
   type AppendedEvent,
   type GateDecision,
   type EvacuateCall,
@@ -11,8 +12,9 @@ import {
   type NotificationRecord,
   type StepRecord,
 } from "../../src/domain/model.js";
-import { HostBusyError, StateConflictError, recoveryDetail, type Store } from "../../src/domain/journal.js";
+import { HostBusyError, HostStateConflictError, StateConflictError, recoveryDetail, type Store } from "../../src/domain/journal.js";
 import { NotFoundError } from "../../src/domain/errors.js";
+import type { ChainResult } from "../../src/domain/ports/fencing.js";
 
 /**
  * The behaviour every `Store` must have, whatever keeps the data. Run it against each
@@ -59,6 +61,7 @@ export function newEvent(host: string | null, over: Partial<NewHostEvent> = {}):
 export function newRecovery(host: string, over: Partial<NewRecovery> = {}): NewRecovery {
   return {
     host,
+    kind: "alert",
     incidentKey: `${host}|2026-01-01T00:00:00.000Z`,
     trigger: "alert",
     dryRun: false,
@@ -71,6 +74,22 @@ export function newRecovery(host: string, over: Partial<NewRecovery> = {}): NewR
 }
 
 const tick = (ms = 3): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const BLOCK: BlockEpisode = {
+  gates: ["storm"],
+  recheck: true,
+  approvable: true,
+  at: "2026-01-01T00:01:00.000Z",
+  episode: "2026-01-01T00:01:00.000Z|approvable|clears-itself",
+  signature: "storm:block|approvable|recheck",
+  since: "2026-01-01T00:01:00.000Z",
+};
+const CHAIN: ChainResult = {
+  ok: true,
+  device: "ipmi 10.0.0.7:623",
+  attempts: [{ device: "ipmi 10.0.0.7:623", driver: "ipmi", result: { ok: true, state: "off", already: false, message: "Chassis Power is off", durationMs: 420, attempts: 1 } }],
+  message: "confirmed off by ipmi 10.0.0.7:623",
+};
 
 export function describeStoreConformance(name: string, makeStore: MakeStore): void {
   describe(`Store conformance: ${name}`, () => {
@@ -356,7 +375,6 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
           detectedAt: "2026-01-01T00:00:00.000Z",
           graceUntil: "2026-01-01T00:00:30.000Z",
           alerts,
-          facts: {},
         });
         expect(r.id).toMatch(/\S/);
         expect(r.approvedBy).toBeUndefined();
@@ -491,10 +509,11 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         expect(v.updatedAt >= r.updatedAt).toBe(true);
         expect(v.createdAt).toBe(r.createdAt);
 
-        const f = await store.transition(r.id, "validating", "fencing", "gates passed", { approved: true, approvedBy: "alice", facts: { gate: "ok" } }, "coordinator");
-        expect(f).toMatchObject({ state: "fencing", approved: true, approvedBy: "alice", facts: { gate: "ok" } });
-        const i = await store.transition(r.id, "fencing", "isolating", "host off", { fenceState: "off", facts: { gate: "ok", device: "ipmi" } });
-        expect(i).toMatchObject({ fenceState: "off", facts: { gate: "ok", device: "ipmi" }, approved: true });
+        const f = await store.transition(r.id, "validating", "fencing", "gates passed", { approved: true, approvedBy: "alice", block: BLOCK }, "coordinator");
+        expect(f).toMatchObject({ state: "fencing", approved: true, approvedBy: "alice", block: BLOCK });
+        const i = await store.transition(r.id, "fencing", "isolating", "host off", { fenceState: "off", fence: CHAIN, block: null });
+        expect(i).toMatchObject({ fenceState: "off", fence: CHAIN, approved: true });
+        expect(i.block).toBeUndefined();
         const done = await store.transition(r.id, "isolating", "completed", "all done", { outcome: "completed" });
         expect(done.outcome).toBe("completed");
         expect(await store.getRecovery(r.id)).toEqual(done);
@@ -562,7 +581,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
           fenceState: "confirmed-off-by-operator",
           graceUntil: "2026-01-01T00:01:00.000Z",
           alerts,
-          facts: { note: "operator confirmed" },
+          locksLeft: ["i-1", "i-2"],
         });
         expect(u).toMatchObject({
           state: "pending",
@@ -574,14 +593,16 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
           fenceState: "confirmed-off-by-operator",
           graceUntil: "2026-01-01T00:01:00.000Z",
           alerts,
-          facts: { note: "operator confirmed" },
+          locksLeft: ["i-1", "i-2"],
         });
         expect(u.updatedAt > r.updatedAt).toBe(true);
         expect(await store.getRecovery(r.id)).toEqual(u);
         expect(await store.transitions(r.id)).toHaveLength(1);
 
         const v = await store.updateRecovery(r.id, { approved: false });
-        expect(v).toMatchObject({ approved: false, approvedBy: "bob", dryRun: true, facts: { note: "operator confirmed" } });
+        expect(v).toMatchObject({ approved: false, approvedBy: "bob", dryRun: true, locksLeft: ["i-1", "i-2"] });
+        // An empty list clears it.
+        expect((await store.updateRecovery(r.id, { locksLeft: [] })).locksLeft).toBeUndefined();
       });
 
       it("refuses an unknown recovery with NotFoundError", async () => {
@@ -817,6 +838,43 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
 
     // ---- settings, ping, durability --------------------------------------------------
 
+    describe("host states", () => {
+      const hold = { host: "compute-1", fenced: true, recoveryId: "r-1", by: "bmc-1", at: "2026-03-01T10:00:00.000Z" };
+
+      it("creates, reads and lists a host's record; a write must name the version it read", async () => {
+        expect(await store.getHostState("compute-1")).toBeNull();
+        const first = await store.putHostState(hold, 0);
+        expect(first).toEqual({ ...hold, version: 1 });
+        expect(await store.getHostState("compute-1")).toEqual(first);
+        const lifted = await store.putHostState({ ...hold, fenced: false, recoveryId: "r-2", by: "ops", note: "back in service" }, 1);
+        expect(lifted.version).toBe(2);
+        await store.putHostState({ ...hold, host: "a/b" }, 0);
+        expect((await store.listHostStates()).map((h) => [h.host, h.fenced, h.version])).toEqual([
+          ["a/b", true, 1],
+          ["compute-1", false, 2],
+        ]);
+      });
+
+      it("refuses a write based on an old read (compare-and-swap), and a second create", async () => {
+        await store.putHostState(hold, 0);
+        await expect(store.putHostState({ ...hold, fenced: false }, 0)).rejects.toBeInstanceOf(HostStateConflictError);
+        await store.putHostState({ ...hold, by: "ops" }, 1);
+        const err = await store.putHostState({ ...hold, fenced: false }, 1).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(HostStateConflictError);
+        expect(err).toMatchObject({ host: "compute-1", expected: 1, actual: 2 });
+        expect(await store.getHostState("compute-1")).toMatchObject({ fenced: true, by: "ops", version: 2 });
+      });
+
+      it("two writers that read the same version: exactly one wins", async () => {
+        await store.putHostState(hold, 0);
+        const results = await Promise.allSettled([store.putHostState({ ...hold, by: "a" }, 1), store.putHostState({ ...hold, by: "b" }, 1)]);
+        expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+        const reasons: unknown[] = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+        expect(reasons).toEqual([expect.any(HostStateConflictError)]);
+        expect((await store.getHostState("compute-1"))?.version).toBe(2);
+      });
+    });
+
     describe("settings and health", () => {
       it("stores JSON settings, null when absent, last write wins", async () => {
         expect(await store.getSetting("pause")).toBeNull();
@@ -824,9 +882,9 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         expect(await store.getSetting("pause")).toEqual({ paused: true, by: "alice", hosts: ["a/b", "c"] });
         await store.putSetting("pause", false);
         expect(await store.getSetting<boolean>("pause")).toBe(false);
-        await store.putSetting("host/compute-1", { fenced: true });
+        await store.putSetting("storm/zone-a", { tripped: true });
         await store.putSetting("count", 3);
-        expect(await store.getSetting("host/compute-1")).toEqual({ fenced: true });
+        expect(await store.getSetting("storm/zone-a")).toEqual({ tripped: true });
         expect(await store.getSetting("count")).toBe(3);
         expect(await store.getSetting("host")).toBeNull();
       });
@@ -841,7 +899,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         const [ev] = await store.appendEvents([newEvent("compute-1")]);
         await store.markEvent(ev!.event.id, "started", null, "n");
         const r = await store.createRecovery(newRecovery("compute-1", { actor: "x" }));
-        await store.transition(r.id, "pending", "validating", "grace over", { facts: { a: 1 } });
+        await store.transition(r.id, "pending", "validating", "grace over", { block: BLOCK });
         await store.recordDecision({ recoveryId: r.id, gate: "pause", result: "pass", reason: "ok", at: r.createdAt });
         await store.putStep({ recoveryId: r.id, key: "fence", state: "succeeded", attempts: 1, startedAt: r.createdAt, finishedAt: r.createdAt, result: { off: true } });
         await store.putInstance({ recoveryId: r.id, instanceId: "i-1", name: "vm", projectId: "p", originalStatus: "ACTIVE", state: "evacuated", priority: 1, attempts: 1, targetHost: "c-2" });

@@ -18,7 +18,7 @@ describe("observed store (the console's change signal)", () => {
     const seen: JournalChange[] = [];
     const off = changes.on((c) => seen.push(c));
     const at = new Date().toISOString();
-    const r = await store.createRecovery({ host: "compute-1", incidentKey: "k", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: at, graceUntil: at, reason: "x" });
+    const r = await store.createRecovery({ host: "compute-1", incidentKey: "k", kind: "alert", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: at, graceUntil: at, reason: "x" });
     await store.getRecovery(r.id);
     await store.listRecoveries({});
     await store.transition(r.id, "pending", "validating", "go");

@@ -54,7 +54,12 @@ describe("SQLite schema upgrades", () => {
       await store.init();
       try {
         const [rec] = await store.instances("r-1");
-        expect(rec).toEqual({ recoveryId: "r-1", instanceId: "i-1", name: "db", projectId: "p1", originalStatus: "ACTIVE", state: "evacuating", priority: 0, attempts: 1 });
+        // Left evacuating by an older lifeboat, which did not journal its calls: one may have
+        // been sent, at the latest when the upgrade opened the journal.
+        const { evacuateCall: maybeSent, ...kept } = rec!;
+        expect(kept).toEqual({ recoveryId: "r-1", instanceId: "i-1", name: "db", projectId: "p1", originalStatus: "ACTIVE", state: "evacuating", priority: 0, attempts: 1 });
+        expect(maybeSent).toEqual({ attempt: 1, sentAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) as unknown, migrationsBefore: [] });
+        expect(maybeSent?.settled).toBeUndefined();
         const call: EvacuateCall = { attempt: 1, sentAt: "2026-01-01T00:00:00.000Z", migrationsBefore: [3] };
         await store.putInstance({ ...rec!, evacuateCall: call });
         expect((await store.instances("r-1"))[0]!.evacuateCall).toEqual(call);

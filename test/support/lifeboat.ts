@@ -25,7 +25,7 @@ export function testConfig(overrides: Record<string, unknown> = {}, dir = tempDi
       silences: { enabled: false },
       cooldown_seconds: 0,
     },
-    evacuation: { driver: "simulated", poll_interval_seconds: 0.01 },
+    evacuation: { poll_interval_seconds: 0.01 },
   };
   const merged = deepMerge(base, overrides);
   const r = parseConfig(stringify(merged), {});

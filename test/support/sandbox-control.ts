@@ -1,5 +1,5 @@
-import type { FaultBody } from "../../src/sandbox/control.js";
-import type { SiteView } from "../../src/sandbox/environment.js";
+import type { FaultBody } from "../../packages/sandbox/src/control.js";
+import type { SiteView } from "../../packages/sandbox/src/environment.js";
 
 /** One request of the simulated cloud's log, as `GET /requests` shows it. */
 export interface LoggedRequest {

@@ -4,7 +4,7 @@ import { Lifeboat } from "../../src/app/lifecycle.js";
 import { parseConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/schema.js";
 import { buildDrivers } from "../../src/app/drivers.js";
-import { startSandbox, type Sandbox, type SandboxOptions } from "../../src/sandbox/environment.js";
+import { startSandbox, type Sandbox, type SandboxOptions } from "../../packages/sandbox/src/environment.js";
 import { ADMIN_TOKEN, WEBHOOK_TOKEN, deepMerge, memoryLogger, tempDir } from "./lifeboat.js";
 
 export { deepMerge };

@@ -185,24 +185,19 @@ export interface CloudPort {
    * by what Nova shows.
    */
   forgetLocks?(): void;
+  /** Bringing a repaired host back (`lifeboat release`); absent where the driver cannot. */
+  readonly release?: ReleasePort;
 }
 
-/** A repaired host brought back into service (`lifeboat release`), step by step. */
-export type ReleaseStepName = "precheck" | "power-on" | "compute-started" | "migrations-completed" | "unforce" | "up" | "enable";
-
-export interface ReleaseStep {
-  step: ReleaseStepName;
-  ok: boolean;
-  /** Nothing to do for this step (already in the wanted state). */
-  skipped?: boolean;
-  message: string;
-  ms: number;
-}
-
-export interface ReleaseResult {
-  host: string;
-  released: boolean;
-  message: string;
-  steps: ReleaseStep[];
-  service?: ComputeServiceInfo;
+/**
+ * Bringing a repaired host back into service (a release's stages, src/engine/stages/release.ts).
+ * Each call looks first and acts only when needed: calling it again after a crash is safe.
+ */
+export interface ReleasePort {
+  /** Evacuation records from `host` still `done` (nova-compute turns them `completed` when it starts). */
+  evacuationRecordsLeft(host: string, signal?: AbortSignal): Promise<number>;
+  /** forced_down=false, unless it is not forced down already. Throws when Nova refuses (records still `done`). */
+  unforce(host: string, signal?: AbortSignal): Promise<{ already: boolean; service: ComputeServiceInfo }>;
+  /** Enable the service if lifeboat disabled it; one someone else disabled is left as it is. */
+  enable(host: string, signal?: AbortSignal): Promise<{ result: "enabled" | "already" | "left-disabled"; message: string; service: ComputeServiceInfo }>;
 }

@@ -1,5 +1,5 @@
 import { recoveryDetail } from "../../domain/journal.js";
-import { changedBlock, readBlock } from "../block.js";
+import { changedBlock } from "../block.js";
 import { blockReason, evaluateGates, recordGateOutcome, runGateNotices } from "../gate-runner.js";
 import type { Stage } from "../context.js";
 
@@ -13,7 +13,7 @@ import type { Stage } from "../context.js";
  */
 export const blocked: Stage = async (ctx) => {
   const r = ctx.recovery;
-  const block = readBlock(r);
+  const block = r.block;
   await ctx.steps.run(`notify-blocked:${block?.episode ?? r.updatedAt}`, async () => {
     const detail = await recoveryDetail(ctx.store, r.id);
     return detail ? ctx.notifier.recoveryBlocked(detail, r.reason, ctx.signal) : null;
@@ -25,7 +25,7 @@ export const blocked: Stage = async (ctx) => {
   await ctx.wait(ctx.config.recovery.recheck_interval_seconds * 1000);
   const fresh = await ctx.store.getRecovery(r.id);
   if (!fresh || fresh.state !== "blocked") return null;
-  const current = readBlock(fresh);
+  const current = fresh.block;
   if (fresh.approved && current?.approvable) return { to: "validating", reason: `approved by ${fresh.approvedBy ?? "operator"}` };
   const outcome = await evaluateGates(ctx.gates, fresh, ctx.signal, () => ctx.nowIso(), true);
   await runGateNotices(outcome, ctx);
@@ -33,5 +33,5 @@ export const blocked: Stage = async (ctx) => {
   const next = changedBlock(current, outcome, ctx.nowIso());
   if (!next) return null;
   await recordGateOutcome(outcome, { store: ctx.store, metrics: ctx.metrics, logger: ctx.log });
-  return { to: "blocked", reason: blockReason(outcome), patch: { facts: { ...fresh.facts, block: next } } };
+  return { to: "blocked", reason: blockReason(outcome), patch: { block: next } };
 };

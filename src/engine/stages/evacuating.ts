@@ -5,7 +5,6 @@ import { errorMessage } from "../../util/errors.js";
 import { Slots } from "../../util/slots.js";
 import type { InstanceResult } from "../../domain/model.js";
 import { classifyInstance } from "../../domain/selection.js";
-import { withLocksLeft } from "../../domain/unlocks.js";
 import { recordOwedUnlock, settleUnlocks } from "./owed-unlocks.js";
 import type { Stage, StageContext } from "../context.js";
 import { secondsSince } from "../../util/time.js";
@@ -105,16 +104,16 @@ export const evacuating: Stage = async (ctx) => {
   // Unlocks left owed by the attempts are retried now; what still fails is named.
   const locked = await settleUnlocks(ctx);
   const lockNote = locked.length ? `; lifeboat could not unlock ${locked.length} server(s): ${locked.map((l) => l.name).join(", ")}` : "";
-  const facts = withLocksLeft(r.facts, locked.map((l) => l.instanceId));
+  const locksLeft = locked.map((l) => l.instanceId);
   const final = await ctx.store.instances(r.id);
   const failed = final.filter((i) => i.state === "failed");
   const moved = final.filter((i) => i.state === "evacuated").length;
   if (failed.length) {
     const names = failed.map((i) => `${i.name} (${i.error ?? "failed"})`).join(", ");
-    return { to: "notifying", reason: `${failed.length} of ${moved + failed.length} instance(s) not recovered: ${names}${lockNote}`, patch: { outcome: "partial", facts } };
+    return { to: "notifying", reason: `${failed.length} of ${moved + failed.length} instance(s) not recovered: ${names}${lockNote}`, patch: { outcome: "partial", locksLeft } };
   }
   const others = final.length - moved;
-  return { to: "notifying", reason: `${moved} instance(s) evacuated${others ? `, ${others} not selected (see instances)` : ""}${lockNote}`, patch: { outcome: "completed", facts } };
+  return { to: "notifying", reason: `${moved} instance(s) evacuated${others ? `, ${others} not selected (see instances)` : ""}${lockNote}`, patch: { outcome: "completed", locksLeft } };
 };
 
 /**

@@ -1,6 +1,7 @@
 import type { ChainResult } from "../../domain/ports/fencing.js";
 import type { Stage } from "../context.js";
 import { secondsSince } from "../../util/time.js";
+import { holdHost } from "../host-states.js";
 
 /**
  * The point of no return: the state was written as `fencing` before this runs, so a
@@ -43,18 +44,18 @@ export const fencing: Stage = async (ctx) => {
     return {
       to: "notifying",
       reason: `fencing failed, host power state unknown, nothing evacuated: ${result.message}`,
-      patch: { fenceState: "unknown", outcome: "failed", facts: { ...r.facts, fence: result } },
+      patch: { fenceState: "unknown", outcome: "failed", fence: result },
     };
   }
   ctx.metrics.recoveryMilestone.observe({ milestone: "fenced" }, secondsSince(r.detectedAt, ctx.clock.now()));
   await markHostFenced(ctx, result.device ?? "device");
-  if (r.facts.fenceOnly === true) {
-    return { to: "notifying", reason: `powered off by hand, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", outcome: "completed", facts: { ...r.facts, fence: result } } };
+  if (r.kind === "fence-only") {
+    return { to: "notifying", reason: `powered off by hand, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", outcome: "completed", fence: result } };
   }
-  return { to: "isolating", reason: `powered off, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", facts: { ...r.facts, fence: result } } };
+  return { to: "isolating", reason: `powered off, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", fence: result } };
 };
 
 /** Remember that this host is held down until an operator releases it. */
 async function markHostFenced(ctx: Parameters<Stage>[0], by: string): Promise<void> {
-  await ctx.store.putSetting(`host/${ctx.recovery.host}`, { fenced: true, recoveryId: ctx.recovery.id, by, at: ctx.nowIso() });
+  await holdHost(ctx.store, ctx.recovery.host, ctx.recovery.id, by, ctx.nowIso());
 }

@@ -10,7 +10,10 @@ export const pending: Stage = async (ctx) => {
     await ctx.wait(left);
     return null;
   }
-  if (ctx.recovery.facts.fenceOnly === true) {
+  if (ctx.recovery.kind === "release") {
+    return { to: "powering-on", reason: `release requested by ${ctx.recovery.approvedBy ?? "an operator"}` };
+  }
+  if (ctx.recovery.kind === "fence-only") {
     return { to: "fencing", reason: `power-off by hand requested by ${ctx.recovery.approvedBy ?? "an operator"}: gates skipped` };
   }
   const grace = Math.round((Date.parse(ctx.recovery.graceUntil) - Date.parse(ctx.recovery.createdAt)) / 1000);

@@ -20,7 +20,7 @@ export interface ConsoleDeps {
   onChange(listener: (change: ConsoleChange) => void): () => void;
 }
 
-export type ConsoleChange = { recoveryId: string; host?: string } | { setting: string };
+export type ConsoleChange = { recoveryId: string; host?: string } | { hostState: string } | { setting: string };
 
 export interface ConsoleStatus {
   version: string;

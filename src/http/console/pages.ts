@@ -180,7 +180,7 @@ export function liveViewFor(deps: ConsoleDeps, renderer: ConsoleRenderer, q: Rec
     if (!HOST_NAME.test(host)) return { error: "host: expected a host name" };
     return {
       key: `host:${host}`,
-      concerns: (c: ConsoleChange) => ("setting" in c ? c.setting === `host/${host}` || c.setting === `release/${host}` : c.host === host),
+      concerns: (c: ConsoleChange) => ("hostState" in c ? c.hostState === host : "recoveryId" in c && c.host === host),
       render: () => sectionsOf(hostPage(deps, host)),
     };
   }

@@ -166,10 +166,10 @@ export function validationPasses(decisions: GateDecision[]): { n: number; at: st
 }
 
 /** The fence attempts of a recovery, device by device, in each device's own words. */
-export function fenceAttempts(steps: StepRecord[], facts: Record<string, unknown>): Record<string, unknown>[] {
+export function fenceAttempts(steps: StepRecord[], fence: ChainResult | undefined): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
   const step = steps.find((s) => s.key === "fence");
-  const chain = (isChain(step?.result) ? step.result : isChain(facts.fence) ? facts.fence : null);
+  const chain = isChain(step?.result) ? step.result : (fence ?? null);
   if (chain) {
     for (const a of chain.attempts) {
       out.push({ device: a.device, driver: a.driver, ok: a.result.ok, state: a.result.state, words: a.result.message, took: duration(a.result.durationMs), tries: a.result.attempts });
@@ -190,7 +190,7 @@ function isChain(v: unknown): v is ChainResult {
 
 export function recoveryView(d: RecoveryDetail): Record<string, unknown> {
   const p = progress(d.instances);
-  const fence = fenceAttempts(d.steps, d.facts);
+  const fence = fenceAttempts(d.steps, d.fence);
   return {
     ...recoveryRow(d, { progress: p }),
     fenceState: d.fenceState,

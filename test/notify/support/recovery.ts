@@ -45,7 +45,7 @@ export async function scenario(store: SqliteStore, clock: { t: number }, opts: S
   const r = await store.createRecovery({
     host,
     incidentKey: `${host}|${detectedAt}`,
-    trigger: "alert",
+    kind: "alert", trigger: "alert",
     dryRun: opts.dryRun ?? false,
     confirmedOff: false,
     detectedAt,
@@ -70,7 +70,7 @@ export async function scenario(store: SqliteStore, clock: { t: number }, opts: S
   if (opts.blocked) {
     await store.recordDecision({ recoveryId: r.id, gate: "storm-guard", result: "block", reason: "3 hosts failed in 10 min (max 2)", at: at() });
     step(1200);
-    await go("blocked", "storm guard: 3 hosts failed in 10 min (max 2)", { facts: { block: { gates: ["storm-guard"], recheck: true, approvable: true, at: at() } } });
+    await go("blocked", "storm guard: 3 hosts failed in 10 min (max 2)", { block: { gates: ["storm-guard"], recheck: true, approvable: true, at: at(), episode: at(), signature: "storm-guard:block", since: at() } });
     return (await recoveryDetail(store, r.id))!;
   }
   await store.recordDecision({ recoveryId: r.id, gate: "storm-guard", result: "pass", reason: "1 host failed in 10 min (max 2)", at: at() });

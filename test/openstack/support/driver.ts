@@ -1,8 +1,8 @@
 import { createLogger, type Logger } from "../../../src/logging.js";
 import { createNovaEvacuationDriver, type NovaDriverOptions, type NovaEvacuationDriver } from "../../../src/nova/driver.js";
 import type { KeystoneSession } from "../../../src/openstack/keystone.js";
-import type { SandboxCloud } from "../../../src/sandbox/cloud.js";
-import type { SimRequest } from "../../../src/sandbox/cloud-state.js";
+import type { SandboxCloud } from "../../../packages/sandbox/src/cloud.js";
+import type { SimRequest } from "../../../packages/sandbox/src/cloud-state.js";
 import { sessionFor } from "./session.js";
 
 export interface DriverHandle {

@@ -1,7 +1,7 @@
 import { createLogger, type Logger } from "../../../src/logging.js";
 import { openstackSchema, type OpenStackConfig } from "../../../src/openstack/config.js";
 import { createKeystoneSession, type KeystoneSession, type KeystoneSessionDeps } from "../../../src/openstack/keystone.js";
-import type { SandboxCloud } from "../../../src/sandbox/cloud.js";
+import type { SandboxCloud } from "../../../packages/sandbox/src/cloud.js";
 
 /** A logger whose JSON lines are kept, to check what reaches the logs. */
 export function capturingLogger(level = "debug"): { logger: Logger; lines: string[]; text: () => string } {

@@ -1,4 +1,4 @@
-import type { SandboxCloud } from "../../../src/sandbox/cloud.js";
+import type { SandboxCloud } from "../../../packages/sandbox/src/cloud.js";
 import { call, type RawAnswer } from "./fixtures.js";
 
 /** A project-scoped admin token from the simulated Keystone. */

@@ -1,6 +1,6 @@
 import { expect } from "vitest";
-import type { SandboxCloud } from "../../../src/sandbox/cloud.js";
-import type { SandboxScenario } from "../../../src/sandbox/cloud-scenario.js";
+import type { SandboxCloud } from "../../../packages/sandbox/src/cloud.js";
+import type { SandboxScenario } from "../../../packages/sandbox/src/cloud-scenario.js";
 import { call, headerProblems, loadFixture, shapeDiff, shapeOf, type Fixture, type RawAnswer } from "./fixtures.js";
 
 /**
