@@ -128,6 +128,26 @@ describe("the nova-service gate's other verdicts", () => {
   });
 });
 
+describe("an answer whose Date contradicts the heartbeats (a proxy in front of Nova, its clock a minute behind)", () => {
+  it("the gate cannot tell the heartbeat's age: it says why and waits for Nova's own down", async () => {
+    const { cloud, h } = await site({ dateClockOffsetSeconds: -60 });
+    cloud.killHost("compute-2");
+    cloud.clock.advance(45_000);
+    expect(novaState(cloud, "compute-2")).toBe("up");
+    const waiting = await judge(h, "compute-2");
+    expect(waiting).toMatchObject({ result: "block", recheck: true, details: { heartbeatAgeSeconds: null } });
+    expect(waiting.reason).toMatch(/Nova says nova-compute on compute-2 is up .* is later than the Date of Nova's answer .*: the clocks of nova-api \(or a proxy in front of it\) and nova-conductor disagree: waiting for Nova's own verdict/);
+    expect((await judge(h, "compute-1")).result).toBe("block");
+    expect(await failedByMonitor(h)).toEqual([]);
+
+    cloud.clock.advance(20_000);
+    const down = await judge(h, "compute-2");
+    expect(down.result).toBe("pass");
+    expect(down.reason).toMatch(/Nova says nova-compute on compute-2 is down/);
+    expect(await failedByMonitor(h)).toEqual(["compute-2"]);
+  });
+});
+
 describe("an answer without a Date header (a proxy that drops it)", () => {
   it("the gate cannot tell the heartbeat's age: it waits for Nova's own down", async () => {
     const { cloud, h } = await site({ dateHeader: false });

@@ -150,6 +150,34 @@ describe("Nova services", () => {
     expect(Math.abs(Date.parse(other.headers.get("date")!) - (Date.now() - 90_000))).toBeLessThan(3_000);
   });
 
+  it("a proxy's Date: written by a clock set apart from the cloud's, the records' stamps unchanged", async () => {
+    const cloud = await start({ scenario: small(), dateClockOffsetSeconds: -60, reportIntervalSeconds: 1 });
+    const token = await adminToken(cloud);
+    const res = await nova(cloud, token, "/os-services?binary=nova-compute&host=c1");
+    const date = Date.parse(res.headers.get("date")!);
+    expect(Math.abs(date - (Date.now() - 60_000))).toBeLessThan(3_000);
+    // The heartbeat is the cloud's own (this machine's time here): a minute after the Date.
+    const updated = Date.parse(`${(res.body as { services: { updated_at: string }[] }).services[0]!.updated_at}Z`);
+    expect(Math.abs(updated - Date.now())).toBeLessThan(3_000);
+    expect(updated - date).toBeGreaterThan(55_000);
+  });
+
+  it("service times as Nova gives them: naive UTC, whole seconds read from the database, microseconds in the answer to an update", async () => {
+    const cloud = await start({ scenario: small(), reportIntervalSeconds: 1 });
+    const token = await adminToken(cloud);
+    const listed = (await nova(cloud, token, "/os-services?binary=nova-compute&host=c2")).body as { services: { id: string; updated_at: string }[] };
+    expect(listed.services[0]!.updated_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000000$/);
+    // Not a whole second, so the answer's sub-second part shows (the fixtures' 13:20:48.297989).
+    while (Date.now() % 1000 < 50 || Date.now() % 1000 > 950) await new Promise((r) => setTimeout(r, 20));
+    const put = await nova(cloud, token, `/os-services/${listed.services[0]!.id}`, { method: "PUT", body: { forced_down: true } });
+    const updated = (put.body as { service: { updated_at: string } }).service.updated_at;
+    expect(updated).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$/);
+    expect(updated).not.toMatch(/\.000000$/);
+    // An update moves updated_at too (as in Nova): the listing shows the second it happened.
+    const after = (await nova(cloud, token, "/os-services?binary=nova-compute&host=c2")).body as { services: { updated_at: string }[] };
+    expect(after.services[0]!.updated_at).toBe(`${updated.slice(0, 19)}.000000`);
+  });
+
   it("sends no Date at all when told to (as behind a proxy that drops it)", async () => {
     const cloud = await start({ scenario: small(), dateHeader: false });
     const token = await adminToken(cloud);

@@ -59,6 +59,12 @@ export interface SandboxCloudOptions {
    * answer is sent. false: none, as behind a proxy that drops it. Default true.
    */
   dateHeader?: boolean;
+  /**
+   * The clock that writes the `Date` header this far off the cloud's, seconds (negative:
+   * behind), as a proxy in front of nova-api that writes its own Date (nginx does) on a host
+   * whose clock is off: the Date then disagrees with the records' stamps. Default 0.
+   */
+  dateClockOffsetSeconds?: number;
   /** Serve HTTPS with this key and certificate (PEM) instead of plain HTTP. */
   tls?: { key: string | Buffer; cert: string | Buffer };
 }
@@ -145,11 +151,12 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
   app.disable("x-powered-by");
   app.set("etag", false);
   let seq = 0;
+  const dateClockOffsetMs = Math.round((opts.dateClockOffsetSeconds ?? 0) * 1000);
 
   // Request log, endpoint prefix, the clock's consequences and its Date header, before anything else.
   app.use((req: Request, res: Response, next: NextFunction) => {
     state.settle();
-    dateFromCloudClock(res, state.clock, opts.dateHeader !== false);
+    dateFromCloudClock(res, state.clock, opts.dateHeader !== false, dateClockOffsetMs);
     let region = regions[0]!;
     let iface = "public";
     let prefix = "";
@@ -286,13 +293,14 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
  * The answer's `Date`, from the cloud's clock rather than the machine's (node's own would
  * ignore a clock offset or `advance()`), taken as the head is written — after the handler
  * read the records it answers with, as eventlet.wsgi does. Whole seconds, IMF-fixdate.
+ * `offsetMs`: the Date written by a proxy whose clock is that far off the cloud's.
  */
-function dateFromCloudClock(res: Response, clock: SandboxClock, send: boolean): void {
+function dateFromCloudClock(res: Response, clock: SandboxClock, send: boolean, offsetMs: number): void {
   res.sendDate = false;
   if (!send) return;
   const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
   res.writeHead = ((...args: unknown[]) => {
-    if (!res.hasHeader("Date")) res.setHeader("Date", new Date(Math.floor(clock.now() / 1000) * 1000).toUTCString());
+    if (!res.hasHeader("Date")) res.setHeader("Date", new Date(Math.floor((clock.now() + offsetMs) / 1000) * 1000).toUTCString());
     return writeHead(...args);
   }) as Response["writeHead"];
 }
