@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { gatesSchema } from "../src/gates/config.js";
 import { startSandbox, type Sandbox } from "../packages/sandbox/src/environment.js";
 import { durationSeconds, startPrometheus } from "../test/support/prometheus.js";
 import { startAlertmanager } from "../test/support/alertmanager.js";
@@ -11,7 +12,7 @@ import { finishedRecovery, postWebhook, ROOT, startLifeboat, WEBHOOK_TOKEN } fro
 import { payloadMaker } from "./lib/payloads.js";
 import { startRelay } from "./lib/relay.js";
 import { novaSaysDown, serveConfig } from "./lib/site.js";
-import { distribution, type Distribution } from "./lib/stats.js";
+import { distribution, round, type Distribution } from "./lib/stats.js";
 
 /**
  * Benchmark 5: the detection timeline, node death → webhook → fence command → fence
@@ -29,9 +30,17 @@ import { distribution, type Distribution } from "./lib/stats.js";
  * its measured length, less the work in it (measured separately: scenario 3, below), plus
  * that work once; the device and API segments are what they measured.
  *
+ * One wait is not scaled alike: the nova-service gate's stale_seconds. lifeboat measures the
+ * heartbeat's age from two stamps with whole seconds (the Date of Nova's answer, truncated;
+ * an updated_at read as up to a second later), so it counts up to 2 s less age than has
+ * passed, at every scale. Against the production 30 s that is noise; against 30 s ÷ 10 it
+ * would be most of the threshold. The runs keep the production threshold's worst case
+ * instead: a heartbeat is judged dead once (stale_seconds + 2 s) ÷ scale of real time has
+ * passed, i.e. stale_seconds (30 + 2) ÷ 10 − 2 = 1.2 s (scaledStaleSeconds).
+ *
  * Scenario 3 measures webhook → fence command when Nova already reports the host down, with
- * the shipped gate settings unscaled (nova-service checks twice, 5 s apart) and grace 0:
- * the issue's first target. Its excess over the configured 5 s is lifeboat's own work.
+ * the shipped gate settings unscaled (one nova-service check) and grace 0: the issue's first
+ * target. Its excess over the configured waits (none with one check) is lifeboat's own work.
  */
 export interface DetectionOptions {
   /** Hosts killed per profile, one after another. */
@@ -60,6 +69,8 @@ export interface DetectionRun {
   /** Nova received the first evacuate of one of the host's servers. */
   firstEvacuateMs: number;
   outcome: string;
+  /** The recovery was blocked on its way (a gate said no at first): the fence waited for a re-check. */
+  blocked: boolean;
 }
 
 /** Segment lengths of one run, ms. */
@@ -131,10 +142,31 @@ export interface ProfileSettings {
   novaServiceDownTime: number;
   recheckInterval: number;
   novaGate: { stale_seconds: number; checks: number; interval_seconds: number };
+  /** The nova-service gate's stale_seconds in the scaled runs (scaledStaleSeconds). */
+  scaledStaleSeconds: number;
+}
+
+/** The whole-second resolution of the stamps the heartbeat's age is measured from: age lifeboat may not count, s. */
+const STAMP_RESOLUTION_SECONDS = 2;
+
+/**
+ * stale_seconds for a run with every duration ÷ `scale`: the same worst-case real time to a
+ * "dead" verdict as production's, scaled — (stale + resolution) ÷ scale — less the
+ * resolution, which does not scale.
+ */
+export function scaledStaleSeconds(staleSeconds: number, scale: number): number {
+  return Math.max(0.1, round((staleSeconds + STAMP_RESOLUTION_SECONDS) / scale - STAMP_RESOLUTION_SECONDS, 3));
+}
+
+/** The nova-service confirmation lifeboat ships (src/gates/config.ts). */
+function shippedNovaGate(): { stale_seconds: number; checks: number; interval_seconds: number } {
+  const c = gatesSchema.parse({}).confirmations.find((x) => x.driver === "nova-service");
+  if (c?.driver !== "nova-service") throw new Error("the shipped gates have no nova-service confirmation");
+  return { stale_seconds: c.stale_seconds, checks: c.checks, interval_seconds: c.interval_seconds };
 }
 
 /** Shipped defaults of lifeboat (src/config/schema.ts, src/gates/config.ts) and of Nova. */
-const LIFEBOAT = { graceSeconds: 30, recheckIntervalSeconds: 15, novaGate: { stale_seconds: 60, checks: 2, interval_seconds: 5 }, stormWindowSeconds: 600 };
+const LIFEBOAT = { graceSeconds: 30, recheckIntervalSeconds: 15, novaGate: shippedNovaGate(), stormWindowSeconds: 600 };
 const NOVA = { reportIntervalSeconds: 10, serviceDownTimeSeconds: 60 };
 /** The README's advice for the fast profile: no grace of lifeboat's own on top of `for: 30s`. */
 const FAST_GRACE_SECONDS = 0;
@@ -151,7 +183,7 @@ interface RuleFileDoc {
   groups: { interval?: string; rules: { alert?: string; for?: string }[] }[];
 }
 
-export function profileSettings(profile: ProfileName): ProfileSettings {
+export function profileSettings(profile: ProfileName, scale: number): ProfileSettings {
   const ruleFile = profile === "fast" ? "rules/compute-node-down-fast.rules.yml" : "rules/compute-node-down.rules.yml";
   const prom = readYaml<PrometheusExample>(PROMETHEUS_EXAMPLE);
   const job = (name: string) => prom.scrape_configs.find((j) => j.job_name === name);
@@ -177,6 +209,7 @@ export function profileSettings(profile: ProfileName): ProfileSettings {
     novaServiceDownTime: NOVA.serviceDownTimeSeconds,
     recheckInterval: LIFEBOAT.recheckIntervalSeconds,
     novaGate: LIFEBOAT.novaGate,
+    scaledStaleSeconds: scaledStaleSeconds(LIFEBOAT.novaGate.stale_seconds, scale),
   };
 }
 
@@ -259,7 +292,7 @@ function distributions(rows: Segments[]): Record<keyof Segments, Distribution> {
 async function runProfile(profile: ProfileName, opts: DetectionOptions, workMs: number): Promise<Omit<ProfileResult, "productionMs" | "runs"> & { raw: DetectionRun[] }> {
   const log = opts.log ?? (() => undefined);
   const k = opts.scale;
-  const p = profileSettings(profile);
+  const p = profileSettings(profile, k);
   const site = await startSandbox({
     cloud: {
       generate: { hosts: opts.runs + 3, serversPerHost: 2 },
@@ -302,7 +335,7 @@ async function runProfile(profile: ProfileName, opts: DetectionOptions, workMs: 
           recovery: { grace_seconds: p.grace / k, recheck_interval_seconds: p.recheckInterval / k },
           gates: {
             confirmations: [
-              { driver: "nova-service", stale_seconds: p.novaGate.stale_seconds / k, checks: p.novaGate.checks, interval_seconds: p.novaGate.interval_seconds / k },
+              { driver: "nova-service", stale_seconds: p.scaledStaleSeconds, checks: p.novaGate.checks, interval_seconds: p.novaGate.interval_seconds / k },
               { driver: "bmc" },
             ],
             storm: { max_recoveries: opts.runs + 1, max_percent: 100, window_seconds: LIFEBOAT.stormWindowSeconds / k, cooldown_seconds: LIFEBOAT.stormWindowSeconds / k },
@@ -356,12 +389,13 @@ async function runProfile(profile: ProfileName, opts: DetectionOptions, workMs: 
         fenceConfirmedMs: Date.parse(fence.finishedAt),
         firstEvacuateMs: evacuate,
         outcome: detail.state,
+        blocked: detail.timeline.some((t) => t.to === "blocked"),
       };
       raw.push(run);
       const s = segmentsOf(run);
       const prod = productionSegments(s, k, workMs);
       log(
-        `detection ${profile}: ${host} death → webhook ${s.detect} ms, → fence command ${s.gate} ms, → confirmed ${s.fence} ms, → first evacuate ${s.evacuate} ms (${detail.state}); production equivalent death → fence command ${(prod.toFence / 1000).toFixed(1)} s`,
+        `detection ${profile}: ${host} death → webhook ${s.detect} ms, → fence command ${s.gate} ms, → confirmed ${s.fence} ms, → first evacuate ${s.evacuate} ms (${detail.state}${run.blocked ? ", blocked on the way" : ""}); production equivalent death → fence command ${(prod.toFence / 1000).toFixed(1)} s`,
       );
       // The node is repaired; Nova keeps it disabled (lifeboat's hold), so it cannot trigger again.
       await nodes.start(host);
@@ -404,7 +438,7 @@ async function runGateScenario(opts: DetectionOptions): Promise<GateScenarioResu
           recovery: { grace_seconds: 0 },
           gates: {
             // Nova's clock is scaled: so is the heartbeat age it is judged by; the checks are not.
-            confirmations: [{ driver: "nova-service", stale_seconds: gate.stale_seconds / k, checks: gate.checks, interval_seconds: gate.interval_seconds }, { driver: "bmc" }],
+            confirmations: [{ driver: "nova-service", stale_seconds: scaledStaleSeconds(gate.stale_seconds, k), checks: gate.checks, interval_seconds: gate.interval_seconds }, { driver: "bmc" }],
             storm: { max_recoveries: opts.gateRuns + 1, max_percent: 100 },
           },
           alertmanager: { url: am.url },
