@@ -6,13 +6,14 @@ import { PLACEMENT_MICROVERSION, PlacementClient } from "../openstack/placement.
 import { OpenStackApiError } from "../openstack/types.js";
 import { errorMessage } from "../util/errors.js";
 import type { Secret } from "../util/secret.js";
+import { heartbeatRow } from "./heartbeats.js";
 import type { DoctorCheck, DoctorRow } from "./types.js";
 
 /**
  * Keystone, Nova and (with the capacity gate on) Placement, in the order a recovery meets
  * them: authenticate and read back who lifeboat is, negotiate the Nova microversion every
  * call will pin and list the nova-compute services, compare them with the fenced hosts,
- * then list Placement's resource providers at the microversion the capacity check pins.
+ * judge their heartbeats on Nova's clock as the nova-service gate would, then list Placement's resource providers at the microversion the capacity check pins.
  *
  * Doctor asks each once (no retries): it reports the first failure as it is, fast.
  */
@@ -86,9 +87,12 @@ async function novaRows(session: KeystoneSession, config: Config, logger: Logger
   const target = await endpointOf(session, "compute", signal);
   const nova = new NovaClient(session, { logger });
   let services: NovaService[];
+  let novaTime: string | null;
   try {
     await nova.negotiate(signal);
-    services = (await nova.listServices({ binary: "nova-compute" }, signal)).filter((s) => s.binary === "nova-compute");
+    const answer = await nova.readServices({ binary: "nova-compute" }, signal);
+    services = answer.services.filter((s) => s.binary === "nova-compute");
+    novaTime = answer.novaTime;
   } catch (err) {
     return [{ check: "nova", target, result: "fail", detail: failure(err) }];
   }
@@ -105,6 +109,7 @@ async function novaRows(session: KeystoneSession, config: Config, logger: Logger
     detail: `${nova.describe()}; ${counts}${services.length === 0 ? " (lifeboat has nothing to protect)" : ""}${failing.length ? `; down now: ${failing.join(", ")}` : ""}`,
   });
   rows.push(coverageRow(services, Object.keys(config.fencing.hosts)));
+  rows.push(heartbeatRow(services, novaTime, config));
   return rows;
 }
 
