@@ -16,8 +16,11 @@ import type { ComputeServiceInfo } from "./ports/cloud.js";
  * The age is a lower bound, never over-estimated: the Date has whole seconds (truncated,
  * so Nova's time was at least that), and an `updated_at` with no sub-second part may have
  * lost up to a second (the database column has whole seconds, truncated or rounded), so it
- * is read as up to a second later. Without a Date (some proxies drop it), or when the two
- * stamps contradict each other, lifeboat cannot tell the age and goes by Nova's own verdict.
+ * is read as up to a second later. `updated_at` itself is never older than the last
+ * heartbeat: every heartbeat saves the service record, and so does every change to it (a
+ * disable, a force-down), which only makes the heartbeat look younger. Without a Date (some
+ * proxies drop it), or when the two stamps contradict each other (a heartbeat later than the
+ * answer that carries it), lifeboat cannot tell the age and goes by Nova's own verdict.
  */
 
 export type HeartbeatJudgement =

@@ -19,9 +19,9 @@ export interface ComputeServiceInfo {
   updatedAt: string | null;
   zone: string | null;
   /**
-   * When the request that read this from Nova was sent, for an answer that may be older than
-   * the call (a shared listing). Absent: read just now. Judge the heartbeat's age at this
-   * instant, not at `now`: a newer heartbeat may have come since.
+   * When the request that read this from Nova was sent (lifeboat's clock), for an answer
+   * that may be older than the call (a shared listing). Absent: read just now. It tells how
+   * old the answer is; the heartbeat's age is measured against `novaTime`, never this.
    */
   readAt?: string;
   /**
