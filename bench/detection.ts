@@ -13,6 +13,7 @@ import { payloadMaker } from "./lib/payloads.js";
 import { startRelay } from "./lib/relay.js";
 import { novaSaysDown, serveConfig } from "./lib/site.js";
 import { distribution, round, type Distribution } from "./lib/stats.js";
+import type { Transition } from "../src/domain/model.js";
 
 /**
  * Benchmark 5: the detection timeline, node death → webhook → fence command → fence
@@ -26,9 +27,11 @@ import { distribution, round, type Distribution } from "./lib/stats.js";
  * intervals, rule `for:`, Alertmanager group_wait, Nova's report_interval and
  * service_down_time, lifeboat's grace, gate intervals, re-check interval, storm window).
  * What cannot be scaled is the work itself: lifeboat's processing, the ipmitool runs, the
- * Nova API calls. So the production equivalent of a segment made of waits is `scale` times
- * its measured length, less the work in it (measured separately: scenario 3, below), plus
- * that work once; the device and API segments are what they measured.
+ * Nova API calls. So the production equivalent of node death → webhook (all timers) is
+ * `scale` times its measured length; of webhook → fence command, the timers in it (the
+ * recovery's time in `pending`, lifeboat's grace, and in `blocked`, awaiting a re-check, as
+ * lifeboat's journal records them) `scale` times and the rest, lifeboat's work, once; the
+ * device and API segments are what they measured.
  *
  * One wait is not scaled alike: the nova-service gate's stale_seconds. lifeboat measures the
  * heartbeat's age from two stamps with whole seconds (the Date of Nova's answer, truncated;
@@ -71,6 +74,8 @@ export interface DetectionRun {
   outcome: string;
   /** The recovery was blocked on its way (a gate said no at first): the fence waited for a re-check. */
   blocked: boolean;
+  /** Of webhook → fence command, the time the recovery spent waiting on timers (pending: grace; blocked: re-checks), ms. */
+  waitedMs: number;
 }
 
 /** Segment lengths of one run, ms. */
@@ -266,6 +271,18 @@ function withVictimsOnIpmi(config: Record<string, unknown>, victims: string[], b
   return config;
 }
 
+/** Time a recovery spent in `pending` (grace) and `blocked` (awaiting a re-check) before it fenced, from its journal, ms. */
+function timerWaitMs(timeline: Transition[]): number {
+  const steps = [...timeline].sort((a, b) => a.seq - b.seq);
+  let total = 0;
+  for (const [i, t] of steps.entries()) {
+    const next = steps[i + 1];
+    if (!next || t.to === "fencing") break;
+    if (t.to === "pending" || t.to === "blocked") total += Date.parse(next.at) - Date.parse(t.at);
+  }
+  return total;
+}
+
 function segmentsOf(r: DetectionRun): Segments {
   return {
     detect: r.webhookMs - r.deathMs,
@@ -277,10 +294,11 @@ function segmentsOf(r: DetectionRun): Segments {
   };
 }
 
-/** Production equivalent of a scaled run: waits × scale, lifeboat's work (`workMs`) and the device and API segments once. */
-export function productionSegments(m: Segments, scale: number, workMs: number): Segments {
+/** Production equivalent of a scaled run: waits × scale; lifeboat's work and the device and API segments once. */
+export function productionSegments(m: Segments, scale: number, waitedMs: number): Segments {
   const detect = m.detect * scale;
-  const gate = Math.max(0, m.gate - workMs) * scale + Math.min(m.gate, workMs);
+  const waited = Math.min(m.gate, waitedMs);
+  const gate = waited * scale + (m.gate - waited);
   return { detect, gate, fence: m.fence, evacuate: m.evacuate, toFence: detect + gate, toEvacuate: detect + gate + m.fence + m.evacuate };
 }
 
@@ -289,7 +307,7 @@ function distributions(rows: Segments[]): Record<keyof Segments, Distribution> {
   return Object.fromEntries(keys.map((k) => [k, distribution(rows.map((r) => r[k]))])) as Record<keyof Segments, Distribution>;
 }
 
-async function runProfile(profile: ProfileName, opts: DetectionOptions, workMs: number): Promise<Omit<ProfileResult, "productionMs" | "runs"> & { raw: DetectionRun[] }> {
+async function runProfile(profile: ProfileName, opts: DetectionOptions): Promise<Omit<ProfileResult, "productionMs" | "runs"> & { raw: DetectionRun[] }> {
   const log = opts.log ?? (() => undefined);
   const k = opts.scale;
   const p = profileSettings(profile, k);
@@ -390,10 +408,11 @@ async function runProfile(profile: ProfileName, opts: DetectionOptions, workMs: 
         firstEvacuateMs: evacuate,
         outcome: detail.state,
         blocked: detail.timeline.some((t) => t.to === "blocked"),
+        waitedMs: timerWaitMs(detail.timeline),
       };
       raw.push(run);
       const s = segmentsOf(run);
-      const prod = productionSegments(s, k, workMs);
+      const prod = productionSegments(s, k, run.waitedMs);
       log(
         `detection ${profile}: ${host} death → webhook ${s.detect} ms, → fence command ${s.gate} ms, → confirmed ${s.fence} ms, → first evacuate ${s.evacuate} ms (${detail.state}${run.blocked ? ", blocked on the way" : ""}); production equivalent death → fence command ${(prod.toFence / 1000).toFixed(1)} s`,
       );
@@ -497,10 +516,10 @@ export async function benchDetection(opts: DetectionOptions): Promise<DetectionR
   const gates = await runGateScenario(opts);
   const profiles: ProfileResult[] = [];
   for (const name of ["conservative", "fast"] as const) {
-    const r = await runProfile(name, opts, gates.workMs);
+    const r = await runProfile(name, opts);
     const runs = r.raw.map((run) => {
       const measured = segmentsOf(run);
-      return { ...run, measured, productionMs: productionSegments(measured, opts.scale, gates.workMs) };
+      return { ...run, measured, productionMs: productionSegments(measured, opts.scale, run.waitedMs) };
     });
     profiles.push({
       profile: r.profile,
