@@ -7,7 +7,7 @@ import type { InstanceResult } from "../../domain/model.js";
 import { classifyInstance } from "../../domain/selection.js";
 import { recordOwedUnlock, settleUnlocks } from "./owed-unlocks.js";
 import type { Stage, StageContext } from "../context.js";
-import { secondsSince } from "../../util/time.js";
+import { observeInstanceActive } from "../milestones.js";
 
 /**
  * Move every selected instance off the fenced host: bounded concurrency, priority order,
@@ -196,7 +196,7 @@ async function evacuateOne(ctx: StageContext, start: InstanceResult, info: Insta
       await ctx.store.putInstance(rec);
       ctx.metrics.instancesEvacuated.inc({ result: "evacuated" });
       ctx.metrics.evacuationDuration.observe((ctx.clock.now() - began) / 1000);
-      ctx.metrics.recoveryMilestone.observe({ milestone: "instance_active" }, secondsSince(ctx.recovery.detectedAt, ctx.clock.now()));
+      observeInstanceActive(ctx.metrics, ctx.recovery, ctx.clock.now());
       log.info({ target: outcome.targetHost, status: outcome.status, attempt: rec.attempts }, "instance evacuated");
       return;
     }

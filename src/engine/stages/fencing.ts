@@ -1,6 +1,5 @@
 import type { ChainResult } from "../../domain/ports/fencing.js";
 import type { Stage } from "../context.js";
-import { secondsSince } from "../../util/time.js";
 import { holdHost } from "../host-states.js";
 
 /**
@@ -47,7 +46,6 @@ export const fencing: Stage = async (ctx) => {
       patch: { fenceState: "unknown", outcome: "failed", fence: result },
     };
   }
-  ctx.metrics.recoveryMilestone.observe({ milestone: "fenced" }, secondsSince(r.detectedAt, ctx.clock.now()));
   await markHostFenced(ctx, result.device ?? "device");
   if (r.kind === "fence-only") {
     return { to: "notifying", reason: `powered off by hand, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", outcome: "completed", fence: result } };

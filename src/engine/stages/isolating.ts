@@ -2,7 +2,6 @@ import type { IsolationResult } from "../../domain/ports/cloud.js";
 import { isolationReason } from "../../domain/markers.js";
 import { errorMessage } from "../../util/errors.js";
 import type { Stage } from "../context.js";
-import { secondsSince } from "../../util/time.js";
 
 /** Nova must know the host is dead: force its compute service down, then disable it. */
 export const isolating: Stage = async (ctx) => {
@@ -19,7 +18,6 @@ export const isolating: Stage = async (ctx) => {
       retries: ctx.config.recovery.step_retries,
       signal: ctx.signal,
     });
-    ctx.metrics.recoveryMilestone.observe({ milestone: "isolated" }, secondsSince(r.detectedAt, ctx.clock.now()));
     return { to: "evacuating", reason: res.already ? "compute service was already forced down and disabled" : "compute service forced down and disabled" };
   } catch (err) {
     if (ctx.signal.aborted) throw err;
