@@ -105,7 +105,7 @@ interface Inspection {
  * attempt; `keepLock`: the attempt is over but its lock stays for the re-issue that follows
  * (an unanswered call that did nothing), so the server is never unlocked and locked again.
  */
-type Tracked = EvacuationOutcome & { stillRunning?: boolean; keepLock?: boolean };
+type Tracked = Exclude<EvacuationOutcome, { result: "would-evacuate" }> & { stillRunning?: boolean; keepLock?: boolean };
 
 /**
  * One evacuate() of one instance and what its steps share — the instance, the failed host,
