@@ -151,7 +151,7 @@ describe("dry run: the runner hands the stages recording ports", () => {
   it("a dry run with --confirm-off holds nothing: the hold would outlive the dry run", async () => {
     const s = await site(testConfig());
     s.world.kill("compute-2");
-    const r = await s.app.coordinator.recoverManually("compute-2", { dryRun: true, confirmOff: true, actor: "tester" });
+    const r = await s.app.commands.recover("compute-2", { dryRun: true, confirmOff: true, actor: "tester" });
     const d = await ended(s, r.id);
     expect(d.state, d.reason).toBe("completed");
     expect(d.fenceState).toBe("confirmed-off-by-operator");
@@ -163,7 +163,7 @@ describe("dry run: the runner hands the stages recording ports", () => {
   it("a dry-run release of a fenced host ends at its power-on, which it does not send; the hold stays", async () => {
     const s = await site(testConfig({ recovery: { dry_run: true } }));
     await heldHost(s, "compute-1");
-    const view = await s.app.hosts.release("compute-1", "tester");
+    const view = await s.app.commands.release("compute-1", "tester");
     const d = await ended(s, view.recoveryId);
     expect(s.writes).toEqual([]);
     expect(d.state, d.reason).toBe("completed");
@@ -177,7 +177,7 @@ describe("dry run: the runner hands the stages recording ports", () => {
   it("a dry-run release of a host powered on by hand goes as far as Nova's answers allow and ends at the un-force", async () => {
     const s = await site(testConfig({ recovery: { dry_run: true } }), { unfenceable: ["compute-3"] });
     await heldHost(s, "compute-3");
-    const view = await s.app.hosts.release("compute-3", "tester");
+    const view = await s.app.commands.release("compute-3", "tester");
     // nova-compute starts (the operator powered the host on): its heartbeat moves.
     await waitFor(async () => (await s.app.store.getStep(view.recoveryId, "precheck"))?.state === "succeeded", 10_000, "the precheck");
     const h = s.world.host("compute-3");
@@ -197,7 +197,7 @@ describe("dry run: the runner hands the stages recording ports", () => {
     const h = s.world.host("compute-3");
     h.power = "on";
     h.service = { ...h.service, state: "up", forcedDown: false };
-    const view = await s.app.hosts.release("compute-3", "tester");
+    const view = await s.app.commands.release("compute-3", "tester");
     const d = await ended(s, view.recoveryId);
     expect(s.writes).toEqual([]);
     expect(d.timeline.map((t) => t.to)).toEqual(["pending", "powering-on", "awaiting-up", "enabling", "completed"]);
@@ -210,7 +210,7 @@ describe("dry run: the runner hands the stages recording ports", () => {
   it("a dry-run release with nothing to release leaves lifeboat's hold as it was", async () => {
     const s = await site(testConfig({ recovery: { dry_run: true } }));
     await s.app.store.putHostState({ host: "compute-2", fenced: true, recoveryId: "r-before", by: "world-bmc", at: "2026-11-25T12:11:30.000Z" }, 0);
-    const view = await s.app.hosts.release("compute-2", "tester");
+    const view = await s.app.commands.release("compute-2", "tester");
     const d = await ended(s, view.recoveryId);
     expect(d.state, d.reason).toBe("completed");
     expect(d.reason).toMatch(/nothing to release/);

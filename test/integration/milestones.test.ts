@@ -45,7 +45,7 @@ describe("recovery milestones", () => {
     expect(await milestoneCounts(s)).toEqual(afterReal);
 
     // The repaired host is released: a recovery of kind release, with none of the milestones.
-    const release = await s.app.hosts.release("compute-1", "tester");
+    const release = await s.app.commands.release("compute-1", "tester");
     const rel = await ended(s, release.recoveryId);
     expect(rel.state, rel.reason).toBe("completed");
     expect(rel.timeline.map((t) => t.to)).toContain("enabling");
@@ -55,7 +55,7 @@ describe("recovery milestones", () => {
     s.sandbox.failHost("compute-2");
     await novaSeesDown(s.sandbox.cloud, "compute-2");
     const mark = s.sandbox.cloud.requests.length;
-    const dry = await s.app.coordinator.recoverManually("compute-2", { dryRun: true, confirmOff: false, actor: "tester" });
+    const dry = await s.app.commands.recover("compute-2", { dryRun: true, confirmOff: false, actor: "tester" });
     const d = await ended(s, dry.id);
     expect(d.state, d.reason).toBe("completed");
     expect(d.timeline.map((t) => t.to)).toEqual(["pending", "validating", "fencing", "isolating", "evacuating", "notifying", "completed"]);
