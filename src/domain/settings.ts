@@ -11,6 +11,7 @@ export interface EngineSettings {
     recheck_interval_seconds: number;
     step_retries: number;
   };
+  notifications: { blocked_delay_seconds: number };
   evacuation: EvacuationPolicy;
   alerts: {
     trigger_alertnames: readonly string[];

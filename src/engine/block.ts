@@ -1,12 +1,18 @@
 /**
- * How a gate outcome becomes a recovery's block episode (see BlockEpisode in domain/model.ts).
+ * How a gate outcome becomes a recovery's block episode (see BlockEpisode in domain/model.ts),
+ * and when operators are told of it.
  */
 import type { GateOutcome } from "./gate-runner.js";
 import type { BlockEpisode } from "../domain/model.js";
 
-/** The block a gate outcome describes: a new stretch of `blocked` (from validating). */
-export function enterBlock(outcome: GateOutcome, at: string): BlockEpisode {
-  return { ...describe(outcome), at, episode: episodeKey(at, outcome), since: at };
+/**
+ * The block a gate outcome describes: a new stretch of `blocked` (from validating).
+ * `previous` is the recovery's block before it was validated again: when it was held by
+ * evidence alone and still is, the evidence never cleared (a quick re-check saw it pass,
+ * the full validation did not), so the time it has lasted keeps counting.
+ */
+export function enterBlock(outcome: GateOutcome, at: string, previous?: BlockEpisode): BlockEpisode {
+  return { ...describe(outcome), at, episode: episodeKey(at, outcome), since: at, ...evidence(outcome, previous?.evidenceSince ?? at) };
 }
 
 /**
@@ -17,15 +23,30 @@ export function changedBlock(prev: BlockEpisode | undefined, outcome: GateOutcom
   const next = describe(outcome);
   if (prev && prev.signature === next.signature) return null;
   const at = prev?.at ?? now;
+  const held = evidence(outcome, prev?.evidenceSince ?? now);
   const sameAction = prev !== undefined && prev.approvable === next.approvable && prev.recheck === next.recheck;
-  if (sameAction) return { ...next, at, episode: prev.episode, since: now, ...(prev.previous ? { previous: prev.previous } : {}) };
-  return { ...next, at, episode: episodeKey(at, outcome), since: now, ...(prev && prev.gates.length ? { previous: prev.gates } : {}) };
+  if (sameAction) return { ...next, at, episode: prev.episode, since: now, ...(prev.previous ? { previous: prev.previous } : {}), ...held };
+  return { ...next, at, episode: episodeKey(at, outcome), since: now, ...(prev && prev.gates.length ? { previous: prev.gates } : {}), ...held };
+}
+
+/**
+ * When the episode's blocked message is due (ms since the epoch): at once when a person is
+ * needed, else once the evidence has held it `delaySeconds`. Counted from the journaled
+ * block, so a restart neither loses the message nor sends it early.
+ */
+export function blockedMessageDue(block: BlockEpisode | undefined, delaySeconds: number): number {
+  const since = block?.evidenceSince !== undefined ? Date.parse(block.evidenceSince) : Number.NaN;
+  return Number.isFinite(since) ? since + delaySeconds * 1000 : Number.NEGATIVE_INFINITY;
 }
 
 function describe(outcome: GateOutcome): Pick<BlockEpisode, "gates" | "recheck" | "approvable" | "signature"> {
   const gates = outcome.blocking.map((d) => d.gate);
   const signature = [...outcome.blocking.map((d) => `${d.gate}:${d.result}`)].sort().join(",") + `|${outcome.approvable ? "approvable" : "evidence"}|${outcome.recheckable ? "recheck" : "operator"}`;
   return { gates, recheck: outcome.recheckable, approvable: outcome.approvable, signature };
+}
+
+function evidence(outcome: GateOutcome, since: string): Pick<BlockEpisode, "evidenceSince"> {
+  return outcome.clearsItself ? { evidenceSince: since } : {};
 }
 
 function episodeKey(at: string, outcome: GateOutcome): string {
