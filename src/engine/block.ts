@@ -1,9 +1,10 @@
 /**
  * How a gate outcome becomes a recovery's block episode (see BlockEpisode in domain/model.ts),
- * and when operators are told of it.
+ * and what a blocked recovery may look at between two full passes of its gates.
  */
 import type { GateOutcome } from "./gate-runner.js";
 import type { BlockEpisode } from "../domain/model.js";
+import type { Gate } from "../domain/ports/gate.js";
 
 /**
  * The block a gate outcome describes: a new stretch of `blocked` (from validating).
@@ -29,6 +30,11 @@ export function changedBlock(prev: BlockEpisode | undefined, outcome: GateOutcom
   return { ...next, at, episode: episodeKey(at, outcome), since: now, ...(prev && prev.gates.length ? { previous: prev.gates } : {}), ...held };
 }
 
+/** The same blocking gates and results as `block` (an outcome of some of the gates will do). */
+export function sameBlock(block: BlockEpisode | undefined, outcome: GateOutcome): boolean {
+  return block !== undefined && block.signature === describe(outcome).signature;
+}
+
 /**
  * When the episode's blocked message is due (ms since the epoch): at once when a person is
  * needed, else once the evidence has held it `delaySeconds`. Counted from the journaled
@@ -37,6 +43,18 @@ export function changedBlock(prev: BlockEpisode | undefined, outcome: GateOutcom
 export function blockedMessageDue(block: BlockEpisode | undefined, delaySeconds: number): number {
   const since = block?.evidenceSince !== undefined ? Date.parse(block.evidenceSince) : Number.NaN;
   return Number.isFinite(since) ? since + delaySeconds * 1000 : Number.NEGATIVE_INFINITY;
+}
+
+/**
+ * The gates worth asking between two full passes: the blocking ones, when the block is
+ * evidence that may clear by itself and every blocking gate is a confirmation that decides
+ * on its own (none of them reads the verdicts before it). Empty otherwise: then only full
+ * passes look again.
+ */
+export function evidenceGates(gates: readonly Gate[], block: BlockEpisode | undefined): Gate[] {
+  if (block?.evidenceSince === undefined || block.gates.length === 0) return [];
+  const picked = block.gates.map((name) => gates.find((g) => g.name === name));
+  return picked.every((g): g is Gate => g !== undefined && g.kind === "evidence" && !g.afterPrior) ? picked : [];
 }
 
 function describe(outcome: GateOutcome): Pick<BlockEpisode, "gates" | "recheck" | "approvable" | "signature"> {

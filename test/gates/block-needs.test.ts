@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BLOCK_NEEDS, blockNeed } from "../../src/engine/block-needs.js";
-import { blockedMessageDue, changedBlock, enterBlock } from "../../src/engine/block.js";
+import { blockedMessageDue, changedBlock, enterBlock, evidenceGates } from "../../src/engine/block.js";
 import { evaluateGates } from "../../src/engine/gate-runner.js";
 import type { Recovery } from "../../src/domain/model.js";
 import type { Gate, GateVerdict } from "../../src/domain/ports/gate.js";
@@ -89,5 +89,26 @@ describe("the blocked message's due time through a recovery's episodes", () => {
     // After an approval-held stretch, evidence starts counting when it begins.
     const approval = enterBlock(await outcome([gate("approval", "policy", { result: "block", reason: "approval required", recheck: false, overridable: true })]), T0);
     expect(enterBlock(await outcome([gate("nova-service", "evidence", heartbeat)]), T2, approval).evidenceSince).toBe(T2);
+  });
+});
+
+describe("which gates a blocked recovery asks between full passes", () => {
+  const nova = gate("nova-service", "evidence", heartbeat);
+  const alerts = gate("alerts", "evidence", { result: "block", reason: "not firing", recheck: true });
+  const stormGate = gate("storm", "policy", stormUndecided, true);
+  const all = [gate("pause", "policy", pass), nova, gate("bmc", "evidence", pass), alerts, stormGate];
+
+  it("only the blocking confirmations, when nothing else holds it", async () => {
+    const block = enterBlock(await outcome(all.map((g) => (g === stormGate ? gate("storm", "policy", pass, true) : g))), T0);
+    expect(evidenceGates(all, block).map((g) => g.name)).toEqual(["nova-service", "alerts"]);
+  });
+
+  it("none when a policy holds it too, even one that may clear by itself", async () => {
+    const block = enterBlock(await outcome(all), T0);
+    expect(block.evidenceSince).toBe(T0);
+    expect(evidenceGates(all, block)).toEqual([]);
+    const person = enterBlock(await outcome([nova, gate("storm", "policy", storm, true)]), T0);
+    expect(evidenceGates(all, person)).toEqual([]);
+    expect(evidenceGates(all, undefined)).toEqual([]);
   });
 });
