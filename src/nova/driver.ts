@@ -169,6 +169,9 @@ export class NovaEvacuationDriver implements CloudPort {
   async getComputeService(host: string, signal?: AbortSignal, read: ServiceRead = SHARED_READ): Promise<ComputeServiceInfo | null> {
     if (read.maxAgeMs === 0) {
       const svc = await findComputeService(this.nova, host, signal);
+      // A shared listing read before this look may show the host as it was (up, when the
+      // validation just saw it down): the next shared read asks Nova again.
+      this.services.invalidate();
       return svc ? toComputeServiceInfo(svc) : null;
     }
     return (await this.listComputeServices(signal, read)).find((s) => s.host === host) ?? null;

@@ -14,6 +14,6 @@ export const validating: Stage = async (ctx) => {
   return {
     to: "blocked",
     reason: blockReason(outcome),
-    patch: { block: enterBlock(outcome, ctx.nowIso()) },
+    patch: { block: enterBlock(outcome, ctx.nowIso(), ctx.recovery.block) },
   };
 };
