@@ -122,12 +122,35 @@ clientOptions(
   }),
 );
 
-clientOptions(program.command("approve").description("approve a blocked recovery past its policy gates").argument("<id>")).action((id: string, opts: ClientOpts) =>
+clientOptions(
+  program
+    .command("approve")
+    .description("approve blocked recoveries past their policy gates: the ids named, and/or every blocked one a selector matches")
+    .argument("[ids...]")
+    .option("--blocked-by <gate>", "every recovery blocked by this gate (e.g. storm)")
+    .option("--zone <zone>", "every blocked recovery of a host in this availability zone"),
+).action((ids: string[], opts: ClientOpts & { blockedBy?: string; zone?: string }) =>
   run(async () => {
-    const r = await ApiClient.fromOptions(opts).request<Recovery>("POST", `/api/v1/recoveries/${encodeURIComponent(id)}/approve`);
-    print(opts, r, () => `recovery ${r.id} approved (state ${r.state})`);
+    if (ids.length === 0 && !opts.blockedBy && !opts.zone) throw new Error("name the recoveries to approve, or a selector (--blocked-by storm, --zone ZONE)");
+    const body = { ...(ids.length ? { ids } : {}), ...(opts.blockedBy ? { blocked_by: opts.blockedBy } : {}), ...(opts.zone ? { zone: opts.zone } : {}) };
+    const r = await ApiClient.fromOptions(opts).request<ApprovalReport>("POST", "/api/v1/approve", body);
+    print(opts, r, () =>
+      [
+        `${r.approved.length} recovery(ies) approved`,
+        ...r.approved.map((a) => `  ✓ ${a.id}  ${a.host}  (${a.state})`),
+        ...r.skipped.map((x) => `  ✗ ${x.id}${x.host ? `  ${x.host}` : ""}: ${x.reason}`),
+      ].join("\n"),
+    );
+    // Something asked for was not approved: say so in the exit code too.
+    if (r.skipped.length > 0 || r.approved.length === 0) process.exitCode = 1;
   }),
 );
+
+/** `POST /api/v1/approve`'s answer (src/engine/commands.ts). */
+interface ApprovalReport {
+  approved: { id: string; host: string; state: string }[];
+  skipped: { id: string; host?: string; reason: string }[];
+}
 
 clientOptions(program.command("cancel").description("cancel a recovery before fencing").argument("<id>").option("--reason <text>")).action(
   (id: string, opts: ClientOpts & { reason?: string }) =>

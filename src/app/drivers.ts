@@ -1,4 +1,4 @@
-import type { Drivers } from "./lifecycle.js";
+import type { Drivers } from "./compose.js";
 import type { Config } from "../config/schema.js";
 import { CloudReachability, trackReachability } from "../openstack/reachability.js";
 import { createNovaEvacuationDriver, novaDriverOptions } from "../nova/driver.js";

@@ -1,79 +1,35 @@
 import type { Server } from "node:http";
-import { hostname } from "node:os";
 import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema.js";
-import type { CloudPort } from "../domain/ports/cloud.js";
 import type { ReadinessCheck } from "../util/readiness.js";
-import { createHttpApp } from "../http/server.js";
 import type { StatusInfo } from "../http/control.js";
 import type { Logger } from "../logging.js";
-import { Metrics } from "../metrics.js";
-import { ClaimGuard } from "../ha/claim-guard.js";
+import type { Metrics } from "../metrics.js";
+import type { ClaimGuard } from "../ha/claim-guard.js";
 import { isLeadershipLoss } from "../domain/errors.js";
-import { createEtcdHa, type EtcdHa } from "./ha.js";
+import type { EtcdHa } from "./ha.js";
 import { runWhileLeader } from "../ha/while-leader.js";
-import { Coordinator } from "../engine/engine.js";
-import { OperatorCommands } from "../engine/commands.js";
+import type { Coordinator } from "../engine/engine.js";
+import type { OperatorCommands } from "../engine/commands.js";
 import { monitorEventsToHostEvents } from "../intake/monitor-events.js";
-import type { MonitorEvent } from "../intake/monitor-events.js";
-import type { Recovery } from "../domain/model.js";
 import { reconcileIsolatedHosts } from "../engine/reconcile.js";
 import { releaseStaleLocks } from "../engine/stale-locks.js";
-import type { PipelineDeps } from "../engine/context.js";
-import type { NotifierPort } from "../domain/ports/notifier.js";
-import type { FencingPort } from "../domain/ports/fencing.js";
-import { createConsole } from "../http/console/router.js";
-import { consoleDepsFromApp } from "./console.js";
-import { JournalChanges, observeWrites } from "../store/observed.js";
-import { SqliteStore } from "../store/sqlite.js";
+import type { JournalChanges } from "../store/observed.js";
 import type { Store } from "../domain/journal.js";
 import { sleep } from "../util/abort.js";
-import { systemClock, type Clock } from "../util/clock.js";
+import type { Clock } from "../util/clock.js";
 import { errorMessage } from "../util/errors.js";
-import { alertmanagerClient, buildGates } from "./gates.js";
 import { stormStatus } from "../gates/storm-state.js";
-import type { Gate } from "../domain/ports/gate.js";
 import { VERSION } from "../version.js";
+import { buildHttpApp, compose, type AppGraph, type AppOptions, type Drivers } from "./compose.js";
+
+export type { AppOptions, BackgroundWorker, DriverFactory, Drivers } from "./compose.js";
 
 /** Pauses between tries of the stale-lock sweep while the cloud does not answer. */
 const STALE_LOCK_RETRY_MS = [5_000, 15_000, 45_000, 120_000];
 
-/** The drivers a running lifeboat talks to; built from the config by drivers.ts, or faked in tests. */
-export interface Drivers {
-  fencing: FencingPort;
-  evacuation: CloudPort;
-  notifier: NotifierPort;
-  /** Last known reachability of the cloud, from the calls lifeboat made anyway (for /readyz). */
-  cloudReachability?: { readiness(): ReadinessCheck };
-  /** The native monitor (config `monitor`), for clouds without Prometheus. */
-  monitor?: (intervalMs: number, onEvents: (events: MonitorEvent[]) => Promise<void>) => { start(): void; stop(): Promise<void> };
-  /** Sends the journaled notifications in the background; runs with the coordinator, on the leader only. */
-  delivery?: BackgroundWorker;
-}
-
-/** Work that runs in the background while this instance leads (started, then stopped once). */
-export interface BackgroundWorker {
-  start(): void;
-  /** Resolves once nothing runs any more. */
-  stop(): Promise<void>;
-}
-
-/** Given the app's store, metrics and logger, build the drivers (they may need the store). */
-export type DriverFactory = (ctx: { store: Store; metrics: Metrics; logger: Logger }) => Drivers & { close?(): void };
-
-export interface AppOptions {
-  config: Config;
-  logger: Logger;
-  drivers: Drivers | DriverFactory;
-  store?: Store;
-  metrics?: Metrics;
-  clock?: Clock;
-  gates?: Gate[];
-  instanceId?: string;
-}
-
 /**
- * Wiring: config → store → drivers → coordinator → HTTP. `start()` opens the store, resumes
+ * The lifecycle of a lifeboat built by compose.ts: `start()` opens the store, resumes
  * unfinished recoveries, starts the notification delivery worker (on the leader) and
  * listens; `stop()` stops acting and closes everything, leaving every recovery and every
  * undelivered notification where it was for the next start.
@@ -83,7 +39,7 @@ export class Lifeboat {
   readonly logger: Logger;
   readonly store: Store;
   /** Every journal write of this process, as it happens (the console's live pages listen). */
-  readonly changes = new JournalChanges();
+  readonly changes: JournalChanges;
   readonly metrics: Metrics;
   readonly coordinator: Coordinator;
   /** The operator's commands (API, console): intents journaled, carried out by the coordinator. */
@@ -94,88 +50,32 @@ export class Lifeboat {
   /** Active-passive HA on etcd (store driver etcd): election and host claims. */
   readonly ha: EtcdHa | undefined;
   readonly #claimGuard: ClaimGuard | undefined;
+  readonly #graph: AppGraph;
   #leaderWork: { stop(): Promise<void> } | null = null;
   #sweep: { stop(): Promise<void> } | null = null;
   #monitor: { start(): void; stop(): Promise<void> } | null = null;
   #server: Server | null = null;
 
   constructor(opts: AppOptions) {
-    this.config = opts.config;
-    this.logger = opts.logger;
-    this.clock = opts.clock ?? systemClock;
-    this.metrics = opts.metrics ?? new Metrics({ version: VERSION });
-    const storeCfg = opts.config.store;
-    if (!opts.store && storeCfg.driver === "etcd") {
-      this.ha = createEtcdHa(storeCfg, this.logger.child({ component: "ha" }));
-      this.#claimGuard = new ClaimGuard(this.ha.claims, this.logger.child({ component: "claims" }));
-    }
-    this.store = observeWrites(opts.store ?? this.ha?.store ?? new SqliteStore(storeCfg.driver === "sqlite" ? storeCfg.path : ""), this.changes);
-    this.instanceId = opts.instanceId ?? (storeCfg.driver === "etcd" ? storeCfg.instance_id : hostname());
-    this.drivers = typeof opts.drivers === "function" ? opts.drivers({ store: this.store, metrics: this.metrics, logger: this.logger }) : opts.drivers;
-    const { fencing, evacuation, notifier } = this.drivers;
-    const base = { store: this.store, config: this.config, clock: this.clock, fencing, evacuation, notifier };
-    const gates = opts.gates ?? buildGates({ ...base, metrics: this.metrics, logger: this.logger });
-    const guard = this.#claimGuard;
-    const deps: PipelineDeps = {
-      ...base,
-      logger: this.logger,
-      metrics: this.metrics,
-      gates,
-      ...(guard ? { beforeSideEffect: (r: Recovery, what: string) => guard.check(r, what), onRecoveryEnded: (id: string) => guard.release(id) } : {}),
-    };
-    this.coordinator = new Coordinator(deps);
-    this.commands = new OperatorCommands({ store: this.store, config: this.config, logger: this.logger, metrics: this.metrics, fencing, cloud: evacuation, clock: this.clock, engine: this.coordinator });
+    const g = compose(opts);
+    this.#graph = g;
+    this.config = g.config;
+    this.logger = g.logger;
+    this.clock = g.clock;
+    this.metrics = g.metrics;
+    this.store = g.store;
+    this.changes = g.changes;
+    this.instanceId = g.instanceId;
+    this.drivers = g.drivers;
+    this.ha = g.ha;
+    this.#claimGuard = g.claimGuard;
+    this.coordinator = g.coordinator;
+    this.commands = g.commands;
   }
 
   /** The HTTP app (also usable without listening, e.g. with supertest-like clients). */
-  httpApp(): ReturnType<typeof createHttpApp> {
-    const c = this.config;
-    return createHttpApp({
-      logger: this.logger,
-      metrics: this.metrics,
-      store: this.store,
-      alerts: {
-        store: this.store,
-        logger: this.logger,
-        metrics: this.metrics,
-        clock: this.clock,
-        auth:
-          c.server.auth === "none"
-            ? "none"
-            : { ...(c.server.auth.bearer_token ? { bearer: c.server.auth.bearer_token } : {}), ...(c.server.auth.basic ? { basic: c.server.auth.basic } : {}) },
-        bodyLimitBytes: c.server.body_limit_bytes,
-        mapping: { label: c.alerts.host_label, ...(c.alerts.host_pattern ? { pattern: new RegExp(c.alerts.host_pattern) } : {}) },
-        triggerAlertnames: c.alerts.trigger_alertnames,
-        onJournaled: () => this.coordinator.kick(),
-      },
-      control: {
-        store: this.store,
-        commands: this.commands,
-        adminToken: c.server.admin_token,
-        status: () => this.statusInfo(),
-      },
-      readiness: () => this.readiness(),
-      ...(c.console.enabled
-        ? {
-            console: createConsole({
-              deps: consoleDepsFromApp({
-                config: c,
-                store: this.store,
-                commands: this.commands,
-                fencing: this.drivers.fencing,
-                status: () => this.statusInfo(),
-                changes: this.changes,
-                alertmanager: alertmanagerClient(c),
-                clock: this.clock,
-              }),
-              adminToken: c.server.admin_token,
-              config: c.console,
-              logger: this.logger,
-              clock: this.clock,
-            }).router,
-          }
-        : {}),
-    });
+  httpApp(): ReturnType<typeof buildHttpApp> {
+    return buildHttpApp(this.#graph, { status: () => this.statusInfo(), readiness: () => this.readiness() });
   }
 
   /**

@@ -86,7 +86,18 @@ const alertsSchema = z.strictObject({
 const recoverySchema = z.strictObject({
   grace_seconds: z.number().nonnegative().default(30).describe("Wait after the first firing alert before validating; a resolved alert in this time aborts."),
   dry_run: z.boolean().default(false).describe("Run every decision, record what would be done, change nothing."),
-  recheck_interval_seconds: z.number().positive().default(15).describe("How often blocked recoveries re-check gates that can clear on their own."),
+  recheck_interval_seconds: z
+    .number()
+    .positive()
+    .default(15)
+    .describe("How often a blocked recovery asks every gate again (confirmations and policies), for blocks that can clear on their own."),
+  evidence_recheck_interval_seconds: z
+    .number()
+    .positive()
+    .default(3)
+    .describe(
+      "How often a recovery blocked only by confirmations not yet true (Nova still hears a heartbeat, an alert or query not true yet) asks just those again; once they pass, every gate is asked. Reads of Nova's services share one listing a few seconds old.",
+    ),
   step_retries: z.number().int().nonnegative().default(3).describe("Retries (with exponential backoff) of a failed cloud call inside a stage."),
 });
 

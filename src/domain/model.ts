@@ -151,6 +151,13 @@ export interface BlockEpisode {
   since: string;
   /** The blocking gates of the previous episode, when this one follows another. */
   previous?: string[];
+  /**
+   * Present while every blocking verdict is evidence that may clear by itself (Nova still
+   * hears a heartbeat, a confirmation not yet true): since when the recovery has been held
+   * by such evidence alone. The episode's mail waits until this is
+   * `notifications.blocked_delay_seconds` old; absent, a person is needed and told at once.
+   */
+  evidenceSince?: string;
 }
 
 export interface NewRecovery {

@@ -9,8 +9,10 @@ export interface EngineSettings {
     grace_seconds: number;
     dry_run: boolean;
     recheck_interval_seconds: number;
+    evidence_recheck_interval_seconds: number;
     step_retries: number;
   };
+  notifications: { blocked_delay_seconds: number };
   evacuation: EvacuationPolicy;
   alerts: {
     trigger_alertnames: readonly string[];

@@ -1,7 +1,7 @@
 import { HostBusyError, StateConflictError, type Store } from "../domain/journal.js";
 import { ConflictError, NotFoundError, RefusedError } from "../domain/errors.js";
-import { isAbortable, isTerminal, type PauseState, type Recovery, type RecoveryKind } from "../domain/model.js";
-import type { CloudPort } from "../domain/ports/cloud.js";
+import { isAbortable, isTerminal, type PauseState, type Recovery, type RecoveryKind, type RecoveryState } from "../domain/model.js";
+import { SHARED_READ, type CloudPort } from "../domain/ports/cloud.js";
 import type { FencingPort } from "../domain/ports/fencing.js";
 import type { EngineSettings } from "../domain/settings.js";
 import type { Logger } from "../logging.js";
@@ -31,6 +31,20 @@ export interface CommandDeps {
 }
 
 type OperatorKind = Exclude<RecoveryKind, "alert">;
+
+/** Which recoveries `approveMany` approves: the ids named, and every blocked one a selector matches. */
+export interface ApprovalSelection {
+  ids?: string[];
+  /** Blocked recoveries whose current block includes this gate (e.g. "storm"). */
+  blockedBy?: string;
+  /** Blocked recoveries of hosts in this availability zone. */
+  zone?: string;
+}
+
+export interface ApprovalReport {
+  approved: { id: string; host: string; state: RecoveryState }[];
+  skipped: { id: string; host?: string; reason: string }[];
+}
 
 /**
  * The operator's commands (API, CLI, console): each one checks that it may be done, writes
@@ -83,6 +97,50 @@ export class OperatorCommands {
     this.deps.logger.warn({ recovery: id, host: r.host, actor }, "recovery approved by operator");
     this.deps.engine.wake(id);
     return updated;
+  }
+
+  /**
+   * Approve several recoveries at once: the ones named, and/or every blocked recovery a
+   * selector matches (blocked by one gate, e.g. the storm guard; of one availability zone).
+   * Each approval is journaled on its recovery, by this operator, as `approve` does; what
+   * cannot be approved is said, per recovery, and approves nothing else less.
+   */
+  async approveMany(selection: ApprovalSelection, actor: string): Promise<ApprovalReport> {
+    const report: ApprovalReport = { approved: [], skipped: [] };
+    const targets = new Map<string, Recovery>();
+    for (const id of selection.ids ?? []) {
+      const r = await this.deps.store.getRecovery(id);
+      if (!r) report.skipped.push({ id, reason: `no recovery ${id}` });
+      else if (isTerminal(r.state)) report.skipped.push({ id, host: r.host, reason: `already ended (${r.state})` });
+      else targets.set(r.id, r);
+    }
+    if (selection.blockedBy !== undefined || selection.zone !== undefined) {
+      const blocked = await this.deps.store.listRecoveries({ state: "blocked", limit: 100_000 });
+      const zones = selection.zone !== undefined ? await this.zonesOf(blocked.map((r) => r.host)) : new Map<string, string | null>();
+      for (const r of blocked) {
+        if (selection.blockedBy !== undefined && !(r.block?.gates ?? []).includes(selection.blockedBy)) continue;
+        if (selection.zone !== undefined && zones.get(r.host) !== selection.zone) continue;
+        targets.set(r.id, r);
+      }
+    }
+    for (const r of targets.values()) {
+      if (r.approved) {
+        report.skipped.push({ id: r.id, host: r.host, reason: `already approved by ${r.approvedBy ?? "an operator"}` });
+        continue;
+      }
+      await this.deps.store.updateRecovery(r.id, { approved: true, approvedBy: actor });
+      this.deps.engine.wake(r.id);
+      report.approved.push({ id: r.id, host: r.host, state: r.state });
+    }
+    if (report.approved.length) this.deps.logger.warn({ actor, recoveries: report.approved.map((a) => a.id), selection }, `${report.approved.length} recovery(ies) approved by operator`);
+    return report;
+  }
+
+  /** Each host's availability zone, from Nova's shared listing of nova-compute services. */
+  private async zonesOf(hosts: string[]): Promise<Map<string, string | null>> {
+    if (hosts.length === 0) return new Map();
+    const services = await this.deps.cloud.listComputeServices(undefined, SHARED_READ);
+    return new Map(services.map((s) => [s.host, s.zone]));
   }
 
   /** Cancel a recovery before the point of no return (fencing); a release at any of its stages (each leaves the host held). */

@@ -31,7 +31,28 @@ export interface PipelineDeps {
   onRecoveryEnded?: (recoveryId: string) => Promise<void>;
 }
 
-export interface StageContext extends PipelineDeps {
+/**
+ * lifeboat's hold on the recovery's host (host-states.ts): alerts about a held host start
+ * no recovery until an operator releases it.
+ */
+export interface HostHold {
+  /** Hold the host down: it was fenced (`by` the device) or declared off by an operator. */
+  hold(by: string): Promise<void>;
+  /** Lift the hold: a release brought the host back (`why`, in words). */
+  lift(why: string): Promise<void>;
+}
+
+/**
+ * What a stage acts through. The runner chooses them per recovery: the real ports, or for a
+ * dry run their recording variants (dry-run.ts), which send nothing.
+ */
+export interface StagePorts {
+  fencing: FencingPort;
+  evacuation: CloudPort;
+  hold: HostHold;
+}
+
+export interface StageContext extends PipelineDeps, StagePorts {
   recovery: Recovery;
   /** Logger with `recovery` and `host` on every line. */
   log: Logger;

@@ -7,6 +7,7 @@ import { RECOVERY_STATES, isTerminal, type HostEvent } from "../domain/model.js"
 import type { FencingPort } from "../domain/ports/fencing.js";
 import { RecoveryRunner, type TransitionEvent } from "./runner.js";
 import { secondsSince } from "../util/time.js";
+import { observeTransition } from "./milestones.js";
 import { UnconfirmedEvents } from "./unconfirmed-events.js";
 import { UnknownHostNotices } from "./unknown-host-notices.js";
 
@@ -257,6 +258,7 @@ export class Coordinator {
     const { metrics } = this.deps;
     // blocked → blocked records a change of what blocks it: the stage goes on.
     if (e.before.state !== e.after.state) metrics.stageDuration.observe({ stage: e.before.state }, e.stageMs / 1000);
+    observeTransition(metrics, e, this.deps.clock.now());
     if (isTerminal(e.after.state) && e.after.kind === "release") {
       // A release is not a recovery of instances: its own count, none of the recovery timings.
       metrics.releases.inc({ outcome: e.after.state });
@@ -265,7 +267,6 @@ export class Coordinator {
       metrics.recoveries.inc({ outcome: e.after.state });
       const secs = secondsSince(e.after.detectedAt, this.deps.clock.now());
       metrics.recoveryDuration.observe({ outcome: e.after.state }, secs);
-      if (e.after.state !== "aborted") metrics.recoveryMilestone.observe({ milestone: "done" }, secs);
       void this.deps.onRecoveryEnded?.(e.after.id);
     }
     void this.refreshGauges();

@@ -5,6 +5,7 @@ import type { Gate, GateNotice, GateVerdict } from "../domain/ports/gate.js";
 import { errorMessage } from "../util/errors.js";
 import type { GateDecision, Recovery } from "../domain/model.js";
 import type { StepRunner } from "./steps.js";
+import { blockNeed } from "./block-needs.js";
 
 export interface GateOutcome {
   /** Every gate passed (or warned, or was overridden by an approval). */
@@ -16,6 +17,11 @@ export interface GateOutcome {
   recheckable: boolean;
   /** Every blocking verdict is a policy an approval overrides. */
   approvable: boolean;
+  /**
+   * Something blocks, and every blocking verdict is evidence that may clear by itself
+   * (./block-needs.ts): operators are told only if it lasts.
+   */
+  clearsItself: boolean;
   /** What the gates' decisions oblige the recovery to do once (see `runGateNotices`). */
   notices: GateNotice[];
 }
@@ -73,6 +79,7 @@ export async function evaluateGates(
     blocking: blockingIdx.map((i) => decisions[i]!),
     recheckable: blockingIdx.every((i) => verdicts[i]!.recheck === true),
     approvable: blockingIdx.every((i) => verdicts[i]!.overridable === true),
+    clearsItself: blockingIdx.length > 0 && blockingIdx.every((i) => blockNeed(gates[i]!.name, verdicts[i]!) === "may-clear"),
     notices: verdicts.flatMap((v) => v.notices ?? []),
   };
 }

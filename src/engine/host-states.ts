@@ -1,5 +1,6 @@
 import { HostStateConflictError, type Store } from "../domain/journal.js";
-import type { HostState, HostStateRecord } from "../domain/model.js";
+import type { HostState, HostStateRecord, Recovery } from "../domain/model.js";
+import type { HostHold } from "./context.js";
 
 /** Conflicting writers of one host's record are rare (a stale leader): a few re-reads settle it. */
 const CAS_TRIES = 5;
@@ -39,6 +40,16 @@ export async function liftHold(ctx: { store: Store; recovery: { id: string; host
     at: ctx.nowIso(),
     note: why,
   }));
+}
+
+/** The recovery's hold on its host, as the journal keeps it. */
+export function journalHold(store: Store, recovery: Recovery, nowIso: () => string): HostHold {
+  return {
+    hold: async (by) => {
+      await holdHost(store, recovery.host, recovery.id, by, nowIso());
+    },
+    lift: (why) => liftHold({ store, recovery, nowIso }, why),
+  };
 }
 
 function withoutVersion(s: HostState): HostStateRecord {

@@ -3,9 +3,11 @@ import { logContext, type Logger } from "../logging.js";
 import { StateConflictError } from "../domain/journal.js";
 import { AbortError, abortReason, isAbortError, sleep } from "../util/abort.js";
 import { errorMessage } from "../util/errors.js";
-import type { PipelineDeps, Stage, StageContext, StageMove, StageResult } from "./context.js";
+import type { PipelineDeps, Stage, StageContext, StageMove, StagePorts, StageResult } from "./context.js";
 import { isTerminal, isAbortable, type BlockEpisode, type Recovery, type RecoveryState } from "../domain/model.js";
 import { StepRunner } from "./steps.js";
+import { dryRunPorts } from "./dry-run.js";
+import { journalHold } from "./host-states.js";
 import { blocked } from "./stages/blocked.js";
 import { evacuating } from "./stages/evacuating.js";
 import { fencing } from "./stages/fencing.js";
@@ -177,8 +179,11 @@ export class RecoveryRunner {
   private context(r: Recovery, log: Logger, signal: AbortSignal): StageContext {
     const deps = this.deps;
     const nowIso = (): string => new Date(deps.clock.now()).toISOString();
+    const ports: StagePorts = { fencing: deps.fencing, evacuation: deps.evacuation, hold: journalHold(deps.store, r, nowIso) };
     return {
       ...deps,
+      // A dry run is the ports' business: the stages act the same, the recording variants send nothing.
+      ...(r.dryRun ? dryRunPorts(ports, log) : ports),
       recovery: r,
       log,
       signal,

@@ -68,7 +68,7 @@ export class StepRunner {
     }
   }
 
-  /** Record a step that performs nothing (dry run): what would have been done. */
+  /** Record a step that performs nothing (skipped, or something a stage saw): its result, as given. */
   async record(key: string, result: unknown): Promise<void> {
     const now = this.now();
     await this.store.putStep({ recoveryId: this.recoveryId, key, state: "succeeded", attempts: 0, startedAt: now, finishedAt: now, result });

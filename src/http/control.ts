@@ -44,6 +44,13 @@ const recoverBody = z.strictObject({
   dry_run: z.boolean().default(false),
   confirm_off: z.boolean().default(false),
 });
+const approveBody = z
+  .strictObject({
+    ids: z.array(z.string().regex(/^[\w.-]{1,100}$/, "expected a recovery id")).min(1).max(1000).optional(),
+    blocked_by: z.string().regex(/^[a-z][a-z0-9-]{0,49}$/, "expected a gate name, e.g. storm").optional(),
+    zone: z.string().min(1).max(255).optional(),
+  })
+  .refine((b) => b.ids !== undefined || b.blocked_by !== undefined || b.zone !== undefined, { message: "name recoveries (ids) or a selector (blocked_by, zone)", path: ["ids"] });
 /** An operator's reason (pause, cancel): the console checks it with the same rule. */
 export const reasonBody = z.strictObject({ reason: z.string().max(1000).optional() });
 
@@ -92,6 +99,12 @@ export function controlRouter(deps: ControlDeps): Router {
   });
 
   router.post("/api/v1/recoveries/:id/approve", (req, res) => act(res, () => deps.commands.approve(req.params.id, actor(req))));
+  router.post("/api/v1/approve", (req, res) => {
+    const b = approveBody.safeParse(req.body ?? {});
+    if (!b.success) return badRequest(res, b.error);
+    const { ids, blocked_by: blockedBy, zone } = b.data;
+    return act(res, () => deps.commands.approveMany({ ...(ids ? { ids } : {}), ...(blockedBy ? { blockedBy } : {}), ...(zone ? { zone } : {}) }, actor(req)));
+  });
   router.post("/api/v1/recoveries/:id/cancel", (req, res) => {
     const b = reasonBody.safeParse(req.body ?? {});
     if (!b.success) return badRequest(res, b.error);

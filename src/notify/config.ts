@@ -206,6 +206,13 @@ export const notificationsSchema = z
       .default([])
       .refine((ws) => new Set(ws.map((w) => w.name)).size === ws.length, "webhook names must be unique")
       .describe("JSON POST targets (chat tools, paging systems)."),
+    blocked_delay_seconds: z
+      .number()
+      .nonnegative()
+      .default(180)
+      .describe(
+        "A recovery blocked only by evidence that may clear by itself (Nova still hears a heartbeat, a confirmation not yet true, an API that did not answer) is told to operators (`blocked` messages, mail and webhooks) only once it has lasted this long, counted from the journaled block; a block that needs a person (approval, pause, silence, storm, capacity, cooldown, maintenance, a BMC that does not answer) is told at once. 0: every block at once.",
+      ),
     notify_in_dry_run: z
       .boolean()
       .default(false)

@@ -105,7 +105,7 @@ interface Inspection {
  * attempt; `keepLock`: the attempt is over but its lock stays for the re-issue that follows
  * (an unanswered call that did nothing), so the server is never unlocked and locked again.
  */
-type Tracked = EvacuationOutcome & { stillRunning?: boolean; keepLock?: boolean };
+type Tracked = Exclude<EvacuationOutcome, { result: "would-evacuate" }> & { stillRunning?: boolean; keepLock?: boolean };
 
 /**
  * One evacuate() of one instance and what its steps share — the instance, the failed host,
@@ -167,7 +167,13 @@ export class NovaEvacuationDriver implements CloudPort {
 
   /** A new request asks Nova about this host alone; otherwise the shared listing answers. */
   async getComputeService(host: string, signal?: AbortSignal, read: ServiceRead = SHARED_READ): Promise<ComputeServiceInfo | null> {
-    if (read.maxAgeMs === 0) return readComputeService(this.nova, host, signal);
+    if (read.maxAgeMs === 0) {
+      const svc = await readComputeService(this.nova, host, signal);
+      // A shared listing read before this look may show the host as it was (up, when the
+      // validation just saw it down): the next shared read asks Nova again.
+      this.services.invalidate();
+      return svc;
+    }
     return (await this.listComputeServices(signal, read)).find((s) => s.host === host) ?? null;
   }
 

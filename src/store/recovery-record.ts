@@ -69,6 +69,7 @@ function readBlock(b: unknown, updatedAt: string): BlockEpisode | undefined {
     signature: typeof o.signature === "string" ? o.signature : "",
     since: typeof o.since === "string" ? o.since : at,
     ...(Array.isArray(o.previous) ? { previous: o.previous.map(String) } : {}),
+    ...(typeof o.evidenceSince === "string" ? { evidenceSince: o.evidenceSince } : {}),
   };
 }
 

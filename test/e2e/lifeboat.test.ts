@@ -541,9 +541,9 @@ describe("lifeboat end to end with real Prometheus, Alertmanager, ipmi_sim BMCs 
     expect(storm).toHaveLength(1);
     // The guard tripped on compute-2; compute-3 joined the storm later, without a second mail.
     expect(storm[0]?.text).toContain("compute-2");
-    expect(subjects(operatorMails("compute-1"))).toHaveLength(1);
-    expect(subjects(operatorMails("compute-2"))).toHaveLength(1);
-    expect(subjects(operatorMails("compute-3").filter((m) => !storm.includes(m)))).toHaveLength(1);
+    expect(subjects(operatorMails("compute-1"))).toEqual([expect.any(String)]);
+    expect(subjects(operatorMails("compute-2"))).toEqual([expect.any(String)]);
+    expect(subjects(operatorMails("compute-3").filter((m) => !storm.includes(m)))).toEqual([expect.any(String)]);
     expect(new Set(toOperators.map((m) => String(m.headers["message-id"] ?? m.subject))).size).toBe(4);
     // The tenant mails are compute-1's only (checked in detail above): blocked hosts' tenants are not told.
     const compute1Mails = (await detail((await latestRecovery("compute-1"))?.id ?? "")).notifications.filter((n) => n.kind === "tenant");

@@ -152,6 +152,18 @@ describe("the nova-service gate on the shared listing", () => {
     expect(serviceReads(cloud, since).map((q) => q.query)).toEqual(Array.from({ length: 3 }, () => ({ binary: "nova-compute", host: "compute-3" })));
   });
 
+  it("a fresh look at a host outdates the shared listing: a quiet re-check right after a validation never sees the host as it was before", async () => {
+    const { cloud, d } = await setup();
+    const gate = novaServiceGate(d, { staleSeconds: 30, checks: 1, intervalSeconds: 0 });
+    await d.listComputeServices(); // shared: Nova still hears compute-2
+    cloud.killHost("compute-2");
+    cloud.clock.advance(120_000);
+    expect(await ask(gate, "compute-2", false)).toMatchObject({ result: "pass" });
+    const since = lastSeq(cloud);
+    expect(await ask(gate, "compute-2", true)).toMatchObject({ result: "pass" });
+    expect(serviceReads(cloud, since).map((q) => q.query)).toEqual([{ binary: "nova-compute" }]);
+  });
+
   it("carries Nova's time of each answer: a shared answer is judged at the time Nova gave it, not now", async () => {
     const { cloud, d } = await setup();
     const gate = novaServiceGate(d, { staleSeconds: 30, checks: 1, intervalSeconds: 0 });

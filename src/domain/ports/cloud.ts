@@ -80,6 +80,10 @@ export interface IsolationResult {
   already: boolean;
   service: ComputeServiceInfo;
   message: string;
+  /** Nothing was sent: a dry run's answer (src/engine/dry-run.ts); `message` says what would have been done. */
+  dryRun?: true;
+  /** Dry run: the disabled_reason the service would have been given. */
+  wouldSetReason?: string;
 }
 
 export interface EvacuateOptions {
@@ -128,10 +132,13 @@ export interface EvacuationSlot {
  * `lockLeft`: lifeboat's lock may still be on the server after this attempt (the unlock
  * failed or could not be checked, or the evacuation still runs in Nova), in plain words.
  * The caller journals the unlock as owed and retries it (`releaseLifeboatLock`).
+ * `would-evacuate`: a dry run's answer (src/engine/dry-run.ts): nothing was sent, nothing
+ * locked; `targetHost` is the host it would have been sent to, when one was asked for.
  */
 export type EvacuationOutcome =
   | { result: "evacuated"; targetHost: string; status: string; message: string; lockLeft?: string }
-  | { result: "failed"; message: string; retryable: boolean; lockLeft?: string };
+  | { result: "failed"; message: string; retryable: boolean; lockLeft?: string }
+  | { result: "would-evacuate"; dryRun: true; message: string; targetHost?: string };
 
 /** A server with a lock lifeboat wrote (its reason starts with `lifeboat:`). */
 export interface LockedServer {
@@ -148,9 +155,11 @@ export interface LockedServer {
 /**
  * What releasing lifeboat's lock on one server found: unlocked it; nothing to do (not
  * locked any more, or the server is gone); or a lock that is not lifeboat's for this
- * recovery (its owner's, or another recovery's), left alone.
+ * recovery (its owner's, or another recovery's), left alone. `would-unlock`: a dry run's
+ * answer (src/engine/dry-run.ts): nothing was sent; lifeboat's lock would have been taken
+ * off if it is still there.
  */
-export type UnlockResult = "unlocked" | "not-locked" | "gone" | "locked-by-someone-else" | "locked-for-another-recovery";
+export type UnlockResult = "unlocked" | "not-locked" | "gone" | "locked-by-someone-else" | "locked-for-another-recovery" | "would-unlock";
 
 export interface CloudPort {
   readonly driver: string;
@@ -197,7 +206,22 @@ export interface ReleasePort {
   /** Evacuation records from `host` still `done` (nova-compute turns them `completed` when it starts). */
   evacuationRecordsLeft(host: string, signal?: AbortSignal): Promise<number>;
   /** forced_down=false, unless it is not forced down already. Throws when Nova refuses (records still `done`). */
-  unforce(host: string, signal?: AbortSignal): Promise<{ already: boolean; service: ComputeServiceInfo }>;
+  unforce(host: string, signal?: AbortSignal): Promise<UnforceResult>;
   /** Enable the service if lifeboat disabled it; one someone else disabled is left as it is. */
-  enable(host: string, signal?: AbortSignal): Promise<{ result: "enabled" | "already" | "left-disabled"; message: string; service: ComputeServiceInfo }>;
+  enable(host: string, signal?: AbortSignal): Promise<EnableResult>;
+}
+
+export interface UnforceResult {
+  already: boolean;
+  service: ComputeServiceInfo;
+  /** Nothing was sent: a dry run's answer (src/engine/dry-run.ts). */
+  dryRun?: true;
+}
+
+export interface EnableResult {
+  result: "enabled" | "already" | "left-disabled";
+  message: string;
+  service: ComputeServiceInfo;
+  /** Nothing was sent: a dry run's answer (src/engine/dry-run.ts); `message` says what would have been done. */
+  dryRun?: true;
 }

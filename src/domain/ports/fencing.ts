@@ -24,6 +24,8 @@ export interface FenceResult {
   message: string;
   durationMs: number;
   attempts: number;
+  /** Nothing was sent: a dry run's answer (src/engine/dry-run.ts). */
+  dryRun?: true;
 }
 
 export interface FenceDevice {
@@ -45,6 +47,13 @@ export interface ChainResult {
   device?: string;
   attempts: { device: string; driver: string; result: FenceResult }[];
   message: string;
+  /**
+   * Nothing was sent: a dry run's answer (src/engine/dry-run.ts). `message` says what would
+   * have been done; `attempts` hold what each device reads now (`attempts: 0`).
+   */
+  dryRun?: true;
+  /** Dry run: the device the chain would try first. */
+  wouldUse?: string;
 }
 
 /**

@@ -7,7 +7,7 @@ import type { InstanceResult } from "../../domain/model.js";
 import { classifyInstance } from "../../domain/selection.js";
 import { recordOwedUnlock, settleUnlocks } from "./owed-unlocks.js";
 import type { Stage, StageContext } from "../context.js";
-import { secondsSince } from "../../util/time.js";
+import { observeInstanceActive } from "../milestones.js";
 
 /**
  * Move every selected instance off the fenced host: bounded concurrency, priority order,
@@ -61,11 +61,6 @@ export const evacuating: Stage = async (ctx) => {
     .filter((i) => i.state === "pending" || i.state === "evacuating")
     .sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
 
-  if (r.dryRun) {
-    for (const rec of work) await ctx.store.putInstance({ ...rec, state: "would-evacuate" });
-    return { to: "notifying", reason: `dry run: would evacuate ${work.length} instance(s)`, patch: { outcome: "completed" } };
-  }
-
   ctx.log.info({ instances: work.length, concurrency: cfg.concurrency }, "evacuating instances");
   const keepIsolated = isolationKeeper(ctx);
   // `concurrency` bounds the evacuations lifeboat drives; one that is only watched (a call
@@ -108,12 +103,16 @@ export const evacuating: Stage = async (ctx) => {
   const final = await ctx.store.instances(r.id);
   const failed = final.filter((i) => i.state === "failed");
   const moved = final.filter((i) => i.state === "evacuated").length;
+  const would = final.filter((i) => i.state === "would-evacuate").length;
   if (failed.length) {
     const names = failed.map((i) => `${i.name} (${i.error ?? "failed"})`).join(", ");
-    return { to: "notifying", reason: `${failed.length} of ${moved + failed.length} instance(s) not recovered: ${names}${lockNote}`, patch: { outcome: "partial", locksLeft } };
+    return { to: "notifying", reason: `${failed.length} of ${moved + would + failed.length} instance(s) not recovered: ${names}${lockNote}`, patch: { outcome: "partial", locksLeft } };
   }
-  const others = final.length - moved;
-  return { to: "notifying", reason: `${moved} instance(s) evacuated${others ? `, ${others} not selected (see instances)` : ""}${lockNote}`, patch: { outcome: "completed", locksLeft } };
+  const others = final.length - moved - would;
+  const notSelected = others ? `, ${others} not selected (see instances)` : "";
+  // Instances a dry run's port only said it would evacuate (nothing was sent).
+  if (would) return { to: "notifying", reason: `dry run: would evacuate ${would} instance(s)${notSelected}${lockNote}`, patch: { outcome: "completed", locksLeft } };
+  return { to: "notifying", reason: `${moved} instance(s) evacuated${notSelected}${lockNote}`, patch: { outcome: "completed", locksLeft } };
 };
 
 /**
@@ -163,6 +162,7 @@ async function evacuateOne(ctx: StageContext, start: InstanceResult, info: Insta
     rec = next;
   };
   for (;;) {
+    const beforeAttempt = rec;
     if (rec.state === "pending") {
       // Persist the attempt before sending it: a resumed recovery re-inspects, never re-counts.
       rec = { ...rec, state: "evacuating", attempts: rec.attempts + 1, startedAt: rec.startedAt ?? ctx.nowIso() };
@@ -189,6 +189,12 @@ async function evacuateOne(ctx: StageContext, start: InstanceResult, info: Insta
       });
     // An aborted stage records nothing as done: whatever this attempt saw, the re-run looks again.
     if (ctx.signal.aborted) throw abortReason(ctx.signal);
+    if (outcome.result === "would-evacuate") {
+      // A dry run's port sent nothing: no attempt is counted, and the instance stays where it is.
+      rec = { ...beforeAttempt, state: "would-evacuate", ...(outcome.targetHost ? { targetHost: outcome.targetHost } : {}) };
+      await ctx.store.putInstance(rec);
+      return;
+    }
     if (outcome.lockLeft) await recordOwedUnlock(ctx, info.id, outcome.lockLeft);
     if (outcome.result === "evacuated") {
       rec = { ...rec, state: "evacuated", targetHost: outcome.targetHost, finishedAt: ctx.nowIso() };
@@ -196,7 +202,7 @@ async function evacuateOne(ctx: StageContext, start: InstanceResult, info: Insta
       await ctx.store.putInstance(rec);
       ctx.metrics.instancesEvacuated.inc({ result: "evacuated" });
       ctx.metrics.evacuationDuration.observe((ctx.clock.now() - began) / 1000);
-      ctx.metrics.recoveryMilestone.observe({ milestone: "instance_active" }, secondsSince(ctx.recovery.detectedAt, ctx.clock.now()));
+      observeInstanceActive(ctx.metrics, ctx.recovery, ctx.clock.now());
       log.info({ target: outcome.targetHost, status: outcome.status, attempt: rec.attempts }, "instance evacuated");
       return;
     }

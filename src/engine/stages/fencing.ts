@@ -1,7 +1,5 @@
 import type { ChainResult } from "../../domain/ports/fencing.js";
 import type { Stage } from "../context.js";
-import { secondsSince } from "../../util/time.js";
-import { holdHost } from "../host-states.js";
 
 /**
  * The point of no return: the state was written as `fencing` before this runs, so a
@@ -16,7 +14,7 @@ export const fencing: Stage = async (ctx) => {
   if (r.confirmedOff) {
     ctx.log.warn("fencing skipped: an operator confirmed the host is powered off");
     await ctx.steps.record("fence", { skipped: true, reason: "operator confirmed the host is off" });
-    await markHostFenced(ctx, "operator");
+    await ctx.hold.hold("operator");
     return { to: "isolating", reason: "host confirmed off by an operator (--confirm-off)", patch: { fenceState: "confirmed-off-by-operator" } };
   }
 
@@ -29,14 +27,6 @@ export const fencing: Stage = async (ctx) => {
     };
   }
 
-  if (r.dryRun) {
-    const status = await ctx.fencing.status(host, ctx.signal);
-    const first = ctx.fencing.devices(host)[0];
-    await ctx.steps.record("fence", { dryRun: true, wouldUse: first?.label, status });
-    ctx.log.info({ devices: ctx.fencing.devices(host).map((d) => d.label), status }, "dry run: would power the host off");
-    return { to: "isolating", reason: `dry run: would power off through ${first?.label ?? "its fencing device"}`, patch: { fenceState: "would-fence" } };
-  }
-
   await ctx.guard("fence");
   const result = await ctx.steps.run<ChainResult>("fence", () => ctx.fencing.fenceOff(host, ctx.signal));
   if (!result.ok) {
@@ -47,15 +37,13 @@ export const fencing: Stage = async (ctx) => {
       patch: { fenceState: "unknown", outcome: "failed", fence: result },
     };
   }
-  ctx.metrics.recoveryMilestone.observe({ milestone: "fenced" }, secondsSince(r.detectedAt, ctx.clock.now()));
-  await markHostFenced(ctx, result.device ?? "device");
+  // A chain that sent nothing (a dry run's port) proved nothing: the host only would be fenced.
+  const [fenceState, reason] = result.dryRun
+    ? (["would-fence", result.message] as const)
+    : (["off", `${r.kind === "fence-only" ? "powered off by hand" : "powered off"}, confirmed by ${result.device ?? "the device"}`] as const);
+  await ctx.hold.hold(result.device ?? "device");
   if (r.kind === "fence-only") {
-    return { to: "notifying", reason: `powered off by hand, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", outcome: "completed", fence: result } };
+    return { to: "notifying", reason, patch: { fenceState, outcome: "completed", fence: result } };
   }
-  return { to: "isolating", reason: `powered off, confirmed by ${result.device ?? "the device"}`, patch: { fenceState: "off", fence: result } };
+  return { to: "isolating", reason, patch: { fenceState, fence: result } };
 };
-
-/** Remember that this host is held down until an operator releases it. */
-async function markHostFenced(ctx: Parameters<Stage>[0], by: string): Promise<void> {
-  await holdHost(ctx.store, ctx.recovery.host, ctx.recovery.id, by, ctx.nowIso());
-}

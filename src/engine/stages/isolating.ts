@@ -2,24 +2,20 @@ import type { IsolationResult } from "../../domain/ports/cloud.js";
 import { isolationReason } from "../../domain/markers.js";
 import { errorMessage } from "../../util/errors.js";
 import type { Stage } from "../context.js";
-import { secondsSince } from "../../util/time.js";
 
 /** Nova must know the host is dead: force its compute service down, then disable it. */
 export const isolating: Stage = async (ctx) => {
   const r = ctx.recovery;
   // The disabled_reason doubles as state kept in Nova (start-up reconciliation reads it).
   const reason = isolationReason(r.id, ctx.nowIso());
-  if (r.dryRun) {
-    await ctx.steps.record("isolate", { dryRun: true, wouldSetReason: reason });
-    return { to: "evacuating", reason: "dry run: would force the compute service down and disable it" };
-  }
   await ctx.guard("isolate");
   try {
     const res = await ctx.steps.run<IsolationResult>("isolate", () => ctx.evacuation.isolate(r.host, reason, ctx.signal), {
       retries: ctx.config.recovery.step_retries,
       signal: ctx.signal,
     });
-    ctx.metrics.recoveryMilestone.observe({ milestone: "isolated" }, secondsSince(r.detectedAt, ctx.clock.now()));
+    // A dry run's port sent nothing and says what it would have done.
+    if (res.dryRun) return { to: "evacuating", reason: res.message };
     return { to: "evacuating", reason: res.already ? "compute service was already forced down and disabled" : "compute service forced down and disabled" };
   } catch (err) {
     if (ctx.signal.aborted) throw err;

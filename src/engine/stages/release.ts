@@ -3,7 +3,6 @@ import type { ChainResult } from "../../domain/ports/fencing.js";
 import { isLifeboatReason } from "../../domain/markers.js";
 import type { RecoveryState } from "../../domain/model.js";
 import { errorMessage } from "../../util/errors.js";
-import { liftHold } from "../host-states.js";
 import type { Stage, StageContext, StageResult } from "../context.js";
 
 /**
@@ -21,7 +20,8 @@ import type { Stage, StageContext, StageResult } from "../context.js";
  * Waits are bounded, counted from the journaled moment the stage began; a stage that waits
  * returns "come back later" rather than sleeping. Every side effect is checked against the
  * world first (power state, forced_down, status), so a step interrupted in flight is safe
- * to run again.
+ * to run again. A dry run's ports send nothing (../dry-run.ts): it ends, completed, at its
+ * first write (see `dryRunEnd`).
  */
 
 /** Poll interval of the waits. */
@@ -46,6 +46,11 @@ export interface ReleasePlan {
 }
 
 const failed = (reason: string): StageResult => ({ to: "failed", reason, patch: { outcome: "failed" } });
+/**
+ * A dry run ends at its first write: the release's waits are for what that write would
+ * cause (power-on → nova-compute, un-force → up), which cannot come. `what` says the rest.
+ */
+const dryRunEnd = (what: string): StageResult => ({ to: "completed", reason: what, patch: { outcome: "completed" } });
 
 function releasePort(cloud: CloudPort): ReleasePort | null {
   return cloud.release ?? null;
@@ -91,15 +96,11 @@ export const poweringOn: Stage = async (ctx) => {
     return { forced, humanDisabled, baseline: s.updatedAt, nothingToDo: !forced && s.status === "enabled", message: described };
   });
   if (p.nothingToDo) {
-    await liftHold(ctx, `${host} was neither forced down nor disabled`);
+    await ctx.hold.lift(`${host} was neither forced down nor disabled`);
     return { to: "completed", reason: `nova-compute on ${host} is neither forced down nor disabled: nothing to release`, patch: { outcome: "completed" } };
   }
   if (p.humanDisabled && !p.forced) {
     return failed(`nova-compute on ${host} was disabled by someone else, not by lifeboat (${p.message}): not touching it`);
-  }
-  if (ctx.recovery.dryRun) {
-    await ctx.steps.record("power-on", { dryRun: true, wouldPowerOn: ctx.fencing.hasHost(host) });
-    return { to: "completed", reason: `dry run: would power ${host} on, wait for nova-compute, un-force and enable it`, patch: { outcome: "completed" } };
   }
   if (!ctx.fencing.hasHost(host)) {
     await ctx.steps.record("power-on", { skipped: true, message: "no fencing configured: the host is powered on by hand" });
@@ -107,7 +108,7 @@ export const poweringOn: Stage = async (ctx) => {
     await ctx.guard("power-on");
     try {
       // Idempotent: the chain reads the power state first and sends "on" only to a host that is off.
-      await ctx.steps.run<ChainResult>(
+      const res = await ctx.steps.run<ChainResult>(
         "power-on",
         async () => {
           const res = await ctx.fencing.powerOn(host, ctx.signal);
@@ -116,6 +117,8 @@ export const poweringOn: Stage = async (ctx) => {
         },
         { retries: ctx.config.recovery.step_retries, signal: ctx.signal },
       );
+      // Nothing was powered on (a dry run's port): nothing that follows would happen by itself.
+      if (res.dryRun) return dryRunEnd(`${res.message}, ${p.forced ? "wait for nova-compute, un-force" : "wait for Nova to see it up"} and enable it`);
     } catch (err) {
       if (ctx.signal.aborted) throw err;
       return failed(`release of ${host} stopped: power-on failed: ${errorMessage(err)} (the host stays forced down and held)`);
@@ -148,14 +151,20 @@ export const unforcing: Stage = async (ctx) => {
   if (!release) return failed(`the ${ctx.evacuation.driver} driver cannot release hosts`);
   await ctx.guard("unforce");
   try {
-    const r = await ctx.steps.run<{ already: boolean; message: string }>(
+    const r = await ctx.steps.run<{ already: boolean; message: string; dryRun?: true }>(
       "unforce",
       async () => {
         const res = await release.unforce(host, ctx.signal);
+        if (res.dryRun) {
+          const message = res.already ? `dry run: would send nothing (nova-compute on ${host} is not forced down any more)` : `dry run: would un-force nova-compute on ${host}`;
+          return { already: res.already, message, dryRun: res.dryRun };
+        }
         return { already: res.already, message: res.already ? `nova-compute on ${host} was no longer forced down` : `nova-compute on ${host} no longer forced down` };
       },
       { retries: ctx.config.recovery.step_retries, signal: ctx.signal },
     );
+    // Not un-forced (a dry run's port): Nova would not see the service up.
+    if (r.dryRun) return dryRunEnd(`${r.message}, wait for Nova to see it up and enable it`);
     return { to: "awaiting-up", reason: r.message };
   } catch (err) {
     if (ctx.signal.aborted) throw err;
@@ -183,20 +192,21 @@ export const enabling: Stage = async (ctx) => {
   } else {
     await ctx.guard("enable");
     try {
-      const r = await ctx.steps.run<{ result: string; message: string }>(
+      const r = await ctx.steps.run<{ result: string; message: string; dryRun?: true }>(
         "enable",
         async () => {
           const res = await release.enable(host, ctx.signal);
-          return { result: res.result, message: res.message, ...(res.result === "enabled" ? {} : { skipped: true }) };
+          return { result: res.result, message: res.message, ...(res.result === "enabled" ? {} : { skipped: true }), ...(res.dryRun ? { dryRun: res.dryRun } : {}) };
         },
         { retries: ctx.config.recovery.step_retries, signal: ctx.signal },
       );
-      outcome = r.result === "left-disabled" ? `${host} is back, left disabled: ${r.message}` : `${host} is back in service`;
+      // A dry run's port says what it would have done.
+      outcome = r.dryRun ? r.message : r.result === "left-disabled" ? `${host} is back, left disabled: ${r.message}` : `${host} is back in service`;
     } catch (err) {
       if (ctx.signal.aborted) throw err;
       return failed(`release of ${host} stopped: could not enable it: ${errorMessage(err)} (un-forced and up, still held)`);
     }
   }
-  await liftHold(ctx, outcome);
+  await ctx.hold.lift(outcome);
   return { to: "completed", reason: outcome, patch: { outcome: "completed" } };
 };

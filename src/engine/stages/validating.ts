@@ -1,4 +1,3 @@
-import { secondsSince } from "../../util/time.js";
 import { enterBlock } from "../block.js";
 import { blockReason, evaluateGates, recordGateOutcome, runGateNotices } from "../gate-runner.js";
 import type { Stage } from "../context.js";
@@ -9,13 +8,12 @@ export const validating: Stage = async (ctx) => {
   await recordGateOutcome(outcome, { store: ctx.store, metrics: ctx.metrics, logger: ctx.log });
   await runGateNotices(outcome, ctx);
   if (outcome.pass) {
-    ctx.metrics.recoveryMilestone.observe({ milestone: "validated" }, secondsSince(ctx.recovery.detectedAt, ctx.clock.now()));
     const names = outcome.decisions.map((d) => d.gate).join(", ");
     return { to: "fencing", reason: outcome.decisions.length ? `all gates pass (${names})` : "no gates configured" };
   }
   return {
     to: "blocked",
     reason: blockReason(outcome),
-    patch: { block: enterBlock(outcome, ctx.nowIso()) },
+    patch: { block: enterBlock(outcome, ctx.nowIso(), ctx.recovery.block) },
   };
 };
