@@ -123,7 +123,7 @@ export function consoleDepsFromApp(src: ConsoleSources): ConsoleDeps {
       const held = (await store.listHostStates()).filter((h) => h.fenced);
       return Promise.all(
         held.map(async (hold): Promise<HeldHost> => {
-          const release = (await src.commands.describeHost(hold.host)).release;
+          const release = await src.commands.latestRelease(hold.host);
           return { host: hold.host, recoveryId: hold.recoveryId, since: hold.at, by: hold.by, release: releaseView(release) };
         }),
       );

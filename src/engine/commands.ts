@@ -187,9 +187,14 @@ export class OperatorCommands {
   /** What lifeboat holds about a host: its hold, its latest release, its open recovery. */
   async describeHost(host: string): Promise<HostView> {
     const { store } = this.deps;
-    const [hold, open, recent] = await Promise.all([store.getHostState(host), store.findOpenRecovery(host), store.listRecoveries({ host, limit: 50 })]);
-    const latest = recent.find((r) => r.kind === "release");
-    return { host, hold, release: latest ? await releaseView(store, latest) : null, openRecovery: open?.id ?? null, fencing: this.deps.fencing.hasHost(host) };
+    const [hold, open, release] = await Promise.all([store.getHostState(host), store.findOpenRecovery(host), this.latestRelease(host)]);
+    return { host, hold, release, openRecovery: open?.id ?? null, fencing: this.deps.fencing.hasHost(host) };
+  }
+
+  /** The host's latest release, if it ever had one. */
+  async latestRelease(host: string): Promise<ReleaseView | null> {
+    const latest = (await this.deps.store.listRecoveries({ host, limit: 50 })).find((r) => r.kind === "release");
+    return latest ? releaseView(this.deps.store, latest) : null;
   }
 
   /** A recovery an operator asked for: starts at once, approved by that operator, run right away. */

@@ -1,4 +1,4 @@
-import { FRESH_READ, type CloudPort, type ComputeServiceInfo, type ReleasePort } from "../../domain/ports/cloud.js";
+import { FRESH_READ, type ComputeServiceInfo } from "../../domain/ports/cloud.js";
 import type { ChainResult } from "../../domain/ports/fencing.js";
 import { isLifeboatReason } from "../../domain/markers.js";
 import type { RecoveryState } from "../../domain/model.js";
@@ -52,10 +52,6 @@ const failed = (reason: string): StageResult => ({ to: "failed", reason, patch: 
  */
 const dryRunEnd = (what: string): StageResult => ({ to: "completed", reason: what, patch: { outcome: "completed" } });
 
-function releasePort(cloud: CloudPort): ReleasePort | null {
-  return cloud.release ?? null;
-}
-
 async function service(ctx: StageContext): Promise<ComputeServiceInfo> {
   const s = await ctx.evacuation.getComputeService(ctx.recovery.host, ctx.signal, FRESH_READ);
   if (!s) throw new Error(`Nova has no nova-compute service on ${ctx.recovery.host}`);
@@ -87,7 +83,7 @@ async function plan(ctx: StageContext): Promise<ReleasePlan> {
 
 export const poweringOn: Stage = async (ctx) => {
   const host = ctx.recovery.host;
-  if (!releasePort(ctx.evacuation)) return failed(`the ${ctx.evacuation.driver} driver cannot release hosts`);
+  if (!ctx.evacuation.release) return failed(`the ${ctx.evacuation.driver} driver cannot release hosts`);
   const p = await ctx.steps.run<ReleasePlan>("precheck", async () => {
     const s = await service(ctx);
     const forced = s.forcedDown;
@@ -130,7 +126,7 @@ export const poweringOn: Stage = async (ctx) => {
 
 export const awaitingCompute: Stage = async (ctx) => {
   const host = ctx.recovery.host;
-  const release = releasePort(ctx.evacuation);
+  const release = ctx.evacuation.release;
   if (!release) return failed(`the ${ctx.evacuation.driver} driver cannot release hosts`);
   const p = await plan(ctx);
   if ((await ctx.store.getStep(ctx.recovery.id, "compute-started"))?.state !== "succeeded") {
@@ -147,7 +143,7 @@ export const awaitingCompute: Stage = async (ctx) => {
 
 export const unforcing: Stage = async (ctx) => {
   const host = ctx.recovery.host;
-  const release = releasePort(ctx.evacuation);
+  const release = ctx.evacuation.release;
   if (!release) return failed(`the ${ctx.evacuation.driver} driver cannot release hosts`);
   await ctx.guard("unforce");
   try {
@@ -182,7 +178,7 @@ export const awaitingUp: Stage = async (ctx) => {
 
 export const enabling: Stage = async (ctx) => {
   const host = ctx.recovery.host;
-  const release = releasePort(ctx.evacuation);
+  const release = ctx.evacuation.release;
   if (!release) return failed(`the ${ctx.evacuation.driver} driver cannot release hosts`);
   const p = await plan(ctx);
   let outcome: string;
