@@ -1,7 +1,5 @@
-import { writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import type { NotificationRecord, RecoveryDetail } from "../../src/domain/model.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
@@ -9,10 +7,10 @@ import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environme
 import type { SandboxCloud } from "../../packages/sandbox/src/cloud.js";
 import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
 import type { CaughtMessage } from "../../packages/sandbox/src/smtp.js";
-import { startDaemon, type Daemon } from "../support/daemon.js";
+import type { Daemon } from "../support/daemon.js";
 import { ADMIN_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
-import { stackConfigData, type Stack } from "../support/stack.js";
-import { fastConfig, fastSite, finished, novaSeesDown, serversOn, siteScenario, startFastStack, TERMINAL } from "./site.js";
+import { type Stack } from "../support/stack.js";
+import { fastSite, finished, novaSeesDown, serversOn, siteScenario, startFastStack, TERMINAL, serveOnSite } from "./site.js";
 
 /**
  * Blocked recoveries on the simulated site: who is told when, and what is asked again how
@@ -24,7 +22,6 @@ import { fastConfig, fastSite, finished, novaSeesDown, serversOn, siteScenario, 
  * fenced only after a validation in which every gate passed.
  */
 
-const CLI = resolve(import.meta.dirname, "../../dist/cli.js");
 const HOSTS = ["compute-1", "compute-2", "compute-3"];
 
 let stack: Stack | undefined;
@@ -272,28 +269,7 @@ describe("blocked messages across a SIGKILL of the serve process", () => {
     const storeDir = tempDir();
     dirs.push(storeDir);
     const DELAY_S = 6;
-    const serve = (): Promise<Daemon> =>
-      startDaemon({
-        name: "lifeboat",
-        spec: (port, dir) => {
-          const data = stackConfigData(
-            site,
-            storeDir,
-            fastConfig({
-              server: { listen: `127.0.0.1:${port}` },
-              recovery: { evidence_recheck_interval_seconds: 0.2 },
-              notifications: { blocked_delay_seconds: DELAY_S },
-              logging: { level: "info" },
-            }),
-          );
-          const file = join(dir, "lifeboat.yaml");
-          writeFileSync(file, stringify(data));
-          return { command: process.execPath, args: [CLI, "serve", "--config", file], readyPath: "/readyz" };
-        },
-      }).then((d) => {
-        daemons.push(d);
-        return d;
-      });
+    const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, { recovery: { evidence_recheck_interval_seconds: 0.2 }, notifications: { blocked_delay_seconds: DELAY_S } }, daemons);
     const recoveryOf = async (url: string): Promise<RecoveryDetail | undefined> => {
       const list = await api(url, "GET", "/api/v1/recoveries?host=compute-1");
       const r = (list.body as { recoveries: { id: string }[] }).recoveries[0];

@@ -1,18 +1,15 @@
-import { writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import { startDaemon, type Daemon } from "../support/daemon.js";
+import type { Daemon } from "../support/daemon.js";
 import { ADMIN_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
-import { stackConfigData, type Stack } from "../support/stack.js";
+import { type Stack } from "../support/stack.js";
 import { OPEN_EVACUATION_STATUSES } from "../../packages/sandbox/src/cloud-state.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import type { SandboxCloud } from "../../packages/sandbox/src/cloud.js";
-import { acceptedEvacuations, evacuatePosts, failAndAlert, fastConfig, fastSite, finished, novaSeesDown, serversOn, siteScenario, startFastStack, TERMINAL } from "./site.js";
+import { acceptedEvacuations, evacuatePosts, failAndAlert, fastSite, finished, novaSeesDown, serversOn, siteScenario, startFastStack, TERMINAL, serveOnSite } from "./site.js";
 
-const CLI = resolve(import.meta.dirname, "../../dist/cli.js");
 const HOSTS = ["compute-1", "compute-2", "compute-3"];
 
 let stack: Stack | undefined;
@@ -95,19 +92,7 @@ describe("lifeboat stops in the middle of evacuating", () => {
     const ids = cloud.state.serversOn("compute-1").map((v) => v.id);
     const storeDir = tempDir();
     dirs.push(storeDir);
-    const serve = (): Promise<Daemon> =>
-      startDaemon({
-        name: "lifeboat",
-        spec: (port, dir) => {
-          const data = stackConfigData(site, storeDir, fastConfig({ evacuation: { concurrency: 3 }, server: { listen: `127.0.0.1:${port}` }, logging: { level: "info" } }));
-          const file = join(dir, "lifeboat.yaml");
-          writeFileSync(file, stringify(data));
-          return { command: process.execPath, args: [CLI, "serve", "--config", file], readyPath: "/readyz" };
-        },
-      }).then((d) => {
-        daemons.push(d);
-        return d;
-      });
+    const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, { evacuation: { concurrency: 3 } }, daemons);
     const recoveryOf = async (url: string): Promise<RecoveryDetail | undefined> => {
       const list = await api(url, "GET", "/api/v1/recoveries?host=compute-1");
       const r = (list.body as { recoveries: { id: string }[] }).recoveries[0];

@@ -1,14 +1,11 @@
-import { writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import { startDaemon, type Daemon } from "../support/daemon.js";
+import type { Daemon } from "../support/daemon.js";
 import { ADMIN_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
 import { actionServer, SandboxControl, type LoggedRequest } from "../support/sandbox-control.js";
-import { deepMerge, stackConfigData } from "../support/stack.js";
-import { fastConfig, fastSite, novaSeesDown, serversOn, siteScenario, TERMINAL } from "./site.js";
+import { deepMerge } from "../support/stack.js";
+import { fastSite, novaSeesDown, serversOn, siteScenario, TERMINAL, serveOnSite } from "./site.js";
 
 /**
  * A real `lifeboat serve` killed with SIGKILL while evacuate calls are in flight, on a Nova
@@ -18,7 +15,6 @@ import { fastConfig, fastSite, novaSeesDown, serversOn, siteScenario, TERMINAL }
  * injected and the request log read through the sandbox's control API.
  */
 
-const CLI = resolve(import.meta.dirname, "../../dist/cli.js");
 const HOSTS = ["compute-1", "compute-2", "compute-3"];
 const SERVERS = 4;
 
@@ -87,25 +83,9 @@ describe("lifeboat killed while an evacuate call is in flight", () => {
 
       const storeDir = tempDir();
       dirs.push(storeDir);
-      const serve = (): Promise<Daemon> =>
-        startDaemon({
-          name: "lifeboat",
-          spec: (port, dir) => {
-            // Every call answered within the client's timeout, every evacuation within the instance timeout.
-            const limits = { openstack: { timeout_seconds: Math.max(10, (2 * slowest) / 1000) }, evacuation: { instance_timeout_seconds: Math.max(20, (4 * slowest) / 1000) } };
-            const data = stackConfigData(
-              site,
-              storeDir,
-              fastConfig(deepMerge(limits, { evacuation: { concurrency: 2 }, server: { listen: `127.0.0.1:${port}` }, logging: { level: "info" } })),
-            );
-            const file = join(dir, "lifeboat.yaml");
-            writeFileSync(file, stringify(data));
-            return { command: process.execPath, args: [CLI, "serve", "--config", file], readyPath: "/readyz" };
-          },
-        }).then((d) => {
-          daemons.push(d);
-          return d;
-        });
+      // Every call answered within the client's timeout, every evacuation within the instance timeout.
+      const limits = { openstack: { timeout_seconds: Math.max(10, (2 * slowest) / 1000) }, evacuation: { instance_timeout_seconds: Math.max(20, (4 * slowest) / 1000) } };
+      const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, deepMerge(limits, { evacuation: { concurrency: 2 } }), daemons);
 
       const one = await serve();
       await control.failHost("compute-1");

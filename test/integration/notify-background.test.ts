@@ -1,19 +1,17 @@
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import type { NotificationRecord, RecoveryDetail } from "../../src/domain/model.js";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { startSmtpCatcher, type SmtpCatcher } from "../../packages/sandbox/src/smtp.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
-import { startDaemon, type Daemon } from "../support/daemon.js";
+import type { Daemon } from "../support/daemon.js";
 import { ADMIN_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
-import { stackConfigData, type Stack } from "../support/stack.js";
-import { failAndAlert, fastConfig, fastSite, novaSeesDown, serversOn, siteScenario, startFastStack, TERMINAL } from "./site.js";
+import { type Stack } from "../support/stack.js";
+import { failAndAlert, fastSite, novaSeesDown, serversOn, siteScenario, startFastStack, TERMINAL, serveOnSite } from "./site.js";
 
 /**
  * Notifications never stand in a recovery's way: they are journaled and sent by a background
@@ -160,27 +158,7 @@ describe("notifications are delivered in the background", () => {
     const site = sandbox;
     const storeDir = tempDir();
     dirs.push(storeDir);
-    const serve = (): Promise<Daemon> =>
-      startDaemon({
-        name: "lifeboat",
-        spec: (port, dir) => {
-          const data = stackConfigData(
-            site,
-            storeDir,
-            fastConfig({
-              server: { listen: `127.0.0.1:${port}` },
-              logging: { level: "info" },
-              notifications: { smtp: { timeout_seconds: 60 }, retry: { initial_backoff_seconds: 0.5, max_backoff_seconds: 1 } },
-            }),
-          );
-          const file = join(dir, "lifeboat.yaml");
-          writeFileSync(file, stringify(data));
-          return { command: process.execPath, args: [CLI, "serve", "--config", file], readyPath: "/readyz" };
-        },
-      }).then((d) => {
-        daemons.push(d);
-        return d;
-      });
+    const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, { notifications: { smtp: { timeout_seconds: 60 }, retry: { initial_backoff_seconds: 0.5, max_backoff_seconds: 1 } } }, daemons);
     const recoveryOf = async (url: string): Promise<RecoveryDetail | undefined> => {
       const list = await api(url, "GET", "/api/v1/recoveries?host=compute-1");
       const r = (list.body as { recoveries: { id: string }[] }).recoveries[0];

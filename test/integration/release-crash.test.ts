@@ -1,15 +1,11 @@
-import { writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import type { HostView } from "../../src/engine/host-view.js";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import { startDaemon, type Daemon } from "../support/daemon.js";
+import type { Daemon } from "../support/daemon.js";
 import { alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
 import { SandboxControl } from "../support/sandbox-control.js";
-import { deepMerge, stackConfigData } from "../support/stack.js";
-import { fastConfig, fastSite, novaSeesDown, serversOn, servicePuts, siteScenario, TERMINAL } from "./site.js";
+import { fastSite, novaSeesDown, serversOn, servicePuts, siteScenario, TERMINAL, serveOnSite } from "./site.js";
 
 /**
  * A release (`lifeboat release HOST`) run by a real `lifeboat serve` killed with SIGKILL at
@@ -20,7 +16,6 @@ import { fastConfig, fastSite, novaSeesDown, serversOn, servicePuts, siteScenari
  * refuses that while the host's evacuation records are still `done`), enabled, hold lifted.
  */
 
-const CLI = resolve(import.meta.dirname, "../../dist/cli.js");
 const HOST = "compute-1";
 
 let sandbox: Sandbox | undefined;
@@ -49,19 +44,7 @@ describe("a release killed with SIGKILL at each of its stages", () => {
       const control = new SandboxControl(site.controlUrl!);
       const storeDir = tempDir();
       dirs.push(storeDir);
-      const serve = (): Promise<Daemon> =>
-        startDaemon({
-          name: "lifeboat",
-          spec: (port, dir) => {
-            const data = stackConfigData(site, storeDir, fastConfig(deepMerge({ gates: { storm: { max_percent: 100 } } }, { server: { listen: `127.0.0.1:${port}` }, logging: { level: "info" } })));
-            const file = join(dir, "lifeboat.yaml");
-            writeFileSync(file, stringify(data));
-            return { command: process.execPath, args: [CLI, "serve", "--config", file], readyPath: "/readyz" };
-          },
-        }).then((d) => {
-          daemons.push(d);
-          return d;
-        });
+      const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, { gates: { storm: { max_percent: 100 } } }, daemons);
 
       // The host fails and is recovered: fenced, forced down, evacuated, held.
       const one = await serve();

@@ -5,8 +5,13 @@ import type { SimMigration, SimRequest } from "../../packages/sandbox/src/cloud-
 import type { SandboxCloud } from "../../packages/sandbox/src/cloud.js";
 import type { SandboxOptions } from "../../packages/sandbox/src/environment.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
+import { writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { stringify } from "yaml";
+import type { Sandbox } from "../../packages/sandbox/src/environment.js";
+import { startDaemon, type Daemon } from "../support/daemon.js";
 import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
-import { deepMerge, startStack, type Stack } from "../support/stack.js";
+import { deepMerge, stackConfigData, startStack, type Stack } from "../support/stack.js";
 
 /**
  * What the integration tests share: a simulated site with short durations (Nova notices a
@@ -15,6 +20,27 @@ import { deepMerge, startStack, type Stack } from "../support/stack.js";
  */
 
 export const TERMINAL = ["completed", "partial", "failed", "aborted"];
+
+const CLI = resolve(import.meta.dirname, "../../dist/cli.js");
+
+/**
+ * A real `lifeboat serve` process (dist/cli.js) on `site`: its journal in `storeDir`, kept
+ * across restarts (start it again after a kill), configured by `fastConfig(overrides)`,
+ * logging at info. Pushed on `daemons`, which the test stops when it ends.
+ */
+export async function serveOnSite(site: Sandbox, storeDir: string, overrides: Record<string, unknown>, daemons: Daemon[]): Promise<Daemon> {
+  const d = await startDaemon({
+    name: "lifeboat",
+    spec: (port, dir) => {
+      const data = stackConfigData(site, storeDir, fastConfig(deepMerge(overrides, { server: { listen: `127.0.0.1:${port}` }, logging: { level: "info" } })));
+      const file = join(dir, "lifeboat.yaml");
+      writeFileSync(file, stringify(data));
+      return { command: process.execPath, args: [CLI, "serve", "--config", file], readyPath: "/readyz" };
+    },
+  });
+  daemons.push(d);
+  return d;
+}
 
 export function fastSite(over: { cloud?: NonNullable<SandboxOptions["cloud"]>; powerDelayMs?: number } = {}): SandboxOptions {
   return {

@@ -1,15 +1,11 @@
-import { writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import type { Config } from "../../src/config/schema.js";
 import type { GateDecision, Recovery, RecoveryDetail } from "../../src/domain/model.js";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import { startDaemon, type Daemon } from "../support/daemon.js";
+import type { Daemon } from "../support/daemon.js";
 import { alertPayload, api, makeLifeboat, postAlert, removeDir, tempDir, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
-import { stackConfigData } from "../support/stack.js";
 import { World } from "../support/world.js";
-import { fastConfig, fastSite, novaSeesDown, serversOn, siteScenario } from "./site.js";
+import { fastSite, novaSeesDown, serversOn, siteScenario, serveOnSite } from "./site.js";
 
 /**
  * The storm guard end to end on the in-memory world: hosts fail seconds apart or at once,
@@ -21,7 +17,6 @@ import { fastConfig, fastSite, novaSeesDown, serversOn, siteScenario } from "./s
 const HOSTS = ["compute-1", "compute-2", "compute-3", "compute-4", "compute-5"];
 const STORM = { max_recoveries: 1, max_percent: 100, window_seconds: 60, cooldown_seconds: 600 };
 
-const CLI = resolve(import.meta.dirname, "../../dist/cli.js");
 
 let running: TestLifeboat[] = [];
 let sandbox: Sandbox | undefined;
@@ -259,19 +254,7 @@ describe("storm guard: a real serve process killed with SIGKILL", () => {
     const site = sandbox;
     const storeDir = tempDir();
     dirs.push(storeDir);
-    const serve = (): Promise<Daemon> =>
-      startDaemon({
-        name: "lifeboat",
-        spec: (port, dir) => {
-          const data = stackConfigData(site, storeDir, fastConfig({ gates: { storm: { ...STORM, window_seconds: 600 } }, server: { listen: `127.0.0.1:${port}` }, logging: { level: "info" } }));
-          const file = join(dir, "lifeboat.yaml");
-          writeFileSync(file, stringify(data));
-          return { command: process.execPath, args: [CLI, "serve", "--config", file], readyPath: "/readyz" };
-        },
-      }).then((d) => {
-        daemons.push(d);
-        return d;
-      });
+    const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, { gates: { storm: { ...STORM, window_seconds: 600 } } }, daemons);
     const recoveryState = async (url: string, host: string): Promise<Recovery | undefined> =>
       ((await api(url, "GET", `/api/v1/recoveries?host=${host}`)).body as { recoveries: Recovery[] }).recoveries[0];
     const fail = async (url: string, host: string): Promise<void> => {
