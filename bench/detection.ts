@@ -366,7 +366,17 @@ async function runProfile(profile: ProfileName, opts: DetectionOptions): Promise
     );
     cleanup.push(() => lb.stop());
     relay.target = lb.url;
-    await waitUntil("every node scraped and up", async () => (await prometheus.query('up{job="node"} == 1')).length === site.hosts.length, { timeoutMs: 60_000 });
+    // A Prometheus in production has long scraped both jobs: no victim dies before the
+    // exporter's first scrape, which the trigger rule of either profile needs (the exporter
+    // is scraped every minute ÷ scale; a death before it would wait for it, at most a scrape
+    // interval, and count that as detection).
+    await waitUntil(
+      "every node and the exporter's view of every host scraped",
+      async () =>
+        (await prometheus.query('up{job="node"} == 1')).length === site.hosts.length &&
+        (await prometheus.query('openstack_nova_agent_state{service="nova-compute"}')).length === site.hosts.length,
+      { timeoutMs: 60_000 },
+    );
 
     const raw: DetectionRun[] = [];
     for (const host of victims) {
