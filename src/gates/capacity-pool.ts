@@ -46,7 +46,7 @@ export async function firingHosts(am: FiringAlerts, signal: AbortSignal): Promis
 export interface PoolFacts {
   open: readonly Recovery[];
   holds: readonly HostState[];
-  /** null: Alertmanager is not configured, or could not be asked (`alertsError`). */
+  /** Hosts named by a firing trigger alert; null when Alertmanager is not configured or could not be asked. */
   firing: Map<string, string> | null;
   services: readonly ComputeServiceInfo[];
   staleSeconds: number;
@@ -94,7 +94,7 @@ export function describeLeftOut(leftOut: readonly LeftOut[]): string {
   return `left out ${leftOut.length} host(s): ${groups.map((g) => `${g.hosts.length} ${words[g.why]} (${names(g.hosts)})`).join(", ")}`;
 }
 
-export function names(list: readonly string[], max = 5): string {
+function names(list: readonly string[], max = 5): string {
   return list.length > max ? `${list.slice(0, max).join(", ")}, …` : list.join(", ");
 }
 
