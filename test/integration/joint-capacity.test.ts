@@ -39,8 +39,9 @@ describe("joint capacity: two hosts fail, the zone has room for one", () => {
   it("exactly one recovery proceeds; the other is blocked naming it, and follows the figures once it has finished", async () => {
     const scenario = siteScenario(
       ["compute-1", "compute-2", "compute-3", "compute-4"],
-      // Four m1.small (1 vCPU, 2048 MB) on each failing host.
-      [...serversOn("compute-1", 4, "one"), ...serversOn("compute-2", 4, "two")],
+      // Four m1.small (1 vCPU, 2048 MB) on each failing host; the first host's take a few
+      // seconds each to rebuild, so the second is judged while the first is still under way.
+      [...serversOn("compute-1", 4, "one", { evacuation: { durationMs: 3000 } }), ...serversOn("compute-2", 4, "two")],
     );
     // compute-3 has room for exactly four m1.small; compute-4 is down for repair.
     Object.assign(scenario.hosts[2]!, { vcpus: 4, memoryMb: 8192, reservedMemoryMb: 0, cpuAllocationRatio: 1, ramAllocationRatio: 1 });
