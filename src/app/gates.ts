@@ -93,11 +93,20 @@ export function buildGates(deps: GateDeps): Gate[] {
         headroomPercent: g.capacity.headroom_percent,
         resources: g.capacity.resources.map((r) => RESOURCE[r]),
         evacuation: config.evacuation,
+        journal: deps.store,
+        staleSeconds: staleSeconds(config),
+        ...(am ? { alerts: { client: am, alertnames: config.alerts.trigger_alertnames, hostLabel: config.alerts.host_label } } : {}),
       }),
     );
   }
   gates.push(stormGate({ store: deps.store, evacuation: deps.evacuation, config: g.storm, now, metrics: deps.metrics, logger: deps.logger, notifier: deps.notifier }));
   return gates;
+}
+
+/** When a heartbeat is stale: the nova-service confirmation's threshold, else the monitor's (the same meaning). */
+function staleSeconds(config: Config): number {
+  const nova = config.gates.confirmations.find((c) => c.driver === "nova-service");
+  return nova?.driver === "nova-service" ? nova.stale_seconds : config.monitor.stale_seconds;
 }
 
 /** A confirmation configured without the API it needs cannot decide: it blocks. */

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CloudPort, HostCapacity } from "../../src/domain/ports/cloud.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { bmcGate } from "../../src/gates/bmc.js";
-import { capacityGate } from "../../src/gates/capacity.js";
+import { capacityGate, type CapacityGateOptions } from "../../src/gates/capacity.js";
 import { novaServiceGate } from "../../src/gates/nova-service.js";
 import { approvalGate, cooldownGate, exclusionGate, pauseGate } from "../../src/gates/policy.js";
 import type { Gate } from "../../src/domain/ports/gate.js";
@@ -138,24 +138,24 @@ describe("capacity pre-check", () => {
       fail ? Promise.reject(new Error("placement: 503")) : Promise.resolve(free.map((f, i) => ({ host: `compute-${i + 2}`, zone: "nova", free: f })));
     return cloud;
   }
-  const opts = { mode: "block" as const, scope: "zone" as const, headroomPercent: 0, resources: ["vcpus", "ramMb"] as ("vcpus" | "ramMb")[], evacuation: evacCfg };
+  const opts = (): CapacityGateOptions => ({ mode: "block", scope: "zone", headroomPercent: 0, resources: ["vcpus", "ramMb"], evacuation: evacCfg, journal: store, staleSeconds: 60 });
 
   it("passes when the instances fit by flavor on the remaining hosts", async () => {
     // compute-1 runs three 2 vCPU / 2048 MB servers.
-    const v = await evaluate(capacityGate(driver([{ vcpus: 4, ramMb: 4096, diskGb: 100 }, { vcpus: 2, ramMb: 2048, diskGb: 100 }]), opts), recovery("compute-1"));
+    const v = await evaluate(capacityGate(driver([{ vcpus: 4, ramMb: 4096, diskGb: 100 }, { vcpus: 2, ramMb: 2048, diskGb: 100 }]), opts()), recovery("compute-1"));
     expect(v.result).toBe("pass");
     expect(v.reason).toMatch(/3 instance\(s\) fit on 2 host\(s\) of zone nova/);
   });
   it("blocks with the shortfall named when they do not (bin packing, not sums)", async () => {
     // 6 vCPU free in total, but 3 + 3: only one 2-vCPU server fits per host.
-    const v = await evaluate(capacityGate(driver([{ vcpus: 3, ramMb: 3000, diskGb: 100 }, { vcpus: 3, ramMb: 3000, diskGb: 100 }]), opts), recovery("compute-1"));
+    const v = await evaluate(capacityGate(driver([{ vcpus: 3, ramMb: 3000, diskGb: 100 }, { vcpus: 3, ramMb: 3000, diskGb: 100 }]), opts()), recovery("compute-1"));
     expect(v).toMatchObject({ result: "block", overridable: true });
     expect(v.reason).toMatch(/insufficient capacity in zone nova: 1 of 3 instance\(s\) do not fit \(short 2 vCPU, 2048 MB RAM\)/);
   });
   it("only warns in warn mode", async () => {
-    expect((await evaluate(capacityGate(driver([]), { ...opts, mode: "warn" }), recovery("compute-1"))).result).toBe("warn");
+    expect((await evaluate(capacityGate(driver([]), { ...opts(), mode: "warn" }), recovery("compute-1"))).result).toBe("warn");
   });
   it("cannot decide when capacity cannot be read", async () => {
-    expect((await evaluate(capacityGate(driver([], true), opts), recovery("compute-1"))).result).toBe("undecided");
+    expect((await evaluate(capacityGate(driver([], true), opts()), recovery("compute-1"))).result).toBe("undecided");
   });
 });
