@@ -39,3 +39,20 @@ export function isLeadershipLoss(err: unknown): boolean {
 export function isHeldElsewhere(err: unknown): boolean {
   return err instanceof HeldElsewhereError;
 }
+
+/**
+ * A failure no retry can change: a refusal (HTTP 4xx, SMTP 5xx), bad credentials, a missing
+ * object, a device that does not exist. The one word every adapter uses for it: its errors
+ * carry `permanent` (DeviceError, DeliveryError, OpenStackApiError), or it throws this class.
+ * A step's retry policy (engine/retry-policy.ts) never retries one; everything else is
+ * transient and retried by the step, not by the transport under it.
+ */
+export class PermanentError extends Error {
+  override name = "PermanentError";
+  readonly permanent = true;
+}
+
+/** The error says retrying is pointless (see PermanentError). */
+export function isPermanent(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { permanent?: unknown }).permanent === true;
+}

@@ -2,6 +2,7 @@ import pRetry from "p-retry";
 import type { Logger } from "../logging.js";
 import type { Store } from "../domain/journal.js";
 import { errorMessage } from "../util/errors.js";
+import { isTransient, ONE_TRY, type RetryPolicy } from "./retry-policy.js";
 
 /**
  * Journaled side effects (the Temporal "activity" idea): a step is recorded `started`
@@ -12,13 +13,9 @@ import { errorMessage } from "../util/errors.js";
  * world before acting).
  */
 export interface StepOptions {
-  /** Retries after the first try, with exponential backoff. */
-  retries?: number;
-  minTimeoutMs?: number;
-  maxTimeoutMs?: number;
+  /** How the step retries a transient failure (retry-policy.ts); one try when absent. */
+  retry?: RetryPolicy;
   signal?: AbortSignal;
-  /** Errors for which retrying is pointless. */
-  shouldRetry?: (err: unknown) => boolean;
 }
 
 export class StepRunner {
@@ -36,6 +33,7 @@ export class StepRunner {
       return existing.result as T;
     }
     const startedAt = this.now();
+    const policy = opts.retry ?? ONE_TRY;
     let attempts = existing?.attempts ?? 0;
     if (existing?.state === "started") this.logger.info({ step: key }, "resuming an interrupted step");
     try {
@@ -46,13 +44,13 @@ export class StepRunner {
           return fn(attempt);
         },
         {
-          retries: opts.retries ?? 0,
-          minTimeout: opts.minTimeoutMs ?? 1000,
-          maxTimeout: opts.maxTimeoutMs ?? 30_000,
+          retries: policy.retries,
+          minTimeout: policy.firstDelayMs,
+          maxTimeout: Math.max(policy.firstDelayMs, policy.maxDelayMs),
           factor: 2,
           randomize: true,
           ...(opts.signal ? { signal: opts.signal } : {}),
-          shouldRetry: ({ error }) => (opts.signal?.aborted ? false : (opts.shouldRetry?.(error) ?? true)),
+          shouldRetry: ({ error }) => !opts.signal?.aborted && isTransient(error),
           onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
             this.logger.warn({ step: key, attempt: attemptNumber, retriesLeft, err: error.message }, "step attempt failed");
           },

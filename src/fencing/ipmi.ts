@@ -58,11 +58,11 @@ export class IpmiDevice extends PowerLoopDevice {
       out = await runCommand(this.#config.ipmitool_path, this.args(command), { env, signal });
     } catch (err) {
       if (err instanceof CommandKilled) throw new DeviceError(`ipmitool ${command.join(" ")}: ${err.message}`);
-      throw new DeviceError(`cannot run ${this.#config.ipmitool_path}: ${(err as Error).message}`, { retryable: false });
+      throw new DeviceError(`cannot run ${this.#config.ipmitool_path}: ${(err as Error).message}`, { permanent: true });
     }
     if (out.code !== 0) {
       const words = oneLine(out.stderr) || oneLine(out.stdout) || "no output";
-      throw new DeviceError(`ipmitool ${command.join(" ")} exited ${out.code}: ${words}`, { retryable: !DEFINITE_RE.test(words) });
+      throw new DeviceError(`ipmitool ${command.join(" ")} exited ${out.code}: ${words}`, { permanent: DEFINITE_RE.test(words) });
     }
     return out.stdout;
   }

@@ -57,7 +57,7 @@ export class LibvirtDevice extends PowerLoopDevice {
       out = await runCommand(c.virsh_path, ["-c", c.uri, command, c.domain], { env, signal });
     } catch (err) {
       if (err instanceof CommandKilled) throw new DeviceError(`virsh ${command}: ${err.message}`);
-      throw new DeviceError(`cannot run ${c.virsh_path}: ${(err as Error).message}`, { retryable: false });
+      throw new DeviceError(`cannot run ${c.virsh_path}: ${(err as Error).message}`, { permanent: true });
     }
     if (out.code === 0) return out.stdout;
     const words = oneLine(out.stderr) || oneLine(out.stdout) || "no output";
@@ -65,7 +65,7 @@ export class LibvirtDevice extends PowerLoopDevice {
     // "Already in that state" answers: read the state back rather than fail or trust them.
     if (command === "destroy" && /domain is not running/i.test(words)) throw new DeviceError(message, { recheck: true });
     if (command === "start" && /already (active|running)/i.test(words)) throw new DeviceError(message, { recheck: true });
-    if (/failed to get domain|domain not found/i.test(words)) throw new DeviceError(message, { retryable: false });
+    if (/failed to get domain|domain not found/i.test(words)) throw new DeviceError(message, { permanent: true });
     throw new DeviceError(message);
   }
 }

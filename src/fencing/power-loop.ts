@@ -3,6 +3,7 @@ import { sleep, withTimeout } from "../util/abort.js";
 import { errorMessage } from "../util/errors.js";
 import type { CommonDeviceConfig } from "./config.js";
 import type { FenceDevice, FenceResult, PowerState, PowerStatus } from "../domain/ports/fencing.js";
+import { isPermanent } from "../domain/errors.js";
 
 /**
  * The power loop every driver shares (fence-agents' `fence_action`): read the state; if it
@@ -32,18 +33,18 @@ export type PowerTarget = "off" | "on";
 /** A failure in the device's own words. */
 export class DeviceError extends Error {
   override name = "DeviceError";
-  /** Worth sending again (transport trouble), as opposed to a definite answer (bad credentials…). */
-  readonly retryable: boolean;
+  /** A definite answer (bad credentials, no such domain…) as opposed to transport trouble worth sending again (domain/errors.ts). */
+  readonly permanent: boolean;
   /**
    * The device refused the command in a way that may mean "already in that state"
    * (Redfish 400/409, virsh "domain is not running"): re-read the state, never trust it.
    */
   readonly recheck: boolean;
 
-  constructor(message: string, opts: { retryable?: boolean; recheck?: boolean; cause?: unknown } = {}) {
+  constructor(message: string, opts: { permanent?: boolean; recheck?: boolean; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.recheck = opts.recheck ?? false;
-    this.retryable = opts.retryable ?? !this.recheck;
+    this.permanent = opts.permanent ?? this.recheck;
   }
 }
 
@@ -133,7 +134,7 @@ export async function callDevice<T>(
         return await call(withTimeout(timing.commandTimeoutMs, opSignal));
       } catch (err) {
         if (opSignal.aborted) throw new StopRetrying(asError(err));
-        if (err instanceof DeviceError && !err.retryable) throw new StopRetrying(err);
+        if (isPermanent(err)) throw new StopRetrying(asError(err));
         throw asError(err);
       }
     },

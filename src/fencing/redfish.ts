@@ -106,7 +106,7 @@ export class RedfishDevice extends PowerLoopDevice<RedfishSession> {
     const res = await this.#send("POST", path, {}, signal, { UserName: this.#config.username, Password: this.#config.password.reveal() });
     if (res.status !== 201 && res.status !== 200) throw this.#httpError("POST", path, res);
     const token = res.headers["x-auth-token"] as string | undefined;
-    if (!token) throw new DeviceError(`POST ${path} answered ${res.status} without an X-Auth-Token header`, { retryable: false });
+    if (!token) throw new DeviceError(`POST ${path} answered ${res.status} without an X-Auth-Token header`, { permanent: true });
     const location = (res.headers.location as string | undefined) ?? ((res.data as Json | undefined)?.["@odata.id"] as string | undefined);
     return { token, ...(location ? { location } : {}) };
   }
@@ -130,7 +130,7 @@ export class RedfishDevice extends PowerLoopDevice<RedfishSession> {
 
   async sendPower(session: RedfishSession, target: PowerTarget, signal: AbortSignal): Promise<string> {
     const system = session.system ?? (await this.#readSystem(session, signal));
-    if (!system.resetTarget) throw new DeviceError(`${system.path} has no #ComputerSystem.Reset action`, { retryable: false });
+    if (!system.resetTarget) throw new DeviceError(`${system.path} has no #ComputerSystem.Reset action`, { permanent: true });
     const allowed = system.allowable ?? (system.actionInfo ? await this.#actionInfoValues(system.actionInfo, session, signal) : undefined);
     const resetType = chooseResetType(target, allowed);
     const res = await this.#send("POST", system.resetTarget, session, signal, { ResetType: resetType });
@@ -166,8 +166,8 @@ export class RedfishDevice extends PowerLoopDevice<RedfishSession> {
     const collection = await this.#getJson(systemsPath, session, signal);
     const members = Array.isArray(collection.Members) ? (collection.Members as Json[]).map((m) => m["@odata.id"]).filter((p): p is string => typeof p === "string") : [];
     if (members.length === 1) return members[0]!;
-    if (members.length === 0) throw new DeviceError(`${systemsPath} lists no ComputerSystem`, { retryable: false });
-    throw new DeviceError(`${systemsPath} lists ${members.length} systems (${members.join(", ")}): set system_id to the one that runs this host`, { retryable: false });
+    if (members.length === 0) throw new DeviceError(`${systemsPath} lists no ComputerSystem`, { permanent: true });
+    throw new DeviceError(`${systemsPath} lists ${members.length} systems (${members.join(", ")}): set system_id to the one that runs this host`, { permanent: true });
   }
 
   async #actionInfoValues(path: string, session: RedfishSession, signal: AbortSignal): Promise<string[] | undefined> {
@@ -203,7 +203,7 @@ export class RedfishDevice extends PowerLoopDevice<RedfishSession> {
       const code = (err as { code?: string }).code ?? "";
       const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code);
       throw new DeviceError(`${method} ${path}: ${signal.aborted ? "no answer before the deadline" : errorMessage(err)}${code ? ` (${code})` : ""}`, {
-        retryable: !tls,
+        permanent: tls,
         cause: err,
       });
     }
@@ -214,7 +214,7 @@ export class RedfishDevice extends PowerLoopDevice<RedfishSession> {
     const location = res.status >= 300 && res.status < 400 ? ` (redirected to ${String(res.headers.location)}: use that address)` : "";
     return new DeviceError(`${method} ${path}${what ? ` ${what}` : ""}: HTTP ${res.status}${words ? `: ${words}` : ""}${location}`, {
       // 5xx and 429 are worth another try; 4xx (401 bad credentials, 404 wrong system…) are not.
-      retryable: res.status >= 500 || res.status === 429,
+      permanent: !(res.status >= 500 || res.status === 429),
     });
   }
 }
@@ -225,11 +225,11 @@ export function chooseResetType(target: PowerTarget, allowed: string[] | undefin
     if (!allowed || allowed.includes(OFF_RESET)) return OFF_RESET;
     throw new DeviceError(
       `the BMC does not allow ResetType ForceOff (allows: ${allowed.join(", ") || "nothing"}); no other ResetType is sure to remove power, so none is sent`,
-      { retryable: false },
+      { permanent: true },
     );
   }
   if (!allowed) return "On";
   const pick = ON_RESETS.find((t) => allowed.includes(t));
-  if (!pick) throw new DeviceError(`the BMC allows neither On nor ForceOn (allows: ${allowed.join(", ") || "nothing"})`, { retryable: false });
+  if (!pick) throw new DeviceError(`the BMC allows neither On nor ForceOn (allows: ${allowed.join(", ") || "nothing"})`, { permanent: true });
   return pick;
 }

@@ -15,7 +15,7 @@ import type { OutboundMessage } from "./types.js";
  * Nothing here throws: a failure ends up in the result's problems and a log line.
  */
 
-/** A failed delivery, as a channel reports it: `permanent` failures are not retried. */
+/** A failed delivery, as a channel reports it: `permanent` failures (domain/errors.ts) are not retried. */
 export class DeliveryError extends Error {
   override name = "DeliveryError";
   constructor(

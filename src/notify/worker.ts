@@ -4,7 +4,8 @@ import type { NotificationRecord, OutboxEntry } from "../domain/model.js";
 import { errorMessage } from "../util/errors.js";
 import type { Secret } from "../util/secret.js";
 import type { RetryConfig } from "./config.js";
-import { DeliveryError, scrub, type OutboxSource } from "./dispatcher.js";
+import { scrub, type OutboxSource } from "./dispatcher.js";
+import { isPermanent } from "../domain/errors.js";
 import type { NotificationChannel, OutboundMessage } from "./types.js";
 
 /**
@@ -218,7 +219,7 @@ export class DeliveryWorker {
       // A try cut short by its own deadline says nothing about the next one.
       const timedOut = deadline.aborted;
       if (timedOut) error = `no answer within ${attemptMs / 1000}s: ${error}`;
-      const permanent = !timedOut && err instanceof DeliveryError && err.permanent;
+      const permanent = !timedOut && isPermanent(err);
       const giveUpAt = (Date.parse(record.queuedAt ?? "") || started) + d.retry.message_timeout_seconds * 1000;
       if (permanent) {
         await this.end(source, { ...record, attempts: attempt, state: "failed", error }, log);

@@ -47,4 +47,13 @@ export class OpenStackApiError extends Error {
   ) {
     super(message);
   }
+
+  /**
+   * The service refused the request as it stands (domain/errors.ts): a 4xx other than 408
+   * (timeout), 409 (a conflict with a state that changes, e.g. a task still running) and
+   * 429 (too many requests). 5xx answers are the service's trouble and may pass.
+   */
+  get permanent(): boolean {
+    return this.status >= 400 && this.status < 500 && ![408, 409, 429].includes(this.status);
+  }
 }

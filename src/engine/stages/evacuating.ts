@@ -8,6 +8,7 @@ import { classifyInstance } from "../../domain/selection.js";
 import { recordOwedUnlock, settleUnlocks } from "./owed-unlocks.js";
 import type { Stage, StageContext } from "../context.js";
 import { observeInstanceActive } from "../milestones.js";
+import { cloudCall } from "../retry-policy.js";
 
 /**
  * Move every selected instance off the fenced host: bounded concurrency, priority order,
@@ -22,7 +23,7 @@ export const evacuating: Stage = async (ctx) => {
   const r = ctx.recovery;
   const cfg = ctx.config.evacuation;
   const listed = await ctx.steps.run<InstanceInfo[]>("list-instances", () => ctx.evacuation.listInstances(r.host, ctx.signal), {
-    retries: ctx.config.recovery.step_retries,
+    retry: cloudCall(ctx.config),
     signal: ctx.signal,
   }).catch((err: unknown) => {
     if (ctx.signal.aborted) throw err;

@@ -2,6 +2,7 @@ import type { IsolationResult } from "../../domain/ports/cloud.js";
 import { isolationReason } from "../../domain/markers.js";
 import { errorMessage } from "../../util/errors.js";
 import type { Stage } from "../context.js";
+import { cloudCall } from "../retry-policy.js";
 
 /** Nova must know the host is dead: force its compute service down, then disable it. */
 export const isolating: Stage = async (ctx) => {
@@ -11,7 +12,7 @@ export const isolating: Stage = async (ctx) => {
   await ctx.guard("isolate");
   try {
     const res = await ctx.steps.run<IsolationResult>("isolate", () => ctx.evacuation.isolate(r.host, reason, ctx.signal), {
-      retries: ctx.config.recovery.step_retries,
+      retry: cloudCall(ctx.config),
       signal: ctx.signal,
     });
     // A dry run's port sent nothing and says what it would have done.

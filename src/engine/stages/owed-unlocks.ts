@@ -2,6 +2,7 @@ import { isHeldElsewhere, isLeadershipLoss } from "../../domain/errors.js";
 import { errorMessage } from "../../util/errors.js";
 import type { StageContext } from "../context.js";
 import { UNLOCK_STEP_PREFIX, isOwedUnlock, unlockStepKey, type LockLeft, type UnlockStepResult } from "../../domain/unlocks.js";
+import { cloudCall } from "../retry-policy.js";
 
 /**
  * The evacuating stage's side of lifeboat's locks (see ../unlocks.ts): journal an unlock
@@ -44,7 +45,7 @@ export async function settleUnlocks(ctx: StageContext): Promise<LockLeft[]> {
           ctx.log.info({ instance: id, name, result }, `owed unlock settled: ${result}`);
           return { result, by: "evacuating" };
         },
-        { retries: ctx.config.recovery.step_retries, signal: ctx.signal, shouldRetry: (err) => !isLeadershipLoss(err) && !isHeldElsewhere(err) },
+        { retry: cloudCall(ctx.config), signal: ctx.signal },
       );
     } catch (err) {
       if (ctx.signal.aborted || isLeadershipLoss(err) || isHeldElsewhere(err)) throw err;

@@ -4,6 +4,7 @@ import { isLifeboatReason } from "../../domain/markers.js";
 import type { RecoveryState } from "../../domain/model.js";
 import { errorMessage } from "../../util/errors.js";
 import type { Stage, StageContext, StageResult } from "../context.js";
+import { cloudCall, ONE_TRY } from "../retry-policy.js";
 
 /**
  * A release: a repaired host brought back into service (`lifeboat release HOST`), as a
@@ -111,7 +112,8 @@ export const poweringOn: Stage = async (ctx) => {
           if (!res.ok) throw new Error(res.message);
           return res;
         },
-        { retries: ctx.config.recovery.step_retries, signal: ctx.signal },
+        // One try, as the fence: each device's power loop already retries its own commands.
+        { retry: ONE_TRY, signal: ctx.signal },
       );
       // Nothing was powered on (a dry run's port): nothing that follows would happen by itself.
       if (res.dryRun) return dryRunEnd(`${res.message}, ${p.forced ? "wait for nova-compute, un-force" : "wait for Nova to see it up"} and enable it`);
@@ -157,7 +159,7 @@ export const unforcing: Stage = async (ctx) => {
         }
         return { already: res.already, message: res.already ? `nova-compute on ${host} was no longer forced down` : `nova-compute on ${host} no longer forced down` };
       },
-      { retries: ctx.config.recovery.step_retries, signal: ctx.signal },
+      { retry: cloudCall(ctx.config), signal: ctx.signal },
     );
     // Not un-forced (a dry run's port): Nova would not see the service up.
     if (r.dryRun) return dryRunEnd(`${r.message}, wait for Nova to see it up and enable it`);
@@ -194,7 +196,7 @@ export const enabling: Stage = async (ctx) => {
           const res = await release.enable(host, ctx.signal);
           return { result: res.result, message: res.message, ...(res.result === "enabled" ? {} : { skipped: true }), ...(res.dryRun ? { dryRun: res.dryRun } : {}) };
         },
-        { retries: ctx.config.recovery.step_retries, signal: ctx.signal },
+        { retry: cloudCall(ctx.config), signal: ctx.signal },
       );
       // A dry run's port says what it would have done.
       outcome = r.dryRun ? r.message : r.result === "left-disabled" ? `${host} is back, left disabled: ${r.message}` : `${host} is back in service`;

@@ -1,0 +1,105 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { HeldElsewhereError, NotOursError, PermanentError } from "../../src/domain/errors.js";
+import { StepRunner } from "../../src/engine/steps.js";
+import { cloudCall, isTransient, ONE_TRY, type RetryPolicy } from "../../src/engine/retry-policy.js";
+import { SqliteStore } from "../../src/store/sqlite.js";
+import { DeviceError } from "../../src/fencing/power-loop.js";
+import { DeliveryError } from "../../src/notify/dispatcher.js";
+import { OpenStackApiError } from "../../src/openstack/types.js";
+import { memoryLogger, tempDir } from "../support/lifeboat.js";
+
+/** A step's retries, on a real SQLite journal: the policy declared at the step is the only one. */
+async function runner(): Promise<{ steps: StepRunner; store: SqliteStore; recoveryId: string }> {
+  const store = new SqliteStore(join(tempDir(), "lifeboat.db"));
+  await store.init();
+  const now = new Date().toISOString();
+  const r = await store.createRecovery({
+    host: "compute-1",
+    kind: "alert",
+    incidentKey: "test|compute-1",
+    trigger: "alert",
+    dryRun: false,
+    confirmedOff: false,
+    detectedAt: now,
+    graceUntil: now,
+    reason: "test",
+  });
+  return { steps: new StepRunner(store, r.id, memoryLogger().logger), store, recoveryId: r.id };
+}
+
+const quick: RetryPolicy = { retries: 3, firstDelayMs: 1, maxDelayMs: 2 };
+
+describe("a step's retry policy", () => {
+  it("retries a transient failure as many times as the policy says, journaling each try", async () => {
+    const { steps, store, recoveryId } = await runner();
+    let calls = 0;
+    await expect(
+      steps.run("isolate", () => {
+        calls++;
+        return Promise.reject(new OpenStackApiError(503, "Service Unavailable", "PUT", "http://nova/os-services/x", null));
+      }, { retry: quick }),
+    ).rejects.toThrow("Service Unavailable");
+    expect(calls).toBe(4);
+    expect(await store.getStep(recoveryId, "isolate")).toMatchObject({ state: "failed", attempts: 4 });
+  });
+
+  it("never retries a permanent failure, whichever adapter says so", async () => {
+    const permanent: Error[] = [
+      new PermanentError("refused"),
+      new OpenStackApiError(400, "Bad Request", "PUT", "http://nova/os-services/x", null),
+      new OpenStackApiError(404, "Not Found", "GET", "http://nova/servers/x", null),
+      new DeviceError("ipmitool: unable to establish IPMI v2 / RMCP+ session: invalid user name", { permanent: true }),
+      new DeliveryError("550 no such user", true, 550),
+    ];
+    for (const err of permanent) {
+      const { steps } = await runner();
+      let calls = 0;
+      await expect(
+        steps.run("step", () => {
+          calls++;
+          return Promise.reject(err);
+        }, { retry: quick }),
+      ).rejects.toBe(err);
+      expect(calls, err.message).toBe(1);
+    }
+  });
+
+  it("stops at once when this instance lost the host or its leadership", async () => {
+    for (const err of [new NotOursError("not the leader"), new HeldElsewhereError("held by lifeboat-2")]) {
+      const { steps } = await runner();
+      let calls = 0;
+      await expect(
+        steps.run("unlock", () => {
+          calls++;
+          return Promise.reject(err);
+        }, { retry: quick }),
+      ).rejects.toBe(err);
+      expect(calls).toBe(1);
+    }
+  });
+
+  it("tries once when no policy is declared, and a finished step is never run again", async () => {
+    const { steps } = await runner();
+    let calls = 0;
+    await expect(
+      steps.run("fence", () => {
+        calls++;
+        return Promise.reject(new Error("timeout"));
+      }),
+    ).rejects.toThrow("timeout");
+    expect(calls).toBe(1);
+    expect(await steps.run("list", () => Promise.resolve(["a"]), { retry: ONE_TRY })).toEqual(["a"]);
+    expect(await steps.run("list", () => Promise.resolve(["b"]), { retry: quick })).toEqual(["a"]);
+  });
+
+  it("reads the cloud calls' retries from recovery.step_retries, and tells transient from permanent", () => {
+    expect(cloudCall({ recovery: { step_retries: 5 } as never })).toMatchObject({ retries: 5 });
+    expect(isTransient(new OpenStackApiError(409, "Conflict", "POST", "u", null))).toBe(true);
+    expect(isTransient(new OpenStackApiError(429, "Too Many Requests", "GET", "u", null))).toBe(true);
+    expect(isTransient(new OpenStackApiError(403, "Forbidden", "GET", "u", null))).toBe(false);
+    expect(isTransient(new DeviceError("no answer"))).toBe(true);
+    expect(isTransient(new DeviceError("domain is not running", { recheck: true }))).toBe(false);
+    expect(isTransient(new DeliveryError("421 try later", false, 421))).toBe(true);
+  });
+});
