@@ -196,6 +196,8 @@ export interface GateDecision {
   reason: string;
   at: string;
   details?: Record<string, unknown>;
+  /** The verdict's subject (GateVerdict.subject), part of what makes a block the same block. */
+  subject?: string;
 }
 
 export type StepState = "started" | "succeeded" | "failed";

@@ -59,7 +59,7 @@ export function evidenceGates(gates: readonly Gate[], block: BlockEpisode | unde
 
 function describe(outcome: GateOutcome): Pick<BlockEpisode, "gates" | "recheck" | "approvable" | "signature"> {
   const gates = outcome.blocking.map((d) => d.gate);
-  const signature = [...outcome.blocking.map((d) => `${d.gate}:${d.result}`)].sort().join(",") + `|${outcome.approvable ? "approvable" : "evidence"}|${outcome.recheckable ? "recheck" : "operator"}`;
+  const signature = [...outcome.blocking.map((d) => `${d.gate}:${d.result}${d.subject !== undefined ? `(${d.subject})` : ""}`)].sort().join(",") + `|${outcome.approvable ? "approvable" : "evidence"}|${outcome.recheckable ? "recheck" : "operator"}`;
   return { gates, recheck: outcome.recheckable, approvable: outcome.approvable, signature };
 }
 

@@ -70,7 +70,15 @@ export async function evaluateGates(
   await settleAll(running);
   const decisions: GateDecision[] = gates.map((gate, i) => {
     const v = verdicts[i]!;
-    return { recoveryId: recovery.id, gate: gate.name, result: v.result, reason: v.reason, at: decided[i]!, ...(v.details ? { details: v.details } : {}) };
+    return {
+      recoveryId: recovery.id,
+      gate: gate.name,
+      result: v.result,
+      reason: v.reason,
+      at: decided[i]!,
+      ...(v.details ? { details: v.details } : {}),
+      ...(v.subject !== undefined ? { subject: v.subject } : {}),
+    };
   });
   const blockingIdx = verdicts.map((v, i) => (v.result === "block" || v.result === "undecided" ? i : -1)).filter((i) => i >= 0);
   return {

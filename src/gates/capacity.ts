@@ -125,7 +125,15 @@ export function capacityGate(evacuation: CloudPort, opts: CapacityGateOptions): 
         .map((i) => i.name)
         .join(", ")}${fit.unplaced.length > 10 ? ", …" : ""}${tail}`;
       return opts.mode === "block"
-        ? { result: "block", reason, recheck: true, overridable: true, details: { ...details, shortfall: fit.shortfall, unplaced: fit.unplaced.map((i) => i.id) } }
+        ? {
+            result: "block",
+            reason,
+            recheck: true,
+            overridable: true,
+            // The recoveries room is kept for: when one ends, the block's reason is written anew.
+            subject: reservations.map((x) => x.recovery.id).join(",") || "none",
+            details: { ...details, shortfall: fit.shortfall, unplaced: fit.unplaced.map((i) => i.id) },
+          }
         : { result: "warn", reason };
     },
   };

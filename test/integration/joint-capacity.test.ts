@@ -81,14 +81,19 @@ describe("joint capacity: two hosts fail, the zone has room for one", () => {
     // Capacity is read again after the first finished: compute-3 is full now, nothing else is up.
     const seqAtDone = s.sandbox.cloud.requests.filter((q) => q.at <= done.updatedAt).at(-1)?.seq ?? 0;
     await waitFor(() => s.sandbox.cloud.requests.filter((q) => q.seq > seqAtDone && isCapacityRead(q)).length >= 3, 15_000, "capacity read again three times");
-    const still = (await s.app.store.getRecovery(second.id))!;
-    expect(still.state).toBe("blocked");
+    // The block is written anew with the new figures: no room is kept for the finished
+    // recovery, the same shortfall is compute-3's own figures now.
+    const still = await waitFor(async () => {
+      const r = await s.app.store.getRecovery(second.id);
+      return r?.state === "blocked" && !r.reason.includes("room reserved") ? r : undefined;
+    }, 15_000, "the second recovery's block written anew without the finished recovery's reservation");
+    expect(still.reason).toMatch(/^capacity: insufficient capacity in zone nova: 4 of 4 instance\(s\) do not fit \(short 4 vCPU, 8192 MB RAM\): [^;]*$/);
+    expect(still.block?.episode).toBe(blocked.block?.episode);
     expect(s.sandbox.redfish.system("compute-2").resets).toEqual([]);
-    // The block's journaled reason is the one it started with; the gate as wired, asked now,
-    // keeps no room for the finished recovery: the same shortfall is compute-3's own figures.
+    const latest = (await s.app.store.decisions(second.id)).filter((d) => d.gate === "capacity").at(-1);
+    expect(latest?.details).toMatchObject({ reservations: [], hosts: 1 });
     const now = await askGate(capacityAsWired(s), still);
     expect(now).toMatchObject({ result: "block", details: { reservations: [], hosts: 1 } });
-    expect(now.reason).toMatch(/^insufficient capacity in zone nova: 4 of 4 instance\(s\) do not fit \(short 4 vCPU, 8192 MB RAM\): [^;]*$/);
     expect(s.sandbox.view().servers.filter((x) => x.name.startsWith("two-")).every((x) => x.host === "compute-2")).toBe(true);
 
     // compute-4 is repaired: its nova-compute reports again, Placement shows its room, the second goes.

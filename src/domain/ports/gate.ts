@@ -20,6 +20,13 @@ export interface GateVerdict {
   /** An operator's approval overrides this block (policy gates). Evidence never is. */
   overridable?: boolean;
   /**
+   * What a block is about, when that can change while the result stays (the recoveries the
+   * capacity gate keeps room for): a blocked recovery whose gate names a new subject records
+   * the decision again, so its reason says what blocks it now (same episode, no new mail).
+   * Leave it out where only the wording moves (a heartbeat's age).
+   */
+  subject?: string;
+  /**
    * What this decision obliges the recovery to do once (the storm guard's trip mail): the
    * stage runs each as a journaled step of the recovery, so a crash neither loses nor
    * repeats it. A gate itself never sends anything.
