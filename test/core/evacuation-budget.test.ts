@@ -174,7 +174,7 @@ describe("EvacuationBudget", () => {
     // Nova's records tell the call's fate and the driver returns: it counts no more.
     unsettled = false;
     watched.slot.attemptEnded();
-    await other2.granted;
+    await Promise.all([sibling.granted, other2.granted]);
     expect(order.at(-1)).toBe("r-2:other2");
     expect(budget.inFlight).toBe(2);
   });
