@@ -1,4 +1,10 @@
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { InstanceResult, RecoveryState } from "../../src/domain/model.js";
+import { inFlightEvacuations, recoveryZone } from "../../src/engine/in-flight-evacuations.js";
+import { SqliteStore } from "../../src/store/sqlite.js";
+import { removeDir, tempDir } from "../support/lifeboat.js";
+import { newRecovery } from "../store/conformance.js";
 import { EvacuationBudget, type BudgetSlot, type InFlightEvacuation, type SlotRequest } from "../../src/engine/evacuation-budget.js";
 import { Metrics } from "../../src/metrics.js";
 
@@ -283,5 +289,56 @@ describe("EvacuationBudget", () => {
   it("refuses bounds that are not positive integers", () => {
     expect(() => new EvacuationBudget({ site: 0, zone: 0 })).toThrow(RangeError);
     expect(() => new EvacuationBudget({ site: 2, zone: -1 })).toThrow(RangeError);
+  });
+});
+
+describe("inFlightEvacuations (the journal read at the start of a term)", () => {
+  it("lists the instances in state evacuating of the real recoveries in evacuating, each with the zone its isolate step journaled", async () => {
+    const dir = tempDir();
+    const store = new SqliteStore(join(dir, "lifeboat.db"));
+    await store.init();
+    try {
+      const inState = async (host: string, state: RecoveryState, dryRun = false): Promise<string> => {
+        const r = await store.createRecovery(newRecovery(host, { dryRun }));
+        if (state !== "pending") await store.transition(r.id, "pending", state, "test");
+        return r.id;
+      };
+      const instance = (recoveryId: string, instanceId: string, state: InstanceResult["state"]): InstanceResult => ({
+        recoveryId,
+        instanceId,
+        name: instanceId,
+        projectId: "p",
+        originalStatus: "ACTIVE",
+        state,
+        priority: 0,
+        attempts: state === "pending" ? 0 : 1,
+      });
+      const isolated = (recoveryId: string, zone: string | null): Promise<void> =>
+        store.putStep({ recoveryId, key: "isolate", state: "succeeded", attempts: 1, startedAt: "2026-01-01T00:00:00.000Z", result: { already: false, message: "ok", service: { host: "h", zone } } });
+
+      const a = await inState("compute-1", "evacuating");
+      await isolated(a, "az-1");
+      for (const [id, st] of [["a1", "evacuating"], ["a2", "pending"], ["a3", "evacuated"], ["a4", "evacuating"]] as const) await store.putInstance(instance(a, id, st));
+      const b = await inState("compute-2", "evacuating");
+      await isolated(b, null);
+      await store.putInstance(instance(b, "b1", "evacuating"));
+      // A dry run sends nothing; a recovery past evacuating has nothing in flight of its own.
+      const dry = await inState("compute-3", "evacuating", true);
+      await store.putInstance(instance(dry, "d1", "evacuating"));
+      const done = await inState("compute-4", "notifying");
+      await store.putInstance(instance(done, "n1", "evacuating"));
+
+      const found = await inFlightEvacuations(store);
+      expect(found.sort((x, y) => x.instanceId.localeCompare(y.instanceId))).toEqual([
+        { recoveryId: a, instanceId: "a1", zone: "az-1" },
+        { recoveryId: a, instanceId: "a4", zone: "az-1" },
+        { recoveryId: b, instanceId: "b1", zone: null },
+      ]);
+      expect(await recoveryZone(store, a)).toBe("az-1");
+      expect(await recoveryZone(store, done)).toBeNull();
+    } finally {
+      await store.close();
+      removeDir(dir);
+    }
   });
 });
