@@ -132,6 +132,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly evacuationsInFlight = new Gauge({
+    name: "lifeboat_evacuations_in_flight",
+    help: "Evacuations counted against evacuation.site_concurrency now: from the evacuate call until Nova's evacuation ended, and after a restart or takeover those the journal shows in flight (leader).",
+    registers: [this.registry],
+  });
+
+  readonly evacuationsWaiting = new Gauge({
+    name: "lifeboat_evacuations_waiting",
+    help: "Instances waiting for the evacuation budget (site, zone or per-recovery bound) before their evacuate call (leader).",
+    registers: [this.registry],
+  });
+
   readonly notificationsPending = new Gauge({
     name: "lifeboat_notifications_pending",
     help: "Notifications journaled and not yet delivered (waiting for the delivery worker or for their next try), as the leader last saw them.",
@@ -186,6 +198,8 @@ export class Metrics {
     this.automationPaused.set({ source: "operator" }, 0);
     this.automationPaused.set({ source: "silence" }, 0);
     this.stormGuardTripped.set(0);
+    this.evacuationsInFlight.set(0);
+    this.evacuationsWaiting.set(0);
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "lifeboat_" });
     // Every known label value is exported from the start, at zero: Prometheus' increase()
     // and rate() cannot count the sample that creates a series, so a series born at 1

@@ -9,6 +9,7 @@ import { Metrics } from "../metrics.js";
 import { ClaimGuard } from "../ha/claim-guard.js";
 import { createEtcdHa, type EtcdHa } from "./ha.js";
 import { Coordinator } from "../engine/engine.js";
+import { EvacuationBudget } from "../engine/evacuation-budget.js";
 import { OperatorCommands } from "../engine/commands.js";
 import type { MonitorEvent } from "../intake/monitor-events.js";
 import type { Recovery } from "../domain/model.js";
@@ -83,6 +84,8 @@ export interface AppGraph {
   claimGuard: ClaimGuard | undefined;
   coordinator: Coordinator;
   commands: OperatorCommands;
+  /** The site's bound on evacuations in flight, shared by every recovery; restored at the start of each term. */
+  evacuationBudget: EvacuationBudget;
 }
 
 export function compose(opts: AppOptions): AppGraph {
@@ -99,16 +102,21 @@ export function compose(opts: AppOptions): AppGraph {
   const { fencing, evacuation, notifier } = drivers;
   const base = { store, config, clock, fencing, evacuation, notifier };
   const gates = opts.gates ?? buildGates({ ...base, metrics, logger });
+  const evacuationBudget = new EvacuationBudget(
+    { site: config.evacuation.site_concurrency, zone: config.evacuation.zone_concurrency },
+    { metrics, logger: logger.child({ component: "evacuation-budget" }) },
+  );
   const deps: PipelineDeps = {
     ...base,
     logger,
     metrics,
     gates,
+    evacuationBudget,
     ...(claimGuard ? { beforeSideEffect: (r: Recovery, what: string) => claimGuard.check(r, what), onRecoveryEnded: (id: string) => claimGuard.release(id) } : {}),
   };
   const coordinator = new Coordinator(deps);
   const commands = new OperatorCommands({ store, config, logger, metrics, fencing, cloud: evacuation, clock, engine: coordinator });
-  return { config, logger, clock, metrics, store, changes, instanceId, drivers, ha, claimGuard, coordinator, commands };
+  return { config, logger, clock, metrics, store, changes, instanceId, drivers, ha, claimGuard, coordinator, commands, evacuationBudget };
 }
 
 /** The HTTP app over a graph: webhook, control API, probes, metrics, console. */

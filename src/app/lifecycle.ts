@@ -14,6 +14,7 @@ import type { OperatorCommands } from "../engine/commands.js";
 import { monitorEventsToHostEvents } from "../intake/monitor-events.js";
 import { reconcileIsolatedHosts } from "../engine/reconcile.js";
 import { releaseStaleLocks } from "../engine/stale-locks.js";
+import { inFlightEvacuations } from "../engine/in-flight-evacuations.js";
 import type { JournalChanges } from "../store/observed.js";
 import type { Store } from "../domain/journal.js";
 import { sleep } from "../util/abort.js";
@@ -161,6 +162,15 @@ export class Lifeboat {
     }
   }
 
+  /**
+   * A new term of running recoveries: the evacuations the journal shows in flight count
+   * against the site's budget before any new one is granted, whichever recovery's runner
+   * gets there first. Started before the runners; the journal is read in the background.
+   */
+  private restoreEvacuationBudget(): void {
+    void this.#graph.evacuationBudget.restore(() => inFlightEvacuations(this.store));
+  }
+
   async start(opts: { listen?: string | false; connect?: boolean } = {}): Promise<void> {
     await this.store.init();
     const pause = await this.commands.pauseState();
@@ -178,6 +188,7 @@ export class Lifeboat {
       this.#leaderWork = runWhileLeader(
         election,
         async (term) => {
+          this.restoreEvacuationBudget();
           await this.coordinator.start();
           // Only the leader delivers: it alone journals new messages, and a message sent by two instances is a duplicate.
           this.drivers.delivery?.start();
@@ -188,6 +199,7 @@ export class Lifeboat {
               sweep.abort();
               await this.drivers.delivery?.stop();
               await this.coordinator.stop();
+              this.#graph.evacuationBudget.reset();
               this.#claimGuard?.forget();
               this.drivers.evacuation.forgetLocks?.();
               await swept;
@@ -198,6 +210,7 @@ export class Lifeboat {
       );
       election.start();
     } else {
+      this.restoreEvacuationBudget();
       await this.coordinator.start();
       this.drivers.delivery?.start();
       this.metrics.leader.set(1);
@@ -260,6 +273,7 @@ export class Lifeboat {
     await this.drivers.delivery?.stop();
     await this.#sweep?.stop();
     await this.coordinator.stop();
+    this.#graph.evacuationBudget.reset();
     this.metrics.leader.set(0);
     this.drivers.close?.();
     if (this.ha) await this.ha.close();

@@ -22,7 +22,12 @@ export interface EngineSettings {
 
 /** How instances are evacuated: selection, order, bounds and re-issues. */
 export interface EvacuationPolicy extends SelectionPolicy {
+  /** Per recovery. */
   concurrency: number;
+  /** Evacuations in flight across every recovery of this process (the engine's evacuation budget). */
+  site_concurrency: number;
+  /** The same per availability zone; 0: none. */
+  zone_concurrency: number;
   stagger_ms: number;
   instance_timeout_seconds: number;
   no_answer_window_seconds: number;

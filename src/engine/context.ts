@@ -9,6 +9,7 @@ import type { Recovery, RecoveryState } from "../domain/model.js";
 import type { NotifierPort } from "../domain/ports/notifier.js";
 import type { FencingPort } from "../domain/ports/fencing.js";
 import type { StepRunner } from "./steps.js";
+import type { EvacuationBudget } from "./evacuation-budget.js";
 
 /** Everything the pipeline is wired to (built by app.ts from the config). */
 export interface PipelineDeps {
@@ -19,6 +20,11 @@ export interface PipelineDeps {
   fencing: FencingPort;
   evacuation: CloudPort;
   notifier: NotifierPort;
+  /**
+   * The one bound on evacuations in flight shared by every recovery of this process (made
+   * once by the composition root, restored at the start of each term).
+   */
+  evacuationBudget: EvacuationBudget;
   /** Gates run in `validating`, in this order. */
   gates: readonly Gate[];
   clock: Clock;

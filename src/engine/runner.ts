@@ -140,6 +140,8 @@ export class RecoveryRunner {
       }
       try {
         const after = await store.transition(r.id, r.state, result.to, result.reason, result.patch);
+        // Evacuations the budget still reserved for it (in flight per the journal, never claimed) count no more.
+        if (r.state === "evacuating") this.deps.evacuationBudget.forget(r.id);
         log.info({ from: r.state, to: result.to, reason: result.reason }, `recovery ${r.state} → ${result.to}`);
         this.onTransition({ before: r, after, stageMs: this.deps.clock.now() - stageStart });
       } catch (err) {

@@ -2,7 +2,30 @@ import { z } from "zod";
 
 export const evacuationSchema = z.strictObject({
   driver: z.enum(["nova"]).default("nova").describe("nova: the Nova API (the only driver)."),
-  concurrency: z.number().int().min(1).max(128).default(8).describe("Evacuations lifeboat drives at once. One it only watches (a call that got no answer, or an evacuation still running past instance_timeout_seconds) gives its slot to the next instance."),
+  concurrency: z
+    .number()
+    .int()
+    .min(1)
+    .max(128)
+    .default(8)
+    .describe(
+      "Evacuations lifeboat drives at once for one recovery (one failed host), within site_concurrency. One it only watches (a call that got no answer, or an evacuation still running past instance_timeout_seconds) gives its slot to the next instance.",
+    ),
+  site_concurrency: z
+    .number()
+    .int()
+    .min(1)
+    .max(1024)
+    .default(32)
+    .describe(
+      "Evacuations in flight in Nova at once across every recovery of this lifeboat (the leader), from the evacuate call until Nova's evacuation ended. Filled in priority order across recoveries: instance priority, then the older recovery, then the instance name. A call that got no answer counts until Nova's records tell its fate; one still running past instance_timeout_seconds stops counting. After a restart or a takeover, the evacuations the journal shows in flight count first.",
+    ),
+  zone_concurrency: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe("Evacuations in flight at once from the failed hosts of one availability zone (the zone Nova gives the host's nova-compute service), within site_concurrency. 0: no bound per zone."),
   stagger_ms: z.number().int().nonnegative().default(0).describe("Pause between starting two evacuations."),
   instance_timeout_seconds: z.number().positive().default(600).describe("Give up tracking one evacuation after this long."),
   retries: z.number().int().nonnegative().default(2).describe("Re-issue a failed evacuation up to this many times."),

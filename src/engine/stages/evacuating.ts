@@ -1,8 +1,9 @@
-import type { EvacuateCall, EvacuationOutcome, EvacuationSlot, InstanceInfo } from "../../domain/ports/cloud.js";
+import type { EvacuateCall, EvacuationOutcome, InstanceInfo } from "../../domain/ports/cloud.js";
 import { isolationReason } from "../../domain/markers.js";
 import { abortReason, sleep } from "../../util/abort.js";
 import { errorMessage } from "../../util/errors.js";
-import { Slots } from "../../util/slots.js";
+import { EvacuationBudget, type BudgetSlot } from "../evacuation-budget.js";
+import { recoveryZone } from "../in-flight-evacuations.js";
 import type { InstanceResult } from "../../domain/model.js";
 import { classifyInstance } from "../../domain/selection.js";
 import { recordOwedUnlock, settleUnlocks } from "./owed-unlocks.js";
@@ -16,8 +17,14 @@ import { cloudCall } from "../retry-policy.js";
  * instance list is journaled once, so a resumed recovery works from the same list; the
  * driver's `evacuate` inspects before it acts, and journals each evacuate call before it is
  * sent and once it is answered, so a call that may have reached Nova before a crash is only
- * watched after the restart: nothing is evacuated twice. An instance that is only watched
- * holds no concurrency slot, so it never holds the others back.
+ * watched after the restart: nothing is evacuated twice.
+ *
+ * Slots come from the site's evacuation budget (evacuation-budget.ts), shared by every
+ * recovery: site, zone and this recovery's own bound, granted in priority order across
+ * recoveries. An instance the journal shows `evacuating` may already run in Nova: it takes
+ * its slot at once, never behind the others. One that is only watched (a call with no
+ * answer, an evacuation stuck past its timeout) gives its slot within this recovery on;
+ * a call with no answer still counts for the site until its fate is known.
  */
 export const evacuating: Stage = async (ctx) => {
   const r = ctx.recovery;
@@ -62,11 +69,11 @@ export const evacuating: Stage = async (ctx) => {
     .filter((i) => i.state === "pending" || i.state === "evacuating")
     .sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
 
-  ctx.log.info({ instances: work.length, concurrency: cfg.concurrency }, "evacuating instances");
+  // A dry run sends nothing to Nova: it takes nothing from the site's budget, only its own bound.
+  const budget = r.dryRun ? new EvacuationBudget({ site: cfg.concurrency, zone: 0 }) : ctx.evacuationBudget;
+  const zone = await recoveryZone(ctx.store, r.id);
+  ctx.log.info({ instances: work.length, concurrency: cfg.concurrency, siteConcurrency: budget.limits.site, zone }, "evacuating instances");
   const keepIsolated = isolationKeeper(ctx);
-  // `concurrency` bounds the evacuations lifeboat drives; one that is only watched (a call
-  // that may have been sent, an evacuation stuck past its timeout) hands its slot on.
-  const slots = new Slots(cfg.concurrency);
   let nextStart = ctx.clock.now();
   const stagger = async (): Promise<void> => {
     if (cfg.stagger_ms <= 0) return;
@@ -81,18 +88,32 @@ export const evacuating: Stage = async (ctx) => {
         await ctx.store.putInstance({ ...rec, state: "failed", error: "instance missing from the recorded list", finishedAt: ctx.nowIso() });
         return;
       }
-      const slot = slots.holder(ctx.signal);
+      const run: InstanceRun = { rec };
+      const slot = budget.slot({
+        recoveryId: r.id,
+        recoveryCreatedAt: r.createdAt,
+        zone,
+        recoveryLimit: cfg.concurrency,
+        instanceId: rec.instanceId,
+        name: rec.name,
+        priority: rec.priority,
+        signal: ctx.signal,
+        callUnsettled: () => maybeSent(run.rec),
+      });
       try {
-        // A call that may have been sent is only watched: it waits for no slot and takes none.
-        if (!maybeSent(rec)) {
+        // Journaled as evacuating: it may run in Nova already, and counts before anything new starts.
+        if (rec.state === "evacuating") slot.resume();
+        else {
           await slot.acquire();
           await stagger();
         }
         // Stopping: queued instances are not started (nor recorded as evacuating).
         ctx.signal.throwIfAborted();
-        await evacuateOne(ctx, rec, info, keepIsolated, slot);
+        await evacuateOne(ctx, run, info, keepIsolated, slot);
       } finally {
-        slot.release();
+        // Stopped while it may run in Nova: it stays counted for the stage's next run.
+        if (ctx.signal.aborted && run.rec.state === "evacuating") slot.suspend();
+        else slot.close();
       }
     }),
   );
@@ -144,29 +165,38 @@ function isolationKeeper(ctx: StageContext): () => Promise<void> {
       }));
 }
 
+/** One instance's record as this stage run last journaled it (the slot reads it). */
+interface InstanceRun {
+  rec: InstanceResult;
+}
+
 /** The journal holds an evacuate call for it with no answer: lifeboat stopped while the call was out. */
 function maybeSent(rec: InstanceResult): boolean {
   return rec.state === "evacuating" && rec.evacuateCall !== undefined && rec.evacuateCall.settled === undefined;
 }
 
-async function evacuateOne(ctx: StageContext, start: InstanceResult, info: InstanceInfo, keepIsolated: () => Promise<void>, slot: EvacuationSlot): Promise<void> {
+async function evacuateOne(ctx: StageContext, run: InstanceRun, info: InstanceInfo, keepIsolated: () => Promise<void>, slot: BudgetSlot): Promise<void> {
   const cfg = ctx.config.evacuation;
-  let rec = start;
+  let rec = run.rec;
+  const set = (next: InstanceResult): void => {
+    rec = next;
+    run.rec = next;
+  };
   const log = ctx.log.child({ instance: info.id, name: info.name });
   // The driver journals each evacuate call on the instance's record: before it is sent, and once its fate is known.
   const recordCall = async (call: EvacuateCall): Promise<void> => {
     const next = { ...rec, evacuateCall: call };
     // A settled call is known here even if its journal write fails; one about to be sent
     // counts only once journaled (the driver does not send it otherwise).
-    if (call.settled) rec = next;
+    if (call.settled) set(next);
     await ctx.store.putInstance(next);
-    rec = next;
+    set(next);
   };
   for (;;) {
     const beforeAttempt = rec;
     if (rec.state === "pending") {
       // Persist the attempt before sending it: a resumed recovery re-inspects, never re-counts.
-      rec = { ...rec, state: "evacuating", attempts: rec.attempts + 1, startedAt: rec.startedAt ?? ctx.nowIso() };
+      set({ ...rec, state: "evacuating", attempts: rec.attempts + 1, startedAt: rec.startedAt ?? ctx.nowIso() });
       await ctx.store.putInstance(rec);
     }
     const targetHost = cfg.reserved_hosts.length ? cfg.reserved_hosts[(rec.attempts - 1) % cfg.reserved_hosts.length] : undefined;
@@ -188,17 +218,19 @@ async function evacuateOne(ctx: StageContext, start: InstanceResult, info: Insta
         if (ctx.signal.aborted) throw err;
         return { result: "failed", message: errorMessage(err), retryable: true };
       });
+    // What the driver handed on while the call had no known fate: the driver is done with it now.
+    slot.attemptEnded();
     // An aborted stage records nothing as done: whatever this attempt saw, the re-run looks again.
     if (ctx.signal.aborted) throw abortReason(ctx.signal);
     if (outcome.result === "would-evacuate") {
       // A dry run's port sent nothing: no attempt is counted, and the instance stays where it is.
-      rec = { ...beforeAttempt, state: "would-evacuate", ...(outcome.targetHost ? { targetHost: outcome.targetHost } : {}) };
+      set({ ...beforeAttempt, state: "would-evacuate", ...(outcome.targetHost ? { targetHost: outcome.targetHost } : {}) });
       await ctx.store.putInstance(rec);
       return;
     }
     if (outcome.lockLeft) await recordOwedUnlock(ctx, info.id, outcome.lockLeft);
     if (outcome.result === "evacuated") {
-      rec = { ...rec, state: "evacuated", targetHost: outcome.targetHost, finishedAt: ctx.nowIso() };
+      set({ ...rec, state: "evacuated", targetHost: outcome.targetHost, finishedAt: ctx.nowIso() });
       delete rec.error;
       await ctx.store.putInstance(rec);
       ctx.metrics.instancesEvacuated.inc({ result: "evacuated" });
@@ -210,12 +242,12 @@ async function evacuateOne(ctx: StageContext, start: InstanceResult, info: Insta
     const canRetry = outcome.retryable && rec.attempts <= cfg.retries;
     log.warn({ attempt: rec.attempts, error: outcome.message, retry: canRetry }, "evacuation attempt failed");
     if (!canRetry) {
-      rec = { ...rec, state: "failed", error: outcome.message, finishedAt: ctx.nowIso() };
+      set({ ...rec, state: "failed", error: outcome.message, finishedAt: ctx.nowIso() });
       await ctx.store.putInstance(rec);
       ctx.metrics.instancesEvacuated.inc({ result: "failed" });
       return;
     }
-    rec = { ...rec, state: "pending", error: outcome.message };
+    set({ ...rec, state: "pending", error: outcome.message });
     await ctx.store.putInstance(rec);
     await keepIsolated();
   }
