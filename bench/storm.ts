@@ -64,8 +64,13 @@ export interface StormRun {
   instances: number;
   /** Instances ACTIVE on another host at the end (Nova's records). */
   evacuated: number;
-  /** The approve command's answer → the last instance ACTIVE in Nova, ms. */
+  /**
+   * The approve command's answer → the last instance ACTIVE in Nova, ms; from the first
+   * evacuation Nova accepted instead when a recovery the guard let through started earlier.
+   */
   wallMs: number;
+  /** The approval → Nova accepting the first evacuation of a host the guard held (gates, fencing, isolation), ms. */
+  heldStartMs: number;
   /** ⌈instances / siteBudget⌉ × evacuationMs. */
   floorMs: number;
   ratio: number;
@@ -148,6 +153,7 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
     if (rackHosts.length === 0) throw new Error(`no rack ${opts.rack}`);
     const inRack = new Set(rackHosts);
     const ids = [...site.cloud.state.servers.values()].filter((s) => s.host !== null && inRack.has(s.host)).map((s) => s.id);
+    const rackIds = new Set(ids);
 
     const prefix = `/lifeboat-storm-${randomBytes(4).toString("hex")}/`;
     const names = variant === "ha-failover" ? ["lifeboat-a", "lifeboat-b"] : ["lifeboat"];
@@ -185,11 +191,12 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
         const blocked = list.filter((r) => r.state === "blocked");
         // Held by the storm guard alone: anything else would not yield to the approval.
         if (blocked.length === 0 || blocked.some((r) => r.block?.gates.join(",") !== "storm")) return false;
-        return { held: blocked.length, granted: list.length - blocked.length };
+        return { held: blocked.length, granted: list.length - blocked.length, hosts: new Set(blocked.map((r) => r.host)) };
       },
       { timeoutMs: 60_000, intervalMs: 100 },
     );
     log(`storm (${variant}): guard tripped: ${held.held} recoveries held, ${held.granted} let through`);
+    const heldHosts = held.hosts;
 
     const trickle = startStoppableScript<TrickleResult>(TRICKLE, { url: steady.url, intervalMs: opts.trickleIntervalMs, timeoutMs: 10_000, bodies }, { LIFEBOAT_WEBHOOK_TOKEN: WEBHOOK_TOKEN });
     let trickleStopped = false;
@@ -202,7 +209,7 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
       });
       const approvedAt = Date.now();
       const approved = (JSON.parse(approve.stdout) as { approved: unknown[] }).approved.length;
-      const acceptedBeforeApproval = site.cloud.state.migrations.filter((m) => m.createdMs < approvedAt && ids.includes(m.instanceUuid)).length;
+      const acceptedBeforeApproval = site.cloud.state.migrations.filter((m) => m.createdMs < approvedAt && rackIds.has(m.instanceUuid)).length;
 
       // --- the storm runs ----------------------------------------------------------------
       let rssPeak = 0;
@@ -233,6 +240,10 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
         await sleep(200);
       }
       const lastActiveAt = Math.max(...ids.map((id) => lastDoneAt(site, id)));
+      const evacuations = site.cloud.state.migrations.filter((m) => rackIds.has(m.instanceUuid));
+      const firstAccepted = Math.min(...evacuations.map((m) => m.createdMs));
+      const heldIds = new Set(ids.filter((id) => heldHosts.has(site.cloud.state.migrationsOf(id)[0]?.sourceCompute ?? "")));
+      const heldStart = Math.min(...evacuations.filter((m) => heldIds.has(m.instanceUuid)).map((m) => m.createdMs));
       // The recoveries end (unlocks, notifications): their cost is part of the storm's.
       const finals = await waitUntil(
         "every recovery of the rack to end",
@@ -256,7 +267,7 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
       const outcomes: Record<string, number> = {};
       for (const r of finals) outcomes[r.state] = (outcomes[r.state] ?? 0) + 1;
       const floorMs = Math.ceil(ids.length / opts.siteBudget) * opts.evacuationMs;
-      const wallMs = lastActiveAt - approvedAt;
+      const wallMs = lastActiveAt - Math.min(approvedAt, firstAccepted);
       return {
         variant,
         rackHosts: rackHosts.length,
@@ -266,6 +277,7 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
           return s.vmState === "active" && s.host !== null && !inRack.has(s.host);
         }).length,
         wallMs,
+        heldStartMs: heldStart - approvedAt,
         floorMs,
         ratio: wallMs / floorMs,
         approveCommandMs: approvedAt - t0,
