@@ -65,7 +65,7 @@ export interface StormRun {
   /** Instances ACTIVE on another host at the end (Nova's records). */
   evacuated: number;
   /**
-   * The approve command's answer → the last instance ACTIVE in Nova, ms; from the first
+   * The approval (lifeboat journaling it) → the last instance ACTIVE in Nova, ms; from the first
    * evacuation Nova accepted instead when a recovery the guard let through started earlier.
    */
   wallMs: number;
@@ -74,7 +74,7 @@ export interface StormRun {
   /** ⌈instances / siteBudget⌉ × evacuationMs. */
   floorMs: number;
   ratio: number;
-  /** The approve command's own run time (node start-up included), ms. */
+  /** The approve command's own run time (node start-up and exit included), ms. */
   approveCommandMs: number;
   /** Recoveries the one command approved; recoveries the guard let through before it tripped. */
   approved: number;
@@ -91,7 +91,7 @@ export interface StormRun {
   /** Evacuations Nova accepted per instance: how many instances had exactly one, and evacuate calls beyond the first. */
   evacuatedOnce: number;
   extraEvacuateCalls: number;
-  /** Alertmanager deliveries posted during the storm (approval → last recovery ended): latency and failures. */
+  /** Alertmanager deliveries posted during the storm (approve command → last recovery ended): latency and failures. */
   webhookMs: Distribution;
   webhookFailures: number;
   /** Highest VmRSS sampled during the storm (every 200 ms) and VmHWM at its end, bytes; of the instance that finished. */
@@ -207,9 +207,8 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
         env: { PATH: process.env.PATH, HOME: process.env.HOME, LIFEBOAT_ADMIN_TOKEN: ADMIN_TOKEN },
         timeout: 60_000,
       });
-      const approvedAt = Date.now();
-      const approved = (JSON.parse(approve.stdout) as { approved: unknown[] }).approved.length;
-      const acceptedBeforeApproval = site.cloud.state.migrations.filter((m) => m.createdMs < approvedAt && rackIds.has(m.instanceUuid)).length;
+      const answeredAt = Date.now();
+      const approvedIds = (JSON.parse(approve.stdout) as { approved: { id: string }[] }).approved.map((a) => a.id);
 
       // --- the storm runs ----------------------------------------------------------------
       let rssPeak = 0;
@@ -255,7 +254,11 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
         { timeoutMs: 5 * 60_000, intervalMs: 200 },
       );
       const endedAt = Date.now();
-      const samples = (await trickle.stop()).samples.filter(([at]) => at >= approvedAt && at <= endedAt);
+      // The approval: when lifeboat journaled it (the first held recovery's way out of blocked),
+      // before the command's own answer and exit; the command's answer if none says so.
+      const approvedAt = Math.min(answeredAt, ...(await Promise.all(approvedIds.map((id) => approvalTime(acting, id)))));
+      const acceptedBeforeApproval = site.cloud.state.migrations.filter((m) => m.createdMs < approvedAt && rackIds.has(m.instanceUuid)).length;
+      const samples = (await trickle.stop()).samples.filter(([at]) => at >= t0 && at <= endedAt);
       trickleStopped = true;
       const cpu = window.end();
       // In the pair: the killed leader's CPU until the kill, and the other one's over the whole run.
@@ -280,8 +283,8 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
         heldStartMs: heldStart - approvedAt,
         floorMs,
         ratio: wallMs / floorMs,
-        approveCommandMs: approvedAt - t0,
-        approved,
+        approveCommandMs: answeredAt - t0,
+        approved: approvedIds.length,
         granted: held.granted,
         acceptedBeforeApproval,
         maxInFlight: watch.maxInFlight,
@@ -344,6 +347,13 @@ async function leaderOf(instances: LifeboatProcess[]): Promise<LifeboatProcess> 
     },
     { timeoutMs: 30_000, intervalMs: 100 },
   );
+}
+
+/** When lifeboat journaled the approval of a recovery: its transition out of blocked "approved by …" (+∞ if none). */
+async function approvalTime(lb: LifeboatProcess, id: string): Promise<number> {
+  const d = await lb.api<{ timeline: { at: string; from: string | null; reason: string }[] }>(`/api/v1/recoveries/${encodeURIComponent(id)}`);
+  const t = d.timeline.find((x) => x.from === "blocked" && x.reason.startsWith("approved by"));
+  return t ? Date.parse(t.at) : Number.POSITIVE_INFINITY;
 }
 
 /** The newest recovery of each of `hosts`. */
