@@ -4,7 +4,7 @@
  *
  *   npm run bench                          everything, full length (about ten minutes)
  *   npm run bench -- --only intake,memory  some of: intake, evacuation, fence, memory, detection, flood,
- *                                          console;
+ *                                          console, storm;
  *                                          the others keep their figures from latest.json
  *   npm run bench -- --only detection      the detection timeline alone (npm run bench:detection)
  *   npm run bench -- --quick               short runs to try the harness; results go to the OS temp directory
@@ -24,6 +24,7 @@ import { describeMachine, machineLine } from "./lib/machine.js";
 import { ROOT } from "./lib/lifeboat.js";
 import { BENCH_FIELDS, BENCHES, buildReport, renderMarkdown, type BenchName, type BenchResults, type Report } from "./lib/report.js";
 import { benchMemory } from "./memory.js";
+import { benchStorm } from "./storm.js";
 
 const ALL = BENCHES;
 type Bench = BenchName;
@@ -89,6 +90,25 @@ if (only.has("flood")) {
 if (only.has("console")) {
   results.busyBefore.console = await quiet("console");
   results.console = await benchConsole({ recoveries: quick ? 300 : 1000, hosts: 100, requests: quick ? 10 : 50, log });
+}
+if (only.has("storm")) {
+  results.busyBefore.storm = await quiet("storm");
+  // A rack of 10 hosts × 50 instances on a site of 200 hosts; --quick: 10 × 10 on 40 hosts.
+  results.storm = await benchStorm({
+    hosts: quick ? 40 : 200,
+    zones: quick ? 2 : 4,
+    racks: quick ? 4 : 20,
+    rack: "rack-02",
+    instancesPerHost: quick ? 10 : 50,
+    backgroundPerHost: 2,
+    evacuationMs: 1000,
+    siteBudget: 50,
+    pollIntervalSeconds: 0.1,
+    stormMaxRecoveries: 3,
+    trickleIntervalMs: 50,
+    variants: ["sqlite", "etcd", "ha-failover"],
+    log,
+  });
 }
 results.durationSeconds = Math.round((Date.now() - started) / 1000);
 

@@ -317,8 +317,14 @@ program
   .command("demo")
   .description("the whole story on embedded defaults: a simulated site, a compute node dies, lifeboat recovers it")
   .option("--fast", "shorter waits")
-  .action(async (opts: { fast?: boolean }) => {
+  .addOption(new Option("--scenario <scenario>", "host: one compute node dies; rack: a whole rack loses power, the storm guard holds it, one approval lets it go").choices(["host", "rack"]).default("host"))
+  .action(async (opts: { fast?: boolean; scenario: "host" | "rack" }) => {
     await run(async () => {
+      if (opts.scenario === "rack") {
+        const { rackDemoCommand } = await import("./cli/demo-rack.js");
+        process.exitCode = await rackDemoCommand({ fast: opts.fast ?? false });
+        return;
+      }
       const { demoCommand } = await import("./cli/demo.js");
       process.exitCode = await demoCommand({ fast: opts.fast ?? false });
     });

@@ -23,7 +23,7 @@ export const SHIPPED_NODE_ARGS: readonly string[] = (() => {
 
 /** A `lifeboat serve` process started from the built CLI: the daemon exactly as operators run it. */
 export interface LifeboatProcess extends Daemon {
-  /** The SQLite journal of this process. */
+  /** The SQLite journal of this process ("" on the etcd store). */
   readonly dbPath: string;
   /** Resident set size now (VmRSS) and at its peak (VmHWM), in bytes. */
   memory(): { rss: number; peak: number };
@@ -35,11 +35,12 @@ export interface LifeboatProcess extends Daemon {
  * Start `node dist/cli.js serve` with the config `configFor(port, dir)` returns (plain data,
  * validated here first so a bad bench config fails with its problems, not a dead process).
  * `nodeArgs` go to node itself, SHIPPED_NODE_ARGS unless given ([] for node's defaults).
+ * `etcd`: the config's store may be etcd (the benchmarks otherwise insist on SQLite).
  */
 export async function startLifeboat(
   name: string,
   configFor: (port: number, dir: string) => Record<string, unknown>,
-  opts: { nodeArgs?: string[] } = {},
+  opts: { nodeArgs?: string[]; etcd?: boolean } = {},
 ): Promise<LifeboatProcess> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm run bench does)`);
   let dbPath = "";
@@ -48,8 +49,8 @@ export async function startLifeboat(
     spec: (port, dir) => {
       const data = configFor(port, dir);
       const config = parseOrThrow(data);
-      if (config.store.driver !== "sqlite") throw new Error("the benchmarks use the SQLite store");
-      dbPath = config.store.path;
+      if (config.store.driver !== "sqlite" && !opts.etcd) throw new Error("this benchmark uses the SQLite store (pass etcd: true for an etcd one)");
+      dbPath = config.store.driver === "sqlite" ? config.store.path : "";
       const file = join(dir, "lifeboat.yaml");
       writeFileSync(file, stringify(data), { mode: 0o600 });
       return { command: process.execPath, args: [...(opts.nodeArgs ?? SHIPPED_NODE_ARGS), ...profileArgs(), CLI, "serve", "--config", file], readyPath: "/healthz" };

@@ -43,3 +43,27 @@ export function startBareExpress(): Promise<Daemon> {
     spec: (port) => ({ ...tsCommand(benchFile("servers/bare-express.ts"), [String(port)]), readyPath: "/healthz" }),
   });
 }
+
+/**
+ * A bench script in its own process that runs until told to stop (a line on stdin) and then
+ * prints its JSON result; `env` is added to its environment (tokens go there, not in argv).
+ */
+export function startStoppableScript<T>(file: string, arg: unknown, env: NodeJS.ProcessEnv = {}): { pid: number | undefined; stop(): Promise<T> } {
+  const { command, args } = tsCommand(file, [JSON.stringify(arg)]);
+  const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+  child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  return {
+    pid: child.pid,
+    async stop() {
+      child.stdin.end("stop\n");
+      const code = await exited;
+      const last = out.trim().split("\n").pop() ?? "";
+      if (code !== 0 || !last) throw new Error(`${file} exited ${code}: ${err || out}`);
+      return JSON.parse(last) as T;
+    },
+  };
+}

@@ -5,6 +5,7 @@ import type { FenceLatencyResult } from "../fence-latency.js";
 import type { FloodCase, FloodResult } from "../flood.js";
 import type { IntakeCase, IntakeResult } from "../intake.js";
 import type { MemoryResult } from "../memory.js";
+import type { StormResult, StormRun } from "../storm.js";
 import { machineLine, type Machine } from "./machine.js";
 import { distribution, MB, round } from "./stats.js";
 
@@ -26,9 +27,10 @@ export interface BenchResults {
   detection?: DetectionResult;
   flood?: FloodResult;
   console?: ConsoleResult;
+  storm?: StormResult;
 }
 
-export const BENCHES = ["intake", "evacuation", "fence", "memory", "detection", "flood", "console"] as const;
+export const BENCHES = ["intake", "evacuation", "fence", "memory", "detection", "flood", "console", "storm"] as const;
 export type BenchName = (typeof BENCHES)[number];
 
 /** The fields of BenchResults that hold each benchmark's figures. */
@@ -40,6 +42,7 @@ export const BENCH_FIELDS: Record<BenchName, (keyof BenchResults)[]> = {
   detection: ["detection"],
   flood: ["flood"],
   console: ["console"],
+  storm: ["storm"],
 };
 
 export interface Target {
@@ -67,6 +70,11 @@ const FLOOD_HEALTHZ_P99_MS = 50;
 /** How much later than without the flood the real host may be fenced while it is routed. */
 const FLOOD_FENCE_SLACK_MS = 100;
 const PAGE_LIMIT_MS = 1000;
+/** The storm targets: wall time within 15 % of the budget's floor, Nova requests per instance, webhook p99 and RSS while it runs. */
+const STORM_CEILING = 1.15;
+const STORM_REQUESTS_PER_INSTANCE = 4;
+const STORM_WEBHOOK_P99_MS = 50;
+const STORM_RSS_LIMIT = 200 * MB;
 
 function intakeCase(r: IntakeResult, server: IntakeCase["server"], mix: IntakeCase["mix"]): IntakeCase | undefined {
   return r.cases.find((c) => c.server === server && c.mix === mix);
@@ -156,6 +164,65 @@ export function targetsOf(r: BenchResults): Target[] {
     });
   }
   if (r.flood) out.push(...floodTargets(r.flood));
+  if (r.storm) out.push(...stormTargets(r.storm));
+  return out;
+}
+
+const STORM_VARIANT: Record<StormRun["variant"], string> = { sqlite: "SQLite", etcd: "etcd", "ha-failover": "HA pair on etcd, leader SIGKILLed half-way" };
+
+function stormTargets(st: StormResult): Target[] {
+  const out: Target[] = [];
+  const o = st.options;
+  for (const run of st.runs) {
+    const v = STORM_VARIANT[run.variant];
+    const once = run.evacuated === run.instances && run.evacuatedOnce === run.instances;
+    const onceText = once ? "" : `; ${run.evacuated}/${run.instances} evacuated, ${run.evacuatedOnce} exactly once`;
+    if (run.variant !== "ha-failover") {
+      out.push({
+        id: `storm-${run.variant}-wall`,
+        metric: `Storm (${v}): ${run.instances} instances of a ${run.rackHosts}-host rack, approval → last instance ACTIVE ÷ ⌈${run.instances}/${o.siteBudget}⌉ × ${o.evacuationMs / 1000} s`,
+        value: `${round(run.ratio, 3)} (${round(run.wallMs / 1000, 2)} s vs ${round(run.floorMs / 1000, 1)} s)${onceText}`,
+        target: `≤ ${STORM_CEILING}`,
+        pass: run.ratio <= STORM_CEILING && once,
+      });
+    } else {
+      out.push({
+        id: `storm-${run.variant}-once`,
+        metric: `Storm (${v}): instances evacuated exactly once (evacuations Nova accepted per server)`,
+        value: `${run.evacuatedOnce} / ${run.instances}${run.extraEvacuateCalls ? `, ${run.extraEvacuateCalls} evacuate call(s) beyond the first` : ""}${run.failover ? `; the other instance led ${round(run.failover.takeoverMs / 1000, 1)} s after the kill` : ""}; ${round(run.wallMs / 1000, 2)} s approval → last ACTIVE`,
+        target: `${run.instances} / ${run.instances}`,
+        pass: once,
+      });
+    }
+    out.push({
+      id: `storm-${run.variant}-in-flight`,
+      metric: `Storm (${v}): most evacuations in flight at once in Nova (site budget ${o.siteBudget})`,
+      value: `${run.maxInFlight}`,
+      target: `≤ ${o.siteBudget}`,
+      pass: run.maxInFlight <= o.siteBudget && run.maxInFlight > 0,
+    });
+    out.push({
+      id: `storm-${run.variant}-nova-requests`,
+      metric: `Storm (${v}): Nova requests per evacuated instance (gates, isolation, evacuation, tracking)`,
+      value: `${round(run.novaRequestsPerInstance, 2)} (${run.novaRequests} requests)`,
+      target: `≤ ${STORM_REQUESTS_PER_INSTANCE}`,
+      pass: run.novaRequestsPerInstance <= STORM_REQUESTS_PER_INSTANCE,
+    });
+    out.push({
+      id: `storm-${run.variant}-webhook-p99`,
+      metric: `Storm (${v}): webhook p99 while the storm runs (a delivery every ${o.trickleIntervalMs} ms)`,
+      value: `${round(run.webhookMs.p99, 1)} ms (p50 ${round(run.webhookMs.p50, 1)} ms, ${run.webhookMs.n} deliveries${run.webhookFailures ? `, ${run.webhookFailures} not 202` : ""})`,
+      target: `< ${STORM_WEBHOOK_P99_MS} ms`,
+      pass: run.webhookMs.p99 < STORM_WEBHOOK_P99_MS && run.webhookFailures === 0 && run.webhookMs.n > 0,
+    });
+    out.push({
+      id: `storm-${run.variant}-rss`,
+      metric: `Storm (${v}): peak RSS of lifeboat serve while the storm runs`,
+      value: `${round(Math.max(run.rssPeak, run.rssHwm) / MB, 1)} MB (highest sample ${round(run.rssPeak / MB, 1)} MB; ${round(run.cpuMsPerInstance, 1)} ms of CPU per instance)`,
+      target: "< 200 MB",
+      pass: Math.max(run.rssPeak, run.rssHwm) < STORM_RSS_LIMIT,
+    });
+  }
   return out;
 }
 
@@ -465,6 +532,7 @@ export function renderMarkdown(r: Report): string {
   }
   if (r.detection) parts.push(...detectionSection(r.detection));
   if (r.flood) parts.push(...floodMarkdown(r.flood));
+  if (r.storm) parts.push(...stormMarkdown(r.storm));
   if (r.console) {
     const c = r.console;
     parts.push("## 7. Console pages");
@@ -481,6 +549,41 @@ export function renderMarkdown(r: Report): string {
     );
   }
   return `${parts.join("\n\n")}\n`;
+}
+
+function stormMarkdown(st: StormResult): string[] {
+  const o = st.options;
+  const first = st.runs[0];
+  return [
+    "## 8. Evacuation storm: a rack fails",
+    table(
+      ["variant", "instances", "approval → last ACTIVE s", "approval → first held evacuation s", "approve command s", "floor s", "ratio", "evacuated once", "max in flight", "Nova requests / instance", "webhook p50 / p99 ms", "peak RSS MB", "CPU ms / instance", "approved / let through", "accepted before approval", "other load"],
+      st.runs.map((x) => [
+        STORM_VARIANT[x.variant],
+        x.instances,
+        ms(x.wallMs / 1000, 2),
+        ms(x.heldStartMs / 1000, 2),
+        ms(x.approveCommandMs / 1000, 2),
+        ms(x.floorMs / 1000, 1),
+        ms(x.ratio, 3),
+        `${x.evacuatedOnce} / ${x.instances}${x.extraEvacuateCalls ? ` (+${x.extraEvacuateCalls} calls)` : ""}`,
+        x.maxInFlight,
+        ms(x.novaRequestsPerInstance, 2),
+        `${ms(x.webhookMs.p50)} / ${ms(x.webhookMs.p99)}`,
+        ms(Math.max(x.rssPeak, x.rssHwm) / MB),
+        ms(x.cpuMsPerInstance),
+        `${x.approved} / ${x.granted}`,
+        x.acceptedBeforeApproval,
+        pct(x.otherBusy),
+      ]),
+    ),
+    ...st.runs.map((x) => `Nova requests (${STORM_VARIANT[x.variant]}): ${Object.entries(x.novaRequestKinds).map(([k, n]) => `${k} ${n}`).join(", ")}. Recoveries: ${Object.entries(x.outcomes).map(([k, n]) => `${n} ${k}`).join(", ")}${x.failover ? `. Leader killed with ${x.failover.activeAtKill} instances ACTIVE; the other instance led ${ms(x.failover.takeoverMs / 1000)} s later` : ""}.`),
+    [
+      `A simulated site of ${o.hosts} compute hosts in ${o.racks} racks and ${o.zones} availability zones (\`rackScenario\`), ${o.backgroundPerHost} instances on each host and ${o.instancesPerHost} on each host of ${o.rack}${first ? ` (${first.rackHosts} hosts, ${first.instances} instances)` : ""}. ${o.rack} loses power at once (\`POST /racks/${o.rack}/fail\`: every host off as its Redfish BMC reports, nova-compute silent); once Nova sees its hosts down, one Alertmanager delivery per host reaches \`lifeboat serve\`. Its storm guard (max_recoveries ${o.stormMaxRecoveries}) lets the first hosts through and holds the others; the harness waits until they are held by the storm guard alone, then runs \`lifeboat approve --blocked-by storm\` (the built CLI, the admin token in its environment). Every evacuation takes ${o.evacuationMs} ms in Nova; lifeboat may run ${o.siteBudget} at once over the whole site (\`evacuation.site_concurrency\`; \`evacuation.concurrency\` is as high, so one recovery alone may use all of it) and looks at running evacuations every ${o.pollIntervalSeconds} s.`,
+      `Every figure but the webhook's and lifeboat's own process figures comes from the simulated Nova's records, not from lifeboat: *approval → last ACTIVE* runs from the approval as lifeboat journaled it (the first held recovery's way out of \`blocked\`; or from the first evacuation Nova accepted, when a recovery the guard let through started before it) to the end of the last rebuild (its migration's end); *approval → first held evacuation*: until Nova accepted the first evacuation of a host the guard had held (its gates, fencing and isolation in between); *approve command*: the command's own run, node's start-up and exit included. The floor is ⌈instances / budget⌉ × ${o.evacuationMs / 1000} s. *max in flight* is exact: every evacuation counts from its acceptance until its rebuild ended (\`GET /evacuations\` of the control API). *evacuated once*: instances of which Nova accepted exactly one evacuation. *Nova requests*: every compute API request from the rack's failure to the last recovery's end (gates, isolation, evacuation, tracking, unlocks, the tenants' lookups), divided by the instances. *webhook*: a delivery of the rack's alerts again every ${o.trickleIntervalMs} ms (Alertmanager's re-sends), from a process of its own, open loop, from the approve command to the last recovery's end; in the HA pair, to the instance that is not killed. *peak RSS*: VmRSS sampled every 200 ms and VmHWM; *CPU* from /proc/<pid>/stat from the rack's failure to the last recovery's end (in the pair, both instances). *accepted before approval*: evacuations of the recoveries the guard let through that Nova accepted before the approval (a head start the wall time does not see).`,
+      "Variants: SQLite (one instance); etcd (one instance on a real single-member etcd); an HA pair on that etcd (lease TTL 3 s) whose leader is SIGKILLed once half the instances are ACTIVE: the other instance takes over and finishes, and no instance may be evacuated twice.",
+    ].join("\n\n"),
+  ];
 }
 
 function floodMarkdown(f: FloodResult): string[] {

@@ -10,6 +10,7 @@ import type { RecoveryDetail, Transition } from "../domain/model.js";
 import { loadSandbox, type Site } from "./sandbox-package.js";
 import { errorMessage } from "../util/errors.js";
 import { table } from "../util/table.js";
+import { alertPayload, bold, cyan, dim, green, red, say, sleep, yellow, tty } from "./demo-output.js";
 
 /**
  * `lifeboat demo` / `npm run demo`: the whole story on embedded defaults, with nothing else
@@ -23,23 +24,6 @@ import { table } from "../util/table.js";
 const FAILED_HOST = "compute-1";
 const WEBHOOK_TOKEN = "demo-webhook-token";
 const ADMIN_TOKEN = "demo-admin-token";
-
-const tty = process.stdout.isTTY;
-const c = (code: string) => (s: string) => (tty ? `\u001b[${code}m${s}\u001b[0m` : s);
-const bold = c("1");
-const dim = c("2");
-const green = c("32");
-const red = c("31");
-const yellow = c("33");
-const cyan = c("36");
-
-function say(s = ""): void {
-  process.stdout.write(`${s}\n`);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 export async function demoCommand(opts: { fast: boolean }): Promise<number> {
   const { defaultScenario, startSandbox } = await loadSandbox("demo");
@@ -279,32 +263,4 @@ function progressBar(d: RecoveryDetail): string {
 
 function seconds(a: string, b: string): string {
   return `${((Date.parse(b) - Date.parse(a)) / 1000).toFixed(1)} s`;
-}
-
-/** The payload Alertmanager 0.25 sends for ComputeNodeDown (shape of the captured fixture). */
-function alertPayload(host: string): Record<string, unknown> {
-  const labels = { alertname: "ComputeNodeDown", host, instance: `${host}:9100`, job: "node", severity: "critical" };
-  const annotations = { summary: `Compute node ${host} is down`, description: `${host} has been unreachable and nova-compute has been down for more than 1 minute.` };
-  return {
-    receiver: "lifeboat",
-    status: "firing",
-    alerts: [
-      {
-        status: "firing",
-        labels,
-        annotations,
-        startsAt: new Date(Date.now() - 60_000).toISOString(),
-        endsAt: "0001-01-01T00:00:00Z",
-        generatorURL: "http://prometheus:9090/graph?g0.expr=up%7Bjob%3D%22node%22%7D+%3D%3D+0",
-        fingerprint: "7ac2c4f6b0b2e1d3",
-      },
-    ],
-    groupLabels: { alertname: "ComputeNodeDown", host },
-    commonLabels: labels,
-    commonAnnotations: annotations,
-    externalURL: "http://alertmanager:9093",
-    version: "4",
-    groupKey: `{}:{alertname="ComputeNodeDown", host="${host}"}`,
-    truncatedAlerts: 0,
-  };
 }

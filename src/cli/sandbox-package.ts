@@ -34,7 +34,7 @@ export interface SiteOptions<Scenario extends SiteScenario = SiteScenario> {
 }
 
 export interface SiteView {
-  hosts: { host: string; power: string; service: string; forcedDown: boolean; disabled: boolean; servers: number }[];
+  hosts: { host: string; zone: string; rack: string | null; power: string; service: string; forcedDown: boolean; disabled: boolean; servers: number }[];
   servers: { id: string; name: string; project: string; host: string | null; status: string }[];
 }
 
@@ -45,6 +45,10 @@ export interface Site {
   controlUrl?: string;
   /** The host dies: nova-compute stops, its BMC still says On. */
   failHost(host: string): void;
+  /** The hosts of each rack (a scenario with racks: `rackScenario`). */
+  racks: ReadonlyMap<string, readonly string[]>;
+  /** A whole rack loses power: its hosts are off (as their BMCs say) and their nova-compute silent. Returns the rack's hosts. */
+  failRack(rack: string): string[];
   /** The sections of a lifeboat config that point at this site (plain data). */
   config(opts?: { graceSeconds?: number }): Record<string, unknown>;
   view(): SiteView;
@@ -54,6 +58,8 @@ export interface Site {
 /** `Scenario`: lifeboat only hands back, lightly changed, what `defaultScenario` gave it. */
 export interface SandboxPackage<Scenario extends SiteScenario = SiteScenario> {
   defaultScenario: (opts?: { hosts?: number; serversPerHost?: number }) => Scenario;
+  /** Hosts in racks in availability zones; `loadedRack`'s hosts carry `rackServersPerHost` instances each. */
+  rackScenario: (opts?: { hosts?: number; zones?: number; racks?: number; serversPerHost?: number; loadedRack?: string; rackServersPerHost?: number }) => Scenario;
   startSandbox: (opts?: SiteOptions<Scenario>) => Promise<Site>;
 }
 

@@ -57,6 +57,8 @@ export interface ScenarioHost {
   serviceUuid?: string;
   nodeUuid?: string;
   zone?: string;
+  /** The rack the host stands in (the sandbox's control API can fail a whole rack at once). */
+  rack?: string;
   aggregates?: string[];
   hostIp?: string;
   vcpus?: number;

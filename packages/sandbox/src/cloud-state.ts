@@ -582,7 +582,20 @@ export class SandboxState {
 
   /** Allocations per host: servers there, plus both ends of running evacuations and the source of `done` ones. */
   usage(hostName: string): { vcpus: number; ram: number; disk: number; servers: number } {
-    const out = { vcpus: 0, ram: 0, disk: 0, servers: 0 };
+    return this.usages().get(hostName) ?? { vcpus: 0, ram: 0, disk: 0, servers: 0 };
+  }
+
+  /** `usage` of every host, in one pass over the servers (a schedule on a site of hundreds of hosts needs them all). */
+  usages(): Map<string, { vcpus: number; ram: number; disk: number; servers: number }> {
+    const out = new Map<string, { vcpus: number; ram: number; disk: number; servers: number }>();
+    const of = (host: string): { vcpus: number; ram: number; disk: number; servers: number } => {
+      let u = out.get(host);
+      if (!u) {
+        u = { vcpus: 0, ram: 0, disk: 0, servers: 0 };
+        out.set(host, u);
+      }
+      return u;
+    };
     // Migrations by server, once: scanning them all for every server made a schedule O(servers × migrations).
     const migrationsOf = new Map<string, SimMigration[]>();
     for (const m of this.migrations) {
@@ -601,12 +614,13 @@ export class SandboxState {
           holders.add(m.sourceCompute);
         }
       }
-      if (holders.has(hostName)) {
-        out.vcpus += s.flavor.vcpus;
-        out.ram += s.flavor.ram;
-        out.disk += s.flavor.disk + s.flavor.ephemeral;
+      for (const h of holders) {
+        const u = of(h);
+        u.vcpus += s.flavor.vcpus;
+        u.ram += s.flavor.ram;
+        u.disk += s.flavor.disk + s.flavor.ephemeral;
       }
-      if (s.host === hostName) out.servers++;
+      if (s.host) of(s.host).servers++;
     }
     return out;
   }
@@ -622,9 +636,12 @@ export class SandboxState {
 
   /** The scheduler: enabled, up hosts other than the source with room, most free RAM first. */
   schedule(server: SimServer, source: string | null, target?: string): string | undefined {
+    const usages = this.usages();
+    const zero = { vcpus: 0, ram: 0, disk: 0, servers: 0 };
+    const usage = (name: string): { vcpus: number; ram: number; disk: number; servers: number } => usages.get(name) ?? zero;
     const fits = (h: SimHost): boolean => {
       const cap = this.capacity(h);
-      const used = this.usage(h.name);
+      const used = usage(h.name);
       return (
         cap.vcpus - used.vcpus >= server.flavor.vcpus &&
         cap.ram - used.ram >= server.flavor.ram &&
@@ -634,7 +651,7 @@ export class SandboxState {
     const candidates = [...this.hosts.values()].filter(
       (h) => h.name !== source && !h.disabled && this.serviceIsUp(h) && (!target || h.name === target) && fits(h),
     );
-    candidates.sort((a, b) => this.capacity(b).ram - this.usage(b.name).ram - (this.capacity(a).ram - this.usage(a.name).ram));
+    candidates.sort((a, b) => this.capacity(b).ram - usage(b.name).ram - (this.capacity(a).ram - usage(a.name).ram));
     return candidates[0]?.name;
   }
 

@@ -4,6 +4,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { z } from "zod";
 import type { ActiveFault, FaultSpec, SandboxFaults } from "./cloud-faults.js";
 import type { SimRequest } from "./cloud-state.js";
+import type { EvacuationWatchView } from "./evacuation-watch.js";
 
 /**
  * The site's control API (`lifeboat sandbox`'s control port): fail and repair hosts, read
@@ -11,6 +12,8 @@ import type { SimRequest } from "./cloud-state.js";
  * an operator can rehearse a config against a slow or failing cloud, as the tests do.
  *
  *   POST /hosts/:host/fail | /repair     GET /state
+ *   GET /racks    POST /racks/:rack/fail  (every host of the rack off at once)
+ *   GET /evacuations   POST /evacuations/reset  (in flight now and at most, evacuate calls per server)
  *   POST /faults {kind, ms?, status?, times?, match}  → 201 {id}
  *   GET /faults    DELETE /faults/:id    DELETE /faults
  *   GET /requests?since=SEQ              → {requests, counts, last}
@@ -19,6 +22,9 @@ export interface ControlSite<View> {
   hosts: string[];
   fail(host: string): void;
   repair(host: string): void;
+  racks: ReadonlyMap<string, readonly string[]>;
+  failRack(rack: string): string[];
+  evacuations: { view(): EvacuationWatchView; reset(): void };
   view(): View;
   faults: SandboxFaults;
   requests: readonly SimRequest[];
@@ -112,6 +118,18 @@ function requestView(q: SimRequest): Record<string, unknown> {
   };
 }
 
+function evacuationsView(v: EvacuationWatchView): Record<string, unknown> {
+  return {
+    since: v.since,
+    in_flight: v.inFlight,
+    max_in_flight: v.maxInFlight,
+    max_at: v.maxAt,
+    posts: v.posts,
+    accepted: v.accepted,
+    servers: v.servers,
+  };
+}
+
 /** `issue.path` as the field name an operator wrote: `match.path`, `kind`, or `body` for the whole. */
 function fieldOf(path: readonly PropertyKey[]): string {
   return path.length ? path.map(String).join(".") : "body";
@@ -139,6 +157,30 @@ export async function startControl<View>(host: string, port: number, site: Contr
       return;
     }
     res.json({ host: h, action: req.params.action });
+  });
+
+  app.get("/racks", (_req, res) => {
+    res.json({ racks: Object.fromEntries(site.racks) });
+  });
+  app.post("/racks/:rack/:action", (req, res) => {
+    const rack = req.params.rack;
+    if (!site.racks.has(rack)) {
+      res.status(404).json({ error: `no rack ${rack}` });
+      return;
+    }
+    if (req.params.action !== "fail") {
+      res.status(404).json({ error: "actions: fail (repair the hosts one by one: POST /hosts/<host>/repair)" });
+      return;
+    }
+    res.json({ rack, action: "fail", hosts: site.failRack(rack) });
+  });
+
+  app.get("/evacuations", (_req, res) => {
+    res.json(evacuationsView(site.evacuations.view()));
+  });
+  app.post("/evacuations/reset", (_req, res) => {
+    site.evacuations.reset();
+    res.json(evacuationsView(site.evacuations.view()));
   });
 
   app.post("/faults", (req, res) => {
@@ -190,7 +232,9 @@ export async function startControl<View>(host: string, port: number, site: Contr
   });
 
   app.use((_req: Request, res: Response) => {
-    res.status(404).json({ error: "not found: POST /hosts/<host>/fail|repair, GET /state, GET|POST|DELETE /faults, DELETE /faults/<id>, GET /requests" });
+    res.status(404).json({
+      error: "not found: POST /hosts/<host>/fail|repair, GET /racks, POST /racks/<rack>/fail, GET /state, GET /evacuations, POST /evacuations/reset, GET|POST|DELETE /faults, DELETE /faults/<id>, GET /requests",
+    });
   });
   app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);

@@ -2,6 +2,8 @@ import { defaultScenario, startSandboxCloud, SANDBOX_ADMIN, type SandboxCloud, t
 import { startRedfishSimulator, type RedfishSimulator } from "./redfish.js";
 import { startSmtpCatcher, type SmtpCatcher } from "./smtp.js";
 import { startControl } from "./control.js";
+import { EvacuationWatch } from "./evacuation-watch.js";
+import { racksOf } from "./rack-scenario.js";
 
 /**
  * A whole simulated site for the demo, `lifeboat sandbox` and the integration tests: the
@@ -31,6 +33,15 @@ export interface Sandbox {
   hosts: string[];
   /** A host dies the way hosts do: nova-compute stops, the BMC still says On. */
   failHost(host: string): void;
+  /** The hosts of each rack of the scenario (hosts with a `rack`). */
+  racks: ReadonlyMap<string, readonly string[]>;
+  /**
+   * A whole rack dies at once (its power feed): every host of it is off, as its BMC reports,
+   * and their nova-compute services stop heartbeating. Returns the rack's hosts.
+   */
+  failRack(rack: string): string[];
+  /** What Nova saw of the evacuations since the last reset: in flight now and at most, evacuate calls per server. */
+  evacuations: EvacuationWatch;
   /** The parts of a lifeboat config that point at this site (YAML-able plain data). */
   config(opts?: { graceSeconds?: number; staleSeconds?: number }): Record<string, unknown>;
   /** The control API's URL, when `controlPort` was given. */
@@ -41,7 +52,7 @@ export interface Sandbox {
 }
 
 export interface SiteView {
-  hosts: { host: string; power: string; service: string; forcedDown: boolean; disabled: boolean; servers: number }[];
+  hosts: { host: string; zone: string; rack: string | null; power: string; service: string; forcedDown: boolean; disabled: boolean; servers: number }[];
   servers: { id: string; name: string; project: string; host: string | null; status: string }[];
 }
 
@@ -72,6 +83,19 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       else if (/On|Restart|Cycle/.test(type)) setTimeout(() => cloud.startCompute(name), (opts.powerDelayMs ?? 500) + 200).unref();
     };
   }
+  const racks = racksOf(scenario);
+  const rackOf = new Map(scenario.hosts.map((h) => [h.name, h.rack ?? null]));
+  const failRack = (rack: string): string[] => {
+    const members = racks.get(rack);
+    if (!members) throw new Error(`sandbox: unknown rack ${rack}`);
+    // Power lost: the hosts are off at once (no PoweringOff), and nova-compute with them.
+    for (const name of members) {
+      redfish.system(name).setPowerState("Off");
+      cloud.killHost(name);
+    }
+    return [...members];
+  };
+  const evacuations = new EvacuationWatch(cloud.state);
   const smtp = await startSmtpCatcher({ host, ...(opts.ports?.smtp !== undefined ? { port: opts.ports.smtp } : {}) });
 
   const view = (): SiteView => {
@@ -79,11 +103,22 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const st = cloud.state;
     const projectName = (id: string): string => st.projects.get(id)?.name ?? id;
     const servers = [...st.servers.values()].map((v) => ({ id: v.id, name: v.name, project: projectName(v.projectId), host: v.host, status: serverStatus(v.vmState, v.taskState) }));
+    const onHost = new Map<string, number>();
+    for (const x of servers) if (x.host) onHost.set(x.host, (onHost.get(x.host) ?? 0) + 1);
     return {
       hosts: hosts.map((h) => {
         const sh = st.hosts.get(h);
         const up = sh ? sh.alive && !sh.forcedDown && st.clock.now() - sh.updatedAtMs < st.opts.serviceDownTimeMs : false;
-        return { host: h, power: redfish.system(h).powerState, service: up ? "up" : "down", forcedDown: sh?.forcedDown ?? false, disabled: sh?.disabled ?? false, servers: servers.filter((x) => x.host === h).length };
+        return {
+          host: h,
+          zone: sh?.zone ?? "nova",
+          rack: rackOf.get(h) ?? null,
+          power: redfish.system(h).powerState,
+          service: up ? "up" : "down",
+          forcedDown: sh?.forcedDown ?? false,
+          disabled: sh?.disabled ?? false,
+          servers: onHost.get(h) ?? 0,
+        };
       }),
       servers,
     };
@@ -95,6 +130,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
           repair: (h) => cloud.startCompute(h),
           view,
           hosts,
+          racks,
+          failRack,
+          evacuations,
           faults: cloud.faults,
           requests: cloud.requests,
         })
@@ -108,6 +146,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     smtp,
     hosts,
     failHost: (name) => cloud.killHost(name),
+    racks,
+    failRack,
+    evacuations,
     config: (c = {}) => ({
       openstack: {
         auth: {

@@ -12,3 +12,7 @@ export { startRedfishSimulator } from "./redfish.js";
 export type { RedfishSimulator, RedfishSimulatorOptions, SimPowerState, SimSystem } from "./redfish.js";
 export { startSmtpCatcher } from "./smtp.js";
 export type { CaughtMessage, SmtpCatcher, SmtpCatcherOptions } from "./smtp.js";
+export { rackScenario, racksOf } from "./rack-scenario.js";
+export type { RackScenarioOptions } from "./rack-scenario.js";
+export { EvacuationWatch } from "./evacuation-watch.js";
+export type { EvacuationCount, EvacuationWatchView } from "./evacuation-watch.js";
