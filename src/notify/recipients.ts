@@ -16,7 +16,9 @@ import type { TenantsConfig } from "./config.js";
  *
  * `effective` expands group memberships and implied roles, so users who hold the role
  * through a group (or through `admin` → `member`) are found. There is no "users of a
- * project" API. Lookups are cached for the resolver's life (one notification run).
+ * project" API. Lookups are cached for the resolver's life (one notification run). A
+ * server's metadata comes from the recovery's own listing of the host's instances when it
+ * was recorded, so that telling tenants costs Nova no request per server.
  * Failures never throw: they are returned as problems, and the other sources still count.
  */
 
@@ -41,6 +43,12 @@ export interface RecipientResolverDeps {
   signal?: AbortSignal;
   /** Cloud calls in flight at once. */
   concurrency?: number;
+  /**
+   * Server metadata the recovery already recorded (its listing of the host's instances), by
+   * server id: read from here instead of asking Nova once per server. A server not in it is
+   * asked for.
+   */
+  recordedMetadata?: ReadonlyMap<string, Readonly<Record<string, string>>>;
 }
 
 interface RoleAssignment {
@@ -209,6 +217,8 @@ export class RecipientResolver {
 
   /** The server's metadata item, or null when it has none (404 itemNotFound). */
   private metadataValue(session: OpenStackSession, serverId: string, key: string, problems: string[]): Promise<string | null> {
+    const recorded = this.deps.recordedMetadata?.get(serverId);
+    if (recorded) return Promise.resolve(recorded[key] ?? null);
     let p = this.#metadata.get(serverId);
     if (!p) {
       p = this.#limit(async () => {

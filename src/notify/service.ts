@@ -134,6 +134,7 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
     const resolver = new RecipientResolver(config.tenants, {
       logger: log.child({ recovery: detail.id, host: detail.host }),
       signal,
+      recordedMetadata: recordedMetadata(detail),
       ...(deps.session ? { session: deps.session } : {}),
     });
     const projects = [...new Set(detail.instances.map((i) => i.projectId))].sort();
@@ -225,4 +226,22 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
       for (const c of closers) c();
     },
   };
+}
+
+/**
+ * The servers' metadata as the recovery's journaled listing of the host's instances (step
+ * `list-instances`) recorded it, by server id; empty when the step has no such result.
+ */
+export function recordedMetadata(detail: Pick<RecoveryDetail, "steps">): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  const listed: unknown = detail.steps.find((s) => s.key === "list-instances" && s.state === "succeeded")?.result;
+  if (!Array.isArray(listed)) return out;
+  for (const item of listed as unknown[]) {
+    if (typeof item !== "object" || item === null) continue;
+    const { id, metadata } = item as { id?: unknown; metadata?: unknown };
+    if (typeof id !== "string" || typeof metadata !== "object" || metadata === null) continue;
+    const strings = Object.entries(metadata as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === "string");
+    out.set(id, Object.fromEntries(strings));
+  }
+  return out;
 }

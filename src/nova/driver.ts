@@ -1,5 +1,5 @@
 import type { Logger } from "../logging.js";
-import { abortReason, isAbortError, sleep } from "../util/abort.js";
+import { abortReason, isAbortError } from "../util/abort.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { errorMessage } from "../util/errors.js";
 import { NovaRelease } from "./release.js";
@@ -7,6 +7,7 @@ import { isolateComputeService, readComputeService } from "./compute-services.js
 import { isLifeboatReason, lifeboatReason, reasonRecoveryId } from "../domain/markers.js";
 import { ComputeServiceListing } from "./service-listing.js";
 import { getComputeCapacity, type CapacityQuery, type ComputeHostCapacity } from "./capacity.js";
+import { HostEvacuationWatch, type LookPurpose, type ServerLook } from "./evacuation-watch.js";
 import { PlacementClient } from "../openstack/placement.js";
 import {
   FAILED_MIGRATION_STATUSES,
@@ -41,6 +42,11 @@ import { SHARED_READ } from "../domain/ports/cloud.js";
  * second evacuate and leaves the server broken). It locks the server while it works (unless
  * its owner already locked it), tracks the migration to `done` and the server to its new
  * host with no task, and unlocks.
+ *
+ * Every look at a server goes through the failed host's shared watch (evacuation-watch.ts):
+ * all evacuations from one host are inspected and tracked with one or two listings per poll
+ * cycle, whatever their number. What Nova pays per evacuated instance is then its lock, its
+ * evacuate and its unlock, plus a share of those listings.
  */
 
 export interface NovaDriverOptions {
@@ -66,6 +72,9 @@ export function novaDriverOptions(cfg: Pick<EvacuationConfig, "lock_instances" |
 
 /** How old the shared nova-compute listing may be: reads that accept it cost at most one request per interval. */
 export const SHARED_LISTING_MAX_AGE_MS = 5000;
+
+/** A host's watch nobody used for this long is dropped (its view would have to be brought up to date anyway). */
+const WATCH_RETENTION_MS = 60_000;
 
 const REBUILD_TASKS = new Set(["rebuilding", "rebuild_block_device_mapping", "rebuild_spawning"]);
 
@@ -94,11 +103,8 @@ export function toInstanceInfo(s: NovaServer): InstanceInfo {
   return info;
 }
 
-interface Inspection {
-  server: NovaServer | null;
-  /** Evacuation migrations of the server, newest first. */
-  evacuations: NovaMigration[];
-}
+/** The server and its evacuation migrations from the failed host, newest first, as one look showed them. */
+type Inspection = ServerLook;
 
 /**
  * An attempt's outcome inside the driver. `stillRunning`: Nova's evacuation goes on past the
@@ -149,6 +155,8 @@ export class NovaEvacuationDriver implements CloudPort {
   /** One nova-compute listing shared by every reader that accepts one a few seconds old. */
   private readonly services: ComputeServiceListing;
   readonly release: NovaRelease;
+  /** One watch per failed host, shared by every evacuation from it. */
+  private readonly watches = new Map<string, HostEvacuationWatch>();
 
   constructor(deps: NovaDriverDeps, opts: Partial<NovaDriverOptions> = {}) {
     this.log = deps.logger.child({ component: "evacuation", driver: "nova" });
@@ -192,15 +200,29 @@ export class NovaEvacuationDriver implements CloudPort {
   }
 
   async listInstances(host: string, signal?: AbortSignal): Promise<InstanceInfo[]> {
-    const servers = await this.nova.listServers({ all_tenants: 1, host }, signal);
+    const sentAt = this.clock.now();
+    const listing = await this.nova.listServersDated({ all_tenants: 1, host }, signal);
     const out: InstanceInfo[] = [];
-    for (const s of servers) {
+    for (const s of listing.items) {
       const on = s["OS-EXT-SRV-ATTR:host"];
       // Nova ignores `host` silently for non-admins: never trust the filter blindly.
       if (on === undefined) throw new Error("the server list carries no OS-EXT-SRV-ATTR:host: lifeboat's OpenStack user needs the admin role");
       if (on === host) out.push(toInstanceInfo(s));
     }
+    // The evacuations that follow start from this listing rather than asking for it again.
+    this.watchOf(host).seed({ items: listing.items.filter((s) => s["OS-EXT-SRV-ATTR:host"] === host), date: listing.date }, sentAt, this.clock.now());
     return out;
+  }
+
+  /** The failed host's watch; watches left idle are dropped on the way. */
+  private watchOf(host: string): HostEvacuationWatch {
+    for (const [h, w] of this.watches) if (h !== host && w.idleFor(WATCH_RETENTION_MS)) this.watches.delete(h);
+    let w = this.watches.get(host);
+    if (!w || w.idleFor(WATCH_RETENTION_MS)) {
+      w = new HostEvacuationWatch(host, { nova: this.nova, clock: this.clock, log: this.log, pollIntervalMs: this.opts.pollIntervalMs });
+      this.watches.set(host, w);
+    }
+    return w;
   }
 
   evacuate(instance: InstanceInfo, sourceHost: string, opts: EvacuateOptions): Promise<EvacuationOutcome> {
@@ -220,15 +242,27 @@ export class NovaEvacuationDriver implements CloudPort {
     return p;
   }
 
-  /** The server and its evacuations, asked at once (one round trip per look, not two). */
-  private async inspect(id: string, signal?: AbortSignal): Promise<Inspection> {
+  /** The server and its evacuations from `source`, from the host's next look (one that starts after this call). */
+  private async inspect(id: string, source: string, signal?: AbortSignal, purpose: LookPurpose = "decide"): Promise<Inspection> {
+    const look = (await this.watchOf(source).look([id], signal, purpose)).get(id);
+    if (!look) throw new Error(`the look at ${source}'s evacuations did not cover server ${id}`);
+    return look;
+  }
+
+  /**
+   * The server and its evacuation migrations, asked of Nova for this server alone (two
+   * requests), from a look that starts now. For the one decision a shared look does not
+   * make alone: that an unanswered evacuate did nothing, so that it may be sent again.
+   */
+  private async inspectDirect(id: string, signal?: AbortSignal): Promise<Inspection> {
+    const sentAt = this.clock.now();
     const [server, evacuations] = await Promise.all([
       this.nova.getServer(id, signal),
       this.nova.listMigrations({ instance_uuid: id, migration_type: "evacuation" }, signal).catch((err: unknown) => ({ failed: err })),
     ]);
-    if (!server) return { server: null, evacuations: [] };
+    if (!server) return { server: null, evacuations: [], sentAt };
     if ("failed" in evacuations) throw evacuations.failed;
-    return { server, evacuations };
+    return { server, evacuations, sentAt };
   }
 
   private async evacuateOnce(instance: InstanceInfo, source: string, opts: EvacuateOptions): Promise<EvacuationOutcome> {
@@ -240,7 +274,7 @@ export class NovaEvacuationDriver implements CloudPort {
     if (unsettled) return this.finish(instance, await this.afterMaybeSent(a, unsettled), log, a.signal);
 
     for (;;) {
-      const first = await this.inspect(instance.id, a.signal);
+      const first = await this.inspect(instance.id, source, a.signal, "first");
       const server = first.server;
       if (!server) return { result: "failed", message: `server ${instance.id} no longer exists (Nova answers 404)`, retryable: false };
       const at = server["OS-EXT-SRV-ATTR:host"] ?? null;
@@ -317,7 +351,7 @@ export class NovaEvacuationDriver implements CloudPort {
   /** What a refused call means (Nova answered: the call is over). */
   private async afterRefusal(a: Attempt, err: unknown): Promise<Tracked> {
     const { instance, source, log } = a;
-    if (err instanceof OpenStackApiError && err.status < 500) {
+    if (err instanceof OpenStackApiError && err.status < 500 && err.status !== 429) {
       const nova = err.message;
       if (err.status === 400 && /still in use/i.test(nova)) {
         return {
@@ -329,7 +363,7 @@ export class NovaEvacuationDriver implements CloudPort {
       if (err.status === 404) return { result: "failed", retryable: false, message: `Nova answers 404: ${nova}` };
       if (err.status === 409) {
         // Busy: maybe an evacuation started meanwhile; look before calling it a failure.
-        const again = await this.inspect(instance.id, a.signal);
+        const again = await this.inspect(instance.id, source, a.signal);
         const started = again.evacuations.find((m) => m.source_compute === source && OPEN_MIGRATION_STATUSES.includes(m.status));
         const task = again.server?.["OS-EXT-STS:task_state"] ?? null;
         if (started || (task !== null && REBUILD_TASKS.has(task))) {
@@ -340,8 +374,12 @@ export class NovaEvacuationDriver implements CloudPort {
       }
       return { result: "failed", retryable: false, message: `Nova refuses the evacuation (${err.status}): ${nova}` };
     }
-    // A 5xx from nova-api itself is its answer: the call is over, so what it did is visible now. Look before retrying.
-    const again = await this.inspect(instance.id, a.signal).catch(() => undefined);
+    // A 5xx from nova-api itself is its answer, and a 429 one that it did not take the call:
+    // the call is over, so what it did is visible now. Look before retrying.
+    const again = await this.inspect(instance.id, source, a.signal).catch((e: unknown) => {
+      if (isAbortError(e) && a.signal?.aborted) throw e;
+      return undefined;
+    });
     const started = again?.evacuations.find((m) => !a.before.has(m.id) && m.source_compute === source);
     if (started) {
       log.warn({ migration: started.id, err: errorMessage(err) }, "evacuate call failed but Nova started it: tracking");
@@ -387,24 +425,37 @@ export class NovaEvacuationDriver implements CloudPort {
     const sent = a.call ? Date.parse(a.call.sentAt) : this.clock.now();
     const windowEnd = (Number.isFinite(sent) ? sent : this.clock.now()) + (a.opts.noAnswerWindowMs ?? a.opts.timeoutMs);
     log.warn({ why, until: new Date(windowEnd).toISOString() }, "evacuate call may have reached Nova without an answer: watching whether Nova acts on it, not sending it again");
+    const accepted = (insp: Inspection): NovaMigration | true | undefined => {
+      const mig = insp.evacuations.find((m) => !a.before.has(m.id) && m.source_compute === source);
+      const at = insp.server?.["OS-EXT-SRV-ATTR:host"] ?? null;
+      const task = insp.server?.["OS-EXT-STS:task_state"] ?? null;
+      return mig ?? (at !== source || (task !== null && REBUILD_TASKS.has(task)) ? true : undefined);
+    };
     for (;;) {
-      const lookedAt = this.clock.now();
-      const insp = await this.inspect(instance.id, a.signal).catch((e: unknown) => {
+      // Each look is the host's next poll cycle: looks are a poll interval apart.
+      let insp = await this.inspect(instance.id, source, a.signal).catch((e: unknown) => {
         if (isAbortError(e) && a.signal?.aborted) throw e;
         return undefined;
       });
+      // Only a look that started after the window proves anything. The shared look is Nova's
+      // changes laid over earlier listings: the conclusion that lets the call be sent again
+      // rests on a look of its own at this server (its record and its migrations).
+      if (insp?.server && !accepted(insp) && insp.sentAt >= windowEnd) {
+        insp = await this.inspectDirect(instance.id, a.signal).catch((e: unknown) => {
+          if (isAbortError(e) && a.signal?.aborted) throw e;
+          return undefined;
+        });
+      }
       if (insp) {
         if (!insp.server) return { result: "failed", retryable: false, message: "the server was deleted during its evacuation" };
-        const mig = insp.evacuations.find((m) => !a.before.has(m.id) && m.source_compute === source);
-        const at = insp.server["OS-EXT-SRV-ATTR:host"] ?? null;
-        const task = insp.server["OS-EXT-STS:task_state"] ?? null;
-        if (mig || at !== source || (task !== null && REBUILD_TASKS.has(task))) {
+        const seen = accepted(insp);
+        if (seen) {
+          const mig = seen === true ? undefined : seen;
           log.warn({ migration: mig?.id }, "the unanswered evacuate was accepted by Nova: tracking it");
           await this.settle(a, "nova-records");
           return this.track(a, mig?.id);
         }
-        // Only a look that started after the window proves anything.
-        if (lookedAt >= windowEnd) {
+        if (insp.sentAt >= windowEnd) {
           const secs = Math.round((windowEnd - (Number.isFinite(sent) ? sent : windowEnd)) / 1000);
           log.warn({ why }, "Nova's records show no evacuation of the unanswered call after its window: it did nothing");
           await this.settle(a, "nova-records");
@@ -416,8 +467,7 @@ export class NovaEvacuationDriver implements CloudPort {
           };
         }
       }
-      const remaining = (insp ? windowEnd : a.deadline) - this.clock.now();
-      if (!insp && remaining <= 0) {
+      if (!insp && this.clock.now() >= a.deadline) {
         const secs = Number.isFinite(sent) ? Math.round((this.clock.now() - sent) / 1000) : undefined;
         return {
           result: "failed",
@@ -428,7 +478,6 @@ export class NovaEvacuationDriver implements CloudPort {
             `An operator must look at the server and evacuate it by hand if it is still on ${source}`,
         };
       }
-      await sleep(Math.max(0, Math.min(this.opts.pollIntervalMs, remaining)), a.signal);
     }
   }
 
@@ -439,11 +488,10 @@ export class NovaEvacuationDriver implements CloudPort {
     let last = "";
     const started = this.clock.now();
     for (;;) {
-      const remaining = a.deadline - this.clock.now();
-      if (remaining > 0) await sleep(Math.min(this.opts.pollIntervalMs, remaining), a.signal);
+      // Each look is the host's next poll cycle, shared with every evacuation from the host.
       let insp: Inspection;
       try {
-        insp = await this.inspect(instance.id, a.signal);
+        insp = await this.inspect(instance.id, source, a.signal, "track");
       } catch (err) {
         if (isAbortError(err) && a.signal?.aborted) throw err;
         if (this.clock.now() >= a.deadline) return this.stuck(a, `lost track of the evacuation: ${errorMessage(err)}`);

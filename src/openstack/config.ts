@@ -38,6 +38,25 @@ export const openstackSchema = z.strictObject({
   ca_file: z.string().optional().describe("CA bundle for TLS to Keystone and the services (overrides cacert / OS_CACERT)."),
   insecure: z.boolean().default(false).describe("Skip TLS certificate verification (labs only)."),
   timeout_seconds: z.number().positive().default(30).describe("Bound of every single HTTP request."),
-  retries: z.number().int().nonnegative().default(3).describe("Retries of idempotent calls on 5xx and connection errors."),
+  retries: z.number().int().nonnegative().default(3).describe("Retries of idempotent calls on 5xx, 429 and connection errors."),
+  nova_rate_limit: z
+    .strictObject({
+      requests_per_second: z
+        .number()
+        .positive()
+        .default(50)
+        .describe(
+          "Most requests per second lifeboat sends to Nova, all callers together (gates, isolation, evacuations, the monitor, notifications), with bursts of one second's worth. An evacuated instance costs Nova 3 requests of its own (lock, evacuate, unlock) plus its share of the failed host's listings.",
+        ),
+      max_retry_after_seconds: z
+        .number()
+        .nonnegative()
+        .default(60)
+        .describe(
+          "A 429 or 503 answer from Nova with Retry-After pauses every request to Nova for that long, at most this long; idempotent calls are then sent again, an evacuate never is.",
+        ),
+    })
+    .prefault({})
+    .describe("The pace of lifeboat's calls to Nova (one pace per lifeboat process)."),
 });
 export type OpenStackConfig = z.output<typeof openstackSchema>;

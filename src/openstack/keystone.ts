@@ -18,6 +18,7 @@ import {
   type ResolvedCredentials,
 } from "./credentials.js";
 import { isRetryableError, OpenStackConnectionError, serviceErrorMessage } from "./errors.js";
+import { RequestPacer } from "./pacer.js";
 import {
   OpenStackApiError,
   type OpenStackRequest,
@@ -30,8 +31,10 @@ import {
  * The Keystone v3 session every OpenStack call of lifeboat goes through: it authenticates
  * (password or application credential), keeps the token and renews it before it expires,
  * re-authenticates once when a service answers 401, finds endpoints in the catalog, and
- * retries idempotent calls on 5xx and connection errors with exponential backoff.
- * Tokens and passwords are `Secret`s: they reach only the HTTP headers/body, never a log.
+ * retries idempotent calls on 5xx, 429 and connection errors with exponential backoff.
+ * Every request to Nova goes out at the pace of one `RequestPacer` (config
+ * `openstack.nova_rate_limit`), which also pauses them all when Nova answers 429 or 503
+ * with `Retry-After`. Tokens and passwords are `Secret`s: they reach only the HTTP headers/body, never a log.
  */
 export interface KeystoneSessionDeps {
   logger: Logger;
@@ -44,6 +47,8 @@ export interface KeystoneSessionDeps {
   retryBaseMs?: number;
   /** Longest retry delay in ms. Default 8000. */
   retryMaxMs?: number;
+  /** The pace of requests to Nova (default: one made from `openstack.nova_rate_limit`). */
+  novaPacer?: RequestPacer;
 }
 
 export interface TokenInfo {
@@ -126,6 +131,7 @@ class KeystoneSessionImpl implements KeystoneSession {
   private readonly retryMaxMs: number;
   private readonly interface: string;
   private readonly overrides: Partial<Record<ServiceType, string>>;
+  private readonly novaPacer: RequestPacer;
   private current: TokenState | undefined;
   private pending: Promise<TokenState> | undefined;
 
@@ -139,6 +145,13 @@ class KeystoneSessionImpl implements KeystoneSession {
     this.retryMaxMs = deps.retryMaxMs ?? 8000;
     this.interface = credentials.interface ?? "public";
     this.overrides = config.endpoint_override;
+    this.novaPacer =
+      deps.novaPacer ??
+      new RequestPacer({
+        requestsPerSecond: config.nova_rate_limit.requests_per_second,
+        maxRetryAfterMs: Math.round(config.nova_rate_limit.max_retry_after_seconds * 1000),
+        clock: this.clock,
+      });
     let ca: Buffer | undefined;
     if (credentials.caFile) {
       try {
@@ -216,9 +229,9 @@ class KeystoneSessionImpl implements KeystoneSession {
       maxTimeout: this.retryMaxMs,
       randomize: true,
       signal: req.signal,
-      shouldRetry: ({ error }) => isRetryableError(error) && !req.signal?.aborted,
+      shouldRetry: ({ error }) => worthRetrying(error) && !req.signal?.aborted,
       onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-        if (isRetryableError(error) && retriesLeft > 0) {
+        if (worthRetrying(error) && retriesLeft > 0) {
           this.log.warn(
             { service: req.service, method: req.method, path: stripQuery(req.path), attempt: attemptNumber, retriesLeft, err: error.message },
             "OpenStack call failed, retrying",
@@ -256,12 +269,22 @@ class KeystoneSessionImpl implements KeystoneSession {
     const headers: Record<string, string> = { ...req.headers, "X-Auth-Token": state.token.reveal() };
     if (req.microversion) headers["OpenStack-API-Version"] = `${req.service} ${req.microversion}`;
     if (req.body !== undefined) headers["Content-Type"] = "application/json";
+    if (req.service === "compute") await this.novaPacer.take(req.signal);
     const started = this.clock.now();
     const answer = await this.send(req.method, url, headers, req.body, req.signal);
     this.log.debug(
       { service: req.service, method: req.method, url, status: answer.status, ms: this.clock.now() - started, microversion: req.microversion },
       "OpenStack call",
     );
+    if (req.service === "compute") {
+      const pause = this.novaPacer.noteAnswer(answer.status, answer.headers["retry-after"]);
+      if (pause !== undefined) {
+        this.log.warn(
+          { method: req.method, path: stripQuery(req.path), status: answer.status, retryAfter: answer.headers["retry-after"], pauseMs: pause },
+          `Nova asks lifeboat to slow down: every call to Nova waits until ${new Date(this.novaPacer.pausedUntil).toISOString()}`,
+        );
+      }
+    }
     return answer;
   }
 
@@ -363,6 +386,11 @@ class KeystoneSessionImpl implements KeystoneSession {
     );
     return state;
   }
+}
+
+/** 5xx and no answer (`isRetryableError`), and 429: the service asks to come back later. */
+function worthRetrying(err: unknown): boolean {
+  return isRetryableError(err) || (err instanceof OpenStackApiError && err.status === 429);
 }
 
 function stripQuery(url: string): string {

@@ -65,6 +65,8 @@ export const novaServerSchema = z.looseObject({
   "OS-EXT-AZ:availability_zone": z.string().nullish(),
   locked: z.boolean().optional(),
   locked_reason: z.string().nullish(),
+  /** Its `updated_at`, ISO 8601 with a zone (`changes-since` compares it). */
+  updated: z.string().optional(),
 });
 export type NovaServer = z.infer<typeof novaServerSchema>;
 
@@ -125,6 +127,21 @@ const serverBody = z.looseObject({ server: novaServerSchema });
 const migrationsPage = z.looseObject({ migrations: z.array(novaMigrationSchema), migrations_links: z.array(link).optional() });
 const hypervisorsPage = z.looseObject({ hypervisors: z.array(novaHypervisorSchema), hypervisors_links: z.array(link).optional() });
 const aggregatesBody = z.looseObject({ aggregates: z.array(novaAggregateSchema) });
+
+/** A listing and when Nova answered it: its `Date` header (the first page's), ms; undefined when it sent none. */
+export interface DatedListing<T> {
+  items: T[];
+  date: number | undefined;
+}
+
+/** Filters of `GET /os-migrations` lifeboat uses (`changes-since` from 2.59; Nova ignores it below). */
+export interface MigrationFilter {
+  instance_uuid?: string;
+  migration_type?: string;
+  source_compute?: string;
+  status?: string;
+  "changes-since"?: string;
+}
 
 export interface NovaVersionInfo {
   /** The pinned microversion every call of lifeboat sends. */
@@ -300,14 +317,21 @@ export class NovaClient {
 
   /** `GET /servers/detail` following `servers_links` rel=next until the last page. */
   async listServers(query: Record<string, string | number | boolean | undefined>, signal?: AbortSignal): Promise<NovaServer[]> {
+    return (await this.listServersDated(query, signal)).items;
+  }
+
+  /** `listServers` with the time Nova answered the first page (for `changes-since` polling). */
+  async listServersDated(query: Record<string, string | number | boolean | undefined>, signal?: AbortSignal): Promise<DatedListing<NovaServer>> {
     const all: NovaServer[] = [];
     const seen = new Set<string>();
+    let date: number | undefined;
+    let first = true;
     let page: Record<string, string | number | boolean | undefined> = { ...query };
     for (;;) {
-      const body = await this.call(
-        { method: "GET", path: "/servers/detail", query: page, signal },
-        serversPage,
-      );
+      const body = await this.call({ method: "GET", path: "/servers/detail", query: page, signal }, serversPage, (headers) => {
+        if (first) date = parseHttpDate(headers.date) ?? undefined;
+      });
+      first = false;
       all.push(...body.servers);
       const next = body.servers_links?.find((l) => l.rel === "next");
       if (!next || body.servers.length === 0) break;
@@ -318,7 +342,7 @@ export class NovaClient {
       // Keep our own path and filters; take only the paging parameters from the link.
       page = { ...query, marker, limit: params.get("limit") ?? query.limit };
     }
-    return all;
+    return { items: all, date };
   }
 
   /** The server, or null when Nova says 404. */
@@ -385,18 +409,22 @@ export class NovaClient {
   // ---- os-migrations ----------------------------------------------------------------------
 
   /** Migrations matching the filter, newest first whatever the microversion. */
-  async listMigrations(
-    filter: { instance_uuid?: string; migration_type?: string; source_compute?: string; status?: string },
-    signal?: AbortSignal,
-  ): Promise<NovaMigration[]> {
+  async listMigrations(filter: MigrationFilter, signal?: AbortSignal): Promise<NovaMigration[]> {
+    return (await this.listMigrationsDated(filter, signal)).items;
+  }
+
+  /** `listMigrations` with the time Nova answered the first page (for `changes-since` polling). */
+  async listMigrationsDated(filter: MigrationFilter, signal?: AbortSignal): Promise<DatedListing<NovaMigration>> {
     const all: NovaMigration[] = [];
     const seen = new Set<string>();
+    let date: number | undefined;
+    let first = true;
     let page: Record<string, string | undefined> = { ...filter };
     for (;;) {
-      const body = await this.call(
-        { method: "GET", path: "/os-migrations", query: page, signal },
-        migrationsPage,
-      );
+      const body = await this.call({ method: "GET", path: "/os-migrations", query: page, signal }, migrationsPage, (headers) => {
+        if (first) date = parseHttpDate(headers.date) ?? undefined;
+      });
+      first = false;
       all.push(...body.migrations);
       const next = body.migrations_links?.find((l) => l.rel === "next");
       if (!next || body.migrations.length === 0) break;
@@ -406,7 +434,7 @@ export class NovaClient {
       seen.add(marker);
       page = { ...filter, marker, limit: params.get("limit") ?? undefined };
     }
-    return all.sort(newestFirst);
+    return { items: all.sort(newestFirst), date };
   }
 
   // ---- hypervisors, aggregates ------------------------------------------------------------

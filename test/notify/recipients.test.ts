@@ -107,6 +107,23 @@ describe("tenant recipients", () => {
     expect(stub.requests.some((x) => x.path.includes("srv-x"))).toBe(false);
   });
 
+  it("reads the metadata the recovery recorded for its servers: no Nova request for those, one for a server it did not record", async () => {
+    stub = await startCloudStub(data());
+    const recordedMetadata = new Map<string, Record<string, string>>([
+      ["srv-a", { "lifeboat:notify": "recorded@tenant-one.example" }],
+      ["srv-b", { other: "x" }],
+    ]);
+    const r = await new RecipientResolver(tenantsSchema.parse({ enabled: true, keystone: { enabled: false }, creator: false }), {
+      logger: silentLogger(),
+      session: stub.session,
+      recordedMetadata,
+    }).forProject(P1, [inst("srv-a", P1), inst("srv-b", P1), inst("srv-c", P1)]);
+    expect(r.recipients).toEqual([{ email: "recorded@tenant-one.example", sources: ["metadata:vm-srv-a"] }]);
+    const novaPaths = stub.requests.filter((x) => x.path.includes("/servers/")).map((x) => x.path);
+    expect(novaPaths).toHaveLength(1);
+    expect(novaPaths[0]).toContain("srv-c");
+  });
+
   it("asks Keystone once per project and user however many times it is asked (one cache per run)", async () => {
     stub = await startCloudStub(data());
     const res = resolver({ metadata_key: null });

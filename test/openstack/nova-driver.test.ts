@@ -278,7 +278,8 @@ describe("evacuation", () => {
     const d = driver(cloud);
     await isolated(cloud, d);
     const [a] = await d.listInstances("src");
-    const f = cloud.faults.fail(503, { match: { method: "GET", path: `/v2.1/servers/${a!.id}` } });
+    // Every look at the servers fails (the host's listing of their changes).
+    const f = cloud.faults.fail(503, { match: { method: "GET", path: "/v2.1/servers" } });
     const r = await d.evacuate(a!, "src", opts());
     expect(r).toMatchObject({ result: "failed", retryable: true });
     expect(r.message).toMatch(/^could not reach Nova/);
@@ -375,7 +376,7 @@ describe("evacuate calls that may have been sent", () => {
     const pending = d.evacuate(a!, "src", opts(1, 1_500, { noAnswerWindowMs: 500 }));
     // Once the call is out, every look at the server fails (well before its window ends).
     await waitForRequest(cloud, (q) => isEvacuatePost(q, a!.id));
-    cloud.faults.fail(503, { match: { method: "GET", path: `/v2.1/servers/${a!.id}` } });
+    cloud.faults.fail(503, { match: { method: "GET", path: "/v2.1/servers" } });
     const r = await pending;
     expect(r).toMatchObject({ result: "failed", retryable: false });
     expect(r.message).toMatch(/^evacuate call got no answer .*Nova could not be read.*may have been received/);
@@ -446,8 +447,8 @@ describe("lifeboat's locks", () => {
     await isolated(cloud, d);
     const [a] = await d.listInstances("src");
     await movedAndLocked(cloud, "a");
-    // Every look at the server is slow; the abort lands while the second one (the lock check) waits.
-    const slow = cloud.faults.latency(1_500, { match: { method: "GET", path: `/v2.1/servers/${a!.id}` } });
+    // Every look at the server is slow (the host's listing, then the lock check); the abort lands while the second one (the lock check) waits.
+    const slow = cloud.faults.latency(1_500, { match: { method: "GET", path: new RegExp(`^/v2\\.1/servers/(detail|${a!.id})$`) } });
     const ctl = new AbortController();
     const run = d.evacuate(a!, "src", opts(1, 10_000, { signal: ctl.signal, lockReason: REASON }));
     await until(() => slow.hits() >= 2);
@@ -479,7 +480,7 @@ describe("lifeboat's locks", () => {
     expect(cloud.state.servers.get(a!.id)!.locked).toBe(true);
 
     // The first look answers (slowly); the lock check after it finds Nova failing.
-    const slow = cloud.faults.latency(300, { match: { method: "GET", path: `/v2.1/servers/${b!.id}` } });
+    const slow = cloud.faults.latency(300, { match: { method: "GET", path: new RegExp(`^/v2\\.1/servers/(detail|${b!.id})$`) } });
     const run = d.evacuate(b!, "src", opts());
     await until(() => slow.hits() >= 1);
     cloud.faults.fail(503, { match: { method: "GET", path: `/v2.1/servers/${b!.id}` } });

@@ -78,6 +78,19 @@ describe("sandbox control API: faults", () => {
     expect((await nova(s.cloud, token, "/os-services")).status).toBe(200);
   });
 
+  it("a 429 with Retry-After from an HTTP body; retry_after only on a status fault", async () => {
+    const s = await start();
+    const token = await adminToken(s.cloud);
+    const made = await control(s, "POST", "/faults", { kind: "status", status: 429, retry_after: 5, times: 1, match: { service: "compute" } });
+    expect(made.status).toBe(201);
+    expect(((await control(s, "GET", "/faults")).body as { faults: unknown[] }).faults[0]).toMatchObject({ kind: "status", status: 429, retry_after: 5 });
+    const limited = await nova(s.cloud, token, "/os-services");
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after")).toBe("5");
+    const bad = await control(s, "POST", "/faults", { kind: "latency", ms: 10, retry_after: 5, match: {} });
+    expect(bad).toEqual({ status: 400, body: { error: "retry_after: only for a status fault" } });
+  });
+
   it("latency, hang, reset and unauthorized from HTTP bodies; DELETE /faults removes them all", async () => {
     const s = await start();
     const token = await adminToken(s.cloud);

@@ -2,8 +2,9 @@ import type { SimRequest } from "./cloud-state.js";
 
 /**
  * Faults the simulated cloud can inject into matching requests: latency, an error status
- * (5xx) for N calls or for good, a 401 as if the token had been revoked, a request that hangs
- * until the client gives up, and a connection reset.
+ * (5xx) for N calls or for good, a 429 or 503 asking the client to come back later
+ * (`Retry-After`), a 401 as if the token had been revoked, a request that hangs until the
+ * client gives up, and a connection reset.
  */
 
 export type FaultKind = "status" | "latency" | "hang" | "reset" | "unauthorized";
@@ -24,6 +25,12 @@ export interface FaultSpec {
   times?: number;
   /** For `status` (default 500). */
   status?: number;
+  /**
+   * For `status`: a `Retry-After` header on the answer — delay-seconds (a number) or an
+   * HTTP-date (a string), as a rate limiter in front of the API (or the API itself) sends it
+   * with 429 Too Many Requests or 503 Service Unavailable.
+   */
+  retryAfter?: number | string;
   /** For `latency`. */
   ms?: number;
 }
@@ -66,6 +73,15 @@ export class SandboxFaults {
   /** Answer `status` (default 500) with the service's own error body. */
   fail(status = 500, opts: MatchOpts = {}): FaultHandle {
     return this.inject({ kind: "status", status, ...opts });
+  }
+
+  /**
+   * Answer `status` (429 by default, or 503) with `Retry-After: retryAfter`: the request was
+   * not handled; the client is asked to wait that long before sending anything again.
+   */
+  slowDown(retryAfter: number | string, opts: MatchOpts & { status?: 429 | 503 } = {}): FaultHandle {
+    const { status = 429, ...rest } = opts;
+    return this.inject({ kind: "status", status, retryAfter, ...rest });
   }
 
   latency(ms: number, opts: MatchOpts = {}): FaultHandle {

@@ -179,7 +179,8 @@ export interface SimMigration {
   status: string;
   migrationType: "evacuation";
   createdMs: number;
-  updatedMs: number;
+  /** Null until the record is first updated (oslo.db sets updated_at on update only). */
+  updatedMs: number | null;
   plan: {
     preAtMs: number;
     endAtMs: number;
@@ -251,6 +252,8 @@ export function serverStatus(vmState: string, taskState: string | null): string 
       return "SHELVED_OFFLOADED";
     case "building":
       return "BUILD";
+    case "deleted":
+      return "DELETED";
     default:
       return "UNKNOWN";
   }
@@ -260,6 +263,19 @@ export const OPEN_EVACUATION_STATUSES = new Set(["accepted", "pre-migrating"]);
 
 export function keystoneId(): string {
   return randomUUID().replace(/-/g, "");
+}
+
+/** The servers table: a row taken out is kept as soft-deleted (Nova's `deleted` column), as Nova does. */
+class ServerTable extends Map<string, SimServer> {
+  constructor(private readonly onDelete: (s: SimServer) => void) {
+    super();
+  }
+
+  override delete(id: string): boolean {
+    const s = this.get(id);
+    if (s) this.onDelete(s);
+    return super.delete(id);
+  }
 }
 
 export class SandboxState {
@@ -279,7 +295,13 @@ export class SandboxState {
   readonly controlServices: SimControlService[] = [];
   readonly flavors = new Map<string, SimFlavor>();
   readonly aggregates: SimAggregate[] = [];
-  readonly servers = new Map<string, SimServer>();
+  /** Live servers; deleting one (`servers.delete`, `deleteServer`) soft-deletes it into `deletedServers`. */
+  readonly servers: Map<string, SimServer> = new ServerTable((s) => this.softDelete(s));
+  /**
+   * Deleted servers, as Nova keeps them (soft-deleted rows) until its database is archived:
+   * a listing with `changes-since` shows them with status DELETED; nothing else does.
+   */
+  readonly deletedServers = new Map<string, SimServer & { deletedMs: number }>();
   readonly migrations: SimMigration[] = [];
   readonly requests: SimRequest[] = [];
   readonly imageId = randomUUID();
@@ -684,7 +706,7 @@ export class SandboxState {
       status: "accepted",
       migrationType: "evacuation",
       createdMs: now,
-      updatedMs: now,
+      updatedMs: null,
       plan: {
         preAtMs: now + Math.round(duration * 0.25),
         endAtMs: now + duration,
@@ -788,6 +810,16 @@ export class SandboxState {
     const h = this.hosts.get(name);
     if (!h) throw new Error(`sandbox: unknown host ${name}`);
     return h;
+  }
+
+  /** The server is deleted: gone from every view but `changes-since` listings, which show it DELETED. */
+  deleteServer(id: string): void {
+    this.servers.delete(id);
+  }
+
+  private softDelete(s: SimServer): void {
+    const now = this.clock.now();
+    this.deletedServers.set(s.id, { ...s, vmState: "deleted", taskState: null, powerState: 0, updatedMs: now, deletedMs: now });
   }
 
   serversOn(host: string): SimServer[] {

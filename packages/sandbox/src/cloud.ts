@@ -224,6 +224,7 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
           sendJson(res, 401, { error: { code: 401, title: "Unauthorized", message: "The request you have made requires authentication." } });
           return;
         case "status":
+          if (terminal.retryAfter !== undefined) res.set("Retry-After", String(terminal.retryAfter));
           serviceError(res, entry.service, terminal.status ?? 500);
           return;
         default:

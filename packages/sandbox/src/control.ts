@@ -14,7 +14,7 @@ import type { EvacuationWatchView } from "./evacuation-watch.js";
  *   POST /hosts/:host/fail | /repair     GET /state
  *   GET /racks    POST /racks/:rack/fail  (every host of the rack off at once)
  *   GET /evacuations   POST /evacuations/reset  (in flight now and at most, evacuate calls per server)
- *   POST /faults {kind, ms?, status?, times?, match}  → 201 {id}
+ *   POST /faults {kind, ms?, status?, retry_after?, times?, match}  → 201 {id}
  *   GET /faults    DELETE /faults/:id    DELETE /faults
  *   GET /requests?since=SEQ              → {requests, counts, last}
  */
@@ -43,6 +43,8 @@ export const faultBodySchema = z
     kind: z.enum(["latency", "status", "hang", "reset", "unauthorized"]),
     ms: z.number().int().min(0).max(3_600_000).optional(),
     status: z.number().int().min(400).max(599).optional(),
+    /** Retry-After of a status fault: delay-seconds, or an HTTP-date. */
+    retry_after: z.union([z.number().int().min(0), z.string().min(1).max(64)]).optional(),
     times: z.number().int().min(1).optional(),
     match: z.strictObject({
       service: z.enum(SERVICES).optional(),
@@ -58,6 +60,7 @@ export const faultBodySchema = z
     if (b.kind === "latency" && b.ms === undefined) ctx.addIssue({ code: "custom", path: ["ms"], message: "required for a latency fault" });
     if (b.kind !== "latency" && b.ms !== undefined) ctx.addIssue({ code: "custom", path: ["ms"], message: "only for a latency fault" });
     if (b.kind !== "status" && b.status !== undefined) ctx.addIssue({ code: "custom", path: ["status"], message: "only for a status fault" });
+    if (b.kind !== "status" && b.retry_after !== undefined) ctx.addIssue({ code: "custom", path: ["retry_after"], message: "only for a status fault" });
   });
 export type FaultBody = z.infer<typeof faultBodySchema>;
 
@@ -78,6 +81,7 @@ export function faultSpecOf(b: FaultBody): FaultSpec {
   if (b.match.path !== undefined) spec.match!.path = new RegExp(b.match.path);
   if (b.ms !== undefined) spec.ms = b.ms;
   if (b.status !== undefined) spec.status = b.status;
+  if (b.retry_after !== undefined) spec.retryAfter = b.retry_after;
   const times = b.times ?? (b.kind === "unauthorized" ? 1 : undefined);
   if (times !== undefined) spec.times = times;
   return spec;
@@ -91,6 +95,7 @@ function faultView(f: ActiveFault, pathSource?: string): Record<string, unknown>
     kind: f.kind,
     ...(f.ms !== undefined ? { ms: f.ms } : {}),
     ...(f.kind === "status" ? { status: f.status ?? 500 } : {}),
+    ...(f.retryAfter !== undefined ? { retry_after: f.retryAfter } : {}),
     match: {
       ...(f.match?.service ? { service: f.match.service } : {}),
       ...(f.match?.method ? { method: f.match.method } : {}),

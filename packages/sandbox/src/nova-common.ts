@@ -248,3 +248,71 @@ export function queryParam(req: Request, name: string): string | undefined {
   if (Array.isArray(v)) return v.length > 0 ? String(v[v.length - 1]) : undefined;
   return typeof v === "string" ? v : undefined;
 }
+
+// ---- query parameters of the list APIs ---------------------------------------------------------
+
+/** Every value of a query parameter (express 5 parses `a=1&a=2` to an array). */
+export function queryValues(req: Request, name: string): string[] {
+  const v: unknown = (req.query as Record<string, unknown>)[name];
+  if (v === undefined) return [];
+  return (Array.isArray(v) ? v : [v]).map((x) => String(x as string));
+}
+
+// iso8601.parse_date's grammar (what oslo's parse_isotime accepts): YYYY[-MM[-DD[Thh[:mm[:ss[.f]]][tz]]]].
+const ISO8601 =
+  /^(\d{4})(?:(?:-(\d{1,2})|(\d{2})(?!$))(?:(?:-(\d{1,2})|(\d{2}))(?:[ T](\d{2})(?::?(\d{2}))?(?::?(\d{1,2})(?:[.,](\d+))?)?(Z|([-+])(\d{2}):?(\d{2})?)?)?)?)?$/;
+
+/** An ISO 8601 date-time as Nova reads it (UTC when no zone is given), ms; undefined when it is not one. */
+export function parseIsoTime(raw: string): number | undefined {
+  const m = ISO8601.exec(raw);
+  if (!m) return undefined;
+  const num = (v: string | undefined, dflt: number): number => (v === undefined ? dflt : Number(v));
+  const year = num(m[1], 1);
+  const month = num(m[2] ?? m[3], 1);
+  const day = num(m[4] ?? m[5], 1);
+  const hour = num(m[6], 0);
+  const minute = num(m[7], 0);
+  const second = num(m[8], 0);
+  const ms = m[9] ? Math.floor(Number(`0.${m[9]}`) * 1000) : 0;
+  const t = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  const d = new Date(t);
+  // Out-of-range fields (month 13, 25:00…) are a ValueError in Python: not a date-time.
+  if (d.getUTCFullYear() !== year || d.getUTCMonth() !== month - 1 || d.getUTCDate() !== day) return undefined;
+  if (d.getUTCHours() !== hour || d.getUTCMinutes() !== minute || d.getUTCSeconds() !== second) return undefined;
+  let offset = 0;
+  if (m[10] && m[10] !== "Z") {
+    const sign = m[11] === "-" ? -1 : 1;
+    const tzh = Number(m[12]);
+    const tzm = num(m[13], 0);
+    if (tzh > 23 || tzm > 59) return undefined;
+    offset = sign * (tzh * 60 + tzm) * 60_000;
+  }
+  return t - offset;
+}
+
+/**
+ * A `changes-since` (or other `date-time` format) query parameter validated as nova-api's
+ * query schema does: undefined when absent, null when the 400 was sent, else the instant
+ * (the last value when several are allowed and given, as Nova takes it). `single`: the
+ * schema allows one value only (`single_param`, e.g. os-migrations from 2.59).
+ */
+export function dateTimeParam(req: Request, res: Response, name: string, opts: { single: boolean }): number | undefined | null {
+  const values = queryValues(req, name);
+  if (values.length === 0) return undefined;
+  for (const v of values) {
+    if (parseIsoTime(v) === undefined) {
+      novaError(res, 400, `Invalid input for query parameters ${name}. Value: ${v}. ${pyRepr(v)} is not a 'date-time'`);
+      return null;
+    }
+  }
+  if (opts.single && values.length > 1) {
+    novaError(res, 400, `Invalid input for query parameters ${name}. Value: ${pyRepr(values)}. ${pyRepr(values)} is too long`);
+    return null;
+  }
+  return parseIsoTime(values[values.length - 1]!)!;
+}
+
+/** The instant of an `updated_at` as the database compares it: whole seconds (DATETIME). */
+export function dbSeconds(ms: number): number {
+  return Math.floor(ms / 1000) * 1000;
+}

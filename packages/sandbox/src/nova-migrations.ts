@@ -1,11 +1,14 @@
 import type { Request, Response, Router } from "express";
 import { naiveSeconds, type SandboxState, type SimMigration } from "./cloud-state.js";
-import { locals, mvAtLeast, novaError, queryParam, requireAdmin, sendJson } from "./nova-common.js";
+import { dateTimeParam, dbSeconds, locals, mvAtLeast, novaError, queryParam, requireAdmin, sendJson } from "./nova-common.js";
 
 /**
  * os-migrations of the simulated Nova: filters instance_uuid, migration_type,
  * source_compute, status and host; `migration_type` shown from 2.23; from 2.59 `uuid`,
- * newest-first order and limit/marker paging with `migrations_links`; user/project at 2.80.
+ * newest-first order, limit/marker paging with `migrations_links` and `changes-since`
+ * (records whose `updated_at` is at or after it: one never updated since its creation, with
+ * `updated_at` null, is not among them; below 2.59 the parameter is dropped unread);
+ * user/project at 2.80.
  */
 
 function view(m: SimMigration, res: Response): Record<string, unknown> {
@@ -21,7 +24,7 @@ function view(m: SimMigration, res: Response): Record<string, unknown> {
     instance_uuid: m.instanceUuid,
     status: m.status,
     created_at: naiveSeconds(m.createdMs),
-    updated_at: naiveSeconds(m.updatedMs),
+    updated_at: m.updatedMs === null ? null : naiveSeconds(m.updatedMs),
   };
   if (mvAtLeast(res, "2.23")) v.migration_type = m.migrationType;
   if (mvAtLeast(res, "2.59")) v.uuid = m.uuid;
@@ -40,13 +43,17 @@ export function mountMigrations(router: Router, state: SandboxState): void {
     const source = queryParam(req, "source_compute");
     const status = queryParam(req, "status");
     const host = queryParam(req, "host");
+    // 2.59's schema: a single date-time. Below, migrations.py deletes it from the filters.
+    const changesSince = mvAtLeast(res, "2.59") ? dateTimeParam(req, res, "changes-since", { single: true }) : undefined;
+    if (changesSince === null) return;
     let list = state.migrations.filter(
       (m) =>
         (!instance || m.instanceUuid === instance) &&
         (!type || m.migrationType === type) &&
         (!source || m.sourceCompute === source) &&
         (!status || m.status === status) &&
-        (!host || m.sourceCompute === host || m.destCompute === host),
+        (!host || m.sourceCompute === host || m.destCompute === host) &&
+        (changesSince === undefined || (m.updatedMs !== null && dbSeconds(m.updatedMs) >= changesSince)),
     );
     if (!mvAtLeast(res, "2.59")) {
       // Before 2.59 no order is promised; the database hands them back by id.

@@ -3,6 +3,8 @@ import type { Request, Response, Router } from "express";
 import { isoSeconds, naiveMicro, serverStatus, type SandboxState, type SimServer } from "./cloud-state.js";
 import {
   cmpVersion,
+  dateTimeParam,
+  dbSeconds,
   isTrueish,
   locals,
   mvAtLeast,
@@ -16,7 +18,9 @@ import {
 
 /**
  * Servers of the simulated Nova: the detail view as each microversion shapes it, admin
- * listing with `all_tenants`/`host`/`locked` (2.73+) and `servers_links` paging, and the actions lifeboat
+ * listing with `all_tenants`/`host`/`locked` (2.73+), `changes-since` (servers whose
+ * `updated_at` is at or after it, deleted ones included with status DELETED, as the API
+ * guide's "Efficient polling" says) and `servers_links` paging, and the actions lifeboat
  * uses — lock/unlock (with a reason from 2.73) and evacuate, including the real Nova's
  * answer of 200 to a second evacuate of a running one (which leaves the server broken).
  */
@@ -138,7 +142,14 @@ function listServers(state: SandboxState, req: Request, res: Response, detail: b
   if (locked === null) {
     return novaError(res, 400, `Invalid input received: Unrecognized value '${lockedRaw}', acceptable values are: ${BOOL_STRINGS.map((b) => `'${b}'`).join(", ")}`);
   }
-  let list = [...state.servers.values()].filter((s) => {
+  // Validated as nova-api's query schema does (format date-time, several values allowed: the last counts).
+  const changesSince = dateTimeParam(req, res, "changes-since", { single: false });
+  if (changesSince === null) return;
+  // Only `changes-since` shows deleted servers (servers.py: `deleted` is forced false otherwise).
+  const rows = changesSince === undefined ? [...state.servers.values()] : [...state.servers.values(), ...state.deletedServers.values()];
+  let list = rows.filter((s) => {
+    // The database compares its DATETIME column, whole seconds.
+    if (changesSince !== undefined && dbSeconds(s.updatedMs) < changesSince) return false;
     if (allTenants) {
       if (project && s.projectId !== project) return false;
     } else if (s.projectId !== l.token.projectId) return false;

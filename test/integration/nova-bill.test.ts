@@ -1,0 +1,124 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
+import type { Stack } from "../support/stack.js";
+import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, serversOn, siteScenario, startFastStack } from "./site.js";
+
+/**
+ * What a recovery costs Nova, counted by the simulator from its own request log: the
+ * evacuation part (inspection, lock, evacuate, tracking, unlock) per evacuated instance, and
+ * every Nova request of the recovery (gates, isolation, notifications included).
+ */
+
+let stack: Stack | undefined;
+afterEach(async () => {
+  await stack?.close();
+  stack = undefined;
+});
+
+type Part = "evacuation" | "notify" | "other";
+
+/** Which part of a recovery a Nova request belongs to. */
+function partOf(q: SimRequest): Part {
+  if (/^\/v2\.1\/servers\/[^/]+\/metadata(\/|$)/.test(q.path)) return "notify";
+  if (q.method === "POST" && /^\/v2\.1\/servers\/[^/]+\/action$/.test(q.path)) return "evacuation";
+  if (q.method === "GET" && (q.path.startsWith("/v2.1/servers") || q.path.startsWith("/v2.1/os-migrations"))) return "evacuation";
+  // Version discovery, os-services (gates, isolation), hypervisors, aggregates.
+  return "other";
+}
+
+interface Bill {
+  evacuation: number;
+  notify: number;
+  other: number;
+  all: number;
+}
+
+function billOf(requests: readonly SimRequest[]): Bill {
+  const bill: Bill = { evacuation: 0, notify: 0, other: 0, all: 0 };
+  for (const q of requests) {
+    if (q.service !== "compute") continue;
+    bill[partOf(q)]++;
+    bill.all++;
+  }
+  return bill;
+}
+
+describe("what a recovery costs Nova", () => {
+  // Each server's own calls (lock, evacuate, unlock) plus the host's shared listings: one
+  // listing of its servers' changes per poll cycle, its migrations when a cycle needs them.
+  it(
+    "a host of 50 instances: at most 4 Nova requests per evacuated instance for the whole recovery (gates, isolation, evacuation, notifications), one evacuate each",
+    async () => {
+      const instances = 50;
+      stack = await startFastStack({
+        cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", instances)), evacuationDurationMs: 1000 },
+        config: { evacuation: { concurrency: 8, poll_interval_seconds: 0.5 } },
+      });
+      const s = stack;
+      const cloud = s.sandbox.cloud;
+      const ids = cloud.state.serversOn("compute-1").map((v) => v.id);
+      const from = cloud.requests.length;
+      await failAndAlert(s, "compute-1");
+      const d = await finished(s, "compute-1", 120_000);
+      expect(d.state, d.reason).toBe("completed");
+      expect(d.instances.filter((i) => i.state === "evacuated")).toHaveLength(instances);
+      cloud.settle();
+      for (const id of ids) {
+        expect(evacuatePosts(cloud, id)).toHaveLength(1);
+        expect(acceptedEvacuations(cloud, id)).toBe(1);
+        expect(cloud.state.servers.get(id)).toMatchObject({ broken: false, locked: false, taskState: null });
+      }
+      const bill = billOf(cloud.requests.slice(from));
+      const per = (n: number): number => Math.round((n / instances) * 100) / 100;
+      console.log(
+        `Nova requests for ${instances} instances: evacuation ${bill.evacuation} (${per(bill.evacuation)}/instance), ` +
+          `notifications ${bill.notify}, gates/isolation/other ${bill.other}, all ${bill.all} (${per(bill.all)}/instance)`,
+      );
+      // The tenants' mails take the servers' metadata from the recovery's own listing.
+      expect(bill.notify).toBe(0);
+      expect(bill.all / instances).toBeLessThanOrEqual(4);
+    },
+    180_000,
+  );
+});
+
+describe("a Nova that asks lifeboat to slow down", () => {
+  it(
+    "429 with Retry-After on evacuate calls and listings: every call to Nova waits out the pause, the recovery completes, no server is evacuated twice",
+    async () => {
+      const instances = 20;
+      stack = await startFastStack({
+        cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", instances)), evacuationDurationMs: 500 },
+        config: { evacuation: { concurrency: 8, poll_interval_seconds: 0.5, retries: 3 } },
+      });
+      const s = stack;
+      const cloud = s.sandbox.cloud;
+      const ids = cloud.state.serversOn("compute-1").map((v) => v.id);
+      const refused = cloud.faults.slowDown(2, { times: 3, match: { service: "compute", method: "POST", action: "evacuate" } });
+      const listings = cloud.faults.slowDown(1, { times: 2, match: { service: "compute", method: "GET", path: "/v2.1/servers/detail" } });
+      await failAndAlert(s, "compute-1");
+      const d = await finished(s, "compute-1", 120_000);
+      expect(d.state, d.reason).toBe("completed");
+      expect(d.instances.filter((i) => i.state === "evacuated")).toHaveLength(instances);
+      expect(refused.hits()).toBe(3);
+      expect(listings.hits()).toBe(2);
+      cloud.settle();
+      for (const id of ids) {
+        // A 429'd evacuate was not taken by Nova; exactly one was.
+        expect(evacuatePosts(cloud, id).filter((q) => q.status !== 429)).toHaveLength(1);
+        expect(acceptedEvacuations(cloud, id)).toBe(1);
+        expect(cloud.state.servers.get(id)).toMatchObject({ broken: false, locked: false, taskState: null });
+      }
+      // After each 429, nothing more reached Nova until its Retry-After had passed (requests
+      // already on their way when the answer came may land just after it).
+      const compute = cloud.requests.filter((q) => q.service === "compute");
+      for (const q of compute.filter((x) => x.status === 429)) {
+        const t = Date.parse(q.at);
+        const pause = /action$/.test(q.path) ? 2_000 : 1_000;
+        const during = compute.filter((x) => Date.parse(x.at) > t + 300 && Date.parse(x.at) < t + pause - 100);
+        expect(during.map((x) => `${x.method} ${x.path}`)).toEqual([]);
+      }
+    },
+    180_000,
+  );
+});
