@@ -7,7 +7,7 @@ import { isolateComputeService, readComputeService } from "./compute-services.js
 import { isLifeboatReason, lifeboatReason, reasonRecoveryId } from "../domain/markers.js";
 import { ComputeServiceListing } from "./service-listing.js";
 import { getComputeCapacity, type CapacityQuery, type ComputeHostCapacity } from "./capacity.js";
-import { HostEvacuationWatch, type LookPurpose, type ServerLook } from "./evacuation-watch.js";
+import { EvacuationWatch, type LookPurpose, type ServerLook } from "./evacuation-watch.js";
 import { PlacementClient } from "../openstack/placement.js";
 import {
   FAILED_MIGRATION_STATUSES,
@@ -43,10 +43,10 @@ import { SHARED_READ } from "../domain/ports/cloud.js";
  * its owner already locked it), tracks the migration to `done` and the server to its new
  * host with no task, and unlocks.
  *
- * Every look at a server goes through the failed host's shared watch (evacuation-watch.ts):
- * all evacuations from one host are inspected and tracked with one or two listings per poll
- * cycle, whatever their number. What Nova pays per evacuated instance is then its lock, its
- * evacuate and its unlock, plus a share of those listings.
+ * Every look at a server goes through one shared watch (evacuation-watch.ts): all
+ * evacuations, from however many failed hosts, are inspected and tracked with one or two
+ * listings per poll cycle, whatever their number. What Nova pays per evacuated instance is
+ * then its lock, its evacuate and its unlock, plus a share of those listings.
  */
 
 export interface NovaDriverOptions {
@@ -73,7 +73,7 @@ export function novaDriverOptions(cfg: Pick<EvacuationConfig, "lock_instances" |
 /** How old the shared nova-compute listing may be: reads that accept it cost at most one request per interval. */
 export const SHARED_LISTING_MAX_AGE_MS = 5000;
 
-/** A host's watch nobody used for this long is dropped (its view would have to be brought up to date anyway). */
+/** A watch nobody used for this long is dropped (its view would have to be brought up to date anyway). */
 const WATCH_RETENTION_MS = 60_000;
 
 const REBUILD_TASKS = new Set(["rebuilding", "rebuild_block_device_mapping", "rebuild_spawning"]);
@@ -155,8 +155,8 @@ export class NovaEvacuationDriver implements CloudPort {
   /** One nova-compute listing shared by every reader that accepts one a few seconds old. */
   private readonly services: ComputeServiceListing;
   readonly release: NovaRelease;
-  /** One watch per failed host, shared by every evacuation from it. */
-  private readonly watches = new Map<string, HostEvacuationWatch>();
+  /** One watch shared by every evacuation, from whichever failed host. */
+  private readonly watch: EvacuationWatch;
 
   constructor(deps: NovaDriverDeps, opts: Partial<NovaDriverOptions> = {}) {
     this.log = deps.logger.child({ component: "evacuation", driver: "nova" });
@@ -166,6 +166,7 @@ export class NovaEvacuationDriver implements CloudPort {
     this.placement = new PlacementClient(deps.session);
     this.services = new ComputeServiceListing(() => this.nova.readServices({ binary: "nova-compute" }), this.clock);
     this.release = new NovaRelease(this.nova, this.log, () => this.services.invalidate());
+    this.watch = new EvacuationWatch({ nova: this.nova, clock: this.clock, log: this.log, pollIntervalMs: this.opts.pollIntervalMs, retentionMs: WATCH_RETENTION_MS });
   }
 
   async start(signal?: AbortSignal): Promise<string> {
@@ -210,19 +211,8 @@ export class NovaEvacuationDriver implements CloudPort {
       if (on === host) out.push(toInstanceInfo(s));
     }
     // The evacuations that follow start from this listing rather than asking for it again.
-    this.watchOf(host).seed({ items: listing.items.filter((s) => s["OS-EXT-SRV-ATTR:host"] === host), date: listing.date }, sentAt, this.clock.now());
+    this.watch.seed(host, { items: listing.items.filter((s) => s["OS-EXT-SRV-ATTR:host"] === host), date: listing.date }, sentAt, this.clock.now());
     return out;
-  }
-
-  /** The failed host's watch; watches left idle are dropped on the way. */
-  private watchOf(host: string): HostEvacuationWatch {
-    for (const [h, w] of this.watches) if (h !== host && w.idleFor(WATCH_RETENTION_MS)) this.watches.delete(h);
-    let w = this.watches.get(host);
-    if (!w || w.idleFor(WATCH_RETENTION_MS)) {
-      w = new HostEvacuationWatch(host, { nova: this.nova, clock: this.clock, log: this.log, pollIntervalMs: this.opts.pollIntervalMs });
-      this.watches.set(host, w);
-    }
-    return w;
   }
 
   evacuate(instance: InstanceInfo, sourceHost: string, opts: EvacuateOptions): Promise<EvacuationOutcome> {
@@ -244,7 +234,7 @@ export class NovaEvacuationDriver implements CloudPort {
 
   /** The server and its evacuations from `source`, from the host's next look (one that starts after this call). */
   private async inspect(id: string, source: string, signal?: AbortSignal, purpose: LookPurpose = "decide"): Promise<Inspection> {
-    const look = (await this.watchOf(source).look([id], signal, purpose)).get(id);
+    const look = (await this.watch.look([id], source, signal, purpose)).get(id);
     if (!look) throw new Error(`the look at ${source}'s evacuations did not cover server ${id}`);
     return look;
   }

@@ -5,31 +5,37 @@ import { errorMessage } from "../util/errors.js";
 import { newestFirst, type DatedListing, type NovaClient, type NovaMigration, type NovaServer } from "../openstack/nova.js";
 
 /**
- * One shared look at Nova for every evacuation from one failed host: instead of a GET of the
- * server and a GET of its migrations per instance per poll, each poll cycle asks Nova one or
- * two listings for all of them —
+ * One shared look at Nova for every evacuation lifeboat follows, whatever the number of
+ * failed hosts: instead of a GET of the server and a GET of its migrations per instance per
+ * poll, each poll cycle asks Nova one or two listings for all of them —
  *
- * - the servers: the first time the failed host's listing (`GET /servers/detail?all_tenants=1
- *   &host=HOST`, usually the one the evacuating stage already made), then only what changed
- *   (`changes-since`: every server whose `updated_at` is at or after it, deleted ones
- *   included with status DELETED; the servers leave the host, so the filter cannot be `host`);
- * - the host's evacuation migrations (`GET /os-migrations?source_compute=HOST
- *   &migration_type=evacuation`), from 2.59 with `changes-since` after the first; below 2.59
- *   Nova ignores that filter, so the whole listing is asked. Only in the cycles that need
- *   it: see LookPurpose.
+ * - the servers: each failed host's listing once (`GET /servers/detail?all_tenants=1
+ *   &host=HOST`, usually the one the evacuating stage already made), then only what changed,
+ *   over the whole cloud (`changes-since`: every server whose `updated_at` is at or after it,
+ *   deleted ones included with status DELETED; the servers leave their host, so the filter
+ *   cannot be `host`) — one listing per cycle for every host at once;
+ * - the evacuation migrations: each failed host's once (`GET /os-migrations?source_compute=
+ *   HOST&migration_type=evacuation`), then, from 2.59, what changed over the cloud
+ *   (`migration_type=evacuation&changes-since`), one listing per cycle for every host; below
+ *   2.59 Nova ignores that filter, so each host's whole listing is asked again. Only in the
+ *   cycles that need them: see LookPurpose.
  *
- * Changed records are laid over what earlier cycles saw, so each cycle yields the current
- * state of every server of the host. A server the host listing never showed (it had left
- * before; a resumed recovery) is asked once by GET, then followed by the changes too.
+ * A rack of ten hosts costs Nova the same one or two listings per cycle as one host.
+ *
+ * Changed records are laid over what earlier cycles saw (a listing shows a record as it is
+ * now, never older), so each cycle yields the current state of every server followed. A
+ * server no listing showed (it had left before; a resumed recovery) is asked once by GET,
+ * then followed by the changes too.
  *
  * Every look is a cycle that starts after it was asked for: an attempt never decides on what
  * Nova showed before it began (inspect before acting). Cycles run at most once per poll
  * interval while someone waits, and stop when nobody does. `changes-since` starts from the
  * previous listing's mark (nextMark: Nova's time of it, never later than the newest record
- * it returned) less a margin for the clocks of the services writing `updated_at`: a record
- * may come twice, never be missed. The one decision a shared look does not make alone (that
- * an unanswered evacuate did nothing, so it may be sent again) is confirmed by a look of its
- * own at the server (driver.ts, afterNoAnswer).
+ * it returned), never later than the listing a host was first known from, less a margin for
+ * the clocks of the services writing `updated_at`: a record may come twice, never be missed.
+ * The one decision a shared look does not make alone (that an unanswered evacuate did
+ * nothing, so it may be sent again) is confirmed by a look of its own at the server
+ * (driver.ts, afterNoAnswer).
  */
 
 /**
@@ -66,10 +72,14 @@ export interface WatchDeps {
   clock: Clock;
   log: Logger;
   pollIntervalMs: number;
+  /** A view nobody used for this long is dropped (and built again when next asked). */
+  retentionMs: number;
 }
 
 interface Waiter {
   ids: readonly string[];
+  /** The failed host the servers are evacuated from. */
+  host: string;
   purpose: LookPurpose;
   /** The first cycle that may answer it: one that starts after it asked. */
   cycle: number;
@@ -114,12 +124,26 @@ export function nextMark(
   return dated === undefined ? newest : Math.min(dated, newest);
 }
 
-export class HostEvacuationWatch {
+/** How far along the site's view of one failed host is. */
+interface HostView {
+  /** Its servers were listed (or seeded): the changes since are laid over them. */
+  serversListed: boolean;
+  /** Its evacuation migrations were listed once. */
+  migrationsListed: boolean;
+}
+
+export class EvacuationWatch {
   private readonly servers = new Map<string, NovaServer | null>();
   private readonly migrations = new Map<number, NovaMigration>();
-  /** `changes-since` bases; undefined: no complete listing yet. */
+  private readonly hosts = new Map<string, HostView>();
+  /** `changes-since` bases over the cloud; undefined: no listing to lay changes over yet. */
   private serversMark: number | undefined;
   private migrationsMark: number | undefined;
+  /**
+   * The earliest mark of a host's servers listing laid in while a cycle ran: that cycle's
+   * own mark may not pass it, or the changes between the two could be missed.
+   */
+  private seededDuringCycle: number | undefined;
   private readonly waiters = new Set<Waiter>();
   private cycles = 0;
   private lastStart = Number.NEGATIVE_INFINITY;
@@ -128,32 +152,40 @@ export class HostEvacuationWatch {
   private running: AbortController | undefined;
   private usedAt: number;
 
-  constructor(
-    readonly source: string,
-    private readonly deps: WatchDeps,
-  ) {
+  constructor(private readonly deps: WatchDeps) {
     this.usedAt = deps.clock.now();
   }
 
   /**
-   * The host's server listing made elsewhere (the stage's instance list): the base the first
-   * cycle's changes are laid over, instead of a listing of its own.
+   * A failed host's server listing made elsewhere (the stage's instance list): the base its
+   * servers' changes are laid over, instead of a listing of the watch's own.
    */
-  seed(listing: DatedListing<NovaServer>, sentAt: number, receivedAt: number): void {
-    if (this.serversMark !== undefined) return;
+  seed(host: string, listing: DatedListing<NovaServer>, sentAt: number, receivedAt: number): void {
+    this.forgetIfIdle();
+    const view = this.viewOf(host);
+    if (view.serversListed) return;
+    const mark = nextMark(undefined, listing, listing.items.map((s) => updatedAt(s.updated)), { complete: true, sentAt, receivedAt });
+    // No time to lay changes over (no Date, no stamped record): the next cycle lists the host.
+    if (mark === undefined) return;
     for (const s of listing.items) this.servers.set(s.id, s);
-    this.serversMark = nextMark(undefined, listing, listing.items.map((s) => updatedAt(s.updated)), { complete: true, sentAt, receivedAt });
+    view.serversListed = true;
+    this.lowerServersMark(mark);
     this.usedAt = this.deps.clock.now();
   }
 
-  /** Nobody waits, nothing runs, and nobody asked for `ms`: the view may be dropped. */
-  idleFor(ms: number): boolean {
-    return this.waiters.size === 0 && !this.running && this.deps.clock.now() - this.usedAt >= ms;
+  /** How many failed hosts the watch follows now (for tests and logs). */
+  get hostCount(): number {
+    return this.hosts.size;
   }
 
-  /** The servers as the next cycle (one that starts after this call) shows them. */
-  look(ids: readonly string[], signal?: AbortSignal, purpose: LookPurpose = "decide"): Promise<Map<string, ServerLook>> {
+  /**
+   * The servers (evacuated from `host`) as the next cycle — one that starts after this
+   * call — shows them.
+   */
+  look(ids: readonly string[], host: string, signal?: AbortSignal, purpose: LookPurpose = "decide"): Promise<Map<string, ServerLook>> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
+    this.forgetIfIdle();
+    this.viewOf(host);
     this.usedAt = this.deps.clock.now();
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
@@ -163,6 +195,7 @@ export class HostEvacuationWatch {
       };
       const w: Waiter = {
         ids,
+        host,
         purpose,
         cycle: this.cycles + 1,
         resolve: (v) => {
@@ -178,6 +211,33 @@ export class HostEvacuationWatch {
       this.waiters.add(w);
       this.schedule();
     });
+  }
+
+  private viewOf(host: string): HostView {
+    let v = this.hosts.get(host);
+    if (!v) {
+      v = { serversListed: false, migrationsListed: false };
+      this.hosts.set(host, v);
+    }
+    return v;
+  }
+
+  private lowerServersMark(mark: number): void {
+    this.serversMark = this.serversMark === undefined ? mark : Math.min(this.serversMark, mark);
+    if (this.running) this.seededDuringCycle = this.seededDuringCycle === undefined ? mark : Math.min(this.seededDuringCycle, mark);
+  }
+
+  /**
+   * A view nobody used for `retentionMs` is dropped: bringing it up to date would cost a
+   * longer listing of changes than listing the hosts again, and it would only grow.
+   */
+  private forgetIfIdle(): void {
+    if (this.waiters.size > 0 || this.running || this.deps.clock.now() - this.usedAt < this.deps.retentionMs) return;
+    this.servers.clear();
+    this.migrations.clear();
+    this.hosts.clear();
+    this.serversMark = undefined;
+    this.migrationsMark = undefined;
   }
 
   private nobodyWaits(): void {
@@ -204,92 +264,136 @@ export class HostEvacuationWatch {
   private async run(): Promise<void> {
     const ctl = new AbortController();
     this.running = ctl;
+    this.seededDuringCycle = undefined;
     const cycle = ++this.cycles;
     const sentAt = this.deps.clock.now();
     this.lastStart = sentAt;
     const due = [...this.waiters].filter((w) => w.cycle <= cycle);
     const wanted = new Set(due.flatMap((w) => w.ids));
+    const hosts = [...new Set(due.map((w) => w.host))];
     try {
       await this.deps.nova.negotiate(ctl.signal);
-      await this.refreshServers(wanted, ctl.signal);
+      await this.refreshServers(hosts, wanted, ctl.signal);
       // Servers no listing showed (they had left the host before the first one): asked once each.
       const unknown = [...wanted].filter((id) => !this.servers.has(id));
       const found = await Promise.all(unknown.map((id) => this.deps.nova.getServer(id, ctl.signal)));
       unknown.forEach((id, i) => this.servers.set(id, found[i] ?? null));
       // The migrations after the servers: never older than them (a server seen idle comes
       // with its migration's end, or a later state of it, not an earlier one).
-      if (this.needsMigrations(due)) await this.refreshMigrations(ctl.signal);
+      const migrationHosts = this.migrationsNeeded(due);
+      if (migrationHosts.length) await this.refreshMigrations(migrationHosts, ctl.signal);
       for (const w of due) {
         this.waiters.delete(w);
-        w.resolve(this.snapshot(w.ids, sentAt));
+        w.resolve(this.snapshot(w.ids, w.host, sentAt));
       }
     } catch (err) {
-      if (!ctl.signal.aborted) this.deps.log.debug({ host: this.source, err: errorMessage(err) }, "could not look at the host's evacuations");
+      if (!ctl.signal.aborted) this.deps.log.debug({ hosts, err: errorMessage(err) }, "could not look at the evacuations");
       for (const w of due) {
         this.waiters.delete(w);
         w.reject(err);
       }
     } finally {
       this.running = undefined;
+      this.seededDuringCycle = undefined;
       this.lastEnd = this.deps.clock.now();
       this.usedAt = this.lastEnd;
       this.schedule();
     }
   }
 
-  /** Whether this cycle lists the migrations (see LookPurpose). */
-  private needsMigrations(due: readonly Waiter[]): boolean {
-    if (this.migrationsMark === undefined) return true;
+  /** The hosts whose migrations this cycle lists (see LookPurpose); empty: none. */
+  private migrationsNeeded(due: readonly Waiter[]): string[] {
+    const need = new Set<string>();
     for (const w of due) {
-      if (w.purpose === "decide") return true;
+      if (!this.viewOf(w.host).migrationsListed || w.purpose === "decide") {
+        need.add(w.host);
+        continue;
+      }
       if (w.purpose !== "track") continue;
       for (const id of w.ids) {
         const s = this.servers.get(id);
-        if (!s || (s["OS-EXT-STS:task_state"] ?? null) === null) return true;
+        if (!s || (s["OS-EXT-STS:task_state"] ?? null) === null) need.add(w.host);
       }
     }
-    return false;
+    return [...need];
   }
 
-  private async refreshServers(wanted: ReadonlySet<string>, signal: AbortSignal): Promise<void> {
+  private async refreshServers(hosts: readonly string[], wanted: ReadonlySet<string>, signal: AbortSignal): Promise<void> {
     const { nova, clock } = this.deps;
-    const sentAt = clock.now();
-    if (this.serversMark === undefined) {
-      const listing = await nova.listServersDated({ all_tenants: 1, host: this.source }, signal);
+    // Hosts followed before this cycle: their servers' changes since the mark.
+    const followed = this.serversMark !== undefined && [...this.hosts.values()].some((v) => v.serversListed);
+    const before = this.serversMark;
+    let after: number | undefined;
+    if (followed && before !== undefined) {
+      const sentAt = clock.now();
+      const since = new Date(before - CHANGES_SINCE_MARGIN_MS).toISOString();
+      const listing = await nova.listServersDated({ all_tenants: 1, "changes-since": since }, signal);
+      // Every server of the cloud that changed: only those followed (or asked about) are kept.
+      for (const s of listing.items) {
+        if (this.servers.has(s.id) || wanted.has(s.id)) this.servers.set(s.id, s.status === "DELETED" ? null : s);
+      }
+      after = nextMark(before, listing, listing.items.map((s) => updatedAt(s.updated)), { complete: false, sentAt, receivedAt: clock.now() });
+    }
+    // Hosts not listed yet: their own listing, which starts their place in the changes.
+    for (const host of hosts) {
+      const view = this.viewOf(host);
+      if (view.serversListed) continue;
+      const sentAt = clock.now();
+      const listing = await nova.listServersDated({ all_tenants: 1, host }, signal);
       for (const s of listing.items) this.servers.set(s.id, s);
-      this.serversMark = nextMark(undefined, listing, listing.items.map((s) => updatedAt(s.updated)), { complete: true, sentAt, receivedAt: clock.now() });
-      return;
+      const mark = nextMark(undefined, listing, listing.items.map((s) => updatedAt(s.updated)), { complete: true, sentAt, receivedAt: clock.now() });
+      if (mark === undefined) continue;
+      view.serversListed = true;
+      after = after === undefined ? mark : Math.min(after, mark);
     }
-    const since = new Date(this.serversMark - CHANGES_SINCE_MARGIN_MS).toISOString();
-    const listing = await nova.listServersDated({ all_tenants: 1, "changes-since": since }, signal);
-    // Every server of the cloud that changed: only those of this host (or asked about) are kept.
-    for (const s of listing.items) {
-      if (this.servers.has(s.id) || wanted.has(s.id)) this.servers.set(s.id, s.status === "DELETED" ? null : s);
-    }
-    this.serversMark = nextMark(this.serversMark, listing, listing.items.map((s) => updatedAt(s.updated)), { complete: false, sentAt, receivedAt: clock.now() });
+    if (after === undefined) return;
+    // A host seeded while this cycle ran keeps the mark at or before its listing.
+    this.serversMark = this.seededDuringCycle === undefined ? after : Math.min(after, this.seededDuringCycle);
   }
 
-  private async refreshMigrations(signal: AbortSignal): Promise<void> {
+  private async refreshMigrations(hosts: readonly string[], signal: AbortSignal): Promise<void> {
     const { nova, clock } = this.deps;
-    const filter = { source_compute: this.source, migration_type: "evacuation" };
-    const sentAt = clock.now();
-    if (this.migrationsMark === undefined || !nova.supports("2.59")) {
-      const listing = await nova.listMigrationsDated(filter, signal);
-      this.migrations.clear();
+    const complete = async (host: string): Promise<number | undefined> => {
+      const sentAt = clock.now();
+      const listing = await nova.listMigrationsDated({ source_compute: host, migration_type: "evacuation" }, signal);
+      for (const [id, m] of this.migrations) if (m.source_compute === host) this.migrations.delete(id);
       for (const m of listing.items) this.migrations.set(m.id, m);
-      this.migrationsMark = nextMark(undefined, listing, listing.items.map((m) => updatedAt(m.updated_at)), { complete: true, sentAt, receivedAt: clock.now() });
+      this.viewOf(host).migrationsListed = true;
+      return nextMark(undefined, listing, listing.items.map((m) => updatedAt(m.updated_at)), { complete: true, sentAt, receivedAt: clock.now() });
+    };
+    if (!nova.supports("2.59")) {
+      // No changes-since below 2.59: each host's whole listing, every time it is needed.
+      for (const host of hosts) await complete(host);
       return;
     }
-    const since = new Date(this.migrationsMark - CHANGES_SINCE_MARGIN_MS).toISOString();
-    const listing = await nova.listMigrationsDated({ ...filter, "changes-since": since }, signal);
-    for (const m of listing.items) this.migrations.set(m.id, m);
-    this.migrationsMark = nextMark(this.migrationsMark, listing, listing.items.map((m) => updatedAt(m.updated_at)), { complete: false, sentAt, receivedAt: clock.now() });
+    const before = this.migrationsMark;
+    const followed = before !== undefined && [...this.hosts.values()].some((v) => v.migrationsListed);
+    let after: number | undefined;
+    if (followed) {
+      const sentAt = clock.now();
+      const since = new Date(before - CHANGES_SINCE_MARGIN_MS).toISOString();
+      const listing = await nova.listMigrationsDated({ migration_type: "evacuation", "changes-since": since }, signal);
+      // Every evacuation of the cloud that changed: only those from followed hosts are kept.
+      for (const m of listing.items) if (m.source_compute && this.hosts.get(m.source_compute)?.migrationsListed) this.migrations.set(m.id, m);
+      after = nextMark(before, listing, listing.items.map((m) => updatedAt(m.updated_at)), { complete: false, sentAt, receivedAt: clock.now() });
+    }
+    for (const host of hosts) {
+      if (this.viewOf(host).migrationsListed) continue;
+      const mark = await complete(host);
+      // A complete listing with no time to lay changes over: listed again next time.
+      if (mark === undefined) {
+        this.viewOf(host).migrationsListed = false;
+        continue;
+      }
+      after = after === undefined ? mark : Math.min(after, mark);
+    }
+    if (after !== undefined) this.migrationsMark = after;
   }
 
-  private snapshot(ids: readonly string[], sentAt: number): Map<string, ServerLook> {
+  private snapshot(ids: readonly string[], host: string, sentAt: number): Map<string, ServerLook> {
     const out = new Map<string, ServerLook>();
     for (const id of ids) {
-      const evacuations = [...this.migrations.values()].filter((m) => m.instance_uuid === id).sort(newestFirst);
+      const evacuations = [...this.migrations.values()].filter((m) => m.instance_uuid === id && m.source_compute === host).sort(newestFirst);
       out.set(id, { server: this.servers.get(id) ?? null, evacuations, sentAt });
     }
     return out;

@@ -82,6 +82,55 @@ describe("what a recovery costs Nova", () => {
   );
 });
 
+describe("several hosts at once", () => {
+  // The listings are the site's, not each host's: a rack of failed hosts costs Nova the
+  // same one listing of server changes per poll cycle as one host.
+  it(
+    "three hosts failing together share one listing of changes per poll cycle; at most 4 Nova requests per evacuated instance, one evacuate each",
+    async () => {
+      const hosts = ["compute-1", "compute-2", "compute-3"];
+      const perHost = 20;
+      stack = await startFastStack({
+        cloud: {
+          scenario: siteScenario([...hosts, "compute-4", "compute-5", "compute-6"], hosts.flatMap((h) => serversOn(h, perHost, `${h}-vm`))),
+          evacuationDurationMs: 1000,
+        },
+        config: { evacuation: { concurrency: 8, poll_interval_seconds: 0.5 }, gates: { storm: { max_recoveries: 3, max_percent: 100 } } },
+      });
+      const s = stack;
+      const cloud = s.sandbox.cloud;
+      const ids = hosts.flatMap((h) => cloud.state.serversOn(h).map((v) => v.id));
+      const from = cloud.requests.length;
+      await Promise.all(hosts.map((h) => failAndAlert(s, h)));
+      for (const h of hosts) {
+        const d = await finished(s, h, 120_000);
+        expect(d.state, d.reason).toBe("completed");
+      }
+      cloud.settle();
+      for (const id of ids) {
+        expect(evacuatePosts(cloud, id)).toHaveLength(1);
+        expect(acceptedEvacuations(cloud, id)).toBe(1);
+      }
+      const requests = cloud.requests.slice(from).filter((q) => q.service === "compute");
+      const changes = requests.filter((q) => q.method === "GET" && q.path === "/v2.1/servers/detail" && q.query["changes-since"] !== undefined);
+      const hostListings = requests.filter((q) => q.method === "GET" && q.path === "/v2.1/servers/detail" && q.query.host !== undefined);
+      // Never two listings of changes in one poll interval (each host its own would be three).
+      const times = changes.map((q) => Date.parse(q.at)).sort((a, b) => a - b);
+      const tooClose = times.filter((t, i) => i > 0 && t - times[i - 1]! < 400);
+      expect(tooClose).toEqual([]);
+      const migrationChanges = requests.filter((q) => q.path === "/v2.1/os-migrations" && q.query["changes-since"] !== undefined);
+      expect(migrationChanges.every((q) => q.query.source_compute === undefined)).toBe(true);
+      const bill = billOf(requests);
+      console.log(
+        `Nova requests for ${ids.length} instances on ${hosts.length} hosts: all ${bill.all} (${Math.round((bill.all / ids.length) * 100) / 100}/instance), ` +
+          `${changes.length} listings of changes, ${hostListings.length} host listings, ${migrationChanges.length} migration changes`,
+      );
+      expect(bill.all / ids.length).toBeLessThanOrEqual(4);
+    },
+    180_000,
+  );
+});
+
 describe("a Nova that asks lifeboat to slow down", () => {
   it(
     "429 with Retry-After on evacuate calls and listings: every call to Nova waits out the pause, the recovery completes, no server is evacuated twice",
