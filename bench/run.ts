@@ -103,6 +103,7 @@ if (only.has("storm")) {
     backgroundPerHost: 2,
     evacuationMs: 1000,
     siteBudget: 50,
+    novaRequestsPerSecond: 400,
     pollIntervalSeconds: 0.1,
     stormMaxRecoveries: 3,
     trickleIntervalMs: 50,
