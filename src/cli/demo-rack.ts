@@ -2,16 +2,13 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { stringify } from "yaml";
-import { Lifeboat } from "../app/lifecycle.js";
-import { buildDrivers } from "../app/drivers.js";
-import { parseConfig } from "../config/load.js";
 import type { Recovery, RecoveryDetail, StormStatus } from "../domain/model.js";
-import { silentLogger } from "../logging.js";
 import { errorMessage } from "../util/errors.js";
 import { table } from "../util/table.js";
 import { alertPayload, bold, cyan, dim, green, red, say, sleep, tty, yellow } from "./demo-output.js";
 import { loadSandbox, type Site } from "./sandbox-package.js";
+import type { Lifeboat } from "../app/lifecycle.js";
+import { ADMIN_TOKEN, startDemoLifeboat, WEBHOOK_TOKEN } from "./demo-lifeboat.js";
 
 /**
  * `lifeboat demo --scenario rack`: a whole rack loses power. A simulated site of hosts in
@@ -22,8 +19,6 @@ import { loadSandbox, type Site } from "./sandbox-package.js";
  */
 
 const RACK = "rack-02";
-const WEBHOOK_TOKEN = "demo-webhook-token";
-const ADMIN_TOKEN = "demo-admin-token";
 const TERMINAL = new Set(["completed", "partial", "failed", "aborted"]);
 
 export async function rackDemoCommand(opts: { fast: boolean }): Promise<number> {
@@ -55,18 +50,8 @@ export async function rackDemoCommand(opts: { fast: boolean }): Promise<number> 
     say();
 
     // --- lifeboat ---------------------------------------------------------------------
-    const data = {
-      ...site.config({ graceSeconds: opts.fast ? 1 : 3 }),
-      server: { listen: "127.0.0.1:0", auth: { bearer_token: WEBHOOK_TOKEN }, admin_token: ADMIN_TOKEN },
-      store: { path: join(dir, "lifeboat.db") },
-      logging: { level: "warn" },
-    };
-    const parsed = parseConfig(stringify(data), {});
-    if (!parsed.ok) throw new Error(`demo config invalid: ${JSON.stringify(parsed.problems)}`);
-    const config = parsed.config;
-    const lifeboat = new Lifeboat({ config, logger: silentLogger(), drivers: (ctx) => buildDrivers(config, ctx) });
+    const { lifeboat, config } = await startDemoLifeboat(site, dir, opts.fast ? 1 : 3);
     app = lifeboat;
-    await lifeboat.start({ listen: "127.0.0.1:0" });
     const url = lifeboat.url;
     const storm = config.gates.storm;
     say(`lifeboat is running: webhook ${cyan(`${url}/api/v1/alerts`)}, the console ${bold(cyan(`${url}/console`))} ${dim(`(admin token ${ADMIN_TOKEN})`)}`);

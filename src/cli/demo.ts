@@ -1,13 +1,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { stringify } from "yaml";
-import { Lifeboat } from "../app/lifecycle.js";
-import { parseConfig } from "../config/load.js";
-import { buildDrivers } from "../app/drivers.js";
-import { silentLogger } from "../logging.js";
 import type { RecoveryDetail, Transition } from "../domain/model.js";
 import { loadSandbox, type Site } from "./sandbox-package.js";
+import type { Lifeboat } from "../app/lifecycle.js";
+import { ADMIN_TOKEN, startDemoLifeboat, WEBHOOK_TOKEN } from "./demo-lifeboat.js";
 import { errorMessage } from "../util/errors.js";
 import { table } from "../util/table.js";
 import { alertPayload, bold, cyan, dim, green, red, say, sleep, yellow, tty } from "./demo-output.js";
@@ -22,8 +19,6 @@ import { alertPayload, bold, cyan, dim, green, red, say, sleep, yellow, tty } fr
  */
 
 const FAILED_HOST = "compute-1";
-const WEBHOOK_TOKEN = "demo-webhook-token";
-const ADMIN_TOKEN = "demo-admin-token";
 
 export async function demoCommand(opts: { fast: boolean }): Promise<number> {
   const { defaultScenario, startSandbox } = await loadSandbox("demo");
@@ -54,19 +49,8 @@ export async function demoCommand(opts: { fast: boolean }): Promise<number> {
     say();
 
     // --- lifeboat ---------------------------------------------------------------------
-    const data = {
-      ...site.config({ graceSeconds: opts.fast ? 2 : 5 }),
-      server: { listen: "127.0.0.1:0", auth: { bearer_token: WEBHOOK_TOKEN }, admin_token: ADMIN_TOKEN },
-      store: { path: join(dir, "lifeboat.db") },
-      logging: { level: "warn" },
-    };
-    const parsed = parseConfig(stringify(data), {});
-    if (!parsed.ok) throw new Error(`demo config invalid: ${JSON.stringify(parsed.problems)}`);
-    const config = parsed.config;
-    const logger = silentLogger();
-    const lifeboat = new Lifeboat({ config, logger, drivers: (ctx) => buildDrivers(config, ctx) });
+    const { lifeboat, config } = await startDemoLifeboat(site, dir, opts.fast ? 2 : 5);
     app = lifeboat;
-    await lifeboat.start({ listen: "127.0.0.1:0" });
     const url = lifeboat.url;
     say(`lifeboat is running: webhook ${cyan(`${url}/api/v1/alerts`)}, metrics ${cyan(`${url}/metrics`)}`);
     say(`  the console: ${bold(cyan(`${url}/console`))}  ${dim(`(log in with the admin token ${ADMIN_TOKEN}; watch the recovery live there)`)}`);
