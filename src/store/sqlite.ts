@@ -44,12 +44,21 @@ const APPEND_SLICE = 25;
  * events routed in one pass, or for evacuations finishing together. Each write runs in its
  * own savepoint inside it, so one that fails (a state conflict, a busy host) fails alone.
  * Reads run at once and see only committed, hence durable, data.
+ *
+ * The turn's commit runs once the turn's I/O callbacks have all run (setImmediate). While
+ * evacuations run, those are hundreds of Nova answers, each starting the next request: a
+ * webhook delivery waiting for that commit waited for all of them. So the first delivery
+ * of a turn commits at the end of its own task, with whatever was queued before it; the
+ * deliveries after it in the same turn share the turn's commit (a burst still costs two
+ * fsyncs, not one per delivery).
  */
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
   #db: Database.Database | null = null;
   #queue: { work: () => unknown; resolve: (value: unknown) => void; reject: (err: unknown) => void }[] = [];
   #flushScheduled = false;
+  /** A delivery of this turn already committed at the end of its task. */
+  #deliveryCommitted = false;
 
   constructor(
     readonly path: string,
@@ -113,20 +122,31 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Queue a write for the next group commit; the promise settles once it is on disk (or failed). */
-  private write<T>(work: () => T): Promise<T> {
+  /**
+   * Queue a write for the next group commit; the promise settles once it is on disk (or
+   * failed). `delivery`: a webhook delivery's events, committed at the end of the current
+   * task if no other delivery did so this turn (see the class comment).
+   */
+  private write<T>(work: () => T, delivery = false): Promise<T> {
     if (!this.#db) return Promise.reject(new Error("store is closed"));
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (delivery && !this.#deliveryCommitted) {
+        this.#deliveryCommitted = true;
+        queueMicrotask(() => this.flush());
+      }
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
-        setImmediate(() => this.flush());
+        setImmediate(() => {
+          this.#flushScheduled = false;
+          this.#deliveryCommitted = false;
+          this.flush();
+        });
       }
     });
   }
 
   private flush(): void {
-    this.#flushScheduled = false;
     const batch = this.#queue;
     this.#queue = [];
     if (batch.length === 0) return;
@@ -213,7 +233,7 @@ export class SqliteStore implements Store {
         const event: HostEvent = { ...was, deliveries: was.deliveries + 1, lastReceivedAt: e.receivedAt, ...(requeued ? { host: e.host, note, disposition: "unprocessed" as const } : {}) };
         return { event, duplicate: !requeued, requeued };
       });
-    });
+    }, true);
   }
 
   unprocessedEvents(limit: number): Promise<HostEvent[]> {

@@ -58,6 +58,32 @@ describe("sqlite store: group commit of every write", () => {
     expect(await store.getSetting("pause")).toEqual({ paused: true });
   });
 
+  it("a webhook delivery commits at the end of its own task, not after the turn's other callbacks; a later delivery of the turn shares the turn's commit", async () => {
+    dir = await mkdtemp(join(tmpdir(), "lifeboat-sqlite-gc-"));
+    const path = join(dir, "lifeboat.db");
+    const store = await open(path);
+    const order: string[] = [];
+    // The rest of the turn: while evacuations run, hundreds of Nova answers handled before the
+    // turn's commit (which runs after every callback already queued).
+    setImmediate(() => order.push("rest of the turn"));
+    // A recovery's write queued earlier in the turn commits with the delivery, in order.
+    const step = store.putSetting("step", 1).then(() => order.push("earlier write"));
+    let second: Promise<unknown> | undefined;
+    const first = store.appendEvents([newEvent("compute-1")]).then(async () => {
+      order.push("delivery 1");
+      // What Alertmanager's 202 promises: the events are on disk, a second connection reads them.
+      const other = new SqliteStore(path);
+      await other.init();
+      expect((await other.unprocessedEvents(10)).map((e) => e.host)).toEqual(["compute-1"]);
+      await other.close();
+      second = store.appendEvents([newEvent("compute-2")]).then(() => order.push("delivery 2"));
+    });
+    await Promise.all([step, first]);
+    await second;
+    expect(order).toEqual(["earlier write", "delivery 1", "rest of the turn", "delivery 2"]);
+    expect((await store.unprocessedEvents(10)).map((e) => e.host)).toEqual(["compute-1", "compute-2"]);
+  });
+
   it("close() commits the writes still queued; later writes are refused", async () => {
     dir = await mkdtemp(join(tmpdir(), "lifeboat-sqlite-gc-"));
     const path = join(dir, "lifeboat.db");
