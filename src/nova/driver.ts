@@ -6,6 +6,7 @@ import { NovaRelease } from "./release.js";
 import { isolateComputeService, readComputeService } from "./compute-services.js";
 import { isLifeboatReason, lifeboatReason, reasonRecoveryId } from "../domain/markers.js";
 import { ComputeServiceListing } from "./service-listing.js";
+import { SharedRead } from "../util/shared-read.js";
 import { getComputeCapacity, type CapacityQuery, type ComputeHostCapacity } from "./capacity.js";
 import { EvacuationWatch, type LookPurpose, type ServerLook } from "./evacuation-watch.js";
 import { PlacementClient } from "../openstack/placement.js";
@@ -154,6 +155,8 @@ export class NovaEvacuationDriver implements CloudPort {
   private readonly ownedLocks = new Set<string>();
   /** One nova-compute listing shared by every reader that accepts one a few seconds old. */
   private readonly services: ComputeServiceListing;
+  /** The site's free capacity, shared the same way (capacity checks). */
+  private readonly siteCapacity: SharedRead<ComputeHostCapacity[]>;
   readonly release: NovaRelease;
   /** One watch shared by every evacuation, from whichever failed host. */
   private readonly watch: EvacuationWatch;
@@ -165,6 +168,7 @@ export class NovaEvacuationDriver implements CloudPort {
     this.nova = deps.nova ?? new NovaClient(deps.session, { logger: deps.logger, microversions: opts.microversions });
     this.placement = new PlacementClient(deps.session);
     this.services = new ComputeServiceListing(() => this.nova.readServices({ binary: "nova-compute" }), this.clock);
+    this.siteCapacity = new SharedRead(() => getComputeCapacity({ nova: this.nova, placement: this.placement, logger: this.log }), this.clock);
     this.release = new NovaRelease(this.nova, this.log, () => this.services.invalidate());
     this.watch = new EvacuationWatch({ nova: this.nova, clock: this.clock, log: this.log, pollIntervalMs: this.opts.pollIntervalMs, retentionMs: WATCH_RETENTION_MS });
   }
@@ -192,12 +196,19 @@ export class NovaEvacuationDriver implements CloudPort {
 
   /** Free capacity of the enabled, up compute hosts (Placement, else os-hypervisors). */
   capacity(signal?: AbortSignal, query: Omit<CapacityQuery, "signal"> = {}): Promise<ComputeHostCapacity[]> {
+    // The whole site's figures are shared by the checks that ask within a few seconds: a
+    // reading costs Placement two requests per compute host, and a storm asks it for every
+    // failed host at once.
+    if (Object.keys(query).length === 0) return this.siteCapacity.read(SHARED_LISTING_MAX_AGE_MS, signal);
     return getComputeCapacity({ nova: this.nova, placement: this.placement, logger: this.log }, { ...query, signal });
   }
 
   isolate(host: string, reason: string, signal?: AbortSignal): Promise<IsolationResult> {
-    // The shared listing may predate the force-down: the next read asks Nova again.
-    return isolateComputeService(this.nova, host, reason, { logger: this.log, signal }).finally(() => this.services.invalidate());
+    // The shared listing and capacity may predate the force-down: the next read asks Nova again.
+    return isolateComputeService(this.nova, host, reason, { logger: this.log, signal }).finally(() => {
+      this.services.invalidate();
+      this.siteCapacity.invalidate();
+    });
   }
 
   async listInstances(host: string, signal?: AbortSignal): Promise<InstanceInfo[]> {

@@ -333,6 +333,27 @@ describe("capacity", () => {
     const hyp = cloud.requests.filter((r) => r.path === "/v2.1/os-hypervisors/detail");
     expect(hyp.at(-1)!.microversion).toBe("compute 2.73");
   });
+
+  it("the site's figures are one reading shared by the checks that ask together (a storm's capacity gates), read anew after an isolation", async () => {
+    const cloud = await start({ scenario: scenario([vm("a", { host: "dst-1", flavor: "ha" })], { hosts }) });
+    const d = driver(cloud);
+    const placement = (): number => cloud.requests.filter((r) => r.service === "placement").length;
+    const first = await d.capacity();
+    const once = placement();
+    expect(once).toBeGreaterThan(0);
+    // Ten checks at the same moment, and one just after: the same reading.
+    const together = await Promise.all(Array.from({ length: 10 }, () => d.capacity()));
+    expect(together.every((c) => JSON.stringify(c) === JSON.stringify(first))).toBe(true);
+    expect(placement()).toBe(once);
+    // lifeboat isolates a host: the next check reads the site again (src is not a candidate any more).
+    await isolated(cloud, d);
+    expect((await d.capacity()).map((c) => c.host)).toEqual(["dst-1", "dst-2"]);
+    expect(placement()).toBeGreaterThan(once);
+    // A narrower question (a zone, an aggregate) is always asked as it is.
+    const before = placement();
+    await d.capacity(undefined, { availabilityZone: "az2" });
+    expect(placement()).toBeGreaterThan(before);
+  });
 });
 
 async function waitForRequest(cloud: SandboxCloud, match: (q: SandboxCloud["requests"][number]) => boolean): Promise<void> {
