@@ -169,7 +169,10 @@ export class NovaEvacuationDriver implements CloudPort {
     this.placement = new PlacementClient(deps.session);
     this.services = new ComputeServiceListing(() => this.nova.readServices({ binary: "nova-compute" }), this.clock);
     this.siteCapacity = new SharedRead(() => getComputeCapacity({ nova: this.nova, placement: this.placement, logger: this.log }), this.clock);
-    this.release = new NovaRelease(this.nova, this.log, () => this.services.invalidate());
+    this.release = new NovaRelease(this.nova, this.log, () => {
+      this.services.invalidate();
+      this.siteCapacity.invalidate();
+    });
     this.watch = new EvacuationWatch({ nova: this.nova, clock: this.clock, log: this.log, pollIntervalMs: this.opts.pollIntervalMs, retentionMs: WATCH_RETENTION_MS });
   }
 
@@ -196,9 +199,10 @@ export class NovaEvacuationDriver implements CloudPort {
 
   /** Free capacity of the enabled, up compute hosts (Placement, else os-hypervisors). */
   capacity(signal?: AbortSignal, query: Omit<CapacityQuery, "signal"> = {}): Promise<ComputeHostCapacity[]> {
-    // The whole site's figures are shared by the checks that ask within a few seconds: a
-    // reading costs Placement two requests per compute host, and a storm asks it for every
-    // failed host at once.
+    // The whole site's figures are shared by the checks that ask within a few seconds and
+    // before any evacuation of this process was accepted or ended (each changes Placement's
+    // usage): a reading costs Placement two requests per compute host, and a storm's gates
+    // ask for it for every failed host at once.
     if (Object.keys(query).length === 0) return this.siteCapacity.read(SHARED_LISTING_MAX_AGE_MS, signal);
     return getComputeCapacity({ nova: this.nova, placement: this.placement, logger: this.log }, { ...query, signal });
   }
@@ -238,7 +242,11 @@ export class NovaEvacuationDriver implements CloudPort {
         // Nova unreachable while looking (not while evacuating: that is handled inside).
         return { result: "failed", retryable: true, message: `could not reach Nova: ${errorMessage(err)}` };
       })
-      .finally(() => this.inFlight.delete(instance.id));
+      .finally(() => {
+        this.inFlight.delete(instance.id);
+        // Whatever it did (moved, failed, released its claim), Placement's usage may have changed.
+        this.siteCapacity.invalidate();
+      });
     this.inFlight.set(instance.id, p);
     return p;
   }
@@ -333,6 +341,8 @@ export class NovaEvacuationDriver implements CloudPort {
       return this.afterRefusal(a, err);
     }
     await this.settle(a, "answer");
+    // The scheduler has claimed room on the destination: a capacity reading from before is stale.
+    this.siteCapacity.invalidate();
     a.log.info({ target: a.opts.targetHost ?? "scheduler" }, "evacuate accepted by Nova");
     return this.track(a, undefined);
   }

@@ -78,9 +78,10 @@ describe("joint capacity: two hosts fail, the zone has room for one", () => {
     }, 30_000, "the first recovery completed");
     expect(s.sandbox.view().servers.filter((x) => x.name.startsWith("one-")).every((x) => x.host === "compute-3")).toBe(true);
 
-    // Capacity is read again after the first finished: compute-3 is full now, nothing else is up.
+    // Capacity is read again after the first finished (the site's figures are shared for a few
+    // seconds): compute-3 is full now, nothing else is up.
     const seqAtDone = s.sandbox.cloud.requests.filter((q) => q.at <= done.updatedAt).at(-1)?.seq ?? 0;
-    await waitFor(() => s.sandbox.cloud.requests.filter((q) => q.seq > seqAtDone && isCapacityRead(q)).length >= 3, 15_000, "capacity read again three times");
+    await waitFor(() => s.sandbox.cloud.requests.filter((q) => q.seq > seqAtDone && isCapacityRead(q)).length >= 1, 15_000, "capacity read again");
     // The block is written anew with the new figures: no room is kept for the finished
     // recovery, the same shortfall is compute-3's own figures now.
     const still = await waitFor(async () => {

@@ -334,8 +334,8 @@ describe("capacity", () => {
     expect(hyp.at(-1)!.microversion).toBe("compute 2.73");
   });
 
-  it("the site's figures are one reading shared by the checks that ask together (a storm's capacity gates), read anew after an isolation", async () => {
-    const cloud = await start({ scenario: scenario([vm("a", { host: "dst-1", flavor: "ha" })], { hosts }) });
+  it("the site's figures are one reading shared by the checks that ask together (a storm's capacity gates), read anew after an isolation and an evacuation", async () => {
+    const cloud = await start({ scenario: scenario([vm("a", { host: "dst-1", flavor: "ha" }), vm("b")], { hosts }), evacuationDurationMs: 50 });
     const d = driver(cloud);
     const placement = (): number => cloud.requests.filter((r) => r.service === "placement").length;
     const first = await d.capacity();
@@ -349,6 +349,14 @@ describe("capacity", () => {
     await isolated(cloud, d);
     expect((await d.capacity()).map((c) => c.host)).toEqual(["dst-1", "dst-2"]);
     expect(placement()).toBeGreaterThan(once);
+    // An evacuation claims room on its destination: the next check reads the site again.
+    const read = placement();
+    const [b] = await d.listInstances("src");
+    expect(await d.evacuate(b!, "src", opts(1, 10_000))).toMatchObject({ result: "evacuated" });
+    const after = await d.capacity();
+    expect(placement()).toBeGreaterThan(read);
+    const used = (c: typeof after): number => c.reduce((n, h) => n + h.used.ramMb, 0);
+    expect(used(after)).toBeGreaterThan(used(first.filter((h) => h.host !== "src")));
     // A narrower question (a zone, an aggregate) is always asked as it is.
     const before = placement();
     await d.capacity(undefined, { availabilityZone: "az2" });
