@@ -72,6 +72,6 @@ async function fullPass(ctx: StageContext, fresh: Recovery): Promise<StageResult
   if (outcome.pass) return { to: "validating", reason: "the block cleared; validating again" };
   const next = changedBlock(current, outcome, ctx.nowIso());
   if (!next) return null;
-  await recordGateOutcome(outcome, { store: ctx.store, metrics: ctx.metrics, logger: ctx.log });
+  await recordGateOutcome(outcome, ctx);
   return { to: "blocked", reason: blockReason(outcome), patch: { block: next } };
 }
