@@ -95,4 +95,10 @@ export type StageNeed = Exclude<keyof StageContext, "config" | "logger" | "befor
 export type StageSlice<Needs extends StageNeed, Sections extends keyof EngineSettings = never> = Pick<StageContext, Needs> &
   ([Sections] extends [never] ? unknown : { config: Pick<EngineSettings, Sections> });
 
-export type Stage = (ctx: StageContext) => Promise<StageResult>;
+/**
+ * One state's step of a recovery. Each stage declares in its type what it uses, and is
+ * held to it: `Stage<"recovery" | "steps", "recovery">` reads the recovery, its journaled
+ * steps and the `recovery` settings, and nothing else. The runner builds one context and
+ * hands each stage its slice.
+ */
+export type Stage<Needs extends StageNeed, Sections extends keyof EngineSettings = never> = (ctx: StageSlice<Needs, Sections>) => Promise<StageResult>;
