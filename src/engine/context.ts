@@ -81,4 +81,24 @@ export interface StageMove {
   patch?: RecoveryPatch;
 }
 
-export type Stage = (ctx: StageContext) => Promise<StageResult>;
+/**
+ * What a stage may name of its context. Not the pipeline's wiring it has a narrower form of:
+ * it acts through `guard` (never `beforeSideEffect` itself), logs through `log`, and ends by
+ * what it returns (the runner calls `onRecoveryEnded`). The settings come by section (`config`).
+ */
+export type StageNeed = Exclude<keyof StageContext, "config" | "logger" | "beforeSideEffect" | "onRecoveryEnded">;
+
+/**
+ * The part of the context a stage (or a helper of stages) is given: what it names of it
+ * (`Needs`) and, of the settings, the sections it reads (`Sections`; with none, no `config`).
+ */
+export type StageSlice<Needs extends StageNeed, Sections extends keyof EngineSettings = never> = Pick<StageContext, Needs> &
+  ([Sections] extends [never] ? unknown : { config: Pick<EngineSettings, Sections> });
+
+/**
+ * One state's step of a recovery. Each stage declares in its type what it uses, and is
+ * held to it: `Stage<"recovery" | "steps", "recovery">` reads the recovery, its journaled
+ * steps and the `recovery` settings, and nothing else. The runner builds one context and
+ * hands each stage its slice.
+ */
+export type Stage<Needs extends StageNeed, Sections extends keyof EngineSettings = never> = (ctx: StageSlice<Needs, Sections>) => Promise<StageResult>;

@@ -1,10 +1,7 @@
-import type { Logger } from "../logging.js";
-import type { Metrics } from "../metrics.js";
-import type { Store } from "../domain/journal.js";
 import type { Gate, GateNotice, GateVerdict } from "../domain/ports/gate.js";
 import { errorMessage } from "../util/errors.js";
 import type { GateDecision, Recovery } from "../domain/model.js";
-import type { StepRunner } from "./steps.js";
+import type { StageSlice } from "./context.js";
 import { blockNeed } from "./block-needs.js";
 
 export interface GateOutcome {
@@ -97,7 +94,7 @@ export async function evaluateGates(
  * crash. A notice that fails is logged and offered again by its gate; it never holds the
  * recovery.
  */
-export async function runGateNotices(outcome: GateOutcome, ctx: { steps: StepRunner; signal: AbortSignal; log: Logger }): Promise<void> {
+export async function runGateNotices(outcome: GateOutcome, ctx: StageSlice<"steps" | "signal" | "log">): Promise<void> {
   for (const n of outcome.notices) {
     try {
       await ctx.steps.run(n.key, () => n.send(ctx.signal), { signal: ctx.signal });
@@ -116,12 +113,12 @@ async function settleAll(running: Promise<void>[]): Promise<void> {
 }
 
 /** Persist the decisions, count them, and write the one "decision" log line. */
-export async function recordGateOutcome(outcome: GateOutcome, deps: { store: Store; metrics: Metrics; logger: Logger }): Promise<void> {
+export async function recordGateOutcome(outcome: GateOutcome, ctx: StageSlice<"store" | "metrics" | "log">): Promise<void> {
   for (const d of outcome.decisions) {
-    await deps.store.recordDecision(d);
-    deps.metrics.gateDecisions.inc({ gate: d.gate, result: d.result });
+    await ctx.store.recordDecision(d);
+    ctx.metrics.gateDecisions.inc({ gate: d.gate, result: d.result });
   }
-  deps.logger.info(
+  ctx.log.info(
     {
       decision: outcome.pass ? "proceed" : "block",
       gates: Object.fromEntries(outcome.decisions.map((d) => [d.gate, d.result])),

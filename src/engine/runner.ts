@@ -3,7 +3,8 @@ import { logContext, type Logger } from "../logging.js";
 import { StateConflictError } from "../domain/journal.js";
 import { AbortError, abortReason, isAbortError, sleep } from "../util/abort.js";
 import { errorMessage } from "../util/errors.js";
-import type { PipelineDeps, Stage, StageContext, StageMove, StagePorts, StageResult } from "./context.js";
+import type { PipelineDeps, Stage, StageContext, StageMove, StageNeed, StagePorts, StageResult } from "./context.js";
+import type { EngineSettings } from "../domain/settings.js";
 import { isTerminal, isAbortable, type BlockEpisode, type Recovery, type RecoveryState } from "../domain/model.js";
 import { StepRunner } from "./steps.js";
 import { dryRunPorts } from "./dry-run.js";
@@ -17,7 +18,8 @@ import { pending } from "./stages/pending.js";
 import { validating } from "./stages/validating.js";
 import { awaitingCompute, awaitingUp, enabling, poweringOn, unforcing } from "./stages/release.js";
 
-const STAGES: Partial<Record<RecoveryState, Stage>> = {
+/** Every stage takes its own slice of the one context the runner builds (see `context()`). */
+const STAGES: Partial<Record<RecoveryState, Stage<StageNeed, keyof EngineSettings>>> = {
   pending,
   validating,
   blocked,

@@ -2,7 +2,7 @@ import { recoveryDetail } from "../../domain/journal.js";
 import { blockedMessageDue, changedBlock, evidenceGates, sameBlock } from "../block.js";
 import { blockReason, evaluateGates, recordGateOutcome, runGateNotices } from "../gate-runner.js";
 import type { Recovery } from "../../domain/model.js";
-import type { Stage, StageContext, StageResult } from "../context.js";
+import type { Stage, StageSlice, StageResult } from "../context.js";
 
 /**
  * Blocked: operators are told once per block episode (see ../block.ts) — at once when a
@@ -18,7 +18,10 @@ import type { Stage, StageContext, StageResult } from "../context.js";
  * held by confirmations alone asks just those every `evidence_recheck_interval_seconds`, and
  * runs the whole set as soon as one of them says something new.
  */
-export const blocked: Stage = async (ctx) => {
+export const blocked: Stage<
+  "recovery" | "gates" | "store" | "steps" | "notifier" | "metrics" | "log" | "signal" | "clock" | "wait" | "nowIso",
+  "notifications" | "recovery"
+> = async (ctx) => {
   const r = ctx.recovery;
   const block = r.block;
   const messageDue = blockedMessageDue(block, ctx.config.notifications.blocked_delay_seconds);
@@ -65,13 +68,13 @@ export const blocked: Stage = async (ctx) => {
 const WAKE_TOLERANCE_MS = 5;
 
 /** Ask every gate again; all pass → validating (which decides again), changed → blocked anew. */
-async function fullPass(ctx: StageContext, fresh: Recovery): Promise<StageResult> {
+async function fullPass(ctx: StageSlice<"gates" | "store" | "steps" | "metrics" | "log" | "signal" | "nowIso">, fresh: Recovery): Promise<StageResult> {
   const current = fresh.block;
   const outcome = await evaluateGates(ctx.gates, fresh, ctx.signal, () => ctx.nowIso(), true);
   await runGateNotices(outcome, ctx);
   if (outcome.pass) return { to: "validating", reason: "the block cleared; validating again" };
   const next = changedBlock(current, outcome, ctx.nowIso());
   if (!next) return null;
-  await recordGateOutcome(outcome, { store: ctx.store, metrics: ctx.metrics, logger: ctx.log });
+  await recordGateOutcome(outcome, ctx);
   return { to: "blocked", reason: blockReason(outcome), patch: { block: next } };
 }

@@ -7,7 +7,7 @@ import { recoveryZone } from "../in-flight-evacuations.js";
 import type { InstanceResult } from "../../domain/model.js";
 import { classifyInstance } from "../../domain/selection.js";
 import { recordOwedUnlock, settleUnlocks } from "./owed-unlocks.js";
-import type { Stage, StageContext } from "../context.js";
+import type { Stage, StageSlice } from "../context.js";
 import { observeInstanceActive } from "../milestones.js";
 import { cloudCall } from "../retry-policy.js";
 
@@ -26,7 +26,10 @@ import { cloudCall } from "../retry-policy.js";
  * answer, an evacuation stuck past its timeout) gives its slot within this recovery on;
  * a call with no answer still counts for the site until its fate is known.
  */
-export const evacuating: Stage = async (ctx) => {
+export const evacuating: Stage<
+  "recovery" | "evacuation" | "evacuationBudget" | "store" | "steps" | "metrics" | "log" | "guard" | "signal" | "clock" | "nowIso",
+  "evacuation" | "recovery"
+> = async (ctx) => {
   const r = ctx.recovery;
   const cfg = ctx.config.evacuation;
   const listed = await ctx.steps.run<InstanceInfo[]>("list-instances", () => ctx.evacuation.listInstances(r.host, ctx.signal), {
@@ -144,7 +147,7 @@ export const evacuating: Stage = async (ctx) => {
  * instance waiting for it; a failed check is logged and the re-issue goes on (Nova refuses
  * it if the host is not isolated).
  */
-function isolationKeeper(ctx: StageContext): () => Promise<void> {
+function isolationKeeper(ctx: StageSlice<"recovery" | "evacuation" | "log" | "guard" | "signal" | "nowIso">): () => Promise<void> {
   const host = ctx.recovery.host;
   let running: Promise<void> | null = null;
   const check = async (): Promise<void> => {
@@ -175,7 +178,13 @@ function maybeSent(rec: InstanceResult): boolean {
   return rec.state === "evacuating" && rec.evacuateCall !== undefined && rec.evacuateCall.settled === undefined;
 }
 
-async function evacuateOne(ctx: StageContext, run: InstanceRun, info: InstanceInfo, keepIsolated: () => Promise<void>, slot: BudgetSlot): Promise<void> {
+async function evacuateOne(
+  ctx: StageSlice<"recovery" | "evacuation" | "store" | "metrics" | "log" | "guard" | "signal" | "clock" | "nowIso", "evacuation">,
+  run: InstanceRun,
+  info: InstanceInfo,
+  keepIsolated: () => Promise<void>,
+  slot: BudgetSlot,
+): Promise<void> {
   const cfg = ctx.config.evacuation;
   let rec = run.rec;
   const set = (next: InstanceResult): void => {

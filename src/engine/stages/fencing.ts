@@ -7,7 +7,7 @@ import type { Stage } from "../context.js";
  * explicit confirmation) lets the recovery go on; anything else ends in `failed` with the
  * host's fence state `unknown`, and nothing is evacuated.
  */
-export const fencing: Stage = async (ctx) => {
+export const fencing: Stage<"recovery" | "fencing" | "hold" | "steps" | "guard" | "signal" | "log"> = async (ctx) => {
   const r = ctx.recovery;
   const host = r.host;
 

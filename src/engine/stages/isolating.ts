@@ -5,7 +5,7 @@ import type { Stage } from "../context.js";
 import { cloudCall } from "../retry-policy.js";
 
 /** Nova must know the host is dead: force its compute service down, then disable it. */
-export const isolating: Stage = async (ctx) => {
+export const isolating: Stage<"recovery" | "evacuation" | "steps" | "guard" | "signal" | "nowIso", "recovery"> = async (ctx) => {
   const r = ctx.recovery;
   // The disabled_reason doubles as state kept in Nova (start-up reconciliation reads it).
   const reason = isolationReason(r.id, ctx.nowIso());

@@ -8,7 +8,7 @@ import type { Stage } from "../context.js";
  * then end. Delivery happens in the background and is shown on the recovery once known.
  * Never fails.
  */
-export const notifying: Stage = async (ctx) => {
+export const notifying: Stage<"recovery" | "store" | "notifier" | "steps" | "signal" | "log"> = async (ctx) => {
   const r = ctx.recovery;
   const outcome: Outcome = r.outcome ?? "completed";
   const summary = await ctx.steps.run("notify", async () => {

@@ -1,6 +1,6 @@
 import { isHeldElsewhere, isLeadershipLoss } from "../../domain/errors.js";
 import { errorMessage } from "../../util/errors.js";
-import type { StageContext } from "../context.js";
+import type { StageSlice } from "../context.js";
 import { UNLOCK_STEP_PREFIX, isOwedUnlock, unlockStepKey, type LockLeft, type UnlockStepResult } from "../../domain/unlocks.js";
 import { cloudCall } from "../retry-policy.js";
 
@@ -10,7 +10,7 @@ import { cloudCall } from "../retry-policy.js";
  */
 
 /** Journal that lifeboat's lock may still be on this server (before the instance's own record). */
-export async function recordOwedUnlock(ctx: StageContext, serverId: string, why: string): Promise<void> {
+export async function recordOwedUnlock(ctx: StageSlice<"recovery" | "store" | "nowIso">, serverId: string, why: string): Promise<void> {
   const key = unlockStepKey(serverId);
   const prev = await ctx.store.getStep(ctx.recovery.id, key);
   const now = ctx.nowIso();
@@ -22,7 +22,9 @@ export async function recordOwedUnlock(ctx: StageContext, serverId: string, why:
  * retries). Returns the servers whose unlock still failed; an abort or a lost claim
  * propagates, so nothing is taken for settled that was not.
  */
-export async function settleUnlocks(ctx: StageContext): Promise<LockLeft[]> {
+export async function settleUnlocks(
+  ctx: StageSlice<"recovery" | "store" | "steps" | "evacuation" | "guard" | "signal" | "log" | "nowIso", "recovery">,
+): Promise<LockLeft[]> {
   const r = ctx.recovery;
   const owed = (await ctx.store.steps(r.id)).filter(isOwedUnlock);
   if (owed.length === 0) return [];

@@ -4,7 +4,7 @@ import type { Stage } from "../context.js";
  * Grace period: wait until `graceUntil`. A resolved alert meanwhile aborts the recovery
  * (the coordinator moves it to `aborted` and wakes this wait).
  */
-export const pending: Stage = async (ctx) => {
+export const pending: Stage<"recovery" | "clock" | "wait"> = async (ctx) => {
   const left = Date.parse(ctx.recovery.graceUntil) - ctx.clock.now();
   if (left > 0) {
     await ctx.wait(left);

@@ -3,7 +3,7 @@ import type { ChainResult } from "../../domain/ports/fencing.js";
 import { isLifeboatReason } from "../../domain/markers.js";
 import type { RecoveryState } from "../../domain/model.js";
 import { errorMessage } from "../../util/errors.js";
-import type { Stage, StageContext, StageResult } from "../context.js";
+import type { Stage, StageSlice, StageResult } from "../context.js";
 import { cloudCall, ONE_TRY } from "../retry-policy.js";
 
 /**
@@ -53,21 +53,21 @@ const failed = (reason: string): StageResult => ({ to: "failed", reason, patch: 
  */
 const dryRunEnd = (what: string): StageResult => ({ to: "completed", reason: what, patch: { outcome: "completed" } });
 
-async function service(ctx: StageContext): Promise<ComputeServiceInfo> {
+async function service(ctx: StageSlice<"recovery" | "evacuation" | "signal">): Promise<ComputeServiceInfo> {
   const s = await ctx.evacuation.getComputeService(ctx.recovery.host, ctx.signal, FRESH_READ);
   if (!s) throw new Error(`Nova has no nova-compute service on ${ctx.recovery.host}`);
   return s;
 }
 
 /** When the recovery entered its current state (journaled), ms since the epoch. */
-async function enteredAt(ctx: StageContext): Promise<number> {
+async function enteredAt(ctx: StageSlice<"recovery" | "store">): Promise<number> {
   const timeline = await ctx.store.transitions(ctx.recovery.id);
   const last = timeline.findLast((t) => t.to === ctx.recovery.state);
   return Date.parse(last?.at ?? ctx.recovery.updatedAt);
 }
 
 /** Wait again, or give up once `boundMs` has passed since the stage began. */
-async function waitOrGiveUp(ctx: StageContext, what: string, boundMs: number): Promise<StageResult> {
+async function waitOrGiveUp(ctx: StageSlice<"recovery" | "store" | "steps" | "clock">, what: string, boundMs: number): Promise<StageResult> {
   const waited = ctx.clock.now() - (await enteredAt(ctx));
   if (waited >= boundMs) {
     await ctx.steps.record(ctx.recovery.state, { ok: false, message: `${what}: not after ${Math.round(boundMs / 1000)}s` });
@@ -76,13 +76,13 @@ async function waitOrGiveUp(ctx: StageContext, what: string, boundMs: number): P
   return { after: Math.min(POLL_MS, boundMs - waited) };
 }
 
-async function plan(ctx: StageContext): Promise<ReleasePlan> {
+async function plan(ctx: StageSlice<"recovery" | "store">): Promise<ReleasePlan> {
   const step = await ctx.store.getStep(ctx.recovery.id, "precheck");
   if (step?.state !== "succeeded") throw new Error("the release's precheck is not journaled");
   return step.result as ReleasePlan;
 }
 
-export const poweringOn: Stage = async (ctx) => {
+export const poweringOn: Stage<"recovery" | "evacuation" | "fencing" | "hold" | "steps" | "guard" | "signal"> = async (ctx) => {
   const host = ctx.recovery.host;
   if (!ctx.evacuation.release) return failed(`the ${ctx.evacuation.driver} driver cannot release hosts`);
   const p = await ctx.steps.run<ReleasePlan>("precheck", async () => {
@@ -126,7 +126,7 @@ export const poweringOn: Stage = async (ctx) => {
   return { to: next, reason: p.forced ? `${host} powered on; waiting for nova-compute to start` : `${host} powered on; waiting for Nova to see it up` };
 };
 
-export const awaitingCompute: Stage = async (ctx) => {
+export const awaitingCompute: Stage<"recovery" | "evacuation" | "store" | "steps" | "signal" | "clock"> = async (ctx) => {
   const host = ctx.recovery.host;
   const release = ctx.evacuation.release;
   if (!release) return failed(`the ${ctx.evacuation.driver} driver cannot release hosts`);
@@ -143,7 +143,7 @@ export const awaitingCompute: Stage = async (ctx) => {
   return { to: "unforcing", reason: `nova-compute runs on ${host} and has completed its evacuation records` };
 };
 
-export const unforcing: Stage = async (ctx) => {
+export const unforcing: Stage<"recovery" | "evacuation" | "steps" | "guard" | "signal", "recovery"> = async (ctx) => {
   const host = ctx.recovery.host;
   const release = ctx.evacuation.release;
   if (!release) return failed(`the ${ctx.evacuation.driver} driver cannot release hosts`);
@@ -170,7 +170,7 @@ export const unforcing: Stage = async (ctx) => {
   }
 };
 
-export const awaitingUp: Stage = async (ctx) => {
+export const awaitingUp: Stage<"recovery" | "evacuation" | "store" | "steps" | "signal" | "clock"> = async (ctx) => {
   const host = ctx.recovery.host;
   const s = await service(ctx);
   if (s.state !== "up") return waitOrGiveUp(ctx, `Nova to see nova-compute on ${host} up`, UP_MS);
@@ -178,7 +178,7 @@ export const awaitingUp: Stage = async (ctx) => {
   return { to: "enabling", reason: `nova-compute on ${host} is up` };
 };
 
-export const enabling: Stage = async (ctx) => {
+export const enabling: Stage<"recovery" | "evacuation" | "hold" | "store" | "steps" | "guard" | "signal", "recovery"> = async (ctx) => {
   const host = ctx.recovery.host;
   const release = ctx.evacuation.release;
   if (!release) return failed(`the ${ctx.evacuation.driver} driver cannot release hosts`);

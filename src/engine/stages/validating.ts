@@ -3,9 +3,9 @@ import { blockReason, evaluateGates, recordGateOutcome, runGateNotices } from ".
 import type { Stage } from "../context.js";
 
 /** Run every gate; all pass → fencing (the point of no return), else blocked. */
-export const validating: Stage = async (ctx) => {
+export const validating: Stage<"recovery" | "gates" | "store" | "steps" | "metrics" | "log" | "signal" | "nowIso"> = async (ctx) => {
   const outcome = await evaluateGates(ctx.gates, ctx.recovery, ctx.signal, () => ctx.nowIso());
-  await recordGateOutcome(outcome, { store: ctx.store, metrics: ctx.metrics, logger: ctx.log });
+  await recordGateOutcome(outcome, ctx);
   await runGateNotices(outcome, ctx);
   if (outcome.pass) {
     const names = outcome.decisions.map((d) => d.gate).join(", ");
