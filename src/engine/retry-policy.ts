@@ -30,6 +30,22 @@ export function cloudCall(settings: Pick<EngineSettings, "recovery">): RetryPoli
   return { retries: settings.recovery.step_retries, firstDelayMs: 1000, maxDelayMs: 30_000 };
 }
 
+/**
+ * Re-issuing a failed evacuation (`evacuation.retries`): the evacuating stage's one policy for
+ * an instance, over whole attempts (look, lock, evacuate, track, unlock). No wait between
+ * attempts here: the next attempt's first look is the host's next poll cycle (the driver's
+ * watch), at least a poll interval after the last. An attempt the driver calls permanent
+ * (the server is gone, Nova refuses it as it stands) is never re-issued.
+ */
+export function evacuationReissue(settings: Pick<EngineSettings, "evacuation">): RetryPolicy {
+  return { retries: settings.evacuation.retries, firstDelayMs: 0, maxDelayMs: 0 };
+}
+
+/** Whether an evacuation attempt that failed is issued again: transient, and attempts left under the policy. */
+export function reissueAfter(outcome: { permanent: boolean }, attempts: number, policy: RetryPolicy): boolean {
+  return !outcome.permanent && attempts <= policy.retries;
+}
+
 /** Worth another try under a policy: not permanent, not another instance's business. */
 export function isTransient(err: unknown): boolean {
   return !isPermanent(err) && !(err instanceof NotOursError);

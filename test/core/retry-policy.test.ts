@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HeldElsewhereError, NotOursError, PermanentError } from "../../src/domain/errors.js";
 import { StepRunner } from "../../src/engine/steps.js";
-import { cloudCall, isTransient, ONE_TRY, type RetryPolicy } from "../../src/engine/retry-policy.js";
+import { cloudCall, evacuationReissue, isTransient, ONE_TRY, reissueAfter, type RetryPolicy } from "../../src/engine/retry-policy.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { DeviceError } from "../../src/fencing/power-loop.js";
 import { DeliveryError } from "../../src/notify/dispatcher.js";
@@ -103,6 +103,14 @@ describe("a step's retry policy", () => {
     expect(isTransient(new DeviceError("no answer"))).toBe(true);
     expect(isTransient(new DeviceError("domain is not running", { recheck: true }))).toBe(false);
     expect(isTransient(new DeliveryError("421 try later", false, 421))).toBe(true);
+  });
+
+  it("re-issues an evacuation evacuation.retries times, and never one the driver calls permanent", () => {
+    const policy = evacuationReissue({ evacuation: { retries: 2 } as never });
+    expect(policy.retries).toBe(2);
+    const transient = { permanent: false };
+    expect([1, 2, 3].map((attempts) => reissueAfter(transient, attempts, policy))).toEqual([true, true, false]);
+    expect(reissueAfter({ permanent: true }, 1, policy)).toBe(false);
   });
 });
 
