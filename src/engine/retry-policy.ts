@@ -8,7 +8,7 @@ import type { EngineSettings } from "../domain/settings.js";
  * connection broke before any answer); a device's power loop retries its own commands
  * (fence-agents' contract, fencing/power-loop.ts) and is a step's single call. So the worst
  * case a step sends one call is (retries + 1) × what its one call sends, written down per
- * step in the README ("Retries and the calls they cost").
+ * step in the README ("Retries and what they cost").
  *
  * Never retried: a permanent failure (domain/errors.ts: a refusal, bad credentials, a
  * missing object), an instance that lost the host or its leadership (NotOursError), and a
