@@ -117,7 +117,7 @@ export function timingFromConfig(c: CommonDeviceConfig): PowerTiming {
 const MAX_BACKOFF_MS = 8000;
 
 /**
- * Run one device call under its own deadline, retrying retryable failures with exponential
+ * Run one device call under its own deadline, retrying transient failures with exponential
  * backoff while the operation's signal allows. `onAttempt` counts calls made.
  */
 export async function callDevice<T>(

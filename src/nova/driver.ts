@@ -19,6 +19,7 @@ import {
   type NovaServer,
 } from "../openstack/nova.js";
 import { OpenStackConnectionError } from "../openstack/errors.js";
+import { isPermanent } from "../domain/errors.js";
 import { OpenStackApiError, type OpenStackSession } from "../openstack/types.js";
 import type { EvacuationConfig } from "./config.js";
 import type {
@@ -240,7 +241,7 @@ export class NovaEvacuationDriver implements CloudPort {
       .catch((err: unknown): EvacuationOutcome => {
         if (isAbortError(err) && opts.signal?.aborted) throw err;
         // Nova unreachable while looking (not while evacuating: that is handled inside).
-        return { result: "failed", retryable: true, message: `could not reach Nova: ${errorMessage(err)}` };
+        return { result: "failed", permanent: false, message: `could not reach Nova: ${errorMessage(err)}` };
       })
       .finally(() => {
         this.inFlight.delete(instance.id);
@@ -283,9 +284,18 @@ export class NovaEvacuationDriver implements CloudPort {
     if (unsettled) return this.finish(instance, await this.afterMaybeSent(a, unsettled), log, a.signal);
 
     for (;;) {
-      const first = await this.inspect(instance.id, source, a.signal, "first");
+      let first: Inspection;
+      try {
+        first = await this.inspect(instance.id, source, a.signal, "first");
+      } catch (err) {
+        // A failed look (Nova did not answer the host's poll cycle): nothing was sent, so
+        // look again at the next cycle, a poll interval on, until the attempt's deadline.
+        if ((isAbortError(err) && a.signal?.aborted) || this.clock.now() >= a.deadline) throw err;
+        log.warn({ err: errorMessage(err) }, "could not look at the server before evacuating it, looking again");
+        continue;
+      }
       const server = first.server;
-      if (!server) return { result: "failed", message: `server ${instance.id} no longer exists (Nova answers 404)`, retryable: false };
+      if (!server) return { result: "failed", message: `server ${instance.id} no longer exists (Nova answers 404)`, permanent: true };
       const at = server["OS-EXT-SRV-ATTR:host"] ?? null;
       const task = server["OS-EXT-STS:task_state"] ?? null;
       const fromSource = first.evacuations.filter((m) => m.source_compute === source);
@@ -293,7 +303,7 @@ export class NovaEvacuationDriver implements CloudPort {
 
       if (at !== source) {
         if (at === null) {
-          return { result: "failed", message: `server is on no host (status ${server.status}): nothing to evacuate`, retryable: false };
+          return { result: "failed", message: `server is on no host (status ${server.status}): nothing to evacuate`, permanent: true };
         }
         // Arrived while nobody watched (e.g. during a restart): the lock an earlier attempt took is released too.
         if (task === null) return this.finish(instance, this.arrived(server, instance, fromSource[0], log, "already on another host"), log, a.signal);
@@ -312,7 +322,12 @@ export class NovaEvacuationDriver implements CloudPort {
         continue;
       }
 
-      await this.lockFor(server, source, opts, log, a.signal);
+      const lockFailed = await this.lockFor(server, source, opts, log, a.signal);
+      if (lockFailed !== undefined) {
+        // Nothing sent: the stage's re-issue locks again after a new look. A lock Nova may have
+        // taken without answering stays journaled as owed until then (keepLock).
+        return this.finish(instance, { result: "failed", permanent: false, keepLock: true, message: `could not lock the server, so the evacuate was not sent: ${lockFailed}` }, log, a.signal);
+      }
       a.before = new Set(first.evacuations.map((m) => m.id));
       return this.finish(instance, await this.send(a), log, a.signal);
     }
@@ -327,7 +342,7 @@ export class NovaEvacuationDriver implements CloudPort {
       if (isAbortError(err) && a.signal?.aborted) throw err;
       // The journal is out of reach (often: this instance is cut off and another will take over):
       // leave the lock for whoever evacuates the server next rather than unlock and lock again.
-      return { result: "failed", retryable: true, keepLock: true, message: `could not journal the evacuate call, so it was not sent: ${errorMessage(err)}` };
+      return { result: "failed", permanent: false, keepLock: true, message: `could not journal the evacuate call, so it was not sent: ${errorMessage(err)}` };
     }
     a.call = call;
     try {
@@ -367,11 +382,11 @@ export class NovaEvacuationDriver implements CloudPort {
       if (err.status === 400 && /still in use/i.test(nova)) {
         return {
           result: "failed",
-          retryable: true,
+          permanent: false,
           message: `Nova still considers nova-compute on ${source} up (not forced down yet): isolate the host first, then retry. Nova: ${nova}`,
         };
       }
-      if (err.status === 404) return { result: "failed", retryable: false, message: `Nova answers 404: ${nova}` };
+      if (err.status === 404) return { result: "failed", permanent: true, message: `Nova answers 404: ${nova}` };
       if (err.status === 409) {
         // Busy: maybe an evacuation started meanwhile; look before calling it a failure.
         const again = await this.inspect(instance.id, source, a.signal);
@@ -381,9 +396,9 @@ export class NovaEvacuationDriver implements CloudPort {
           log.info({ migration: started?.id }, "evacuate refused (409) because one is already running: tracking it");
           return this.track(a, started?.id);
         }
-        return { result: "failed", retryable: !/vm_state/.test(nova), message: `Nova refuses the evacuation now (409): ${nova}` };
+        return { result: "failed", permanent: /vm_state/.test(nova), message: `Nova refuses the evacuation now (409): ${nova}` };
       }
-      return { result: "failed", retryable: false, message: `Nova refuses the evacuation (${err.status}): ${nova}` };
+      return { result: "failed", permanent: true, message: `Nova refuses the evacuation (${err.status}): ${nova}` };
     }
     // A 5xx from nova-api itself is its answer, and a 429 one that it did not take the call:
     // the call is over, so what it did is visible now. Look before retrying.
@@ -397,7 +412,7 @@ export class NovaEvacuationDriver implements CloudPort {
       return this.track(a, started.id);
     }
     // A 5xx with nothing started: worth another attempt (which inspects again before sending).
-    return { result: "failed", retryable: true, message: `evacuate call failed: ${errorMessage(err)}` };
+    return { result: "failed", permanent: false, message: `evacuate call failed: ${errorMessage(err)}` };
   }
 
   /**
@@ -425,7 +440,7 @@ export class NovaEvacuationDriver implements CloudPort {
    * longer be acting on the call: `noAnswerWindowMs` after it was sent (the config's
    * no_answer_window_seconds). nova-api writes the task state and the migration record before
    * it answers, so once that window has passed, records that still show none of them prove
-   * the call did nothing: the attempt fails as retryable and the stage re-issues it (within
+   * the call did nothing: the attempt fails as transient (not permanent) and the stage re-issues it (within
    * evacuation.retries), inspecting again first. If Nova cannot be read until the attempt's
    * deadline, nothing is proven: the instance is left to an operator.
    */
@@ -458,7 +473,7 @@ export class NovaEvacuationDriver implements CloudPort {
         });
       }
       if (insp) {
-        if (!insp.server) return { result: "failed", retryable: false, message: "the server was deleted during its evacuation" };
+        if (!insp.server) return { result: "failed", permanent: true, message: "the server was deleted during its evacuation" };
         const seen = accepted(insp);
         if (seen) {
           const mig = seen === true ? undefined : seen;
@@ -472,7 +487,7 @@ export class NovaEvacuationDriver implements CloudPort {
           await this.settle(a, "nova-records");
           return {
             result: "failed",
-            retryable: true,
+            permanent: false,
             keepLock: true,
             message: `evacuate call ${why}; ${secs}s after it was sent Nova's records show no evacuation of it (no migration, no rebuild, same host): it did nothing`,
           };
@@ -482,7 +497,7 @@ export class NovaEvacuationDriver implements CloudPort {
         const secs = Number.isFinite(sent) ? Math.round((this.clock.now() - sent) / 1000) : undefined;
         return {
           result: "failed",
-          retryable: false,
+          permanent: true,
           message:
             `evacuate call ${why}, and Nova could not be read to see what became of it${secs !== undefined ? ` ${secs}s after it was sent` : ""}. ` +
             `Not sent again: the call may have been received and Nova may still act on it, and a second evacuate breaks the server. ` +
@@ -510,7 +525,7 @@ export class NovaEvacuationDriver implements CloudPort {
         continue;
       }
       const s = insp.server;
-      if (!s) return { result: "failed", retryable: false, message: "the server was deleted during its evacuation" };
+      if (!s) return { result: "failed", permanent: true, message: "the server was deleted during its evacuation" };
       const mig =
         known !== undefined
           ? insp.evacuations.find((m) => m.id === known)
@@ -524,7 +539,7 @@ export class NovaEvacuationDriver implements CloudPort {
         last = state;
       }
       if (mig && FAILED_MIGRATION_STATUSES.includes(mig.status)) {
-        return { result: "failed", retryable: true, message: `evacuation failed in Nova: ${state}` };
+        return { result: "failed", permanent: false, message: `evacuation failed in Nova: ${state}` };
       }
       if (at !== null && at !== source && task === null && (!mig || SUCCESS_MIGRATION_STATUSES.includes(mig.status))) {
         return this.arrived(s, instance, mig, log, "evacuated");
@@ -542,13 +557,13 @@ export class NovaEvacuationDriver implements CloudPort {
    */
   private stuck(a: Attempt, message: string): Tracked {
     a.opts.slot?.release();
-    return { result: "failed", retryable: true, stillRunning: true, message };
+    return { result: "failed", permanent: false, stillRunning: true, message };
   }
 
   private arrived(s: NovaServer, instance: InstanceInfo, mig: NovaMigration | undefined, log: Logger, how: string): Tracked {
     const at = s["OS-EXT-SRV-ATTR:host"]!;
     if (s.status === "ERROR") {
-      return { result: "failed", retryable: false, message: `server is on ${at} but in ERROR after its evacuation` };
+      return { result: "failed", permanent: true, message: `server is on ${at} but in ERROR after its evacuation` };
     }
     let message = `${how}: now ${s.status} on ${at}${mig ? ` (migration ${mig.id} ${mig.status})` : ""}`;
     if (instance.status === "SHUTOFF" && s.status !== "SHUTOFF") message += `; it was SHUTOFF before, now ${s.status}`;
@@ -556,15 +571,20 @@ export class NovaEvacuationDriver implements CloudPort {
     return { result: "evacuated", targetHost: at, status: s.status, message };
   }
 
-  private async lockFor(server: NovaServer, source: string, opts: EvacuateOptions, log: Logger, signal?: AbortSignal): Promise<void> {
-    if (!this.opts.lockInstances) return;
+  /**
+   * Lock the server for its evacuation. Returns why a transient failure is left to the
+   * stage's re-issue (nothing is sent then); undefined to go on, locked or not: a lock Nova
+   * refuses, or one that fails on the last attempt, leaves the server evacuated unlocked.
+   */
+  private async lockFor(server: NovaServer, source: string, opts: EvacuateOptions, log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+    if (!this.opts.lockInstances) return undefined;
     if (server.locked) {
       if (this.ownedLocks.has(server.id) || isLifeboatReason(server.locked_reason)) {
         this.ownedLocks.add(server.id);
       } else {
         log.info({ reason: server.locked_reason }, "server locked by its owner: leaving the lock alone");
       }
-      return;
+      return undefined;
     }
     const reason = opts.lockReason ? lifeboatReason(opts.lockReason) : `lifeboat: evacuating from ${source}`;
     try {
@@ -572,8 +592,15 @@ export class NovaEvacuationDriver implements CloudPort {
       this.ownedLocks.add(server.id);
     } catch (err) {
       if (isAbortError(err) && signal?.aborted) throw err;
+      // No answer: the lock may be on (below 2.73 only this process can tell it is lifeboat's).
+      if (gotNoAnswer(err)) this.ownedLocks.add(server.id);
+      if (!isPermanent(err) && !opts.finalAttempt) {
+        log.warn({ err: errorMessage(err) }, "could not lock the server; the evacuation is issued again");
+        return errorMessage(err);
+      }
       log.warn({ err: errorMessage(err) }, "could not lock the server; evacuating it unlocked");
     }
+    return undefined;
   }
 
   /**

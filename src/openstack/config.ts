@@ -38,7 +38,9 @@ export const openstackSchema = z.strictObject({
   ca_file: z.string().optional().describe("CA bundle for TLS to Keystone and the services (overrides cacert / OS_CACERT)."),
   insecure: z.boolean().default(false).describe("Skip TLS certificate verification (labs only)."),
   timeout_seconds: z.number().positive().default(30).describe("Bound of every single HTTP request."),
-  retries: z.number().int().nonnegative().default(3).describe("Retries of idempotent calls on 5xx, 429 and connection errors."),
+  retries: z.number().int().nonnegative().default(3).describe(
+      "Retries of Keystone authentication (getting a token) on 5xx, 429 and connection errors. Calls to the services are not retried here: each step's own policy (recovery.step_retries, evacuation.retries) retries them.",
+    ),
   nova_rate_limit: z
     .strictObject({
       requests_per_second: z

@@ -1,5 +1,3 @@
-import { OpenStackApiError } from "./types.js";
-
 /**
  * The service's own words from an OpenStack error body:
  * Nova `{"badRequest": {"code": 400, "message": …}}` (any single fault key),
@@ -35,19 +33,29 @@ export function serviceErrorMessage(body: unknown): string | undefined {
 /** No answer at all: connection refused or reset, DNS failure, or the request timed out. */
 export class OpenStackConnectionError extends Error {
   override name = "OpenStackConnectionError";
+  /** The socket error (ECONNREFUSED, ECONNRESET…), when there was one. */
+  readonly code: string | undefined;
+
   constructor(
     message: string,
     readonly method: string,
     readonly url: string,
     readonly timedOut: boolean,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; code?: string },
   ) {
     super(message, options);
+    this.code = options?.code;
+  }
+
+  /**
+   * The connection broke before any answer and before the request could have run: refused,
+   * or reset (a keep-alive socket the server had closed, a proxy restarting). Sent again at
+   * once, an idempotent call usually gets through; a timeout is not this (the service may
+   * be busy with it, and the caller's policy decides).
+   */
+  get brokeBeforeAnswer(): boolean {
+    return !this.timedOut && this.code !== undefined && BROKEN_CONNECTION.has(this.code);
   }
 }
 
-/** Worth another try for an idempotent call: 5xx answers and connection failures. */
-export function isRetryableError(err: unknown): boolean {
-  if (err instanceof OpenStackApiError) return err.status >= 500;
-  return err instanceof OpenStackConnectionError;
-}
+const BROKEN_CONNECTION = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE"]);

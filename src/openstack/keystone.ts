@@ -17,7 +17,8 @@ import {
   resolveCredentials,
   type ResolvedCredentials,
 } from "./credentials.js";
-import { isRetryableError, OpenStackConnectionError, serviceErrorMessage } from "./errors.js";
+import { isPermanent } from "../domain/errors.js";
+import { OpenStackConnectionError, serviceErrorMessage } from "./errors.js";
 import { RequestPacer } from "./pacer.js";
 import {
   OpenStackApiError,
@@ -30,11 +31,18 @@ import {
 /**
  * The Keystone v3 session every OpenStack call of lifeboat goes through: it authenticates
  * (password or application credential), keeps the token and renews it before it expires,
- * re-authenticates once when a service answers 401, finds endpoints in the catalog, and
- * retries idempotent calls on 5xx, 429 and connection errors with exponential backoff.
+ * re-authenticates once when a service answers 401, and finds endpoints in the catalog.
  * Every request to Nova goes out at the pace of one `RequestPacer` (config
  * `openstack.nova_rate_limit`), which also pauses them all when Nova answers 429 or 503
  * with `Retry-After`. Tokens and passwords are `Secret`s: they reach only the HTTP headers/body, never a log.
+ *
+ * A call is retried here only for what its caller cannot see (engine/retry-policy.ts): a
+ * token refused (401: authenticate again, once), an idempotent call whose connection broke
+ * before any answer (sent again at once, once), and an idempotent call to Nova answered 429
+ * or 503 with `Retry-After` (sent again once the pause Nova asked for is over). One resend
+ * at most; everything else — a 5xx, a timeout, a second failure — reaches the caller, whose
+ * step policy or poll loop decides. Getting a token is the exception: no step sees it, so
+ * authentication retries transient failures itself, `openstack.retries` times.
  */
 export interface KeystoneSessionDeps {
   logger: Logger;
@@ -43,9 +51,9 @@ export interface KeystoneSessionDeps {
   cwd?: string;
   homeDir?: string;
   clock?: Clock;
-  /** First retry delay in ms (doubles each retry, jittered). Default 500. */
+  /** First delay between authentication retries, ms (doubles each retry, jittered). Default 500. */
   retryBaseMs?: number;
-  /** Longest retry delay in ms. Default 8000. */
+  /** Longest delay between authentication retries, ms. Default 8000. */
   retryMaxMs?: number;
   /** The pace of requests to Nova (default: one made from `openstack.nova_rate_limit`). */
   novaPacer?: RequestPacer;
@@ -220,25 +228,16 @@ class KeystoneSessionImpl implements KeystoneSession {
   }
 
   async request<T = unknown>(req: OpenStackRequest): Promise<OpenStackResponse<T>> {
-    const idempotent = req.method === "GET" || req.idempotent === true;
-    if (!idempotent || this.retries === 0) return this.requestOnce<T>(req);
-    return pRetry(() => this.requestOnce<T>(req), {
-      retries: this.retries,
-      factor: 2,
-      minTimeout: this.retryBaseMs,
-      maxTimeout: this.retryMaxMs,
-      randomize: true,
-      signal: req.signal,
-      shouldRetry: ({ error }) => worthRetrying(error) && !req.signal?.aborted,
-      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-        if (worthRetrying(error) && retriesLeft > 0) {
-          this.log.warn(
-            { service: req.service, method: req.method, path: stripQuery(req.path), attempt: attemptNumber, retriesLeft, err: error.message },
-            "OpenStack call failed, retrying",
-          );
-        }
-      },
-    });
+    try {
+      return await this.requestOnce<T>(req);
+    } catch (err) {
+      const idempotent = req.method === "GET" || req.idempotent === true;
+      const why = idempotent && !req.signal?.aborted ? resendReason(err) : undefined;
+      if (why === undefined) throw err;
+      // The pacer holds this resend (and every other call to Nova) until a Retry-After pause is over.
+      this.log.warn({ service: req.service, method: req.method, path: stripQuery(req.path), err: errorMessage(err) }, `OpenStack call ${why}: sending it once more`);
+      return this.requestOnce<T>(req);
+    }
   }
 
   private async requestOnce<T>(req: OpenStackRequest): Promise<OpenStackResponse<T>> {
@@ -254,7 +253,9 @@ class KeystoneSessionImpl implements KeystoneSession {
     if (answer.status >= 400 && !req.acceptStatus?.includes(answer.status)) {
       const url = this.urlFor(req, state);
       const message = serviceErrorMessage(answer.data) ?? `HTTP ${answer.status}`;
-      throw new OpenStackApiError(answer.status, message, req.method, url, answer.data);
+      const err = new OpenStackApiError(answer.status, message, req.method, url, answer.data);
+      if (answer.paused) pausedAnswers.add(err);
+      throw err;
     }
     return { status: answer.status, headers: answer.headers, data: answer.data as T };
   }
@@ -264,7 +265,7 @@ class KeystoneSessionImpl implements KeystoneSession {
     return withQuery(joinEndpoint(base, req.path, req.service), req.query);
   }
 
-  private async sendToService(req: OpenStackRequest, state: TokenState): Promise<RawAnswer> {
+  private async sendToService(req: OpenStackRequest, state: TokenState): Promise<RawAnswer & { paused?: true }> {
     const url = this.urlFor(req, state);
     const headers: Record<string, string> = { ...req.headers, "X-Auth-Token": state.token.reveal() };
     if (req.microversion) headers["OpenStack-API-Version"] = `${req.service} ${req.microversion}`;
@@ -283,6 +284,7 @@ class KeystoneSessionImpl implements KeystoneSession {
           { method: req.method, path: stripQuery(req.path), status: answer.status, retryAfter: answer.headers["retry-after"], pauseMs: pause },
           `Nova asks lifeboat to slow down: every call to Nova waits until ${new Date(this.novaPacer.pausedUntil).toISOString()}`,
         );
+        return { ...answer, paused: true };
       }
     }
     return answer;
@@ -313,7 +315,7 @@ class KeystoneSessionImpl implements KeystoneSession {
       const code = isAxiosError(err) ? err.code : undefined;
       const timedOut = timeout.aborted || code === "ECONNABORTED" || code === "ETIMEDOUT";
       const what = timedOut ? `timed out after ${this.timeoutMs} ms` : `failed: ${code ?? ""} ${isAxiosError(err) ? err.message : errorMessage(err)}`.trim();
-      throw new OpenStackConnectionError(`${method} ${stripQuery(url)} ${what}`, method, url, timedOut);
+      throw new OpenStackConnectionError(`${method} ${stripQuery(url)} ${what}`, method, url, timedOut, { code });
     }
   }
 
@@ -341,7 +343,8 @@ class KeystoneSessionImpl implements KeystoneSession {
       minTimeout: this.retryBaseMs,
       maxTimeout: this.retryMaxMs,
       randomize: true,
-      shouldRetry: ({ error }) => isRetryableError(error),
+      // A refusal (bad credentials: 401) is final; an outage, a 5xx or a 429 is worth another try.
+      shouldRetry: ({ error }) => !isPermanent(error),
     });
   }
 
@@ -388,9 +391,14 @@ class KeystoneSessionImpl implements KeystoneSession {
   }
 }
 
-/** 5xx and no answer (`isRetryableError`), and 429: the service asks to come back later. */
-function worthRetrying(err: unknown): boolean {
-  return isRetryableError(err) || (err instanceof OpenStackApiError && err.status === 429);
+/** Answers Nova gave with a `Retry-After` the pacer now holds every call for. */
+const pausedAnswers = new WeakSet<Error>();
+
+/** Why a failed idempotent call is sent once more, or undefined when its caller decides. */
+function resendReason(err: unknown): string | undefined {
+  if (err instanceof OpenStackConnectionError && err.brokeBeforeAnswer) return `lost its connection before any answer (${err.code ?? ""})`;
+  if (err instanceof OpenStackApiError && pausedAnswers.has(err)) return `was answered ${err.status} with Retry-After`;
+  return undefined;
 }
 
 function stripQuery(url: string): string {

@@ -1,7 +1,8 @@
 /**
  * What the rest of lifeboat needs from an authenticated OpenStack session: a request to a
  * service picked from the Keystone catalog by type. The Keystone session (keystone.ts)
- * handles tokens, renewal, the 401-reauthenticate-once rule, endpoints, TLS and retries.
+ * handles tokens, renewal, the 401-reauthenticate-once rule, endpoints, TLS and the one
+ * resend of an idempotent call that lost its connection or was asked to wait (Retry-After).
  */
 export type ServiceType = "compute" | "identity" | "placement";
 
@@ -18,7 +19,10 @@ export interface OpenStackRequest {
   headers?: Record<string, string>;
   /** Sent as `OpenStack-API-Version: <service> <microversion>`. */
   microversion?: string;
-  /** Retried on 5xx and connection errors only when true (GET is always idempotent). */
+  /**
+   * Safe to send twice (GET always is): only then is the call sent once more when its
+   * connection broke before any answer, or after Nova's Retry-After pause.
+   */
   idempotent?: boolean;
   signal?: AbortSignal;
   /** Answers with these statuses are returned instead of thrown. */

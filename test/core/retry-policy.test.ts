@@ -1,13 +1,15 @@
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { HeldElsewhereError, NotOursError, PermanentError } from "../../src/domain/errors.js";
 import { StepRunner } from "../../src/engine/steps.js";
-import { cloudCall, isTransient, ONE_TRY, type RetryPolicy } from "../../src/engine/retry-policy.js";
+import { cloudCall, evacuationReissue, isTransient, ONE_TRY, reissueAfter, type RetryPolicy } from "../../src/engine/retry-policy.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { DeviceError } from "../../src/fencing/power-loop.js";
 import { DeliveryError } from "../../src/notify/dispatcher.js";
 import { OpenStackApiError } from "../../src/openstack/types.js";
 import { memoryLogger, tempDir } from "../support/lifeboat.js";
+import { startSandboxCloud, type SandboxCloud } from "../../packages/sandbox/src/cloud.js";
+import { driverFor, type DriverHandle } from "../openstack/support/driver.js";
 
 /** A step's retries, on a real SQLite journal: the policy declared at the step is the only one. */
 async function runner(): Promise<{ steps: StepRunner; store: SqliteStore; recoveryId: string }> {
@@ -102,4 +104,66 @@ describe("a step's retry policy", () => {
     expect(isTransient(new DeviceError("domain is not running", { recheck: true }))).toBe(false);
     expect(isTransient(new DeliveryError("421 try later", false, 421))).toBe(true);
   });
+
+  it("re-issues an evacuation evacuation.retries times, and never one the driver calls permanent", () => {
+    const policy = evacuationReissue({ evacuation: { retries: 2 } as never });
+    expect(policy.retries).toBe(2);
+    const transient = { permanent: false };
+    expect([1, 2, 3].map((attempts) => reissueAfter(transient, attempts, policy))).toEqual([true, true, false]);
+    expect(reissueAfter({ permanent: true }, 1, policy)).toBe(false);
+  });
+});
+
+describe("the isolate step's worst case against a failing Nova (the README's table)", () => {
+  const clouds: SandboxCloud[] = [];
+  const handles: DriverHandle[] = [];
+  afterEach(async () => {
+    handles.splice(0).forEach((h) => h.session.close());
+    await Promise.all(clouds.splice(0).map((c) => c.close()));
+  });
+
+  /** The isolate step of a recovery, as the isolating stage runs it: cloudCall(recovery.step_retries). */
+  async function isolateStep(fault: (cloud: SandboxCloud) => void, stepRetries: number): Promise<{ puts: number; gets: number; err: unknown }> {
+    const cloud = await startSandboxCloud({ generate: { hosts: 2, serversPerHost: 1 } });
+    clouds.push(cloud);
+    const h = driverFor(cloud, {}, memoryLogger().logger);
+    handles.push(h);
+    cloud.killHost("compute-1");
+    await h.driver.start();
+    fault(cloud);
+    const from = cloud.requests.length;
+    const { steps } = await runner();
+    const policy = cloudCall({ recovery: { step_retries: stepRetries } as never });
+    const err = await steps
+      .run("isolate", () => h.driver.isolate("compute-1", "lifeboat: recovery r-1 fenced 2026-11-25T13:00:00Z"), { retry: policy })
+      .then(() => undefined, (e: unknown) => e);
+    const sent = cloud.requests.slice(from).filter((q) => q.service === "compute");
+    return {
+      puts: sent.filter((q) => q.method === "PUT" && q.path.startsWith("/v2.1/os-services/")).length,
+      gets: sent.filter((q) => q.method === "GET" && q.path === "/v2.1/os-services").length,
+      err,
+    };
+  }
+
+  it("a PUT force-down answered 500 every time: sent once per step attempt, (step_retries + 1) in all", async () => {
+    const r = await isolateStep((c) => c.faults.fail(500, { match: { method: "PUT" } }), 2);
+    expect((r.err as OpenStackApiError).status).toBe(500);
+    expect(r.puts).toBe(3);
+    expect(r.gets).toBe(3);
+  }, 60_000);
+
+  it("a PUT force-down whose connection is reset every time: twice per step attempt, (step_retries + 1) × 2 in all", async () => {
+    const r = await isolateStep((c) => c.faults.reset({ match: { method: "PUT" } }), 2);
+    expect(r.err).toBeInstanceOf(Error);
+    expect(r.puts).toBe(6);
+    expect(r.gets).toBe(3);
+  }, 60_000);
+
+  it("one reset is absorbed by the transport: the step succeeds on its first attempt", async () => {
+    const r = await isolateStep((c) => c.faults.reset({ times: 1, match: { method: "PUT" } }), 2);
+    expect(r.err).toBeUndefined();
+    // force-down sent twice (reset, then done), disable once.
+    expect(r.puts).toBe(3);
+    expect(r.gets).toBe(1);
+  }, 60_000);
 });

@@ -86,7 +86,7 @@ function faultScenarioServers(): ScenarioServer[] {
 }
 
 describe("Nova answering 500s and timing out", () => {
-  it("GETs are retried; an evacuate refused with 500 is re-sent only after a look; one that got no answer is not re-sent while Nova could still act on it", async () => {
+  it("GETs are retried by their callers; an evacuate refused with 500 is re-sent only after a look; one that got no answer is not re-sent while Nova could still act on it", async () => {
     stack = await startFastStack({
       cloud: { scenario: siteScenario(HOSTS, faultScenarioServers()) },
       config: { openstack: { timeout_seconds: 1, retries: 2 }, evacuation: { instance_timeout_seconds: 5, no_answer_window_seconds: 3 } },
@@ -110,7 +110,9 @@ describe("Nova answering 500s and timing out", () => {
     await failAndAlert(s, "compute-1");
     const d = await finished(s, "compute-1");
     expect([getServer.hits(), getMigrations.hits(), slowGet.hits()]).toEqual([2, 2, 1]);
-    // Every GET that met a 5xx was sent again and answered; the one that timed out too.
+    // Every GET that met a 5xx was sent again and answered — by its caller (a look of the
+    // host's next poll cycle, the owed unlock's step), not by the transport; the
+    // one that timed out too.
     const same = (a: SimRequest, b: SimRequest): boolean => a.method === b.method && a.path === b.path && JSON.stringify(a.query) === JSON.stringify(b.query);
     const faulted = cloud.requests.filter((q) => q.method === "GET" && q.fault === "status");
     expect(faulted).toHaveLength(4);
@@ -131,10 +133,11 @@ describe("Nova answering 500s and timing out", () => {
     expect(acceptedEvacuations(cloud, lost)).toBe(1);
     expect(cloud.state.servers.get(lost)!.broken).toBe(false);
 
-    // f-02: the 500 was followed by a look at the server before the one evacuate Nova accepted.
+    // f-02: the 500 was followed by a look at the server before the one evacuate Nova accepted
+    // (the host's shared look: a listing of the servers' changes, answered).
     const posts = evacuatePosts(cloud, refused);
     expect(posts.map((q) => q.status)).toEqual([500, 200]);
-    expect(cloud.requests.some((q) => q.seq > posts[0]!.seq && q.seq < posts[1]!.seq && q.method === "GET" && q.path === `/v2.1/servers/${refused}` && q.status === 200)).toBe(true);
+    expect(cloud.requests.some((q) => q.seq > posts[0]!.seq && q.seq < posts[1]!.seq && q.method === "GET" && q.path === "/v2.1/servers/detail" && q.status === 200)).toBe(true);
     expect(rec(refused)).toMatchObject({ state: "evacuated", attempts: 2 });
     expect(acceptedEvacuations(cloud, refused)).toBe(1);
 

@@ -166,14 +166,14 @@ describe("endpoints", () => {
   });
 });
 
-describe("retries, timeouts, errors", () => {
-  it("GET is retried on 5xx; POST is not; PUT only when the caller says it is idempotent", async () => {
+describe("retries, timeouts, errors: the transport retries only what its caller cannot see", () => {
+  it("a 5xx reaches the caller after one send, GET, PUT or POST alike, whatever openstack.retries says", async () => {
     const cloud = await start();
-    const s = track(sessionFor(cloud, { retries: 2 }));
+    const s = track(sessionFor(cloud, { retries: 3 }));
     await services(s);
     cloud.faults.fail(500, { times: 2, match: { method: "GET" } });
-    expect((await services(s)).status).toBe(200);
-    expect(computeCalls(cloud)).toEqual(["GET 200", "GET 500", "GET 500", "GET 200"]);
+    expect(((await services(s).catch((e: unknown) => e)) as OpenStackApiError).status).toBe(500);
+    expect(computeCalls(cloud)).toEqual(["GET 200", "GET 500"]);
 
     const vm = [...cloud.state.servers.values()][0]!;
     cloud.faults.fail(500, { times: 1, match: { method: "POST", service: "compute" } });
@@ -184,44 +184,88 @@ describe("retries, timeouts, errors", () => {
     expect((err as OpenStackApiError).message).toMatch(/^Unexpected API Error/);
     expect(cloud.requests.filter((r) => r.method === "POST" && r.service === "compute")).toHaveLength(1);
 
+    // An idempotent PUT answered 503 without Retry-After: once, not openstack.retries + 1 times.
     const svc = cloud.state.hosts.get("compute-1")!.serviceUuid;
     cloud.faults.fail(503, { times: 1, match: { method: "PUT" } });
-    const put = await s.request({ service: "compute", method: "PUT", path: `/os-services/${svc}`, body: { forced_down: true }, microversion: "2.53", idempotent: true });
-    expect(put.status).toBe(200);
-    expect(cloud.requests.filter((r) => r.method === "PUT").map((r) => r.status)).toEqual([503, 200]);
+    const put = await s
+      .request({ service: "compute", method: "PUT", path: `/os-services/${svc}`, body: { forced_down: true }, microversion: "2.53", idempotent: true })
+      .catch((e: unknown) => e);
+    expect((put as OpenStackApiError).status).toBe(503);
+    expect(cloud.requests.filter((r) => r.method === "PUT").map((r) => r.status)).toEqual([503]);
   });
 
-  it("gives up after the configured retries", async () => {
+  it("a connection reset before any answer: an idempotent call is sent once more at once, a POST never", async () => {
     const cloud = await start();
-    const s = track(sessionFor(cloud, { retries: 2 }));
-    cloud.faults.fail(502, { match: { service: "compute" } });
-    const err = await services(s).catch((e: unknown) => e);
-    expect((err as OpenStackApiError).status).toBe(502);
-    expect(computeCalls(cloud)).toEqual(["GET 502", "GET 502", "GET 502"]);
-  });
-
-  it("a hanging call is bounded by timeout_seconds; retried when idempotent", async () => {
-    const cloud = await start();
-    const once = track(sessionFor(cloud, { timeout_seconds: 0.3, retries: 0 }));
-    await services(once);
-    cloud.faults.hang({ times: 1, match: { service: "compute" } });
-    const t0 = Date.now();
-    const err = await services(once).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(OpenStackConnectionError);
-    expect((err as OpenStackConnectionError).timedOut).toBe(true);
-    expect(Date.now() - t0).toBeLessThan(5000);
-
-    const retrying = track(sessionFor(cloud, { timeout_seconds: 0.3, retries: 1 }));
-    cloud.faults.hang({ times: 1, match: { service: "compute" } });
-    expect((await services(retrying)).status).toBe(200);
-  });
-
-  it("a reset connection is retried for a GET", async () => {
-    const cloud = await start();
-    const s = track(sessionFor(cloud));
+    const s = track(sessionFor(cloud, { retries: 3 }));
     await services(s);
     cloud.faults.reset({ times: 1, match: { service: "compute" } });
     expect((await services(s)).status).toBe(200);
+    expect(computeCalls(cloud)).toHaveLength(3);
+
+    const svc = cloud.state.hosts.get("compute-1")!.serviceUuid;
+    cloud.faults.reset({ times: 1, match: { method: "PUT" } });
+    const put = await s.request({ service: "compute", method: "PUT", path: `/os-services/${svc}`, body: { forced_down: true }, microversion: "2.53", idempotent: true });
+    expect(put.status).toBe(200);
+    expect(cloud.requests.filter((r) => r.method === "PUT")).toHaveLength(2);
+
+    // The same PUT not declared idempotent is not sent again.
+    cloud.faults.reset({ times: 1, match: { method: "PUT" } });
+    const once = await s.request({ service: "compute", method: "PUT", path: `/os-services/${svc}`, body: { forced_down: true }, microversion: "2.53" }).catch((e: unknown) => e);
+    expect(once).toBeInstanceOf(OpenStackConnectionError);
+    expect((once as OpenStackConnectionError).brokeBeforeAnswer).toBe(true);
+    expect(cloud.requests.filter((r) => r.method === "PUT")).toHaveLength(3);
+
+    const vm = [...cloud.state.servers.values()][0]!;
+    cloud.faults.reset({ times: 1, match: { method: "POST", service: "compute" } });
+    const post = await s.request({ service: "compute", method: "POST", path: `/servers/${vm.id}/action`, body: { lock: null }, microversion: "2.53" }).catch((e: unknown) => e);
+    expect(post).toBeInstanceOf(OpenStackConnectionError);
+    expect(cloud.requests.filter((r) => r.method === "POST" && r.service === "compute")).toHaveLength(1);
+  });
+
+  it("a second failure reaches the caller: an idempotent call is sent at most twice", async () => {
+    const cloud = await start();
+    const s = track(sessionFor(cloud, { retries: 3 }));
+    await services(s);
+    const resets = cloud.faults.reset({ match: { service: "compute" } });
+    expect(await services(s).catch((e: unknown) => e)).toBeInstanceOf(OpenStackConnectionError);
+    expect(resets.hits()).toBe(2);
+    resets.remove();
+    // A reset, then a 502: the 502 is the caller's.
+    cloud.faults.reset({ times: 1, match: { service: "compute" } });
+    cloud.faults.fail(502, { times: 1, match: { service: "compute" } });
+    expect(((await services(s).catch((e: unknown) => e)) as OpenStackApiError).status).toBe(502);
+    expect(cloud.requests.filter((r) => r.service === "compute")).toHaveLength(5);
+  });
+
+  it("a hanging call is bounded by timeout_seconds and not sent again (Nova may be working on it)", async () => {
+    const cloud = await start();
+    const s = track(sessionFor(cloud, { timeout_seconds: 0.3, retries: 3 }));
+    await services(s);
+    const hang = cloud.faults.hang({ times: 2, match: { service: "compute" } });
+    const t0 = Date.now();
+    const err = await services(s).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenStackConnectionError);
+    expect((err as OpenStackConnectionError).timedOut).toBe(true);
+    expect((err as OpenStackConnectionError).brokeBeforeAnswer).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(hang.hits()).toBe(1);
+  });
+
+  it("authentication retries a failing Keystone openstack.retries times: a token is what no step sees", async () => {
+    const cloud = await start();
+    const s = track(sessionFor(cloud, { retries: 2 }));
+    cloud.faults.fail(503, { times: 2, match: { service: "identity", method: "POST" } });
+    expect((await services(s)).status).toBe(200);
+    expect(authPosts(cloud).map((r) => r.status)).toEqual([503, 503, 201]);
+
+    const none = track(sessionFor(cloud, { retries: 0 }));
+    cloud.faults.fail(503, { times: 1, match: { service: "identity", method: "POST" } });
+    expect(((await services(none).catch((e: unknown) => e)) as OpenStackApiError).status).toBe(503);
+    // Bad credentials are final at once.
+    const bad = track(sessionFor(cloud, { retries: 2, auth: { ...cloud.admin, password: "wrong" } }));
+    const before = authPosts(cloud).length;
+    expect(((await services(bad).catch((e: unknown) => e)) as OpenStackApiError).status).toBe(401);
+    expect(authPosts(cloud).length - before).toBe(1);
   });
 
   it("acceptStatus returns the answer instead of throwing; other errors carry Nova's message", async () => {
@@ -254,7 +298,8 @@ describe("secrets", () => {
     const cap = capturingLogger("debug");
     const s = track(sessionFor(cloud, {}, { logger: cap.logger, clock: systemClock }));
     await services(s);
-    cloud.faults.fail(500, { times: 1 });
+    // A resend logs the failed call.
+    cloud.faults.reset({ times: 1 });
     await services(s);
     cloud.state.revokeAllTokens();
     await services(s);

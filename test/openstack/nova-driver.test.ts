@@ -155,14 +155,14 @@ describe("evacuation", () => {
     const seen: string[] = [];
     for (let attempt = 1; attempt <= 3; attempt++) {
       const r = await d.evacuate(flaky, "src", opts(attempt));
-      seen.push(r.result === "failed" ? `failed retryable=${String(r.retryable)}` : `evacuated to ${r.targetHost}`);
+      seen.push(r.result === "failed" ? `failed permanent=${String(r.permanent)}` : `evacuated to ${r.targetHost}`);
       if (r.result === "failed") expect(r.message).toMatch(/evacuation failed in Nova: migration \d+ error, server ERROR on src/);
     }
-    expect(seen.slice(0, 2)).toEqual(["failed retryable=true", "failed retryable=true"]);
+    expect(seen.slice(0, 2)).toEqual(["failed permanent=false", "failed permanent=false"]);
     expect(seen[2]).toMatch(/^evacuated to dst-/);
     for (let attempt = 1; attempt <= 3; attempt++) {
       const r = await d.evacuate(doomed, "src", opts(attempt));
-      expect(r).toMatchObject({ result: "failed", retryable: true });
+      expect(r).toMatchObject({ result: "failed", permanent: false });
     }
     expect(cloud.requests.filter((r) => isEvacuatePost(r, doomed.id))).toHaveLength(3);
     expect(cloud.state.servers.get(doomed.id)!.locked).toBe(false);
@@ -194,19 +194,19 @@ describe("evacuation", () => {
     const d = driver(cloud);
     const [a] = await d.listInstances("src");
     const r = await d.evacuate(a!, "src", opts());
-    expect(r).toMatchObject({ result: "failed", retryable: true });
+    expect(r).toMatchObject({ result: "failed", permanent: false });
     expect(r.message).toContain("isolate the host first");
     expect(r.message).toContain("Compute service of src is still in use.");
     expect(actionsOn(cloud, a!.id)).toEqual(["lock 202", "evacuate 400", "unlock 202"]);
   });
 
-  it("a server gone is failed and not retryable; one already elsewhere is evacuated without a POST", async () => {
+  it("a server gone is a permanent failure; one already elsewhere is evacuated without a POST", async () => {
     const cloud = await start({ scenario: scenario([vm("a"), vm("b")]), evacuationDurationMs: 50 });
     const d = driver(cloud);
     await isolated(cloud, d);
     const [a, b] = await d.listInstances("src");
     cloud.state.servers.delete(a!.id);
-    expect(await d.evacuate(a!, "src", opts())).toMatchObject({ result: "failed", retryable: false });
+    expect(await d.evacuate(a!, "src", opts())).toMatchObject({ result: "failed", permanent: true });
     expect(await d.evacuate(b!, "src", opts())).toMatchObject({ result: "evacuated" });
     const posts = cloud.requests.filter((r) => isEvacuatePost(r)).length;
     const again = await d.evacuate(b!, "src", opts(2));
@@ -224,14 +224,14 @@ describe("evacuation", () => {
     expect(cloud.state.servers.get(s!.id)).toMatchObject({ locked: true, lockedReason: "do not touch" });
   });
 
-  it("a 500 on the evacuate call is not retried blindly: one POST, a retryable failure", async () => {
+  it("a 500 on the evacuate call is not retried blindly: one POST, a transient failure", async () => {
     const cloud = await start({ scenario: scenario([vm("a")]) });
     const d = driver(cloud, { lockInstances: false });
     await isolated(cloud, d);
     const [a] = await d.listInstances("src");
     cloud.faults.fail(500, { times: 1, match: { method: "POST", path: `/v2.1/servers/${a!.id}/action` } });
     const r = await d.evacuate(a!, "src", opts());
-    expect(r).toMatchObject({ result: "failed", retryable: true });
+    expect(r).toMatchObject({ result: "failed", permanent: false });
     expect(r.message).toContain("Unexpected API Error");
     expect(actionsOn(cloud, a!.id)).toEqual(["evacuate 500"]);
     // Re-issued by the caller, it goes through.
@@ -246,7 +246,7 @@ describe("evacuation", () => {
     const t0 = Date.now();
     const first = await d.evacuate(s!, "src", opts(1, 200));
     expect(Date.now() - t0).toBeLessThan(5000);
-    expect(first).toMatchObject({ result: "failed", retryable: true });
+    expect(first).toMatchObject({ result: "failed", permanent: false });
     expect(first.message).toMatch(/not finished after/);
     expect(cloud.state.servers.get(s!.id)!.locked).toBe(true);
     const second = await driver(cloud).evacuate(s!, "src", opts(2, 10_000));
@@ -255,7 +255,7 @@ describe("evacuation", () => {
     expect(cloud.state.servers.get(s!.id)!.locked).toBe(false);
   });
 
-  it("409 from Nova: re-inspected; a busy task is retryable, a paused server is not", async () => {
+  it("409 from Nova: re-inspected; a busy task is a transient failure, a paused server a permanent one", async () => {
     const cloud = await start({ scenario: scenario([vm("busy", { taskState: "powering-off" }), vm("paused", { status: "PAUSED" })]) });
     const d = driver(cloud);
     await isolated(cloud, d);
@@ -263,28 +263,70 @@ describe("evacuation", () => {
     const busy = list.find((i) => i.name === "busy")!;
     const paused = list.find((i) => i.name === "paused")!;
     const rb = await d.evacuate(busy, "src", opts());
-    expect(rb).toMatchObject({ result: "failed", retryable: true });
+    expect(rb).toMatchObject({ result: "failed", permanent: false });
     expect(rb.message).toContain("while it is in task_state powering-off");
     const rp = await d.evacuate(paused, "src", opts());
-    expect(rp).toMatchObject({ result: "failed", retryable: false });
+    expect(rp).toMatchObject({ result: "failed", permanent: true });
     expect(rp.message).toContain("while it is in vm_state paused");
     // Looked again after the 409 (server + migrations), and left no lock behind.
     expect(actionsOn(cloud, busy.id)).toEqual(["lock 202", "evacuate 409", "unlock 202"]);
     expect(cloud.state.servers.get(paused.id)!.locked).toBe(false);
   });
 
-  it("Nova unreachable while looking first: a retryable failure, nothing sent", async () => {
+  it("Nova unreachable while looking first: each failed look is sent once and looked at again a poll later, until the attempt's deadline; then a transient failure, nothing sent", async () => {
     const cloud = await start({ scenario: scenario([vm("a")]) });
     const d = driver(cloud);
     await isolated(cloud, d);
     const [a] = await d.listInstances("src");
+    const from = cloud.requests.length;
     // Every look at the servers fails (the host's listing of their changes).
     const f = cloud.faults.fail(503, { match: { method: "GET", path: "/v2.1/servers" } });
-    const r = await d.evacuate(a!, "src", opts());
-    expect(r).toMatchObject({ result: "failed", retryable: true });
+    const r = await d.evacuate(a!, "src", opts(1, 400));
+    expect(r).toMatchObject({ result: "failed", permanent: false });
     expect(r.message).toMatch(/^could not reach Nova/);
-    expect(f.hits()).toBe(3); // the session's retries
+    // The looks are the driver's own loop (one per poll cycle), not the session's retries:
+    // every GET was a new look, answered 503 once, none re-sent by the transport.
+    const looks = cloud.requests.slice(from).filter((q) => q.method === "GET" && q.path.startsWith("/v2.1/servers"));
+    expect(f.hits()).toBeGreaterThanOrEqual(2);
+    expect(looks.map((q) => q.status)).toEqual(Array.from({ length: f.hits() }, () => 503));
     expect(actionsOn(cloud, a!.id)).toEqual([]);
+  });
+
+  it("a look that fails once does not end the attempt: the next poll cycle looks again and the server is evacuated", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]), evacuationDurationMs: 50 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a] = await d.listInstances("src");
+    const f = cloud.faults.fail(500, { times: 1, match: { method: "GET", path: "/v2.1/servers" } });
+    expect(await d.evacuate(a!, "src", opts())).toMatchObject({ result: "evacuated" });
+    expect(f.hits()).toBe(1);
+    expect(actionsOn(cloud, a!.id)).toEqual(["lock 202", "evacuate 200", "unlock 202"]);
+  });
+
+  it("a lock Nova fails to take (500) leaves the evacuation to the re-issue, nothing sent; the re-issue locks again", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]), evacuationDurationMs: 50 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a] = await d.listInstances("src");
+    cloud.faults.fail(500, { times: 1, match: { method: "POST", action: "lock" } });
+    const first = await d.evacuate(a!, "src", opts(1));
+    expect(first).toMatchObject({ result: "failed", permanent: false });
+    expect(first.message).toMatch(/^could not lock the server, so the evacuate was not sent/);
+    expect(actionsOn(cloud, a!.id)).toEqual(["lock 500"]);
+    // The re-issue locks again, after a new look.
+    expect(await d.evacuate(a!, "src", opts(2))).toMatchObject({ result: "evacuated" });
+    expect(actionsOn(cloud, a!.id)).toEqual(["lock 500", "lock 202", "evacuate 200", "unlock 202"]);
+  });
+
+  it("a lock Nova fails to take on the last attempt: the server is evacuated unlocked", async () => {
+    const cloud = await start({ scenario: scenario([vm("b")]), evacuationDurationMs: 50 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [b] = await d.listInstances("src");
+    cloud.faults.fail(500, { times: 1, match: { method: "POST", action: "lock" } });
+    expect(await d.evacuate(b!, "src", opts(3, 10_000, { finalAttempt: true }))).toMatchObject({ result: "evacuated" });
+    expect(actionsOn(cloud, b!.id)).toEqual(["lock 500", "evacuate 200"]);
+    expect(cloud.state.servers.get(b!.id)!.locked).toBe(false);
   });
 
   it("sends the target host when given", async () => {
@@ -373,7 +415,7 @@ async function waitForRequest(cloud: SandboxCloud, match: (q: SandboxCloud["requ
 }
 
 describe("evacuate calls that may have been sent", () => {
-  it("a gateway timeout (504) on the evacuate is no answer: only watched until its window ends, then Nova's records decide (here: it did nothing, retryable)", async () => {
+  it("a gateway timeout (504) on the evacuate is no answer: only watched until its window ends, then Nova's records decide (here: it did nothing, transient)", async () => {
     const cloud = await start({ scenario: scenario([vm("a")]) });
     const d = driver(cloud, { lockInstances: false });
     await isolated(cloud, d);
@@ -383,7 +425,7 @@ describe("evacuate calls that may have been sent", () => {
     let released = 0;
     const slot = { held: true, acquire: () => Promise.resolve(), release: () => void released++ };
     const r = await d.evacuate(a!, "src", opts(1, 10_000, { noAnswerWindowMs: 600, recordCall: (c) => (calls.push(c), Promise.resolve()), slot }));
-    expect(r).toMatchObject({ result: "failed", retryable: true });
+    expect(r).toMatchObject({ result: "failed", permanent: false });
     expect(r.message).toMatch(/^evacuate call got no answer .*504.*Nova's records show no evacuation of it .*it did nothing/);
     // One POST: nothing was sent while the window ran.
     expect(actionsOn(cloud, a!.id)).toEqual(["evacuate 504"]);
@@ -407,7 +449,7 @@ describe("evacuate calls that may have been sent", () => {
     await waitForRequest(cloud, (q) => isEvacuatePost(q, a!.id));
     cloud.faults.fail(503, { match: { method: "GET", path: "/v2.1/servers" } });
     const r = await pending;
-    expect(r).toMatchObject({ result: "failed", retryable: false });
+    expect(r).toMatchObject({ result: "failed", permanent: true });
     expect(r.message).toMatch(/^evacuate call got no answer .*Nova could not be read.*may have been received/);
     expect(actionsOn(cloud, a!.id)).toEqual(["evacuate 504"]);
   });
@@ -428,12 +470,12 @@ describe("evacuate calls that may have been sent", () => {
     expect(recorded).toEqual([{ attempt: 1, sentAt, migrationsBefore: [], settled: { at: expect.any(String) as string, by: "nova-records" } }]);
 
     // A call that never reached Nova: nothing sent while its window runs (from the send, not
-    // from the restart); after it, Nova's records show it did nothing: a retryable failure.
+    // from the restart); after it, Nova's records show it did nothing: a transient failure.
     const old = new Date(Date.now() - 5_000).toISOString();
     const t0 = Date.now();
     const lost = await d.evacuate(b!, "src", opts(1, 60_000, { noAnswerWindowMs: 5_500, lastCall: { attempt: 1, sentAt: old, migrationsBefore: [] } }));
     expect(Date.now() - t0).toBeLessThan(5_000);
-    expect(lost).toMatchObject({ result: "failed", retryable: true });
+    expect(lost).toMatchObject({ result: "failed", permanent: false });
     expect(lost.message).toMatch(/^evacuate call was in flight when lifeboat stopped .*it did nothing/);
     expect(cloud.requests.filter((q) => isEvacuatePost(q, b!.id))).toHaveLength(0);
     // A settled call is over: the next attempt inspects and sends as usual.

@@ -70,6 +70,18 @@ describe("the pace of calls to Nova", () => {
     expect(ms(computeGets(cloud, "/v2.1/servers/detail")[0]!) - ms(limited!)).toBeGreaterThanOrEqual(1_900);
   }, 30_000);
 
+  it("a second 429 after the pause reaches the caller: a GET is sent twice at most", async () => {
+    const cloud = await site();
+    const s = sessionFor(cloud, { retries: 3 });
+    sessions.push(s);
+    await s.request({ service: "compute", method: "GET", path: "/" });
+    const limited = cloud.faults.slowDown(1, { times: 3, match: { service: "compute", method: "GET", path: "/v2.1/os-services" } });
+    const err = await s.request({ service: "compute", method: "GET", path: "/os-services" }).catch((e: unknown) => e);
+    expect((err as OpenStackApiError).status).toBe(429);
+    expect(limited.hits()).toBe(2);
+    expect(computeGets(cloud, "/v2.1/os-services").map((q) => q.status)).toEqual([429, 429]);
+  }, 30_000);
+
   it("a POST answered 429 is not sent again: the caller gets the 429 (Nova did not take it) and decides", async () => {
     const cloud = await site();
     const s = sessionFor(cloud, { retries: 3 });

@@ -307,12 +307,12 @@ export class WorldCloud implements CloudPort {
   async evacuate(instance: InstanceInfo, sourceHost: string, opts: EvacuateOptions): Promise<EvacuationOutcome> {
     this.api();
     const s = this.world.servers.get(instance.id);
-    if (!s) return { result: "failed", message: "server not found", retryable: false };
+    if (!s) return { result: "failed", message: "server not found", permanent: true };
     // Inspect first: already moved, or an evacuation still running → never send another.
     if (s.host !== sourceHost && !s.evacuating) return { result: "evacuated", targetHost: s.host, status: s.status, message: "already evacuated" };
     if (!s.evacuating) {
       const source = this.world.answer(sourceHost)!;
-      if (source.state === "up" && !source.forcedDown) return { result: "failed", message: `Compute service of ${sourceHost} is still in use.`, retryable: true };
+      if (source.state === "up" && !source.forcedDown) return { result: "failed", message: `Compute service of ${sourceHost} is still in use.`, permanent: false };
       this.world.calls.push(`evacuate ${s.id}`);
       s.evacuating = true;
     }
@@ -321,10 +321,10 @@ export class WorldCloud implements CloudPort {
     s.evacuating = false;
     if (s.failuresLeft > 0) {
       s.failuresLeft -= 1;
-      return { result: "failed", message: "No valid host was found. There are not enough hosts available.", retryable: true };
+      return { result: "failed", message: "No valid host was found. There are not enough hosts available.", permanent: false };
     }
     const target = opts.targetHost ?? this.world.pickTarget(sourceHost);
-    if (!target) return { result: "failed", message: "No valid host was found.", retryable: true };
+    if (!target) return { result: "failed", message: "No valid host was found.", permanent: false };
     s.host = target;
     return { result: "evacuated", targetHost: target, status: s.status, message: "done" };
   }

@@ -91,6 +91,11 @@ export interface EvacuateOptions {
   targetHost?: string;
   /** 1-based attempt number (re-issues after a failed evacuation). */
   attempt: number;
+  /**
+   * No re-issue follows this attempt (the caller's policy has none left): what the driver
+   * would leave to the next attempt (a lock Nova failed to take) it does without instead.
+   */
+  finalAttempt?: boolean;
   /** Give up tracking after this long. */
   timeoutMs: number;
   /**
@@ -129,6 +134,8 @@ export interface EvacuationSlot {
 }
 
 /**
+ * `permanent`: a failure no re-issue can change (the server is gone, Nova refuses it as it
+ * stands); any other failed attempt may be issued again (domain/errors.ts's one word).
  * `lockLeft`: lifeboat's lock may still be on the server after this attempt (the unlock
  * failed or could not be checked, or the evacuation still runs in Nova), in plain words.
  * The caller journals the unlock as owed and retries it (`releaseLifeboatLock`).
@@ -137,7 +144,7 @@ export interface EvacuationSlot {
  */
 export type EvacuationOutcome =
   | { result: "evacuated"; targetHost: string; status: string; message: string; lockLeft?: string }
-  | { result: "failed"; message: string; retryable: boolean; lockLeft?: string }
+  | { result: "failed"; message: string; permanent: boolean; lockLeft?: string }
   | { result: "would-evacuate"; dryRun: true; message: string; targetHost?: string };
 
 /** A server with a lock lifeboat wrote (its reason starts with `lifeboat:`). */

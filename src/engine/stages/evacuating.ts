@@ -2,6 +2,7 @@ import type { EvacuateCall, EvacuationOutcome, InstanceInfo } from "../../domain
 import { isolationReason } from "../../domain/markers.js";
 import { abortReason, sleep } from "../../util/abort.js";
 import { errorMessage } from "../../util/errors.js";
+import { isPermanent } from "../../domain/errors.js";
 import { EvacuationBudget, type BudgetSlot } from "../evacuation-budget.js";
 import { recoveryZone } from "../in-flight-evacuations.js";
 import type { InstanceResult } from "../../domain/model.js";
@@ -9,7 +10,7 @@ import { classifyInstance } from "../../domain/selection.js";
 import { recordOwedUnlock, settleUnlocks } from "./owed-unlocks.js";
 import type { Stage, StageSlice } from "../context.js";
 import { observeInstanceActive } from "../milestones.js";
-import { cloudCall } from "../retry-policy.js";
+import { cloudCall, evacuationReissue, reissueAfter } from "../retry-policy.js";
 
 /**
  * Move every selected instance off the fenced host: bounded concurrency, priority order,
@@ -210,10 +211,13 @@ async function evacuateOne(
     }
     const targetHost = cfg.reserved_hosts.length ? cfg.reserved_hosts[(rec.attempts - 1) % cfg.reserved_hosts.length] : undefined;
     const began = ctx.clock.now();
+    // The one policy for re-issuing an evacuation, declared here (retry-policy.ts).
+    const reissue = evacuationReissue(ctx.config);
     await ctx.guard(`evacuate ${info.id}`);
     const outcome = await ctx.evacuation
       .evacuate(info, ctx.recovery.host, {
         attempt: rec.attempts,
+        finalAttempt: !reissueAfter({ permanent: false }, rec.attempts, reissue),
         timeoutMs: cfg.instance_timeout_seconds * 1000,
         noAnswerWindowMs: cfg.no_answer_window_seconds * 1000,
         signal: ctx.signal,
@@ -225,7 +229,7 @@ async function evacuateOne(
       })
       .catch((err: unknown): EvacuationOutcome => {
         if (ctx.signal.aborted) throw err;
-        return { result: "failed", message: errorMessage(err), retryable: true };
+        return { result: "failed", message: errorMessage(err), permanent: isPermanent(err) };
       });
     // What the driver handed on while the call had no known fate: the driver is done with it now.
     slot.attemptEnded();
@@ -248,7 +252,7 @@ async function evacuateOne(
       log.info({ target: outcome.targetHost, status: outcome.status, attempt: rec.attempts }, "instance evacuated");
       return;
     }
-    const canRetry = outcome.retryable && rec.attempts <= cfg.retries;
+    const canRetry = reissueAfter(outcome, rec.attempts, reissue);
     log.warn({ attempt: rec.attempts, error: outcome.message, retry: canRetry }, "evacuation attempt failed");
     if (!canRetry) {
       set({ ...rec, state: "failed", error: outcome.message, finishedAt: ctx.nowIso() });
