@@ -4,6 +4,7 @@ import type { Logger } from "../logging.js";
 import type { OpenStackSession } from "../openstack/types.js";
 import type { InstanceResult } from "../domain/model.js";
 import { errorMessage } from "../util/errors.js";
+import { isPermanent } from "../domain/errors.js";
 import type { TenantsConfig } from "./config.js";
 
 /**
@@ -35,6 +36,11 @@ export interface ProjectRecipients {
   projectName?: string;
   recipients: Recipient[];
   problems: string[];
+  /**
+   * Lookups that failed in a way a later try may not (a 5xx, a timeout, no answer): the
+   * planning is tried again while it has tries left. A refusal (a 403, say) is not counted.
+   */
+  transient: number;
 }
 
 export interface RecipientResolverDeps {
@@ -101,7 +107,8 @@ export class RecipientResolver {
   }
 
   async forProject(projectId: string, instances: readonly InstanceResult[]): Promise<ProjectRecipients> {
-    const problems: string[] = [];
+    const lookups = new Findings();
+    const problems = lookups.problems;
     const found = new Map<string, Recipient>();
     const add = (email: string, source: string): void => {
       const key = email.trim().toLowerCase();
@@ -122,7 +129,7 @@ export class RecipientResolver {
       const session = this.deps.session;
       if (this.cfg.metadata_key !== null) {
         const key = this.cfg.metadata_key;
-        const values = await Promise.all(mine.map((i) => this.metadataValue(session, i.instanceId, key, problems)));
+        const values = await Promise.all(mine.map((i) => this.metadataValue(session, i.instanceId, key, lookups)));
         mine.forEach((inst, n) => {
           const v = values[n];
           if (!v) return;
@@ -133,16 +140,16 @@ export class RecipientResolver {
       }
       if (this.cfg.creator) {
         const creators = [...new Set(mine.map((i) => i.userId).filter((u): u is string => !!u))];
-        const users = await Promise.all(creators.map((id) => this.user(session, id, problems)));
+        const users = await Promise.all(creators.map((id) => this.user(session, id, lookups)));
         for (const u of users) {
           const email = u && usableEmail(u);
           if (email) add(email, `creator:${u.name ?? u.id}`);
         }
       }
       if (this.cfg.keystone.enabled) {
-        const members = await this.members(session, projectId, problems);
+        const members = await this.members(session, projectId, lookups);
         projectName = members?.projectName;
-        const users = await Promise.all((members?.users ?? []).map((m) => this.user(session, m.id, problems)));
+        const users = await Promise.all((members?.users ?? []).map((m) => this.user(session, m.id, lookups)));
         for (const u of users) {
           const email = u && usableEmail(u);
           if (email) add(email, `keystone:${u.name ?? u.id}`);
@@ -157,11 +164,11 @@ export class RecipientResolver {
       this.deps.logger.warn({ projectId, found: recipients.length, max }, "too many tenant recipients; some are skipped");
       recipients = recipients.slice(0, max);
     }
-    return { projectId, ...(projectName !== undefined ? { projectName } : {}), recipients, problems };
+    return { projectId, ...(projectName !== undefined ? { projectName } : {}), recipients, problems, transient: lookups.transient };
   }
 
   /** Users holding a configured role on the project (directly, through groups or implied roles). */
-  private members(session: OpenStackSession, projectId: string, problems: string[]): Promise<ProjectMembers | null> {
+  private members(session: OpenStackSession, projectId: string, found: Findings): Promise<ProjectMembers | null> {
     let p = this.#members.get(projectId);
     if (!p) {
       p = this.#limit(async () => {
@@ -188,13 +195,13 @@ export class RecipientResolver {
       this.#members.set(projectId, p);
     }
     return p.catch((err: unknown) => {
-      problems.push(`Keystone role assignments of project ${projectId}: ${errorMessage(err)}`);
+      found.failed(`Keystone role assignments of project ${projectId}`, err);
       this.deps.logger.warn({ projectId, err: errorMessage(err) }, "cannot list the project's role assignments");
       return null;
     });
   }
 
-  private user(session: OpenStackSession, userId: string, problems: string[]): Promise<KeystoneUser | null> {
+  private user(session: OpenStackSession, userId: string, found: Findings): Promise<KeystoneUser | null> {
     let p = this.#users.get(userId);
     if (!p) {
       p = this.#limit(async () => {
@@ -210,13 +217,13 @@ export class RecipientResolver {
       this.#users.set(userId, p);
     }
     return p.catch((err: unknown) => {
-      problems.push(`Keystone user ${userId}: ${errorMessage(err)}`);
+      found.failed(`Keystone user ${userId}`, err);
       return null;
     });
   }
 
   /** The server's metadata item, or null when it has none (404 itemNotFound). */
-  private metadataValue(session: OpenStackSession, serverId: string, key: string, problems: string[]): Promise<string | null> {
+  private metadataValue(session: OpenStackSession, serverId: string, key: string, found: Findings): Promise<string | null> {
     const recorded = this.deps.recordedMetadata?.get(serverId);
     if (recorded) return Promise.resolve(recorded[key] ?? null);
     let p = this.#metadata.get(serverId);
@@ -235,7 +242,7 @@ export class RecipientResolver {
       this.#metadata.set(serverId, p);
     }
     return p.catch((err: unknown) => {
-      problems.push(`server ${serverId} metadata ${key}: ${errorMessage(err)}`);
+      found.failed(`server ${serverId} metadata ${key}`, err);
       return null;
     });
   }
@@ -245,4 +252,15 @@ export class RecipientResolver {
 function usableEmail(u: KeystoneUser): string | null {
   if (u.enabled === false) return null;
   return typeof u.email === "string" && isEmail(u.email.trim()) ? u.email.trim() : null;
+}
+
+/** What one project's lookups ran into: the problems in words, and how many may pass on a later try. */
+class Findings {
+  readonly problems: string[] = [];
+  transient = 0;
+
+  failed(what: string, err: unknown): void {
+    this.problems.push(`${what}: ${errorMessage(err)}`);
+    if (!isPermanent(err)) this.transient++;
+  }
 }

@@ -146,7 +146,7 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
   const wantsTenants = (d: RecoveryDetail): boolean => config.tenants.enabled && channels.has("email") && outcomeOf(d) !== "aborted" && d.instances.length > 0;
 
   /** A planning entry: find the tenants' recipients, then queue the summary and the tenant mails. */
-  async function expand(entry: OutboxEntry, signal: AbortSignal): Promise<{ note: string; problems: string[] }> {
+  async function expand(entry: OutboxEntry, signal: AbortSignal, lastTry: boolean): Promise<{ note: string; problems: string[] }> {
     const detail = await recoveryDetail(deps.store, entry.record.recoveryId);
     if (!detail) throw new Error(`recovery ${entry.record.recoveryId} not found`);
     const problems: string[] = [];
@@ -155,6 +155,11 @@ export function createNotifier(config: NotificationsConfig, deps: NotifierDeps):
     const r = await enqueue(planned, storeSink(deps.store, detail.id), { ...enqueueDeps, logger: forRecovery(detail) });
     // A message that could not be journaled: plan again later (the others are deduplicated).
     if (r.problems.length) throw new Error(r.problems.join("; "));
+    // Lookups that may pass later (Keystone or Nova answered 5xx, or nothing): the people
+    // found are told now, the planning is tried again for the others (the cloud's transport
+    // does not retry these itself; the delivery worker's retry policy does).
+    const transient = tenants.reduce((n, t) => n + t.transient, 0);
+    if (transient > 0 && !lastTry) throw new Error(`${transient} recipient lookup(s) failed and may pass on a later try: ${problems.join("; ")}`);
     return { note: `planned ${planned.length} message(s), ${tenants.reduce((n, t) => n + t.recipients.length, 0)} tenant recipient(s)`, problems };
   }
 

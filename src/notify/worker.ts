@@ -35,7 +35,12 @@ export interface DeliveryWorkerDeps {
   /** Scrubbed from every recorded or logged error. */
   secrets: readonly Secret[];
   /** Plan and queue the messages of a planning entry; `note` is recorded on it. */
-  expand(entry: OutboxEntry, signal: AbortSignal): Promise<{ note: string; problems: string[] }>;
+  /**
+   * Plan and queue a planning entry's messages. `lastTry`: no try follows this one, so what
+   * could be found is planned and the rest named; before it, a lookup that may pass later
+   * makes it throw (what was queued is deduplicated on the next try).
+   */
+  expand(entry: OutboxEntry, signal: AbortSignal, lastTry: boolean): Promise<{ note: string; problems: string[] }>;
   now?: () => number;
   /** Longest wait between two looks at the queue. */
   pollMs?: number;
@@ -244,7 +249,7 @@ export class DeliveryWorker {
     const retryAt = this.now() + this.backoffMs(attempt);
     if (!(await this.put(source, { ...record, attempts: attempt, nextAttemptAt: iso(retryAt) }, log))) return;
     try {
-      const r = await this.#deps.expand(entry, AbortSignal.any([signal, AbortSignal.timeout(PLAN_TIMEOUT_MS)]));
+      const r = await this.#deps.expand(entry, AbortSignal.any([signal, AbortSignal.timeout(PLAN_TIMEOUT_MS)]), attempt >= this.#deps.retry.attempts);
       const { nextAttemptAt: _next, error: _error, ...rest } = record;
       const problems = r.problems.map((p) => scrub(p, this.#deps.secrets));
       await this.put(source, { ...rest, attempts: attempt, state: "done", subject: r.note, ...(problems.length ? { error: problems.join("; ") } : {}) }, log);

@@ -32,8 +32,8 @@ function ctx(over: NotificationsConfigInput = {}, channels = ["email", "webhook:
 }
 
 const tenants: ProjectRecipients[] = [
-  { projectId: P1, projectName: "tenant-one", recipients: [{ email: "alice@tenant-one.example", sources: ["keystone:alice"] }, { email: "noc@tenant-one.example", sources: ["static"] }], problems: [] },
-  { projectId: P2, recipients: [{ email: "gina@tenant-two.example", sources: ["creator:gina"] }], problems: ["Keystone role assignments of project x: forbidden"] },
+  { projectId: P1, projectName: "tenant-one", recipients: [{ email: "alice@tenant-one.example", sources: ["keystone:alice"] }, { email: "noc@tenant-one.example", sources: ["static"] }], problems: [], transient: 0 },
+  { projectId: P2, recipients: [{ email: "gina@tenant-two.example", sources: ["creator:gina"] }], problems: ["Keystone role assignments of project x: forbidden"], transient: 0 },
 ];
 
 const only = (plan: PlannedMessage[], kind: string, channel?: string) => plan.filter((p) => p.message.kind === kind && (channel === undefined || p.channel === channel));

@@ -183,6 +183,42 @@ describe("notifier facade", () => {
     await n.delivery.stop();
   });
 
+  it("plans again when Keystone answers 503: the people found are told at once, the others once Keystone answers, nobody twice", async () => {
+    await cloud.close();
+    const data: CloudData = { ...cloudData, failRoleAssignments: { [P1]: 503 } };
+    cloud = await startCloudStub(data);
+    const d = await scenario(store, clock);
+    const n = notifier();
+    await n.recoveryFinished(d);
+    // The first try: tenant-two's people are found and told; tenant-one's lookup failed.
+    await n.delivery.runOnce();
+    const plan = (): Promise<NotificationRecord | undefined> => store.notifications(d.id).then((rs) => rs.find((r) => r.channel === "planner"));
+    expect(await plan()).toMatchObject({ state: "pending", attempts: 1 });
+    expect((await plan())!.error).toContain(`Keystone role assignments of project ${P1}`);
+    // Keystone answers again: the next try finds tenant-one's people.
+    delete data.failRoleAssignments;
+    await settle(n);
+    expect(await plan()).toMatchObject({ state: "done", attempts: 2 });
+    await smtp.waitFor(5);
+    const to = smtp.messages.map((m) => m.to[0]).sort();
+    expect(to).toEqual(["alice@tenant-one.example", "bob@tenant-one.example", "gina@tenant-two.example", "oncall@tenant-one.example", "ops@cloud.example"]);
+    expect(new Set(to).size).toBe(to.length);
+  });
+
+  it("plans what it found on the last try, naming the lookup that kept failing", async () => {
+    await cloud.close();
+    cloud = await startCloudStub({ ...cloudData, failRoleAssignments: { [P1]: 503 } });
+    const d = await scenario(store, clock);
+    const n = notifier({ retry: { attempts: 2, initial_backoff_seconds: 0.05, max_backoff_seconds: 0.2, message_timeout_seconds: 20 } });
+    await n.recoveryFinished(d);
+    await settle(n);
+    const plan = (await store.notifications(d.id)).find((r) => r.channel === "planner")!;
+    expect(plan).toMatchObject({ state: "done", attempts: 2 });
+    expect(plan.error).toContain(`Keystone role assignments of project ${P1}`);
+    expect(mailsTo("gina@tenant-two.example")).toHaveLength(1);
+    expect(mailsTo("bob@tenant-one.example")).toHaveLength(0);
+  });
+
   it("still tells operators when Keystone cannot be asked, and says so", async () => {
     const d = await scenario(store, clock);
     const n = notifier({ tenants: { enabled: true, static: { [P2]: ["desk@tenant-two.example"] } } }, false);
