@@ -46,7 +46,12 @@ const summaryMail = (messages: readonly CaughtMessage[], host: string): CaughtMe
 const isSharedListing = (q: SimRequest): boolean => q.service === "compute" && q.method === "GET" && q.path === "/v2.1/os-services" && q.query.host === undefined;
 const sharedListings = (cloud: SandboxCloud, since = 0): number => cloud.requests.filter((q) => q.seq > since && isSharedListing(q)).length;
 /** The capacity gate asks os-hypervisors once per pass: a count of full passes of the policy gates. */
-const isCapacityPass = (q: SimRequest): boolean => q.service === "compute" && q.method === "GET" && q.path.startsWith("/v2.1/os-hypervisors");
+/**
+ * A pass of the capacity gate (a policy gate): it lists the failed host's servers each time
+ * (the site's free capacity is a reading shared for a few seconds, so it cannot count them).
+ * Counted before the fence only: the evacuating stage lists them too.
+ */
+const isCapacityPass = (q: SimRequest): boolean => q.service === "compute" && q.method === "GET" && q.path === "/v2.1/servers/detail" && q.query.host !== undefined;
 const capacityPasses = (cloud: SandboxCloud, before?: string): number => cloud.requests.filter((q) => isCapacityPass(q) && (before === undefined || q.at < before)).length;
 const lastSeq = (cloud: SandboxCloud): number => cloud.requests.at(-1)?.seq ?? 0;
 
