@@ -156,7 +156,7 @@ export class NovaEvacuationDriver implements CloudPort {
   private readonly ownedLocks = new Set<string>();
   /** One nova-compute listing shared by every reader that accepts one a few seconds old. */
   private readonly services: ComputeServiceListing;
-  /** The site's free capacity, shared the same way (capacity checks). */
+  /** The site's free capacity, one reading shared by the checks that ask while it is under way. */
   private readonly siteCapacity: SharedRead<ComputeHostCapacity[]>;
   readonly release: NovaRelease;
   /** One watch shared by every evacuation, from whichever failed host. */
@@ -200,11 +200,12 @@ export class NovaEvacuationDriver implements CloudPort {
 
   /** Free capacity of the enabled, up compute hosts (Placement, else os-hypervisors). */
   capacity(signal?: AbortSignal, query: Omit<CapacityQuery, "signal"> = {}): Promise<ComputeHostCapacity[]> {
-    // The whole site's figures are shared by the checks that ask within a few seconds and
-    // before any evacuation of this process was accepted or ended (each changes Placement's
-    // usage): a reading costs Placement two requests per compute host, and a storm's gates
-    // ask for it for every failed host at once.
-    if (Object.keys(query).length === 0) return this.siteCapacity.read(SHARED_LISTING_MAX_AGE_MS, signal);
+    // The checks that ask while a reading of the whole site is under way share it (a reading
+    // costs Placement two requests per compute host, and a storm's gates ask for every
+    // failed host at once); an answer already given is never reused: an evacuation moving
+    // between its listing on the failed host and its claim on the destination would be
+    // counted by neither in an older reading.
+    if (Object.keys(query).length === 0) return this.siteCapacity.readInFlight(signal);
     return getComputeCapacity({ nova: this.nova, placement: this.placement, logger: this.log }, { ...query, signal });
   }
 

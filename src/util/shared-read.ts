@@ -9,7 +9,7 @@ import type { Clock } from "./clock.js";
  * reader's signal ends its own wait, never the shared request (its transport bounds it).
  */
 export class SharedRead<T> {
-  #last: { sentAt: number; result: Promise<T> } | null = null;
+  #last: { sentAt: number; result: Promise<T>; settled: boolean } | null = null;
 
   constructor(
     private readonly fetch: (sentAt: number) => Promise<T>,
@@ -18,15 +18,27 @@ export class SharedRead<T> {
 
   read(maxAgeMs: number, signal?: AbortSignal): Promise<T> {
     const now = this.clock.now();
-    let last = this.#last;
-    if (!last || now - last.sentAt > maxAgeMs) {
-      const result = this.fetch(now);
-      // Readers may all have gone (aborted): the rejection is still theirs to see, not unhandled.
-      result.catch(() => undefined);
-      last = { sentAt: now, result };
-      this.#last = last;
-    }
-    return untilAborted(last.result, signal);
+    const last = this.#last;
+    if (last && now - last.sentAt <= maxAgeMs) return untilAborted(last.result, signal);
+    return untilAborted(this.send(now), signal);
+  }
+
+  /** The request still in flight, if one is; else a new one: never an answer already given. */
+  readInFlight(signal?: AbortSignal): Promise<T> {
+    const last = this.#last;
+    if (last && !last.settled) return untilAborted(last.result, signal);
+    return untilAborted(this.send(this.clock.now()), signal);
+  }
+
+  private send(now: number): Promise<T> {
+    const entry: { sentAt: number; result: Promise<T>; settled: boolean } = { sentAt: now, result: this.fetch(now), settled: false };
+    // Readers may all have gone (aborted): the rejection is still theirs to see, not unhandled.
+    entry.result.then(
+      () => (entry.settled = true),
+      () => (entry.settled = true),
+    );
+    this.#last = entry;
+    return entry.result;
   }
 
   /** Forget the last answer: lifeboat itself just changed what it shows. */
