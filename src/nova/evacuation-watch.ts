@@ -173,11 +173,6 @@ export class EvacuationWatch {
     this.usedAt = this.deps.clock.now();
   }
 
-  /** How many failed hosts the watch follows now (for tests and logs). */
-  get hostCount(): number {
-    return this.hosts.size;
-  }
-
   /**
    * The servers (evacuated from `host`) as the next cycle — one that starts after this
    * call — shows them.
