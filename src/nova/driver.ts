@@ -14,7 +14,6 @@ import {
   FAILED_MIGRATION_STATUSES,
   NovaClient,
   OPEN_MIGRATION_STATUSES,
-  SUCCESS_MIGRATION_STATUSES,
   type NovaMigration,
   type NovaServer,
 } from "../openstack/nova.js";
@@ -28,6 +27,7 @@ import type {
   EvacuateOptions,
   CloudPort,
   EvacuationOutcome,
+  EvacuationSlot,
   InstanceInfo,
   IsolationResult,
   LockedServer,
@@ -282,7 +282,7 @@ export class NovaEvacuationDriver implements CloudPort {
     await this.nova.negotiate(a.signal);
 
     const unsettled = opts.lastCall && !opts.lastCall.settled ? opts.lastCall : undefined;
-    if (unsettled) return this.finish(instance, await this.afterMaybeSent(a, unsettled), log, a.signal);
+    if (unsettled) return this.finish(instance, await this.afterMaybeSent(a, unsettled), log, a.signal, opts.slot);
 
     for (;;) {
       let first: Inspection;
@@ -307,14 +307,14 @@ export class NovaEvacuationDriver implements CloudPort {
           return { result: "failed", message: `server is on no host (status ${server.status}): nothing to evacuate`, permanent: true };
         }
         // Arrived while nobody watched (e.g. during a restart): the lock an earlier attempt took is released too.
-        if (task === null) return this.finish(instance, this.arrived(server, instance, fromSource[0], log, "already on another host"), log, a.signal);
+        if (task === null) return this.finish(instance, this.arrived(server, instance, fromSource[0], log, "already on another host"), log, a.signal, opts.slot);
         // Elsewhere already but still busy (e.g. the rebuild is finishing): follow it, send nothing.
         log.info({ at, task }, "server already left the failed host and is still busy: tracking");
-        return this.finish(instance, await this.track(a, open?.id), log, a.signal);
+        return this.finish(instance, await this.track(a, open?.id), log, a.signal, opts.slot);
       }
       if (open || (task !== null && REBUILD_TASKS.has(task))) {
         log.info({ migration: open?.id, status: open?.status, task }, "an evacuation is already running: tracking it, not sending another");
-        return this.finish(instance, await this.track(a, open?.id), log, a.signal);
+        return this.finish(instance, await this.track(a, open?.id), log, a.signal, opts.slot);
       }
       if (opts.slot && !opts.slot.held) {
         // This attempt only watched so far (its slot went to another instance while an earlier
@@ -327,10 +327,10 @@ export class NovaEvacuationDriver implements CloudPort {
       if (lockFailed !== undefined) {
         // Nothing sent: the stage's re-issue locks again after a new look. A lock Nova may have
         // taken without answering stays journaled as owed until then (keepLock).
-        return this.finish(instance, { result: "failed", permanent: false, keepLock: true, message: `could not lock the server, so the evacuate was not sent: ${lockFailed}` }, log, a.signal);
+        return this.finish(instance, { result: "failed", permanent: false, keepLock: true, message: `could not lock the server, so the evacuate was not sent: ${lockFailed}` }, log, a.signal, opts.slot);
       }
       a.before = new Set(first.evacuations.map((m) => m.id));
-      return this.finish(instance, await this.send(a), log, a.signal);
+      return this.finish(instance, await this.send(a), log, a.signal, opts.slot);
     }
   }
 
@@ -542,9 +542,9 @@ export class NovaEvacuationDriver implements CloudPort {
       if (mig && FAILED_MIGRATION_STATUSES.includes(mig.status)) {
         return { result: "failed", permanent: false, message: `evacuation failed in Nova: ${state}` };
       }
-      if (at !== null && at !== source && task === null && (!mig || SUCCESS_MIGRATION_STATUSES.includes(mig.status))) {
-        return this.arrived(s, instance, mig, log, "evacuated");
-      }
+      // On another host and idle: Nova moves the server's host only once the evacuation has
+      // succeeded, so its record says so even when the migration was last listed still open.
+      if (at !== null && at !== source && task === null) return this.arrived(s, instance, mig, log, "evacuated");
       if (this.clock.now() >= a.deadline) {
         const secs = Math.round((this.clock.now() - started) / 1000);
         return this.stuck(a, `not finished after ${secs}s of tracking: ${state}`);
@@ -608,8 +608,11 @@ export class NovaEvacuationDriver implements CloudPort {
    * Unlock what lifeboat locked once the evacuation has ended (a still-running one keeps its
    * lock). A lock that may still be on the server is said in `lockLeft`, never dropped.
    */
-  private async finish(instance: InstanceInfo, outcome: Tracked, log: Logger, signal?: AbortSignal): Promise<EvacuationOutcome> {
+  private async finish(instance: InstanceInfo, outcome: Tracked, log: Logger, signal?: AbortSignal, slot?: EvacuationSlot): Promise<EvacuationOutcome> {
     const { stillRunning, keepLock, ...result } = outcome;
+    // Nova has finished the evacuation: nothing of it runs there any more, so its slot goes to
+    // the next instance now rather than after the unlock and the journal's record of it.
+    if (result.result === "evacuated") slot?.release();
     if (stillRunning || keepLock) {
       // Below 2.73 only a lock this process took is known to be lifeboat's.
       const mayHoldLock = this.opts.lockInstances && (this.ownedLocks.has(instance.id) || this.nova.supports("2.73"));

@@ -172,7 +172,6 @@ export const OPEN_MIGRATION_STATUSES: readonly string[] = [
   "running",
   "post-migrating",
 ];
-export const SUCCESS_MIGRATION_STATUSES: readonly string[] = ["done", "completed"];
 export const FAILED_MIGRATION_STATUSES: readonly string[] = ["error", "failed", "cancelled"];
 
 /** Newest first: created_at, then id (below 2.59 Nova returns no defined order). */

@@ -143,6 +143,36 @@ describe("evacuation", () => {
     expect(cloud.state.migrations.every((m) => m.status === "done")).toBe(true);
   });
 
+  it("the slot passes on once Nova shows the evacuation done, before the unlock; Nova's migrations are not listed to see it end elsewhere", async () => {
+    const cloud = await start({ scenario: scenario([vm("a")]), evacuationDurationMs: 150 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [inst] = await d.listInstances("src");
+    let actionsAtRelease: string[] | undefined;
+    let held = true;
+    const slot = {
+      get held() {
+        return held;
+      },
+      acquire: () => {
+        held = true;
+        return Promise.resolve();
+      },
+      release: () => {
+        held = false;
+        actionsAtRelease = actionsOn(cloud, inst!.id);
+      },
+    };
+    const from = cloud.requests.length;
+    const out = await d.evacuate(inst!, "src", opts(1, 10_000, { slot }));
+    expect(out.result).toBe("evacuated");
+    expect(actionsAtRelease).toEqual(["lock 202", "evacuate 200"]);
+    expect(actionsOn(cloud, inst!.id)).toEqual(["lock 202", "evacuate 200", "unlock 202"]);
+    // The first look lists them (what the host's evacuations were before the call); none after it.
+    const migrationListings = cloud.requests.slice(from).filter((r) => r.method === "GET" && r.path === "/v2.1/os-migrations");
+    expect(migrationListings).toHaveLength(1);
+  });
+
   it("'fails twice then succeeds' and 'never succeeds' give failed outcomes the caller can re-issue", async () => {
     const cloud = await start({
       scenario: scenario([vm("flaky", { evacuation: { failTimes: 2 } }), vm("doomed", { evacuation: { neverSucceeds: true } })]),
