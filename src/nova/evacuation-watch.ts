@@ -2,6 +2,7 @@ import type { Logger } from "../logging.js";
 import { abortReason } from "../util/abort.js";
 import type { Clock } from "../util/clock.js";
 import { errorMessage } from "../util/errors.js";
+import { ChangeMarks } from "./change-marks.js";
 import { newestFirst, type DatedListing, type NovaClient, type NovaMigration, type NovaServer } from "../openstack/nova.js";
 
 /**
@@ -29,7 +30,8 @@ import { newestFirst, type DatedListing, type NovaClient, type NovaMigration, ty
  *
  * Every look is a cycle that starts after it was asked for: an attempt never decides on what
  * Nova showed before it began (inspect before acting). Cycles run at most once per poll
- * interval while someone waits, and stop when nobody does. `changes-since` starts from the
+ * interval while someone waits (sooner, right after the last one, for the looks before
+ * evacuates: see schedule), and stop when nobody does. `changes-since` starts from the
  * previous listing's mark (nextMark: Nova's time of it, never later than the newest record
  * it returned), never later than the listing a host was first known from, less a margin for
  * the clocks of the services writing `updated_at`: a record may come twice, never be missed.
@@ -49,8 +51,10 @@ import { newestFirst, type DatedListing, type NovaClient, type NovaMigration, ty
  *   (busy: not sent; or already elsewhere, or idle again after it ended). Migrations listed
  *   before stay in the view: an open one is still seen.
  * - `track`: following a running evacuation. While the server is busy its record alone says
- *   so; the migrations are listed once it is idle again (done or failed: the migration says
- *   which) or gone.
+ *   so, and once it is idle on another host too: Nova sets the server's host to the
+ *   destination only when the evacuation has succeeded (with the migration's `done`). The
+ *   migrations are listed when it is idle on the failed host again or on none (failed, or
+ *   about to end: the migration says which), or gone.
  */
 export type LookPurpose = "decide" | "first" | "track";
 
@@ -64,8 +68,19 @@ export interface ServerLook {
   sentAt: number;
 }
 
-/** How far before the previous listing's mark `changes-since` reaches back (clock skew between Nova's services, commit lag). */
+/**
+ * How far before the previous listing's mark `changes-since` reaches back (clock skew between
+ * Nova's services, commit lag): on each cycle the short margin, on a catch-up cycle every
+ * CATCH_UP_EVERY_MS the whole one (change-marks.ts).
+ */
 export const CHANGES_SINCE_MARGIN_MS = 10_000;
+export const CHANGES_SINCE_SHORT_MARGIN_MS = 1_000;
+export const CATCH_UP_EVERY_MS = 5_000;
+
+const MARGINS = { shortMs: CHANGES_SINCE_SHORT_MARGIN_MS, fullMs: CHANGES_SINCE_MARGIN_MS, catchUpEveryMs: CATCH_UP_EVERY_MS };
+
+/** How long the looks before evacuates gather before the cycle they bring forward (at most a quarter of the poll interval). */
+export const FIRST_LOOK_GATHER_MS = 20;
 
 export interface WatchDeps {
   nova: NovaClient;
@@ -137,8 +152,8 @@ export class EvacuationWatch {
   private readonly migrations = new Map<number, NovaMigration>();
   private readonly hosts = new Map<string, HostView>();
   /** `changes-since` bases over the cloud; undefined: no listing to lay changes over yet. */
-  private serversMark: number | undefined;
-  private migrationsMark: number | undefined;
+  private readonly serverMarks = new ChangeMarks(MARGINS);
+  private readonly migrationMarks = new ChangeMarks(MARGINS);
   /**
    * The earliest mark of a host's servers listing laid in while a cycle ran: that cycle's
    * own mark may not pass it, or the changes between the two could be missed.
@@ -149,6 +164,9 @@ export class EvacuationWatch {
   private lastStart = Number.NEGATIVE_INFINITY;
   private lastEnd = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  /** Waiters whose purpose is `first` (see schedule). */
+  private firstWaiting = 0;
   private running: AbortController | undefined;
   private usedAt: number;
 
@@ -184,7 +202,7 @@ export class EvacuationWatch {
     this.usedAt = this.deps.clock.now();
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
-        this.waiters.delete(w);
+        this.remove(w);
         reject(abortReason(signal));
         this.nobodyWaits();
       };
@@ -203,9 +221,18 @@ export class EvacuationWatch {
         },
       };
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiters.add(w);
+      this.add(w);
       this.schedule();
     });
+  }
+
+  private add(w: Waiter): void {
+    this.waiters.add(w);
+    if (w.purpose === "first") this.firstWaiting++;
+  }
+
+  private remove(w: Waiter): void {
+    if (this.waiters.delete(w) && w.purpose === "first") this.firstWaiting--;
   }
 
   private viewOf(host: string): HostView {
@@ -218,7 +245,7 @@ export class EvacuationWatch {
   }
 
   private lowerServersMark(mark: number): void {
-    this.serversMark = this.serversMark === undefined ? mark : Math.min(this.serversMark, mark);
+    this.serverMarks.lower(mark);
     if (this.running) this.seededDuringCycle = this.seededDuringCycle === undefined ? mark : Math.min(this.seededDuringCycle, mark);
   }
 
@@ -231,27 +258,39 @@ export class EvacuationWatch {
     this.servers.clear();
     this.migrations.clear();
     this.hosts.clear();
-    this.serversMark = undefined;
-    this.migrationsMark = undefined;
+    this.serverMarks.clear();
+    this.migrationMarks.clear();
   }
 
   private nobodyWaits(): void {
     if (this.waiters.size > 0) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
     // Polls stop when nobody waits: a cycle under way is called off too.
     this.running?.abort(new Error("nobody waits for this look any more"));
   }
 
   private schedule(): void {
-    if (this.running || this.timer || this.waiters.size === 0) return;
+    if (this.running || this.waiters.size === 0) return;
     const now = this.deps.clock.now();
     const interval = this.deps.pollIntervalMs;
     // Coming out of idleness, wait a moment so that looks asked together share a cycle.
     const gather = now - this.lastEnd > interval ? Math.min(50, interval / 2) : 0;
-    const at = Math.max(this.lastStart + interval, this.lastEnd, now + gather);
+    // A look before an evacuate holds a slot of the site's budget idle while it waits: it
+    // brings the next cycle forward to a moment after the last one ended (the looks granted
+    // together gather for it) instead of a poll interval after the last one began. Those
+    // grants follow the ends a cycle saw, so this moves the cycles rather than adding many.
+    const earliest = this.firstWaiting > 0 ? this.lastEnd + Math.min(FIRST_LOOK_GATHER_MS, interval / 4) : this.lastStart + interval;
+    const at = Math.max(earliest, this.lastEnd, now + gather);
+    if (this.timer) {
+      if (this.timerAt <= at) return;
+      clearTimeout(this.timer);
+    }
+    this.timerAt = at;
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      this.timerAt = Number.POSITIVE_INFINITY;
       void this.run();
     }, Math.max(0, at - now));
   }
@@ -278,13 +317,13 @@ export class EvacuationWatch {
       const migrationHosts = this.migrationsNeeded(due);
       if (migrationHosts.length) await this.refreshMigrations(migrationHosts, ctl.signal);
       for (const w of due) {
-        this.waiters.delete(w);
+        this.remove(w);
         w.resolve(this.snapshot(w.ids, w.host, sentAt));
       }
     } catch (err) {
       if (!ctl.signal.aborted) this.deps.log.debug({ hosts, err: errorMessage(err) }, "could not look at the evacuations");
       for (const w of due) {
-        this.waiters.delete(w);
+        this.remove(w);
         w.reject(err);
       }
     } finally {
@@ -307,7 +346,15 @@ export class EvacuationWatch {
       if (w.purpose !== "track") continue;
       for (const id of w.ids) {
         const s = this.servers.get(id);
-        if (!s || (s["OS-EXT-STS:task_state"] ?? null) === null) need.add(w.host);
+        if (!s) {
+          need.add(w.host);
+          continue;
+        }
+        // Idle on another host needs no migration: Nova moves the server's host only when its
+        // evacuation has succeeded. Idle on the failed host (or on none), only the migration
+        // tells a failed evacuation from one about to end.
+        const at = s["OS-EXT-SRV-ATTR:host"] ?? null;
+        if ((s["OS-EXT-STS:task_state"] ?? null) === null && (at === null || at === w.host)) need.add(w.host);
       }
     }
     return [...need];
@@ -316,12 +363,14 @@ export class EvacuationWatch {
   private async refreshServers(hosts: readonly string[], wanted: ReadonlySet<string>, signal: AbortSignal): Promise<void> {
     const { nova, clock } = this.deps;
     // Hosts followed before this cycle: their servers' changes since the mark.
-    const followed = this.serversMark !== undefined && [...this.hosts.values()].some((v) => v.serversListed);
-    const before = this.serversMark;
+    const plan = this.serverMarks.next(clock.now());
+    const followed = plan !== undefined && [...this.hosts.values()].some((v) => v.serversListed);
+    const before = this.serverMarks.cycle;
     let after: number | undefined;
-    if (followed && before !== undefined) {
+    const completes: number[] = [];
+    if (followed) {
       const sentAt = clock.now();
-      const since = new Date(before - CHANGES_SINCE_MARGIN_MS).toISOString();
+      const since = new Date(plan.since).toISOString();
       const listing = await nova.listServersDated({ all_tenants: 1, "changes-since": since }, signal);
       // Every server of the cloud that changed: only those followed (or asked about) are kept.
       for (const s of listing.items) {
@@ -339,11 +388,13 @@ export class EvacuationWatch {
       const mark = nextMark(undefined, listing, listing.items.map((s) => updatedAt(s.updated)), { complete: true, sentAt, receivedAt: clock.now() });
       if (mark === undefined) continue;
       view.serversListed = true;
+      completes.push(mark);
       after = after === undefined ? mark : Math.min(after, mark);
     }
     if (after === undefined) return;
     // A host seeded while this cycle ran keeps the mark at or before its listing.
-    this.serversMark = this.seededDuringCycle === undefined ? after : Math.min(after, this.seededDuringCycle);
+    this.serverMarks.advance(this.seededDuringCycle === undefined ? after : Math.min(after, this.seededDuringCycle), followed && plan.catchUp, clock.now());
+    for (const mark of completes) this.serverMarks.lower(mark);
   }
 
   private async refreshMigrations(hosts: readonly string[], signal: AbortSignal): Promise<void> {
@@ -361,12 +412,14 @@ export class EvacuationWatch {
       for (const host of hosts) await complete(host);
       return;
     }
-    const before = this.migrationsMark;
-    const followed = before !== undefined && [...this.hosts.values()].some((v) => v.migrationsListed);
+    const plan = this.migrationMarks.next(clock.now());
+    const followed = plan !== undefined && [...this.hosts.values()].some((v) => v.migrationsListed);
+    const before = this.migrationMarks.cycle;
     let after: number | undefined;
+    const completes: number[] = [];
     if (followed) {
       const sentAt = clock.now();
-      const since = new Date(before - CHANGES_SINCE_MARGIN_MS).toISOString();
+      const since = new Date(plan.since).toISOString();
       const listing = await nova.listMigrationsDated({ migration_type: "evacuation", "changes-since": since }, signal);
       // Every evacuation of the cloud that changed: only those from followed hosts are kept.
       for (const m of listing.items) if (m.source_compute && this.hosts.get(m.source_compute)?.migrationsListed) this.migrations.set(m.id, m);
@@ -380,9 +433,12 @@ export class EvacuationWatch {
         this.viewOf(host).migrationsListed = false;
         continue;
       }
+      completes.push(mark);
       after = after === undefined ? mark : Math.min(after, mark);
     }
-    if (after !== undefined) this.migrationsMark = after;
+    if (after === undefined) return;
+    this.migrationMarks.advance(after, followed && plan.catchUp, clock.now());
+    for (const mark of completes) this.migrationMarks.lower(mark);
   }
 
   private snapshot(ids: readonly string[], host: string, sentAt: number): Map<string, ServerLook> {

@@ -1,5 +1,8 @@
-import { describe, expect, it } from "vitest";
-import { nextMark, updatedAt } from "../../src/nova/evacuation-watch.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ChangeMarks } from "../../src/nova/change-marks.js";
+import { EvacuationWatch, nextMark, updatedAt, type LookPurpose } from "../../src/nova/evacuation-watch.js";
+import type { NovaClient, NovaServer } from "../../src/openstack/nova.js";
+import { silentLogger } from "../../src/logging.js";
 
 /**
  * Where a host's watch starts its next `changes-since`: Nova's time of the previous listing,
@@ -38,5 +41,90 @@ describe("updatedAt", () => {
     expect(updatedAt("2026-11-25T12:00:00.000000")).toBe(T);
     expect(updatedAt(null)).toBeUndefined();
     expect(updatedAt("never")).toBeUndefined();
+  });
+});
+
+describe("ChangeMarks", () => {
+  const margins = { shortMs: 1_000, fullMs: 10_000, catchUpEveryMs: 5_000 };
+
+  it("no base, no listing of changes; the first is a catch-up reaching back the whole margin", () => {
+    const m = new ChangeMarks(margins);
+    expect(m.next(0)).toBeUndefined();
+    m.lower(T);
+    expect(m.next(0)).toEqual({ since: T - 10_000, catchUp: true });
+  });
+
+  it("cycles reach back the short margin; each catch-up from the previous catch-up's mark, so their coverage joins up", () => {
+    const m = new ChangeMarks(margins);
+    m.lower(T);
+    m.advance(T + 1_000, true, 0);
+    expect(m.next(100)).toEqual({ since: T + 1_000 - 1_000, catchUp: false });
+    m.advance(T + 3_000, false, 100);
+    m.advance(T + 4_500, false, 200);
+    expect(m.next(300)).toEqual({ since: T + 4_500 - 1_000, catchUp: false });
+    // Five seconds after the last catch-up: back to its mark, less the whole margin.
+    expect(m.next(5_000)).toEqual({ since: T + 1_000 - 10_000, catchUp: true });
+    m.advance(T + 6_000, true, 5_000);
+    expect(m.next(5_100)).toEqual({ since: T + 6_000 - 1_000, catchUp: false });
+    expect(m.next(10_000)).toEqual({ since: T + 6_000 - 10_000, catchUp: true });
+  });
+
+  it("a host's complete listing laid in takes both marks back to it", () => {
+    const m = new ChangeMarks(margins);
+    m.lower(T + 5_000);
+    m.advance(T + 6_000, true, 0);
+    m.lower(T + 2_000);
+    expect(m.next(100)).toEqual({ since: T + 2_000 - 1_000, catchUp: false });
+    expect(m.next(5_000)).toEqual({ since: T + 2_000 - 10_000, catchUp: true });
+  });
+});
+
+describe("the watch's cycles", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function fakeNova(log: string[]): NovaClient {
+    const server = (id: string): NovaServer => ({ id, name: id, status: "REBUILD", "OS-EXT-SRV-ATTR:host": "src", "OS-EXT-STS:task_state": "rebuilding", updated: new Date(Date.now()).toISOString() }) as NovaServer;
+    const fake = {
+      negotiate: () => Promise.resolve(),
+      supports: () => true,
+      listServersDated: (q: Record<string, unknown>) => {
+        log.push(`${Date.now() - T} servers ${q.host ? "host" : "changes"}`);
+        return Promise.resolve({ items: [server("s1"), server("s2")], date: Date.now() });
+      },
+      listMigrationsDated: () => {
+        log.push(`${Date.now() - T} migrations`);
+        return Promise.resolve({ items: [], date: Date.now() });
+      },
+      getServer: (id: string) => Promise.resolve(server(id)),
+    };
+    return fake as unknown as NovaClient;
+  }
+
+  it("a look before an evacuate brings the next cycle forward to just after the last one; looks that follow evacuations keep the poll interval", async () => {
+    vi.useFakeTimers({ now: T, toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const log: string[] = [];
+    const watch = new EvacuationWatch({ nova: fakeNova(log), clock: { now: () => Date.now() }, log: silentLogger(), pollIntervalMs: 1_000, retentionMs: 60_000 });
+    const answered: string[] = [];
+    const ask = (id: string, purpose: LookPurpose): void => {
+      void watch.look([id], "src", undefined, purpose).then(() => answered.push(`${Date.now() - T} ${id} ${purpose}`));
+    };
+    ask("s1", "track");
+    await vi.advanceTimersByTimeAsync(100);
+    expect(answered).toEqual(["50 s1 track"]);
+    // Following s1 again waits a poll interval from the last cycle's start ...
+    ask("s1", "track");
+    await vi.advanceTimersByTimeAsync(500);
+    expect(answered).toHaveLength(1);
+    // ... until s2 is about to be evacuated: its look needs no wait (the last cycle ended long
+    // enough ago), and s1's shares its cycle.
+    ask("s2", "first");
+    await vi.advanceTimersByTimeAsync(30);
+    expect(answered.slice(1)).toEqual(["600 s1 track", "600 s2 first"]);
+    ask("s1", "track");
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(answered.slice(3)).toEqual(["1600 s1 track"]);
+    expect(log.filter((l) => l.includes("servers"))).toEqual(["50 servers host", "600 servers changes", "1600 servers changes"]);
   });
 });
