@@ -1,7 +1,6 @@
 import http from "node:http";
 import https from "node:https";
 import { readFileSync } from "node:fs";
-import axios, { type AxiosInstance, isAxiosError } from "axios";
 import pRetry from "p-retry";
 import type { Logger } from "../logging.js";
 import { abortReason } from "../util/abort.js";
@@ -19,6 +18,7 @@ import {
 } from "./credentials.js";
 import { isPermanent } from "../domain/errors.js";
 import { OpenStackConnectionError, serviceErrorMessage } from "./errors.js";
+import { httpExchange, type HttpAnswer } from "./http-exchange.js";
 import { RequestPacer } from "./pacer.js";
 import {
   OpenStackApiError,
@@ -96,11 +96,6 @@ interface TokenState {
   info: TokenInfo;
 }
 
-interface RawAnswer {
-  status: number;
-  headers: Record<string, string>;
-  data: unknown;
-}
 
 interface KeystoneTokenBody {
   token?: {
@@ -130,7 +125,6 @@ class KeystoneSessionImpl implements KeystoneSession {
   readonly credentials: ResolvedCredentials;
   private readonly log: Logger;
   private readonly clock: Clock;
-  private readonly http: AxiosInstance;
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private readonly timeoutMs: number;
@@ -170,14 +164,6 @@ class KeystoneSessionImpl implements KeystoneSession {
     }
     this.httpAgent = new http.Agent({ keepAlive: true });
     this.httpsAgent = new https.Agent({ keepAlive: true, ca, rejectUnauthorized: !credentials.insecure });
-    this.http = axios.create({
-      httpAgent: this.httpAgent,
-      httpsAgent: this.httpsAgent,
-      timeout: this.timeoutMs,
-      maxRedirects: 0,
-      validateStatus: () => true,
-      headers: { Accept: "application/json", "User-Agent": USER_AGENT },
-    });
   }
 
   describe(): string {
@@ -265,7 +251,7 @@ class KeystoneSessionImpl implements KeystoneSession {
     return withQuery(joinEndpoint(base, req.path, req.service), req.query);
   }
 
-  private async sendToService(req: OpenStackRequest, state: TokenState): Promise<RawAnswer & { paused?: true }> {
+  private async sendToService(req: OpenStackRequest, state: TokenState): Promise<HttpAnswer & { paused?: true }> {
     const url = this.urlFor(req, state);
     const headers: Record<string, string> = { ...req.headers, "X-Auth-Token": state.token.reveal() };
     if (req.microversion) headers["OpenStack-API-Version"] = `${req.service} ${req.microversion}`;
@@ -290,31 +276,31 @@ class KeystoneSessionImpl implements KeystoneSession {
     return answer;
   }
 
-  /** One HTTP exchange, bounded by the configured timeout; never throws axios' own errors (they carry headers). */
+  /** One HTTP exchange, bounded by the configured timeout; a failure is an OpenStackConnectionError (never one carrying headers). */
   private async send(
     method: string,
     url: string,
     headers: Record<string, string>,
     body: unknown,
     signal: AbortSignal | undefined,
-  ): Promise<RawAnswer> {
+  ): Promise<HttpAnswer> {
     if (signal?.aborted) throw abortReason(signal);
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     try {
-      const res = await this.http.request({ method, url, headers, data: body === undefined ? undefined : JSON.stringify(body), signal: combined });
-      const flat: Record<string, string> = {};
-      for (const [k, v] of Object.entries(res.headers as Record<string, unknown>)) {
-        if (v === undefined || v === null) continue;
-        flat[k.toLowerCase()] = Array.isArray(v) ? v.map(String).join(", ") : typeof v === "string" ? v : JSON.stringify(v);
-      }
-      const data: unknown = res.data === "" ? null : res.data;
-      return { status: res.status, headers: flat, data };
+      return await httpExchange({
+        method,
+        url,
+        headers: { Accept: "application/json", "User-Agent": USER_AGENT, ...headers },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: combined,
+        agents: { http: this.httpAgent, https: this.httpsAgent },
+      });
     } catch (err) {
       if (signal?.aborted) throw abortReason(signal);
-      const code = isAxiosError(err) ? err.code : undefined;
-      const timedOut = timeout.aborted || code === "ECONNABORTED" || code === "ETIMEDOUT";
-      const what = timedOut ? `timed out after ${this.timeoutMs} ms` : `failed: ${code ?? ""} ${isAxiosError(err) ? err.message : errorMessage(err)}`.trim();
+      const code = errorCode(err);
+      const timedOut = timeout.aborted || code === "ETIMEDOUT";
+      const what = timedOut ? `timed out after ${this.timeoutMs} ms` : `failed: ${code ?? ""} ${errorMessage(err)}`.trim();
       throw new OpenStackConnectionError(`${method} ${stripQuery(url)} ${what}`, method, url, timedOut, { code });
     }
   }
@@ -399,6 +385,11 @@ function resendReason(err: unknown): string | undefined {
   if (err instanceof OpenStackConnectionError && err.brokeBeforeAnswer) return `lost its connection before any answer (${err.code ?? ""})`;
   if (err instanceof OpenStackApiError && pausedAnswers.has(err)) return `was answered ${err.status} with Retry-After`;
   return undefined;
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = typeof err === "object" && err !== null && "code" in err ? err.code : undefined;
+  return typeof code === "string" ? code : undefined;
 }
 
 function stripQuery(url: string): string {

@@ -1,0 +1,69 @@
+import http from "node:http";
+import https from "node:https";
+
+/** An answer as the session reads it: any status, headers lowercased, the body parsed. */
+export interface HttpAnswer {
+  status: number;
+  headers: Record<string, string>;
+  /** The JSON body; the text when it is not JSON (a proxy's HTML page); null when empty. */
+  data: unknown;
+}
+
+export interface HttpExchangeOptions {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  /** Sent as is (already JSON text). */
+  body?: string;
+  /** Aborts the exchange at any point (the caller's stop and its timeout, combined). */
+  signal: AbortSignal;
+  agents: { http: http.Agent; https: https.Agent };
+}
+
+/**
+ * One HTTP exchange on Node's own client and the session's keep-alive agents. Every call
+ * lifeboat makes to OpenStack goes through here, hundreds a second in a storm, so it is kept
+ * to what the session needs: no redirects followed, no proxy from the environment, every
+ * status handed back as an answer. Connection failures reject with Node's error (its `code`:
+ * ECONNREFUSED, ECONNRESET…), an abort with the signal's.
+ */
+export function httpExchange(o: HttpExchangeOptions): Promise<HttpAnswer> {
+  return new Promise<HttpAnswer>((resolve, reject) => {
+    const tls = o.url.startsWith("https:");
+    const headers: Record<string, string | number> = { ...o.headers };
+    if (o.body !== undefined) headers["Content-Length"] = Buffer.byteLength(o.body);
+    const request = tls ? https.request : http.request;
+    const req = request(o.url, { method: o.method, headers, agent: tls ? o.agents.https : o.agents.http, signal: o.signal }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        if (!res.complete) {
+          reject(Object.assign(new Error("the connection closed before the whole answer arrived"), { code: "ECONNRESET" }));
+          return;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), data: parseBody(Buffer.concat(chunks).toString("utf8")) });
+      });
+    });
+    req.on("error", reject);
+    req.end(o.body);
+  });
+}
+
+function flatten(raw: http.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.join(", ") : v;
+  }
+  return out;
+}
+
+function parseBody(text: string): unknown {
+  if (text === "") return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
