@@ -79,6 +79,21 @@ export interface StormRun {
   heldStartMs: number;
   /** ⌈instances / siteBudget⌉ × evacuationMs. */
   floorMs: number;
+  /** The approval → Nova accepting the first evacuation of the rack, ms (negative: a recovery the guard let through started before it). */
+  firstAcceptedMs: number;
+  /**
+   * How long, on average, a slot of the budget stood empty per evacuation between the first
+   * acceptance and the last instance ACTIVE, ms: (budget × that span − Σ evacuation times) ÷
+   * instances. The time lifeboat takes to hand a slot on, plus the ramp at both ends.
+   */
+  slotGapMs: number;
+  /**
+   * Where a slot's time goes, medians over the rack's instances, ms: an evacuation's end in Nova
+   * → lifeboat's unlock of that server (seeing the end); a slot freed by an end → the lock of
+   * the next instance it goes to (the k-th end after the budget filled against the
+   * budget+k-th lock); that lock → Nova accepting its evacuate.
+   */
+  slotPhases: { endToUnlockMs: number; endToNextLockMs: number; lockToAcceptedMs: number };
   ratio: number;
   /** The approve command's own run time (node start-up and exit included), ms. */
   approveCommandMs: number;
@@ -277,6 +292,9 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
       for (const r of finals) outcomes[r.state] = (outcomes[r.state] ?? 0) + 1;
       const floorMs = Math.ceil(ids.length / opts.siteBudget) * opts.evacuationMs;
       const wallMs = lastActiveAt - Math.min(approvedAt, firstAccepted);
+      const busyMs = evacuations.reduce((n, m) => n + Math.max(0, m.plan.endAtMs - m.createdMs), 0);
+      const slotGapMs = (opts.siteBudget * (lastActiveAt - firstAccepted) - busyMs) / ids.length;
+      const slotPhases = phasesOf(site, evacuations, opts.siteBudget);
       return {
         variant,
         rackHosts: rackHosts.length,
@@ -288,6 +306,9 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
         wallMs,
         heldStartMs: heldStart - approvedAt,
         floorMs,
+        firstAcceptedMs: firstAccepted - approvedAt,
+        slotGapMs,
+        slotPhases,
         ratio: wallMs / floorMs,
         approveCommandMs: answeredAt - t0,
         approved: approvedIds.length,
@@ -377,6 +398,41 @@ async function latestRecoveries(lb: LifeboatProcess, hosts: readonly string[]): 
 }
 
 /** When Nova finished rebuilding the server (its last `done` evacuation), ms since the epoch. */
+function phasesOf(site: Sandbox, evacuations: readonly { instanceUuid: string; createdMs: number; plan: { endAtMs: number } }[], budget: number): StormRun["slotPhases"] {
+  const actions = new Map<string, Map<string, number>>();
+  for (const q of site.cloud.requests) {
+    const m = /\/servers\/([^/]+)\/action$/.exec(q.path);
+    if (q.method !== "POST" || !m || typeof q.body !== "object" || q.body === null) continue;
+    const kind = Object.keys(q.body)[0] ?? "";
+    const per = actions.get(m[1]!) ?? new Map<string, number>();
+    // The last of each kind: an attempt that was retried counts from its final lock.
+    per.set(kind, Date.parse(q.at));
+    actions.set(m[1]!, per);
+  }
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length ? s[Math.floor(s.length / 2)]! : Number.NaN;
+  };
+  const toUnlock: number[] = [];
+  const toAccepted: number[] = [];
+  const locks: number[] = [];
+  for (const e of evacuations) {
+    const a = actions.get(e.instanceUuid);
+    const lock = a?.get("lock");
+    const unlock = a?.get("unlock");
+    if (unlock !== undefined) toUnlock.push(unlock - e.plan.endAtMs);
+    if (lock !== undefined) {
+      toAccepted.push(e.createdMs - lock);
+      locks.push(lock);
+    }
+  }
+  const ends = evacuations.map((e) => e.plan.endAtMs).sort((a, b) => a - b);
+  locks.sort((a, b) => a - b);
+  const handoffs: number[] = [];
+  for (let k = 0; budget + k < locks.length && k < ends.length; k++) handoffs.push(locks[budget + k]! - ends[k]!);
+  return { endToUnlockMs: median(toUnlock), endToNextLockMs: median(handoffs), lockToAcceptedMs: median(toAccepted) };
+}
+
 function lastDoneAt(site: Sandbox, id: string): number {
   const done = site.cloud.state.migrationsOf(id).filter((m) => m.status === "done" || m.status === "completed");
   return Math.max(...done.map((m) => m.plan.endAtMs));
