@@ -16,6 +16,11 @@ export interface FaultMatch {
   path?: string | RegExp;
   /** A server action by its body's key (`POST /servers/{id}/action {"unlock": null}`: "unlock"). */
   action?: string;
+  /**
+   * Query parameters the request must carry with exactly these values, e.g.
+   * `{"scope.project.id": P}`: Keystone refusing the role assignments of one project only.
+   */
+  query?: Readonly<Record<string, string>>;
 }
 
 export interface FaultSpec {
@@ -123,7 +128,7 @@ export class SandboxFaults {
   }
 
   /** The latency to add and the one terminal fault (if any) for this request; consumes them. */
-  take(req: Pick<SimRequest, "service" | "method" | "path" | "body">, opts: { tokenProtected: boolean }): { delayMs: number; terminal?: ActiveFault } {
+  take(req: Pick<SimRequest, "service" | "method" | "path" | "query" | "body">, opts: { tokenProtected: boolean }): { delayMs: number; terminal?: ActiveFault } {
     let delayMs = 0;
     let terminal: ActiveFault | undefined;
     for (const f of [...this.faults]) {
@@ -140,7 +145,7 @@ export class SandboxFaults {
   }
 }
 
-function matches(m: FaultMatch | undefined, req: Pick<SimRequest, "service" | "method" | "path" | "body">): boolean {
+function matches(m: FaultMatch | undefined, req: Pick<SimRequest, "service" | "method" | "path" | "query" | "body">): boolean {
   if (!m) return true;
   if (m.service && m.service !== req.service) return false;
   if (m.method && m.method.toUpperCase() !== req.method) return false;
@@ -148,5 +153,6 @@ function matches(m: FaultMatch | undefined, req: Pick<SimRequest, "service" | "m
     if (typeof m.path === "string" ? !req.path.startsWith(m.path) : !m.path.test(req.path)) return false;
   }
   if (m.action !== undefined && !(typeof req.body === "object" && req.body !== null && m.action in req.body)) return false;
+  if (m.query && Object.entries(m.query).some(([k, v]) => req.query[k] !== v)) return false;
   return true;
 }

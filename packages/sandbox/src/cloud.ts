@@ -6,7 +6,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { SandboxFaults } from "./cloud-faults.js";
 import { defaultScenario, SANDBOX_ADMIN, SANDBOX_APP_CREDENTIAL, type GeneratedScenarioOptions, type SandboxScenario } from "./cloud-scenario.js";
 import { SandboxState, type SandboxClock, type SimRequest } from "./cloud-state.js";
-import { createKeystoneRouter, type CatalogService } from "./keystone.js";
+import { createKeystoneRouter, keystoneErrorBody, type CatalogService } from "./keystone.js";
 import { createNovaRouter } from "./nova.js";
 import { newRequestId, novaError, sendJson } from "./nova-common.js";
 import { createPlacementRouter } from "./placement.js";
@@ -225,7 +225,7 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
           return;
         case "status":
           if (terminal.retryAfter !== undefined) res.set("Retry-After", String(terminal.retryAfter));
-          serviceError(res, entry.service, terminal.status ?? 500);
+          serviceError(res, entry, terminal.status ?? 500);
           return;
         default:
           return next();
@@ -245,7 +245,7 @@ export async function startSandboxCloud(opts: SandboxCloudOptions = {}): Promise
     const bad = err instanceof SyntaxError || (err as { type?: string }).type === "entity.parse.failed";
     if (bad && entry?.service === "compute") return novaError(res, 400, "Malformed request body");
     if (bad) return sendJson(res, 400, { error: { code: 400, message: "Malformed request body", title: "Bad Request" } });
-    serviceError(res, entry?.service ?? "other", 500);
+    serviceError(res, entry ?? { service: "other", method: "GET", path: "/" }, 500);
   });
 
   const server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, app) : http.createServer(app);
@@ -307,7 +307,8 @@ function dateFromCloudClock(res: Response, clock: SandboxClock, send: boolean, o
 }
 
 /** A 5xx (or other) answer worded like the service in question. */
-function serviceError(res: Response, service: SimRequest["service"], status: number): void {
+function serviceError(res: Response, req: Pick<SimRequest, "service" | "method" | "path">, status: number): void {
+  const { service } = req;
   if (service === "compute") {
     res.set("x-openstack-request-id", newRequestId());
     return novaError(
@@ -321,7 +322,5 @@ function serviceError(res: Response, service: SimRequest["service"], status: num
   if (service === "placement") {
     return sendJson(res, status, { errors: [{ status, title: status === 503 ? "Service Unavailable" : "Internal Server Error", detail: "The server has either erred or is incapable of performing the requested operation.", request_id: newRequestId() }] });
   }
-  sendJson(res, status, {
-    error: { code: status, message: "An unexpected error prevented the server from fulfilling your request.", title: status === 503 ? "Service Unavailable" : "Internal Server Error" },
-  });
+  sendJson(res, status, keystoneErrorBody(status, req));
 }

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
+import { STATUS_CODES } from "node:http";
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import { keystoneTime, type SandboxState, type SimProject, type SimToken, type SimUser } from "./cloud-state.js";
-import { newRequestId, queryParam, sendJson } from "./nova-common.js";
+import { newRequestId, queryParam, queryValues, sendJson } from "./nova-common.js";
 
 /**
  * The simulated Keystone v3: password and application-credential tokens (X-Subject-Token,
@@ -157,12 +158,48 @@ function forbidden(res: Response, action: string): void {
   keystoneError(res, 403, "Forbidden", `You are not authorized to perform the requested action: ${action}.`);
 }
 
+/** The policy Keystone enforces on a call the simulated Keystone serves (path below `/identity`). */
+function policyOf(method: string, path: string): string | undefined {
+  if (method !== "GET" && method !== "HEAD") return undefined;
+  if (path === "/v3/role_assignments") return "identity:list_role_assignments";
+  if (path === "/v3/auth/tokens") return "identity:validate_token";
+  if (/^\/v3\/users\/[^/]+$/.test(path)) return "identity:get_user";
+  if (/^\/v3\/projects\/[^/]+$/.test(path)) return "identity:get_project";
+  return undefined;
+}
+
+/**
+ * Keystone's error body for an injected `status` on one of its calls: a 403 is its
+ * ForbiddenAction naming the call's policy (as when the token lacks the role the policy asks
+ * for), a 401 and a 404 are worded as Keystone words them, anything else is its UnexpectedError.
+ */
+export function keystoneErrorBody(status: number, req: { method: string; path: string }): { error: { code: number; message: string; title: string } } {
+  const title = STATUS_CODES[status] ?? "Internal Server Error";
+  if (status === 403) {
+    const policy = policyOf(req.method, req.path);
+    const message = policy ? `You are not authorized to perform the requested action: ${policy}.` : "You are not authorized to perform the requested action.";
+    return { error: { code: status, message, title } };
+  }
+  if (status === 401) return { error: { code: status, message: AUTH_REQUIRED, title } };
+  if (status === 404) return { error: { code: status, message: "The resource could not be found.", title } };
+  return { error: { code: status, message: "An unexpected error prevented the server from fulfilling your request.", title } };
+}
+
+/**
+ * A boolean query parameter as Keystone reads it (query_filter_is_true): true when present
+ * with any value but "0" (`?effective`, `?effective=false` included), false when absent.
+ * Of a repeated parameter Flask takes the first value.
+ */
+function queryFlag(req: Request, name: string): boolean {
+  const values = queryValues(req, name);
+  return values.length > 0 && values[0] !== "0";
+}
+
 function roleAssignments(state: SandboxState, req: Request, res: Response): void {
   if (!isAdmin(state, res)) return forbidden(res, "identity:list_role_assignments");
   const root = identityRoot(req);
-  const q = req.query as Record<string, unknown>;
-  const effective = q.effective !== undefined;
-  const names = ["true", "1", "yes", ""].includes(String(queryParam(req, "include_names") ?? "no").toLowerCase());
+  const effective = queryFlag(req, "effective");
+  const names = queryFlag(req, "include_names");
   const projectFilter = queryParam(req, "scope.project.id");
   const userFilter = queryParam(req, "user.id");
   const roleFilter = queryParam(req, "role.id");

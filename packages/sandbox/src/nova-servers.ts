@@ -20,7 +20,8 @@ import {
  * Servers of the simulated Nova: the detail view as each microversion shapes it, admin
  * listing with `all_tenants`/`host`/`locked` (2.73+), `changes-since` (servers whose
  * `updated_at` is at or after it, deleted ones included with status DELETED, as the API
- * guide's "Efficient polling" says) and `servers_links` paging, and the actions lifeboat
+ * guide's "Efficient polling" says) and `servers_links` paging, a server's metadata (all of
+ * it, or one item, as the notifier reads a tenant's contact key), and the actions lifeboat
  * uses — lock/unlock (with a reason from 2.73) and evacuate, including the real Nova's
  * answer of 200 to a second evacuate of a running one (which leaves the server broken).
  */
@@ -266,6 +267,25 @@ export function mountServers(router: Router, state: SandboxState): void {
     const l = locals(res);
     if (!s || (!l.admin && s.projectId !== l.token.projectId)) return novaError(res, 404, `Instance ${id} could not be found.`);
     sendJson(res, 200, { server: serverView(state, s, res, true) });
+  });
+
+  // Server metadata (server_metadata.py): the whole map, or one item (404 when the server has
+  // no such key). The server is found as for GET /servers/{id}: another project's is not found.
+  router.get("/servers/:id/metadata", (req: Request, res: Response) => {
+    const id = String(req.params.id);
+    const s = state.servers.get(id);
+    const l = locals(res);
+    if (!s || (!l.admin && s.projectId !== l.token.projectId)) return novaError(res, 404, `Instance ${id} could not be found.`);
+    sendJson(res, 200, { metadata: { ...s.metadata } });
+  });
+  router.get("/servers/:id/metadata/:key", (req: Request, res: Response) => {
+    const id = String(req.params.id);
+    const key = String(req.params.key);
+    const s = state.servers.get(id);
+    const l = locals(res);
+    if (!s || (!l.admin && s.projectId !== l.token.projectId)) return novaError(res, 404, `Instance ${id} could not be found.`);
+    if (!Object.hasOwn(s.metadata, key)) return novaError(res, 404, "Metadata item was not found");
+    sendJson(res, 200, { meta: { [key]: s.metadata[key] } });
   });
 
   router.post("/servers/:id/action", (req: Request, res: Response) => {
