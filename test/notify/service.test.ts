@@ -8,31 +8,36 @@ import type { NotifierPort } from "../../src/domain/ports/notifier.js";
 import { startSmtpCatcher, type SmtpCatcher } from "../../packages/sandbox/src/smtp.js";
 import type { SqliteStore } from "../../src/store/sqlite.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
-import { startCloudStub, type CloudData, type CloudStub } from "./support/cloud.js";
+import type { OpenStackRequest } from "../../src/openstack/types.js";
 import { startReceiver, type Receiver } from "./support/receiver.js";
 import { P1, P2, XSS_NAME, scenario, testStore } from "./support/recovery.js";
 import { selfSignedCert, type TestCert } from "./support/tls.js";
+import { startTenantCloud, type TenantCloud, type Tenants } from "./support/tenants.js";
 
 const SMTP_PASSWORD = "smtp-Pa55word-do-not-leak";
 const WEBHOOK_TOKEN = "Bearer chat-token-do-not-leak";
 
-const cloudData: CloudData = {
-  users: {
-    alice: { name: "alice", email: "alice@tenant-one.example" },
-    bob: { name: "bob", email: "bob@tenant-one.example" },
-    erin: { name: "erin" },
-    gina: { name: "gina", email: "gina@tenant-two.example" },
-  },
-  projects: {
-    [P1]: { name: "tenant-one", assignments: [{ user: "alice", role: "member" }, { user: "bob", role: "admin" }, { user: "erin", role: "member" }] },
-    [P2]: { name: "tenant-two", assignments: [{ user: "gina", role: "member" }] },
-  },
-  servers: { "11111111-aaaa-4000-8000-000000000003": { "lifeboat:notify": "oncall@tenant-one.example" } },
+const tenants: Tenants = {
+  projects: [
+    { id: P1, name: "tenant-one" },
+    { id: P2, name: "tenant-two" },
+  ],
+  users: [
+    { name: "alice", email: "alice@tenant-one.example", roles: [{ project: "tenant-one", role: "member" }] },
+    { name: "bob", email: "bob@tenant-one.example", roles: [{ project: "tenant-one", role: "admin" }] },
+    { name: "erin", roles: [{ project: "tenant-one", role: "member" }] },
+    { name: "gina", email: "gina@tenant-two.example", roles: [{ project: "tenant-two", role: "member" }] },
+  ],
+  servers: [{ id: "11111111-aaaa-4000-8000-000000000003", project: P1, user: "alice", metadata: { "lifeboat:notify": "oncall@tenant-one.example" } }],
 };
+
+/** Keystone refusing to list tenant-one's role assignments with `status`, until removed. */
+const failTenantOne = (status: number) =>
+  cloud.sandbox.faults.fail(status, { match: { service: "identity", path: "/v3/role_assignments", query: { "scope.project.id": P1 } } });
 
 let cert: TestCert;
 let smtp: SmtpCatcher;
-let cloud: CloudStub;
+let cloud: TenantCloud;
 let rx: Receiver;
 let store: SqliteStore;
 let clock: { t: number };
@@ -47,7 +52,7 @@ beforeAll(() => {
 
 beforeEach(async () => {
   smtp = await startSmtpCatcher({ username: "lifeboat", password: SMTP_PASSWORD, key: cert.keyPem, cert: cert.certPem });
-  cloud = await startCloudStub(cloudData);
+  cloud = await startTenantCloud(tenants);
   rx = await startReceiver();
   ({ store, clock } = await testStore());
   metrics = new Metrics({ version: "test", defaultMetrics: false });
@@ -112,7 +117,7 @@ describe("notifier facade", () => {
     const first = await n.recoveryFinished(d);
     // Who the tenants are is looked up in the background: only the planning entry is queued.
     expect(first).toMatchObject({ queued: 1, sent: 0, failed: 0, skipped: 0, problems: [] });
-    expect(cloud.requests).toHaveLength(0);
+    expect(cloud.sandbox.requests).toHaveLength(0);
     expect((await store.notifications(d.id)).map((r) => [r.channel, r.state])).toEqual([["planner", "pending"]]);
     await settle(n);
     await smtp.waitFor(5);
@@ -170,7 +175,7 @@ describe("notifier facade", () => {
     const d = await scenario(store, clock);
     let answer!: () => void;
     const keystoneBack = new Promise<void>((resolve) => (answer = resolve));
-    const hung = { request: <T>(req: Parameters<typeof cloud.session.request>[0]) => keystoneBack.then(() => cloud.session.request<T>(req)) };
+    const hung = { request: <T>(req: OpenStackRequest) => keystoneBack.then(() => cloud.session.request<T>(req)) };
     const n = createNotifier(config(), { store, logger, metrics, session: hung, pollMs: 20 });
     notifiers.push(n);
     n.delivery.start();
@@ -184,9 +189,7 @@ describe("notifier facade", () => {
   });
 
   it("plans again when Keystone answers 503: the people found are told at once, the others once Keystone answers, nobody twice", async () => {
-    await cloud.close();
-    const data: CloudData = { ...cloudData, failRoleAssignments: { [P1]: 503 } };
-    cloud = await startCloudStub(data);
+    const outage = failTenantOne(503);
     const d = await scenario(store, clock);
     const n = notifier();
     await n.recoveryFinished(d);
@@ -196,7 +199,7 @@ describe("notifier facade", () => {
     expect(await plan()).toMatchObject({ state: "pending", attempts: 1 });
     expect((await plan())!.error).toContain(`Keystone role assignments of project ${P1}`);
     // Keystone answers again: the next try finds tenant-one's people.
-    delete data.failRoleAssignments;
+    outage.remove();
     await settle(n);
     expect(await plan()).toMatchObject({ state: "done", attempts: 2 });
     await smtp.waitFor(5);
@@ -206,8 +209,7 @@ describe("notifier facade", () => {
   });
 
   it("plans what it found on the last try, naming the lookup that kept failing", async () => {
-    await cloud.close();
-    cloud = await startCloudStub({ ...cloudData, failRoleAssignments: { [P1]: 503 } });
+    failTenantOne(503);
     const d = await scenario(store, clock);
     const n = notifier({ retry: { attempts: 2, initial_backoff_seconds: 0.05, max_backoff_seconds: 0.2, message_timeout_seconds: 20 } });
     await n.recoveryFinished(d);
