@@ -1,10 +1,9 @@
 import { join } from "node:path";
 import { startSandbox } from "../packages/sandbox/src/environment.js";
 import { SqliteStore } from "../src/store/sqlite.js";
-import { tempDir, removeDir } from "../test/support/lifeboat.js";
 import { ADMIN_TOKEN, startLifeboat } from "./lib/lifeboat.js";
-import { serveConfig } from "./lib/site.js";
 import { distribution, type Distribution } from "./lib/stats.js";
+import { lifeboatConfigData, removeDir, tempDir } from "../test/kit/config.js";
 
 /**
  * Benchmark 5: console pages with a full journal.
@@ -104,7 +103,8 @@ export async function benchConsole(o: ConsoleBenchOptions): Promise<ConsoleResul
   try {
     log(`console: writing ${o.recoveries} recoveries over ${o.hosts} hosts to the journal…`);
     const { records, sampleId, sampleHost } = await fillJournal(dbPath, o);
-    const lb = await startLifeboat("bench-console", (port) => serveConfig(site, port, dir, { store: { path: dbPath }, logging: { level: "warn" } }));
+    // At info (its URL is read from the "listening" line): lifeboat writes no line per request, so the pages cost the same as at warn.
+    const lb = await startLifeboat("bench-console", lifeboatConfigData({ store: { path: dbPath } }, { site, dir, pace: "paced", logLevel: "info" }));
     try {
       const login = await fetch(`${lb.url}/console/login`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `token=${ADMIN_TOKEN}` });
       const cookie = login.headers.get("set-cookie")?.split(";")[0];

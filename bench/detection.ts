@@ -1,4 +1,6 @@
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parse } from "yaml";
 import { gatesSchema } from "../src/gates/config.js";
 import { startSandbox, type Sandbox } from "../packages/sandbox/src/environment.js";
 import { durationSeconds, startPrometheus } from "../test/support/prometheus.js";
@@ -6,14 +8,14 @@ import { startAlertmanager } from "../test/support/alertmanager.js";
 import { waitUntil } from "../test/support/daemon.js";
 import { startIpmiSim, type IpmiSim, type IpmiSimEvent } from "../test/support/ipmi-sim.js";
 import { startFakeComputeNodes } from "../test/support/targets.js";
-import { ALERTMANAGER_EXAMPLE, PROMETHEUS_EXAMPLE, readYaml } from "../test/rules/tools.js";
 import { cpuWindow, type CpuWindow } from "./lib/cpu.js";
 import { finishedRecovery, postWebhook, ROOT, startLifeboat, WEBHOOK_TOKEN } from "./lib/lifeboat.js";
 import { payloadMaker } from "./lib/payloads.js";
 import { startRelay } from "./lib/relay.js";
-import { novaSaysDown, serveConfig } from "./lib/site.js";
 import { distribution, round, type Distribution } from "./lib/stats.js";
 import type { Transition } from "../src/domain/model.js";
+import { lifeboatConfigData, tempDir } from "../test/kit/config.js";
+import { novaSaysDown } from "../test/kit/site.js";
 
 /**
  * Benchmark 5: the detection timeline, node death → webhook → fence command → fence
@@ -176,6 +178,14 @@ const NOVA = { reportIntervalSeconds: 10, serviceDownTimeSeconds: 60 };
 /** The README's advice for the fast profile: no grace of lifeboat's own on top of `for: 30s`. */
 const FAST_GRACE_SECONDS = 0;
 const BMC_USER = { name: "lifeboat", password: "Bench-Fence-pw1" };
+
+/** The shipped examples the set-up follows. */
+const PROMETHEUS_EXAMPLE = join(ROOT, "config/prometheus.example.yml");
+const ALERTMANAGER_EXAMPLE = join(ROOT, "config/alertmanager.example.yml");
+
+function readYaml<T>(file: string): T {
+  return parse(readFileSync(file, "utf8")) as T;
+}
 
 interface PrometheusExample {
   global: { scrape_interval: string; evaluation_interval: string };
@@ -347,22 +357,28 @@ async function runProfile(profile: ProfileName, opts: DetectionOptions): Promise
     });
     cleanup.push(() => prometheus.stop());
     const victims = site.hosts.slice(0, opts.runs);
-    const lb = await startLifeboat(`detection-${profile}`, (port, dir) =>
+    const dir = tempDir();
+    const lb = await startLifeboat(
+      `detection-${profile}`,
       withVictimsOnIpmi(
-        serveConfig(site, port, dir, {
-          recovery: { grace_seconds: p.grace / k, recheck_interval_seconds: p.recheckInterval / k },
-          gates: {
-            confirmations: [
-              { driver: "nova-service", stale_seconds: p.scaledStaleSeconds, checks: p.novaGate.checks, interval_seconds: p.novaGate.interval_seconds / k },
-              { driver: "bmc" },
-            ],
-            storm: { max_recoveries: opts.runs + 1, max_percent: 100, window_seconds: LIFEBOAT.stormWindowSeconds / k, cooldown_seconds: LIFEBOAT.stormWindowSeconds / k },
+        lifeboatConfigData(
+          {
+            recovery: { grace_seconds: p.grace / k, recheck_interval_seconds: p.recheckInterval / k },
+            gates: {
+              confirmations: [
+                { driver: "nova-service", stale_seconds: p.scaledStaleSeconds, checks: p.novaGate.checks, interval_seconds: p.novaGate.interval_seconds / k },
+                { driver: "bmc" },
+              ],
+              storm: { max_recoveries: opts.runs + 1, max_percent: 100, window_seconds: LIFEBOAT.stormWindowSeconds / k, cooldown_seconds: LIFEBOAT.stormWindowSeconds / k },
+            },
+            alertmanager: { url: am.url },
           },
-          alertmanager: { url: am.url },
-        }),
+          { site, dir, pace: "paced", logLevel: "info" },
+        ),
         victims,
         bmc,
       ),
+      { dir },
     );
     cleanup.push(() => lb.stop());
     relay.target = lb.url;
@@ -461,20 +477,26 @@ async function runGateScenario(opts: DetectionOptions): Promise<GateScenarioResu
     cleanup.push(() => am.stop());
     const victims = site.hosts.slice(0, opts.gateRuns);
     const gate = LIFEBOAT.novaGate;
-    const lb = await startLifeboat("detection-gates", (port, dir) =>
+    const dir = tempDir();
+    const lb = await startLifeboat(
+      "detection-gates",
       withVictimsOnIpmi(
-        serveConfig(site, port, dir, {
-          recovery: { grace_seconds: 0 },
-          gates: {
-            // Nova's clock is scaled: so is the heartbeat age it is judged by; the checks are not.
-            confirmations: [{ driver: "nova-service", stale_seconds: scaledStaleSeconds(gate.stale_seconds, k), checks: gate.checks, interval_seconds: gate.interval_seconds }, { driver: "bmc" }],
-            storm: { max_recoveries: opts.gateRuns + 1, max_percent: 100 },
+        lifeboatConfigData(
+          {
+            recovery: { grace_seconds: 0 },
+            gates: {
+              // Nova's clock is scaled: so is the heartbeat age it is judged by; the checks are not.
+              confirmations: [{ driver: "nova-service", stale_seconds: scaledStaleSeconds(gate.stale_seconds, k), checks: gate.checks, interval_seconds: gate.interval_seconds }, { driver: "bmc" }],
+              storm: { max_recoveries: opts.gateRuns + 1, max_percent: 100 },
+            },
+            alertmanager: { url: am.url },
           },
-          alertmanager: { url: am.url },
-        }),
+          { site, dir, pace: "paced", logLevel: "info" },
+        ),
         victims,
         bmc,
       ),
+      { dir },
     );
     cleanup.push(() => lb.stop());
     for (const h of victims) site.failHost(h);

@@ -3,8 +3,9 @@ import { waitUntil } from "../test/support/daemon.js";
 import { cpuWindow, type CpuWindow } from "./lib/cpu.js";
 import { finishedRecovery, postWebhook, startLifeboat } from "./lib/lifeboat.js";
 import { payloadMaker } from "./lib/payloads.js";
-import { loadedHostScenario, novaSaysDown, serveConfig } from "./lib/site.js";
 import { distribution, type Distribution } from "./lib/stats.js";
+import { lifeboatConfigData, tempDir } from "../test/kit/config.js";
+import { loadedHostScenario, novaSaysDown } from "../test/kit/site.js";
 
 /**
  * Benchmark 2: evacuation of a failed host through the real pipeline.
@@ -72,11 +73,17 @@ async function evacuateOnce(site: Sandbox, concurrency: number, opts: Evacuation
   const host = "compute-1";
   site.failHost(host);
   await waitUntil(`${host} down in Nova`, () => novaSaysDown(site, host), { timeoutMs: 15_000 });
-  const lb = await startLifeboat(`evacuation-${concurrency}`, (port, dir) =>
-    serveConfig(site, port, dir, {
-      gates: { confirmations: [{ driver: "nova-service", stale_seconds: 2, checks: 1, interval_seconds: 0 }, { driver: "bmc" }] },
-      evacuation: { concurrency, poll_interval_seconds: opts.pollIntervalSeconds },
-    }),
+  const dir = tempDir();
+  const lb = await startLifeboat(
+    `evacuation-${concurrency}`,
+    lifeboatConfigData(
+      {
+        gates: { confirmations: [{ driver: "nova-service", stale_seconds: 2, checks: 1, interval_seconds: 0 }, { driver: "bmc" }] },
+        evacuation: { concurrency, poll_interval_seconds: opts.pollIntervalSeconds },
+      },
+      { site, dir, pace: "paced", logLevel: "info" },
+    ),
+    { dir },
   );
   try {
     const window = cpuWindow({ lifeboat: lb.pid, bench: process.pid });

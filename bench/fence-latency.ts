@@ -3,8 +3,9 @@ import { waitUntil } from "../test/support/daemon.js";
 import { cpuWindow, type CpuWindow } from "./lib/cpu.js";
 import { finishedRecovery, postWebhook, startLifeboat } from "./lib/lifeboat.js";
 import { payloadMaker } from "./lib/payloads.js";
-import { novaSaysDown, serveConfig } from "./lib/site.js";
 import { distribution, type Distribution } from "./lib/stats.js";
+import { lifeboatConfigData, tempDir } from "../test/kit/config.js";
+import { novaSaysDown } from "../test/kit/site.js";
 
 /**
  * Benchmark 3: webhook received → fence command at the BMC, beyond the configured waits.
@@ -53,16 +54,21 @@ export async function benchFenceLatency(opts: FenceLatencyOptions): Promise<Fenc
     }
     await waitUntil("the failed hosts down in Nova", () => victims.every((h) => novaSaysDown(site, h)), { timeoutMs: 15_000 });
 
-    const lb = await startLifeboat("fence-latency", (port, dir) =>
-      serveConfig(site, port, dir, {
-        recovery: { grace_seconds: 0 },
-        gates: {
-          confirmations: [{ driver: "nova-service", stale_seconds: 2, checks: 1, interval_seconds: 0 }, { driver: "bmc" }],
-          storm: { max_recoveries: opts.runs + 1, max_percent: 100 },
+    const dir = tempDir();
+    const lb = await startLifeboat(
+      "fence-latency",
+      lifeboatConfigData(
+        {
+          recovery: { grace_seconds: 0 },
+          gates: {
+            confirmations: [{ driver: "nova-service", stale_seconds: 2, checks: 1, interval_seconds: 0 }, { driver: "bmc" }],
+            storm: { max_recoveries: opts.runs + 1, max_percent: 100 },
+          },
+          evacuation: { poll_interval_seconds: 0.05 },
         },
-        evacuation: { poll_interval_seconds: 0.05 },
-        ...(process.env.LIFEBOAT_BENCH_DEBUG ? { logging: { level: "debug" } } : {}),
-      }),
+        { site, dir, pace: "paced", logLevel: process.env.LIFEBOAT_BENCH_DEBUG ? "debug" : "info" },
+      ),
+      { dir },
     );
     const samples: number[] = [];
     const outcomes: Record<string, number> = {};

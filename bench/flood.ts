@@ -8,8 +8,9 @@ import { cpuWindow, type CpuWindow } from "./lib/cpu.js";
 import { finishedRecovery, postWebhook, startLifeboat, type LifeboatProcess } from "./lib/lifeboat.js";
 import { manyHostsBody, payloadMaker } from "./lib/payloads.js";
 import { benchFile, tsCommand } from "./lib/process.js";
-import { novaSaysDown, serveConfig } from "./lib/site.js";
 import { distribution, type Distribution } from "./lib/stats.js";
+import { lifeboatConfigData, tempDir } from "../test/kit/config.js";
+import { novaSaysDown } from "../test/kit/site.js";
 
 /**
  * Benchmark 5: one delivery naming thousands of hosts lifeboat cannot act on (a bad relabel
@@ -92,16 +93,22 @@ export async function benchFlood(opts: FloodOptions): Promise<FloodResult> {
     const floodInside = manyHostsBody([...names("vm-host"), inside], startsAt);
     const single = (host: string, n: number): string => payloadMaker("distinct", [host])(n);
 
-    const lb = await startLifeboat("flood", (port, dir) =>
-      serveConfig(site, port, dir, {
-        server: { body_limit_bytes: 8 * 1024 * 1024 },
-        recovery: { grace_seconds: 0 },
-        gates: {
-          confirmations: [{ driver: "nova-service", stale_seconds: 2, checks: 1, interval_seconds: 0 }, { driver: "bmc" }],
-          storm: { max_recoveries: 5, max_percent: 100 },
+    const dir = tempDir();
+    const lb = await startLifeboat(
+      "flood",
+      lifeboatConfigData(
+        {
+          server: { body_limit_bytes: 8 * 1024 * 1024 },
+          recovery: { grace_seconds: 0 },
+          gates: {
+            confirmations: [{ driver: "nova-service", stale_seconds: 2, checks: 1, interval_seconds: 0 }, { driver: "bmc" }],
+            storm: { max_recoveries: 5, max_percent: 100 },
+          },
+          evacuation: { poll_interval_seconds: 0.05 },
         },
-        evacuation: { poll_interval_seconds: 0.05 },
-      }),
+        { site, dir, pace: "paced", logLevel: "info" },
+      ),
+      { dir },
     );
     const window = cpuWindow({ lifeboat: lb.pid, bench: process.pid });
     try {

@@ -1,12 +1,12 @@
 import Database from "better-sqlite3";
-import { waitUntil, type Daemon } from "../test/support/daemon.js";
+import { waitUntil } from "../test/support/daemon.js";
 import { startSandbox } from "../packages/sandbox/src/environment.js";
 import type { LoadResult, LoadSpec } from "./load/webhook-load.js";
 import { cpuWindow, type CpuWindow } from "./lib/cpu.js";
 import { postWebhook, startLifeboat, WEBHOOK_TOKEN, type LifeboatProcess } from "./lib/lifeboat.js";
 import { payloadMaker, type Mix } from "./lib/payloads.js";
 import { benchFile, runJsonScript, startBareExpress } from "./lib/process.js";
-import { serveConfig } from "./lib/site.js";
+import { lifeboatConfigData, tempDir } from "../test/kit/config.js";
 
 /**
  * Benchmark 1: webhook intake with durable journaling.
@@ -55,7 +55,7 @@ export async function benchIntake(opts: IntakeOptions): Promise<IntakeResult> {
   const log = opts.log ?? (() => undefined);
   const site = await startSandbox({ cloud: { generate: { hosts: opts.hosts, serversPerHost: 4 } } });
   const cases: IntakeCase[] = [];
-  const measure = async (server: IntakeCase["server"], mix: Mix, daemon: Daemon, lifeboat?: LifeboatProcess): Promise<IntakeCase> => {
+  const measure = async (server: IntakeCase["server"], mix: Mix, daemon: { url: string; pid: number }, lifeboat?: LifeboatProcess): Promise<IntakeCase> => {
     const spec: LoadSpec = {
       url: daemon.url,
       ...(lifeboat ? { token: WEBHOOK_TOKEN } : {}),
@@ -82,7 +82,8 @@ export async function benchIntake(opts: IntakeOptions): Promise<IntakeResult> {
       } finally {
         await bare.stop();
       }
-      const lb = await startLifeboat(`intake-${mix}`, (port, dir) => serveConfig(site, port, dir));
+      const dir = tempDir();
+      const lb = await startLifeboat(`intake-${mix}`, lifeboatConfigData({}, { site, dir, pace: "paced", logLevel: "info" }), { dir });
       try {
         const c = await measure("lifeboat", mix, lb, lb);
         const primed = c.primed ?? 0;

@@ -4,7 +4,7 @@ import type { LoadResult, LoadSpec } from "./load/webhook-load.js";
 import { SHIPPED_NODE_ARGS, startLifeboat, WEBHOOK_TOKEN, type LifeboatProcess } from "./lib/lifeboat.js";
 import type { Mix } from "./lib/payloads.js";
 import { benchFile, runJsonScript } from "./lib/process.js";
-import { serveConfig } from "./lib/site.js";
+import { lifeboatConfigData, tempDir } from "../test/kit/config.js";
 
 /**
  * Benchmark 4: resident memory of a `lifeboat serve` process, idle and after 10,000 alerts.
@@ -58,7 +58,8 @@ export async function benchMemory(opts: MemoryOptions): Promise<MemoryResult> {
   const cases: MemoryCase[] = [];
   try {
     for (const mix of opts.mixes ?? (["distinct", "duplicates"] as const)) {
-      const lb = await startLifeboat(`memory-${mix}`, (port, dir) => serveConfig(site, port, dir), { nodeArgs: [...(opts.nodeArgs ?? SHIPPED_NODE_ARGS)] });
+      const dir = tempDir();
+      const lb = await startLifeboat(`memory-${mix}`, lifeboatConfigData({}, { site, dir, pace: "paced", logLevel: "info" }), { nodeArgs: opts.nodeArgs ?? SHIPPED_NODE_ARGS, dir });
       try {
         await sleep(opts.idleSeconds * 1000);
         const idle = lb.memory();

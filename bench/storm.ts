@@ -7,12 +7,13 @@ import type { Recovery } from "../src/domain/model.js";
 import { waitUntil } from "../test/support/daemon.js";
 import { startEtcd, type EtcdServer } from "../test/support/etcd.js";
 import { cpuWindow, processCpuMs } from "./lib/cpu.js";
-import { ADMIN_TOKEN, CLI, postWebhook, processMemory, startLifeboat, WEBHOOK_TOKEN, type LifeboatProcess } from "./lib/lifeboat.js";
+import { ADMIN_TOKEN, CLI, postWebhook, startLifeboat, WEBHOOK_TOKEN, type LifeboatProcess } from "./lib/lifeboat.js";
 import { payloadMaker } from "./lib/payloads.js";
 import { benchFile, startStoppableScript } from "./lib/process.js";
-import { novaSaysDown, serveConfig } from "./lib/site.js";
 import { distribution, type Distribution } from "./lib/stats.js";
 import type { TrickleResult } from "./load/webhook-trickle.js";
+import { lifeboatConfigData, tempDir } from "../test/kit/config.js";
+import { novaSaysDown } from "../test/kit/site.js";
 
 const run = promisify(execFile);
 const TRICKLE = benchFile("load/webhook-trickle.ts");
@@ -179,11 +180,9 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
     const prefix = `/lifeboat-storm-${randomBytes(4).toString("hex")}/`;
     const names = variant === "ha-failover" ? ["lifeboat-a", "lifeboat-b"] : ["lifeboat"];
     for (const name of names) {
-      instancesOf.push(
-        await startLifeboat(`storm-${variant}-${name}`, (port, dir) => stormConfig(site, port, dir, opts, variant === "sqlite" ? undefined : { endpoint: etcd!.endpoint, prefix, instance: name }), {
-          etcd: variant !== "sqlite",
-        }),
-      );
+      const dir = tempDir();
+      const config = stormConfig(site, dir, opts, variant === "sqlite" ? undefined : { endpoint: etcd!.endpoint, prefix, instance: name });
+      instancesOf.push(await startLifeboat(`storm-${variant}-${name}`, config, { etcd: variant !== "sqlite", dir }));
     }
     let leader = instancesOf[0]!;
     if (variant === "ha-failover") leader = await leaderOf(instancesOf);
@@ -194,7 +193,7 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
     site.evacuations.reset();
     const seq0 = site.cloud.requests.at(-1)?.seq ?? 0;
     const cpu0 = new Map(instancesOf.map((i) => [i.pid, processCpuMs(i.pid)]));
-    const window = cpuWindow(Object.fromEntries(instancesOf.map((i) => [i.name, i.pid])));
+    const window = cpuWindow(Object.fromEntries(instancesOf.map((i) => [i.id, i.pid])));
     site.failRack(opts.rack);
     await waitUntil(`${opts.rack} down in Nova`, () => rackHosts.every((h) => novaSaysDown(site, h)), { timeoutMs: 20_000 });
     const bodies = rackHosts.map((_, i) => payloadMaker("distinct", rackHosts)(i));
@@ -243,17 +242,17 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
           const s = site.cloud.state.servers.get(id)!;
           return s.vmState === "active" && s.taskState === null && s.host !== null && !inRack.has(s.host);
         }).length;
-        rssPeak = Math.max(rssPeak, processMemory(acting.pid).rss);
+        rssPeak = Math.max(rssPeak, acting.memory().rss);
         if (variant === "ha-failover" && !failover && active >= ids.length / 2) {
           const dead = acting;
           killedCpuMs = processCpuMs(dead.pid) - (cpu0.get(dead.pid) ?? 0);
-          process.kill(dead.pid, "SIGKILL");
+          dead.kill("SIGKILL");
           const killedAt = Date.now();
-          log(`storm (${variant}): ${active}/${ids.length} ACTIVE: leader ${dead.name} SIGKILLed`);
+          log(`storm (${variant}): ${active}/${ids.length} ACTIVE: leader ${dead.id} SIGKILLed`);
           acting = steady;
           await waitUntil("the other instance to lead", async () => (await acting.api<{ leader: { self: boolean } }>("/api/v1/status")).leader.self, { timeoutMs: 60_000, intervalMs: 50 });
           failover = { activeAtKill: active, takeoverMs: Date.now() - killedAt };
-          log(`storm (${variant}): ${acting.name} leads ${failover.takeoverMs} ms after the kill`);
+          log(`storm (${variant}): ${acting.id} leads ${failover.takeoverMs} ms after the kill`);
         }
         if (active === ids.length) break;
         if (Date.now() > deadline) throw new Error(`storm (${variant}): only ${active}/${ids.length} instances ACTIVE after 10 minutes\n${acting.output().slice(-4000)}`);
@@ -323,7 +322,7 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
         webhookMs: distribution(samples.map(([, ms]) => ms)),
         webhookFailures: samples.filter(([, , status]) => status !== 202).length,
         rssPeak,
-        rssHwm: processMemory(acting.pid).peak,
+        rssHwm: acting.memory().peak,
         cpuMs,
         cpuMsPerInstance: cpuMs / ids.length,
         outcomes,
@@ -342,27 +341,26 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
 const TERMINAL = new Set(["completed", "partial", "failed", "aborted"]);
 
 /** The lifeboat config of the storm: the rack's hosts trip the guard; one site-wide budget. */
-function stormConfig(site: Sandbox, port: number, dir: string, o: StormOptions, etcd?: { endpoint: string; prefix: string; instance: string }): Record<string, unknown> {
-  const data = serveConfig(site, port, dir, {
-    gates: {
-      confirmations: [{ driver: "nova-service", stale_seconds: 2, checks: 1, interval_seconds: 0 }, { driver: "bmc" }],
-      storm: { max_recoveries: o.stormMaxRecoveries, window_seconds: 600, cooldown_seconds: 3600 },
+function stormConfig(site: Sandbox, dir: string, o: StormOptions, etcd?: { endpoint: string; prefix: string; instance: string }): Record<string, unknown> {
+  return lifeboatConfigData(
+    {
+      gates: {
+        confirmations: [{ driver: "nova-service", stale_seconds: 2, checks: 1, interval_seconds: 0 }, { driver: "bmc" }],
+        storm: { max_recoveries: o.stormMaxRecoveries, window_seconds: 600, cooldown_seconds: 3600 },
+      },
+      evacuation: { concurrency: o.siteBudget, site_concurrency: o.siteBudget, poll_interval_seconds: o.pollIntervalSeconds },
+      openstack: { nova_rate_limit: { requests_per_second: o.novaRequestsPerSecond } },
     },
-    evacuation: { concurrency: o.siteBudget, site_concurrency: o.siteBudget, poll_interval_seconds: o.pollIntervalSeconds },
-    openstack: { nova_rate_limit: { requests_per_second: o.novaRequestsPerSecond } },
-  });
-  if (etcd) {
-    data.store = {
-      driver: "etcd",
-      endpoints: [etcd.endpoint],
-      prefix: etcd.prefix,
-      instance_id: etcd.instance,
-      lease_ttl_seconds: 3,
-      request_timeout_seconds: 2,
-      dial_timeout_seconds: 2,
-    };
-  }
-  return data;
+    {
+      site,
+      dir,
+      pace: "paced",
+      logLevel: "info",
+      ...(etcd
+        ? { etcd: { endpoints: [etcd.endpoint], prefix: etcd.prefix, instanceId: etcd.instance, leaseTtlSeconds: 3, requestTimeoutSeconds: 2, dialTimeoutSeconds: 2 } }
+        : {}),
+    },
+  );
 }
 
 async function leaderOf(instances: LifeboatProcess[]): Promise<LifeboatProcess> {

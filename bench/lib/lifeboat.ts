@@ -1,15 +1,11 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { stringify } from "yaml";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Recovery, RecoveryDetail } from "../../src/domain/model.js";
-import { parseOrThrow } from "../../test/support/stack.js";
-import { ADMIN_TOKEN, WEBHOOK_TOKEN } from "../../test/support/lifeboat.js";
-import { startDaemon, type Daemon } from "../../test/support/daemon.js";
+import { ADMIN_TOKEN, parseConfigData, removeDir, WEBHOOK_TOKEN } from "../../test/kit/config.js";
+import { CLI, ROOT, serveLifeboat, type ServedLifeboat } from "../../test/kit/served.js";
+import { TERMINAL } from "../../test/kit/site.js";
 
-export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-export const CLI = join(ROOT, "dist", "cli.js");
-export { ADMIN_TOKEN, WEBHOOK_TOKEN };
+export { ADMIN_TOKEN, CLI, ROOT, WEBHOOK_TOKEN };
 
 /**
  * The node flags lifeboat ships with: the NODE_OPTIONS of the container image (the README's
@@ -22,49 +18,40 @@ export const SHIPPED_NODE_ARGS: readonly string[] = (() => {
 })();
 
 /** A `lifeboat serve` process started from the built CLI: the daemon exactly as operators run it. */
-export interface LifeboatProcess extends Daemon {
-  /** The SQLite journal of this process ("" on the etcd store). */
-  readonly dbPath: string;
-  /** Resident set size now (VmRSS) and at its peak (VmHWM), in bytes. */
-  memory(): { rss: number; peak: number };
-  /** GET a control API path with the admin token. */
-  api<T>(path: string): Promise<T>;
+export type LifeboatProcess = ServedLifeboat;
+
+export interface BenchServeOptions {
+  /** Flags for node itself: SHIPPED_NODE_ARGS unless given ([] for node's defaults). */
+  nodeArgs?: readonly string[];
+  /** The config's store may be etcd (the benchmarks otherwise insist on SQLite). */
+  etcd?: boolean;
+  /** A directory made for this process alone (its journal): removed once it stopped. */
+  dir?: string;
 }
 
 /**
- * Start `node dist/cli.js serve` with the config `configFor(port, dir)` returns (plain data,
- * validated here first so a bad bench config fails with its problems, not a dead process).
- * `nodeArgs` go to node itself, SHIPPED_NODE_ARGS unless given ([] for node's defaults).
- * `etcd`: the config's store may be etcd (the benchmarks otherwise insist on SQLite).
+ * Start `node dist/cli.js serve` on `config` (plain data, as lifeboatConfigData builds it;
+ * validated first so a bad bench config fails with its problems, not a dead process). It
+ * listens where the config says (127.0.0.1:0 by default; the URL is read from its log).
+ * LIFEBOAT_BENCH_PROFILE and LIFEBOAT_NODE_ARGS add node flags (see profileArgs).
  */
-export async function startLifeboat(
-  name: string,
-  configFor: (port: number, dir: string) => Record<string, unknown>,
-  opts: { nodeArgs?: string[]; etcd?: boolean } = {},
-): Promise<LifeboatProcess> {
+export async function startLifeboat(name: string, config: Record<string, unknown>, opts: BenchServeOptions = {}): Promise<LifeboatProcess> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm run bench does)`);
-  let dbPath = "";
-  const daemon = await startDaemon({
-    name,
-    spec: (port, dir) => {
-      const data = configFor(port, dir);
-      const config = parseOrThrow(data);
-      if (config.store.driver !== "sqlite" && !opts.etcd) throw new Error("this benchmark uses the SQLite store (pass etcd: true for an etcd one)");
-      dbPath = config.store.driver === "sqlite" ? config.store.path : "";
-      const file = join(dir, "lifeboat.yaml");
-      writeFileSync(file, stringify(data), { mode: 0o600 });
-      return { command: process.execPath, args: [...(opts.nodeArgs ?? SHIPPED_NODE_ARGS), ...profileArgs(), CLI, "serve", "--config", file], readyPath: "/healthz" };
-    },
-  });
+  let lb: ServedLifeboat;
+  try {
+    if (parseConfigData(config).store.driver !== "sqlite" && !opts.etcd) throw new Error("this benchmark uses the SQLite store (pass etcd: true for an etcd one)");
+    lb = await serveLifeboat(config, { name, nodeArgs: [...(opts.nodeArgs ?? SHIPPED_NODE_ARGS), ...profileArgs()] });
+  } catch (err) {
+    if (opts.dir) removeDir(opts.dir);
+    throw err;
+  }
   return {
-    ...daemon,
-    dbPath,
-    memory: () => processMemory(daemon.pid),
-    api: async <T>(path: string): Promise<T> => {
-      const res = await fetch(`${daemon.url}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, signal: AbortSignal.timeout(10_000) });
-      const text = await res.text();
-      if (!res.ok) throw new Error(`GET ${path} answered ${res.status}: ${text}`);
-      return JSON.parse(text) as T;
+    ...lb,
+    stop: async () => {
+      await lb.stop();
+      // The directory its config file was written to is this process's alone.
+      removeDir(dirname(lb.configFile));
+      if (opts.dir) removeDir(opts.dir);
     },
   };
 }
@@ -75,14 +62,7 @@ function profileArgs(): string[] {
   return [...(dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : []), ...(process.env.LIFEBOAT_NODE_ARGS ?? "").split(" ").filter(Boolean)];
 }
 
-/** VmRSS and VmHWM of a process (Linux /proc), in bytes. */
-export function processMemory(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
-  return { rss: kb("VmRSS"), peak: kb("VmHWM") };
-}
-
-/** POST one Alertmanager payload to lifeboat's webhook; returns the status and the elapsed ms. */
+/** POST one Alertmanager payload to lifeboat's webhook; returns the status. */
 export async function postWebhook(url: string, body: string): Promise<number> {
   const res = await fetch(`${url}/api/v1/alerts`, {
     method: "POST",
@@ -93,8 +73,6 @@ export async function postWebhook(url: string, body: string): Promise<number> {
   await res.arrayBuffer();
   return res.status;
 }
-
-const TERMINAL = ["completed", "partial", "failed", "aborted"];
 
 /** Wait until `host` has a recovery that ended; its detail (timeline, instances…) from the control API. */
 export async function finishedRecovery(lb: LifeboatProcess, host: string, timeoutMs: number): Promise<RecoveryDetail> {

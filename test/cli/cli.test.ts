@@ -3,7 +3,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { tempDir, waitFor } from "../support/lifeboat.js";
+import { tempDir } from "../kit/config.js";
+import { waitFor } from "../kit/http.js";
 
 const run = promisify(execFile);
 const CLI = join(process.cwd(), "dist", "cli.js");

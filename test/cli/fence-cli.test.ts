@@ -1,14 +1,13 @@
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse, stringify } from "yaml";
+import { stringify } from "yaml";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import { freePort } from "../support/daemon.js";
 import { startIpmiSim, type IpmiSim } from "../support/ipmi-sim.js";
-import { ADMIN_TOKEN, tempDir, waitFor } from "../support/lifeboat.js";
-import { stackConfigData } from "../support/stack.js";
+import { ADMIN_TOKEN, tempDir, lifeboatConfigData } from "../kit/config.js";
+import { CLI, serveLifeboat, type ServedLifeboat } from "../kit/served.js";
 
 /**
  * `lifeboat fence status` (the check operators run after each BMC password rotation) and
@@ -17,12 +16,11 @@ import { stackConfigData } from "../support/stack.js";
  */
 
 const run = promisify(execFile);
-const CLI = join(process.cwd(), "dist", "cli.js");
 let site: Sandbox;
 let ipmi: IpmiSim;
 let dir: string;
 let configFile: string;
-let serveProc: ChildProcess | undefined;
+let served: ServedLifeboat | undefined;
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -34,11 +32,9 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   }
 }
 
-function writeConfig(file: string, ipmiPassword: string, port: number): void {
-  const data = stackConfigData(site, dir, {
-    server: { listen: `127.0.0.1:${port}` },
-    logging: { level: "warn" },
-  });
+/** The site's config with compute-1 behind the ipmi_sim BMC, known by this password. */
+function configData(ipmiPassword: string, logLevel: string): Record<string, unknown> {
+  const data = lifeboatConfigData({}, { site, dir, logLevel });
   const fencing = data.fencing as { hosts: Record<string, unknown> };
   fencing.hosts["compute-1"] = {
     driver: "ipmi",
@@ -51,7 +47,11 @@ function writeConfig(file: string, ipmiPassword: string, port: number): void {
     poll_interval_seconds: 0.2,
     name: "ipmi-compute-1",
   };
-  writeFileSync(file, stringify(data));
+  return data;
+}
+
+function writeConfig(file: string, ipmiPassword: string): void {
+  writeFileSync(file, stringify(configData(ipmiPassword, "warn")));
 }
 
 beforeAll(async () => {
@@ -59,11 +59,11 @@ beforeAll(async () => {
   ipmi = await startIpmiSim({ users: [{ name: "lifeboat", password: "ipmi-s3cret", priv: "admin" }], power: "on" });
   dir = tempDir();
   configFile = join(dir, "lifeboat.yaml");
-  writeConfig(configFile, "ipmi-s3cret", await freePort());
+  writeConfig(configFile, "ipmi-s3cret");
 }, 60_000);
 
 afterAll(async () => {
-  serveProc?.kill("SIGKILL");
+  await served?.stop();
   await ipmi?.stop();
   await site?.close();
 });
@@ -80,7 +80,7 @@ describe("lifeboat fence status", () => {
 
   it("after a BMC password rotation nobody told lifeboat about: that host fails, exit 1", async () => {
     const stale = join(dir, "stale.yaml");
-    writeConfig(stale, "old-password", await freePort());
+    writeConfig(stale, "old-password");
     const r = await cli(["fence", "status", "compute-1", "compute-2", "--config", stale]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/compute-1.*ipmi.*(unknown|error)/i);
@@ -91,10 +91,8 @@ describe("lifeboat fence status", () => {
 
 describe("lifeboat fence off", () => {
   it("refuses without --yes, then powers the host off through ipmi_sim and records it as a recovery", async () => {
-    const listen = parse(readFileSync(configFile, "utf8")) as { server: { listen: string } };
-    serveProc = spawn(process.execPath, [CLI, "serve", "--config", configFile], { stdio: ["ignore", "pipe", "pipe"] });
-    const url = `http://${listen.server.listen}`;
-    await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => null))?.ok, 20_000, "lifeboat serve");
+    served = await serveLifeboat(configData("ipmi-s3cret", "info"), { name: "fence-cli" });
+    const url = served.url;
 
     const no = await cli(["fence", "off", "compute-1", "--url", url, "--token", ADMIN_TOKEN]);
     expect(no.code).toBe(1);

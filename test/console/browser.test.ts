@@ -1,15 +1,13 @@
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
-import { parseConfig } from "../../src/config/load.js";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import { startDaemon, type Daemon } from "../support/daemon.js";
-import { ADMIN_TOKEN, WEBHOOK_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
-import { stackConfigData } from "../support/stack.js";
-import { fastConfig, fastSite, novaSeesDown, serversOn, siteScenario } from "../integration/site.js";
 import { secretsOf } from "./client.js";
+import { ADMIN_TOKEN, WEBHOOK_TOKEN, removeDir, tempDir, lifeboatConfigData, fastSite, parseConfigData } from "../kit/config.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { novaSeesDown, serversOn, siteScenario } from "../kit/site.js";
+import { ROOT, serveLifeboat, type ServedLifeboat } from "../kit/served.js";
 
 /**
  * The console in a real browser: Debian's Chromium, headless, driven by playwright-core,
@@ -26,14 +24,12 @@ declare const window: { innerWidth: number };
 declare const MutationObserver: new (callback: () => void) => { observe(target: unknown, options: { subtree: boolean; childList: boolean }): void };
 declare const EventSource: new (url: string) => { addEventListener(type: string, listener: (e: { data: string }) => void): void; close(): void };
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "dist/cli.js");
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = join(ROOT, "artifacts/console");
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 let site: Sandbox;
-let daemon: Daemon;
+let lifeboat: ServedLifeboat;
 let browser: Browser;
 let desktop: BrowserContext;
 let page: Page;
@@ -44,34 +40,20 @@ const received: { url: string; text: string }[] = [];
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (scripts/test.sh installs it)`);
-  if (!existsSync(CLI)) throw new Error("dist/cli.js is missing: npm run build first");
   mkdirSync(SHOTS, { recursive: true });
   // compute-1 runs six instances whose rebuilds take a while: time to watch the bar move.
   const servers = [...serversOn("compute-1", 6), ...serversOn("compute-2", 2, "db")];
   site = await startSandbox(fastSite({ cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3", "compute-4"], servers), evacuationDurationMs: 1800 } }));
-  let data: Record<string, unknown> = {};
-  daemon = await startDaemon({
-    name: "lifeboat-console",
-    spec: (port, dir) => {
-      data = stackConfigData(
-        site,
-        storeDir,
-        fastConfig({
-          server: { listen: `127.0.0.1:${port}` },
-          evacuation: { concurrency: 2 },
-          // One recovery at a time: the second failed host waits for an operator.
-          gates: { storm: { max_recoveries: 1, max_percent: 100, window_seconds: 600, cooldown_seconds: 600 } },
-          logging: { level: "info" },
-        }),
-      );
-      const file = join(dir, "lifeboat.yaml");
-      writeFileSync(file, stringify(data));
-      return { command: process.execPath, args: [CLI, "serve", "--config", file], readyPath: "/readyz" };
+  const data = lifeboatConfigData(
+    {
+      evacuation: { concurrency: 2 },
+      // One recovery at a time: the second failed host waits for an operator.
+      gates: { storm: { max_recoveries: 1, max_percent: 100, window_seconds: 600, cooldown_seconds: 600 } },
     },
-  });
-  const parsed = parseConfig(stringify(data), {});
-  if (!parsed.ok) throw new Error("config invalid");
-  secrets = secretsOf(parsed.config);
+    { site, dir: storeDir, pace: "fast", logLevel: "info" },
+  );
+  lifeboat = await serveLifeboat(data, { name: "lifeboat-console", ready: "/readyz" });
+  secrets = secretsOf(parseConfigData(data));
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   desktop = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   page = await desktop.newPage();
@@ -80,7 +62,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close().catch(() => undefined);
-  await daemon?.stop();
+  await lifeboat?.stop();
   await site?.close();
   removeDir(storeDir);
 });
@@ -101,27 +83,27 @@ async function shot(p: Page, name: string): Promise<void> {
 }
 
 async function login(p: Page, token: string, name?: string): Promise<void> {
-  await p.goto(`${daemon.url}/console`);
+  await p.goto(`${lifeboat.url}/console`);
   await p.fill('input[name="token"]', token);
   if (name) await p.fill('input[name="name"]', name);
   await p.click('button[type="submit"]');
 }
 
 async function latestRecovery(host: string): Promise<{ id: string; state: string } | undefined> {
-  const r = await api(daemon.url, "GET", `/api/v1/recoveries?host=${host}&limit=1`);
+  const r = await api(lifeboat.url, "GET", `/api/v1/recoveries?host=${host}&limit=1`);
   return (r.body as { recoveries: { id: string; state: string }[] }).recoveries[0];
 }
 
 async function failAndAlert(host: string): Promise<void> {
   site.failHost(host);
   await novaSeesDown(site.cloud, host);
-  const r = await postAlert(daemon.url, alertPayload({ host, startsAt: new Date(Date.now() - 60_000).toISOString() }));
+  const r = await postAlert(lifeboat.url, alertPayload({ host, startsAt: new Date(Date.now() - 60_000).toISOString() }));
   expect(r.status).toBe(202);
 }
 
 describe("the console in headless Chromium against lifeboat serve", () => {
   it("asks for the admin token; the webhook token does not open it", async () => {
-    await page.goto(`${daemon.url}/console`);
+    await page.goto(`${lifeboat.url}/console`);
     expect(new URL(page.url()).pathname).toBe("/console/login");
     await shot(page, "login");
     await login(page, WEBHOOK_TOKEN);
@@ -139,7 +121,7 @@ describe("the console in headless Chromium against lifeboat serve", () => {
   });
 
   it("watches a recovery run live to completed: the page updates without a reload and the progress bar moves", async () => {
-    await page.goto(`${daemon.url}/console`);
+    await page.goto(`${lifeboat.url}/console`);
     await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
     await failAndAlert("compute-1");
     // The overview shows the new recovery by itself.
@@ -189,7 +171,7 @@ describe("the console in headless Chromium against lifeboat serve", () => {
   }, 120_000);
 
   it("approves a recovery the storm guard blocked, after a confirmation that names the consequence", async () => {
-    await page.goto(`${daemon.url}/console`);
+    await page.goto(`${lifeboat.url}/console`);
     await failAndAlert("compute-2");
     const box = page.locator('#sec-open input[type="checkbox"]');
     await box.waitFor({ timeout: 30_000 });
@@ -212,39 +194,39 @@ describe("the console in headless Chromium against lifeboat serve", () => {
   }, 120_000);
 
   it("pauses and resumes automation", async () => {
-    await page.goto(`${daemon.url}/console`);
+    await page.goto(`${lifeboat.url}/console`);
     await page.click("text=Pause…");
     await page.fill('input[name="reason"]', "BIOS update on rack 4");
     await page.click('button:has-text("Pause automation")');
     await expect.poll(() => page.textContent("#sec-status")).toContain("by alice@console");
-    let status = (await api(daemon.url, "GET", "/api/v1/status")).body as { paused: { paused: boolean; reason: string } };
+    let status = (await api(lifeboat.url, "GET", "/api/v1/status")).body as { paused: { paused: boolean; reason: string } };
     expect(status.paused).toMatchObject({ paused: true, reason: "BIOS update on rack 4" });
     await page.click("text=Resume…");
     await page.click('button:has-text("Resume automation")');
     await expect.poll(() => page.textContent(".flash")).toContain("automation resumed");
-    status = (await api(daemon.url, "GET", "/api/v1/status")).body as { paused: { paused: boolean; reason: string } };
+    status = (await api(lifeboat.url, "GET", "/api/v1/status")).body as { paused: { paused: boolean; reason: string } };
     expect(status.paused.paused).toBe(false);
   });
 
   it("refuses an action without the CSRF token, and one without a session", async () => {
-    const noToken = await page.request.post(`${daemon.url}/console/actions/pause`, { form: { reason: "forged" }, maxRedirects: 0 });
+    const noToken = await page.request.post(`${lifeboat.url}/console/actions/pause`, { form: { reason: "forged" }, maxRedirects: 0 });
     expect(noToken.status()).toBe(403);
     const other = await browser.newContext();
-    const noSession = await other.request.post(`${daemon.url}/console/actions/pause`, { form: { reason: "forged" }, maxRedirects: 0 });
+    const noSession = await other.request.post(`${lifeboat.url}/console/actions/pause`, { form: { reason: "forged" }, maxRedirects: 0 });
     expect(noSession.status()).toBe(401);
     await other.close();
-    const status = (await api(daemon.url, "GET", "/api/v1/status")).body as { paused: { paused: boolean } };
+    const status = (await api(lifeboat.url, "GET", "/api/v1/status")).body as { paused: { paused: boolean } };
     expect(status.paused.paused).toBe(false);
   });
 
   it("shows a host: held down, its fencing device's last journaled power state, its recoveries", async () => {
-    await page.goto(`${daemon.url}/console/hosts/compute-1`);
+    await page.goto(`${lifeboat.url}/console/hosts/compute-1`);
     const summary = (await page.textContent("#sec-host"))!;
     expect(summary).toContain("held down");
     expect(summary).toMatch(/redfish[\s\S]*off/);
     expect(await page.locator("#sec-host-recoveries tbody tr").count()).toBe(1);
     await shot(page, "host");
-    await page.goto(`${daemon.url}/console/recoveries`);
+    await page.goto(`${lifeboat.url}/console/recoveries`);
     expect(await page.locator("#sec-list tbody tr").count()).toBe(2);
     await shot(page, "recoveries");
   });
@@ -261,7 +243,7 @@ describe("the console in headless Chromium against lifeboat serve", () => {
       [`/console/recoveries/${id}`, "phone-recovery"],
       ["/console/hosts/compute-1", "phone-host"],
     ] as const) {
-      await p.goto(`${daemon.url}${path}`);
+      await p.goto(`${lifeboat.url}${path}`);
       const width = await p.evaluate(() => ({ page: document.documentElement.scrollWidth, screen: window.innerWidth }));
       expect(width.page, path).toBeLessThanOrEqual(width.screen);
       await shot(p, name);
@@ -272,7 +254,7 @@ describe("the console in headless Chromium against lifeboat serve", () => {
   it("no secret from the config appears in any page, asset or live update", async () => {
     // The live updates as the browser receives them.
     const id = (await latestRecovery("compute-1"))!.id;
-    await page.goto(`${daemon.url}/console`);
+    await page.goto(`${lifeboat.url}/console`);
     const live = await page.evaluate(async (rid) => {
       const out: string[] = [];
       for (const q of ["view=overview", `view=recovery&id=${rid}`, "view=host&host=compute-1", "view=list"]) {

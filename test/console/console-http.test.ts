@@ -1,8 +1,10 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { ADMIN_TOKEN, WEBHOOK_TOKEN, alertPayload, api, makeLifeboat, postAlert, removeDir, tempDir, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
 import { ConsoleClient, secretsOf } from "./client.js";
+import { ADMIN_TOKEN, WEBHOOK_TOKEN, removeDir, tempDir, lifeboatConfig } from "../kit/config.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { makeLifeboat, type TestLifeboat } from "../kit/lifeboat.js";
 
 let running: TestLifeboat[] = [];
 const dirs: string[] = [];
@@ -13,7 +15,7 @@ afterEach(async () => {
 });
 
 async function start(overrides: Record<string, unknown> = {}, dir?: string): Promise<TestLifeboat> {
-  const t = makeLifeboat(testConfig(overrides, dir));
+  const t = makeLifeboat(lifeboatConfig(overrides, dir === undefined ? {} : { dir }));
   running.push(t);
   await t.app.start({ listen: "127.0.0.1:0" });
   return t;

@@ -1,9 +1,7 @@
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { waitFor } from "../support/lifeboat.js";
-
-const CLI = join(process.cwd(), "dist", "cli.js");
+import { waitFor } from "../kit/http.js";
+import { CLI } from "../kit/served.js";
 
 describe("npm run demo at a terminal", () => {
   it("prints the console's address, keeps it open after the story until Enter, then ends", async () => {

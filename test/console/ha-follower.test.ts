@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
-import { novaSeesDown } from "../integration/site.js";
 import { usePairPerTest } from "../ha/pair.js";
 import { sideEffects } from "../ha/side-effects.js";
 import { ConsoleClient } from "./client.js";
+import { ADMIN_TOKEN, fastSite } from "../kit/config.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
+import { novaSeesDown } from "../kit/site.js";
 
 /**
  * The console of an HA follower follows the control API's rules: it names the leader, an
@@ -14,7 +15,7 @@ const ha = usePairPerTest();
 describe("the console on the follower of an HA pair", () => {
   it("names the leader; an approval and a release given there are carried out by the leader", async () => {
     const pair = await ha.start({
-      sandbox: { cloud: { serviceDownTimeSeconds: 1, reportIntervalSeconds: 0.25, evacuationDurationMs: 300 }, powerDelayMs: 100 },
+      sandbox: fastSite(),
       config: { gates: { require_approval: true, confirmations: [{ driver: "nova-service", stale_seconds: 1, checks: 1, interval_seconds: 0 }, { driver: "bmc" }] } },
     });
     const leader = await pair.leader();

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
 import { Secret } from "../../src/util/secret.js";
-import { tempDir } from "../support/lifeboat.js";
+import { tempDir } from "../kit/config.js";
 
 const MINIMAL = `
 server:

@@ -6,8 +6,10 @@ import type { RecoveryDetail } from "../../src/domain/model.js";
 import type { CloudPort, ReleasePort } from "../../src/domain/ports/cloud.js";
 import type { ChainResult, FenceDevice, FencingPort } from "../../src/domain/ports/fencing.js";
 import { dryRunCloud, dryRunFencing } from "../../src/engine/dry-run.js";
-import { alertPayload, memoryLogger, postAlert, testConfig, waitFor } from "../support/lifeboat.js";
-import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../support/world.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
+import { memoryLogger } from "../kit/lifeboat.js";
+import { lifeboatConfig } from "../kit/config.js";
+import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../kit/world.js";
 
 /**
  * A dry run is a choice of ports: the stages run as for a real recovery, and every write
@@ -109,7 +111,7 @@ async function heldHost(s: Site, host: string): Promise<void> {
 
 describe("dry run: the runner hands the stages recording ports", () => {
   it("an alert's dry run goes through every stage, and no write reaches a real port; the journal says what would have been done", async () => {
-    const s = await site(testConfig({ recovery: { dry_run: true } }));
+    const s = await site(lifeboatConfig({ recovery: { dry_run: true } }));
     s.world.kill("compute-1");
     expect((await postAlert(s.app.url, alertPayload({ host: "compute-1" }))).status).toBe(202);
     const r = await waitFor(async () => (await s.app.store.listRecoveries({ host: "compute-1", limit: 1 }))[0], 10_000, "the recovery");
@@ -149,7 +151,7 @@ describe("dry run: the runner hands the stages recording ports", () => {
   });
 
   it("a dry run with --confirm-off holds nothing: the hold would outlive the dry run", async () => {
-    const s = await site(testConfig());
+    const s = await site(lifeboatConfig());
     s.world.kill("compute-2");
     const r = await s.app.commands.recover("compute-2", { dryRun: true, confirmOff: true, actor: "tester" });
     const d = await ended(s, r.id);
@@ -161,7 +163,7 @@ describe("dry run: the runner hands the stages recording ports", () => {
   });
 
   it("a dry-run release of a fenced host ends at its power-on, which it does not send; the hold stays", async () => {
-    const s = await site(testConfig({ recovery: { dry_run: true } }));
+    const s = await site(lifeboatConfig({ recovery: { dry_run: true } }));
     await heldHost(s, "compute-1");
     const view = await s.app.commands.release("compute-1", "tester");
     const d = await ended(s, view.recoveryId);
@@ -175,7 +177,7 @@ describe("dry run: the runner hands the stages recording ports", () => {
   });
 
   it("a dry-run release of a host powered on by hand goes as far as Nova's answers allow and ends at the un-force", async () => {
-    const s = await site(testConfig({ recovery: { dry_run: true } }), { unfenceable: ["compute-3"] });
+    const s = await site(lifeboatConfig({ recovery: { dry_run: true } }), { unfenceable: ["compute-3"] });
     await heldHost(s, "compute-3");
     const view = await s.app.commands.release("compute-3", "tester");
     // nova-compute starts (the operator powered the host on): its heartbeat moves.
@@ -192,7 +194,7 @@ describe("dry run: the runner hands the stages recording ports", () => {
   });
 
   it("a dry-run release of a host only lifeboat disabled ends at the enable, and lifts no hold", async () => {
-    const s = await site(testConfig({ recovery: { dry_run: true } }), { unfenceable: ["compute-3"] });
+    const s = await site(lifeboatConfig({ recovery: { dry_run: true } }), { unfenceable: ["compute-3"] });
     await heldHost(s, "compute-3");
     const h = s.world.host("compute-3");
     h.power = "on";
@@ -208,7 +210,7 @@ describe("dry run: the runner hands the stages recording ports", () => {
   });
 
   it("a dry-run release with nothing to release leaves lifeboat's hold as it was", async () => {
-    const s = await site(testConfig({ recovery: { dry_run: true } }));
+    const s = await site(lifeboatConfig({ recovery: { dry_run: true } }));
     await s.app.store.putHostState({ host: "compute-2", fenced: true, recoveryId: "r-before", by: "world-bmc", at: "2026-11-25T12:11:30.000Z" }, 0);
     const view = await s.app.commands.release("compute-2", "tester");
     const d = await ended(s, view.recoveryId);

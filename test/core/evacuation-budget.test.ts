@@ -3,10 +3,10 @@ import { describe, expect, it } from "vitest";
 import type { InstanceResult, RecoveryState } from "../../src/domain/model.js";
 import { inFlightEvacuations, recoveryZone } from "../../src/engine/in-flight-evacuations.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { removeDir, tempDir } from "../support/lifeboat.js";
 import { newRecovery } from "../store/conformance.js";
 import { EvacuationBudget, type BudgetSlot, type InFlightEvacuation, type SlotRequest } from "../../src/engine/evacuation-budget.js";
 import { Metrics } from "../../src/metrics.js";
+import { removeDir, tempDir } from "../kit/config.js";
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 

@@ -2,8 +2,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { labelSetHash, type HostEvent, type RecoveryState } from "../../src/domain/model.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { alertPayload, makeLifeboat, postAlert, tempDir, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
-import { World } from "../support/world.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
+import { makeLifeboat, type TestLifeboat } from "../kit/lifeboat.js";
+import { tempDir, lifeboatConfig } from "../kit/config.js";
+import { World } from "../kit/world.js";
 
 /**
  * An event's identity is its content (label set, source, status, startsAt), not the
@@ -44,7 +46,7 @@ describe("event identity", () => {
   });
 
   it("a delivery that reuses a real alert's fingerprint and startsAt with other labels does not swallow the real alert", async () => {
-    const t = await start(makeLifeboat(testConfig({ recovery: { grace_seconds: 3600 } })));
+    const t = await start(makeLifeboat(lifeboatConfig({ recovery: { grace_seconds: 3600 } })));
     const real = alertPayload({ host: "compute-1" });
     const forged = structuredClone(real);
     alertOf(forged).labels.host = ""; // no host: ignored
@@ -62,7 +64,7 @@ describe("event identity", () => {
   });
 
   it("a resolved delivery with a tracked alert's fingerprint and startsAt but other labels does not abort it; the real one does", async () => {
-    const t = await start(makeLifeboat(testConfig({ recovery: { grace_seconds: 3600 } })));
+    const t = await start(makeLifeboat(lifeboatConfig({ recovery: { grace_seconds: 3600 } })));
     await postAlert(t.app.url, alertPayload({ host: "compute-2" }));
     await waitFor(async () => (await stateOf(t, "compute-2")) === "pending", 5000, "pending");
 
@@ -82,7 +84,7 @@ describe("event identity", () => {
     const world = World.standard();
     const alert = alertPayload({ host: "compute-3" });
 
-    const wrong = await start(makeLifeboat(testConfig({ alerts: { host_label: "node" }, recovery: { grace_seconds: 3600 } }, dir), world));
+    const wrong = await start(makeLifeboat(lifeboatConfig({ alerts: { host_label: "node" }, recovery: { grace_seconds: 3600 } }, { dir }), world));
     await postAlert(wrong.app.url, alert);
     await wrong.app.coordinator.drain();
     const [ignored] = await events(wrong);
@@ -90,7 +92,7 @@ describe("event identity", () => {
     await wrong.app.stop();
     running = [];
 
-    const fixed = await start(makeLifeboat(testConfig({ recovery: { grace_seconds: 3600 } }, dir), world));
+    const fixed = await start(makeLifeboat(lifeboatConfig({ recovery: { grace_seconds: 3600 } }, { dir }), world));
     const res = await postAlert(fixed.app.url, alert);
     // Routed again, not a repeat.
     expect(res.body).toMatchObject({ accepted: 1, duplicates: 0, events: [ignored!.id] });
@@ -108,7 +110,7 @@ describe("event identity", () => {
 
   it("keeps a journal written with fingerprint keys working: the alert's next delivery joins its open recovery, its resolution aborts it", async () => {
     const dir = tempDir();
-    const config = testConfig({ recovery: { grace_seconds: 3600 } }, dir);
+    const config = lifeboatConfig({ recovery: { grace_seconds: 3600 } }, { dir });
     const firing = alertPayload({ host: "compute-1" });
     const a = alertOf(firing);
 

@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, WEBHOOK_TOKEN, ADMIN_TOKEN, type TestLifeboat } from "../support/lifeboat.js";
-import { World } from "../support/world.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { makeLifeboat, type TestLifeboat } from "../kit/lifeboat.js";
+import { lifeboatConfig, WEBHOOK_TOKEN, ADMIN_TOKEN } from "../kit/config.js";
+import { World } from "../kit/world.js";
 
 const FIXTURE = JSON.parse(readFileSync("test/fixtures/alertmanager/webhook-firing.json", "utf8")) as Record<string, unknown>;
 const FIXTURE_RESOLVED = JSON.parse(readFileSync("test/fixtures/alertmanager/webhook-resolved.json", "utf8")) as Record<string, unknown>;
@@ -33,7 +35,7 @@ describe("webhook intake", () => {
   beforeAll(async () => {
     // Long grace: events are journaled and mapped, but nothing acts during these tests.
     // Hosts with fencing devices and nova-compute services: alerts for them start recoveries.
-    t = makeLifeboat(testConfig({ recovery: { grace_seconds: 3600 }, server: { body_limit_bytes: 256 * 1024 } }), World.standard(["compute-1", "compute-2", "compute-3", "compute-4"]));
+    t = makeLifeboat(lifeboatConfig({ recovery: { grace_seconds: 3600 }, server: { body_limit_bytes: 256 * 1024 } }), World.standard(["compute-1", "compute-2", "compute-3", "compute-4"]));
     await t.app.start({ listen: "127.0.0.1:0" });
   });
   afterAll(async () => {
@@ -56,7 +58,7 @@ describe("webhook intake", () => {
   });
 
   it("maps hosts through a regex on another label (instance=compute-1:9100 → compute-1)", async () => {
-    const t2 = makeLifeboat(testConfig({ alerts: { host_label: "instance", host_pattern: "^([^:]+)(:\\d+)?$" }, recovery: { grace_seconds: 3600 } }), World.standard(["compute-7"]));
+    const t2 = makeLifeboat(lifeboatConfig({ alerts: { host_label: "instance", host_pattern: "^([^:]+)(:\\d+)?$" }, recovery: { grace_seconds: 3600 } }), World.standard(["compute-7"]));
     await t2.app.start({ listen: "127.0.0.1:0" });
     try {
       const p = alertPayload({ host: "ignored", extraLabels: { instance: "compute-7:9100" } });
@@ -159,7 +161,7 @@ describe("webhook intake", () => {
   });
 
   it("answers 503 when the event cannot be stored, so Alertmanager retries", async () => {
-    const t3 = makeLifeboat(testConfig());
+    const t3 = makeLifeboat(lifeboatConfig());
     await t3.app.start({ listen: "127.0.0.1:0" });
     const url = t3.app.url;
     await t3.app.store.close();
@@ -183,7 +185,7 @@ describe("webhook and API authentication", () => {
   const basic = (u: string, p: string): string => `Basic ${Buffer.from(`${u}:${p}`).toString("base64")}`;
 
   async function withApp(auth: unknown, fn: (url: string) => Promise<void>): Promise<void> {
-    const t = makeLifeboat(testConfig({ server: { auth }, recovery: { grace_seconds: 3600 } }));
+    const t = makeLifeboat(lifeboatConfig({ server: { auth }, recovery: { grace_seconds: 3600 } }));
     await t.app.start({ listen: "127.0.0.1:0" });
     try {
       await fn(t.app.url);

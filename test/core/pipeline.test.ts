@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { RecoveryDetail, RecoveryState } from "../../src/domain/model.js";
-import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
-import { World } from "../support/world.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { makeLifeboat, type TestLifeboat } from "../kit/lifeboat.js";
+import { lifeboatConfig } from "../kit/config.js";
+import { World } from "../kit/world.js";
 
 let running: TestLifeboat[] = [];
 afterEach(async () => {
@@ -35,7 +37,7 @@ const path = (d: RecoveryDetail): string[] => d.timeline.map((t) => t.to);
 
 describe("recovery state machine", () => {
   it("pending → validating → fencing → isolating → evacuating → notifying → completed", async () => {
-    const t = await start(makeLifeboat(testConfig()));
+    const t = await start(makeLifeboat(lifeboatConfig()));
     t.world.kill("compute-1");
     const res = await postAlert(t.app.url, alertPayload({ host: "compute-1" }));
     expect(res.status).toBe(202);
@@ -64,7 +66,7 @@ describe("recovery state machine", () => {
   });
 
   it("a resolved alert during the grace period aborts: nothing is done", async () => {
-    const t = await start(makeLifeboat(testConfig({ recovery: { grace_seconds: 30 } })));
+    const t = await start(makeLifeboat(lifeboatConfig({ recovery: { grace_seconds: 30 } })));
     t.world.kill("compute-1");
     await postAlert(t.app.url, alertPayload({ host: "compute-1" }));
     await untilState(t, "compute-1", ["pending"]);
@@ -76,7 +78,7 @@ describe("recovery state machine", () => {
   });
 
   it("a resolved alert while blocked aborts", async () => {
-    const t = await start(makeLifeboat(testConfig()));
+    const t = await start(makeLifeboat(lifeboatConfig()));
     // Nova still says up: blocked, never fenced.
     await postAlert(t.app.url, alertPayload({ host: "compute-2" }));
     const blocked = await untilState(t, "compute-2", ["blocked"]);
@@ -91,7 +93,7 @@ describe("recovery state machine", () => {
   });
 
   it("a blocked recovery proceeds on its own once the block clears (Nova sees the host down)", async () => {
-    const t = await start(makeLifeboat(testConfig()));
+    const t = await start(makeLifeboat(lifeboatConfig()));
     await postAlert(t.app.url, alertPayload({ host: "compute-2" }));
     await untilState(t, "compute-2", ["blocked"]);
     t.world.kill("compute-2");
@@ -100,7 +102,7 @@ describe("recovery state machine", () => {
   });
 
   it("a resolved alert after the point of no return does not stop the recovery", async () => {
-    const t = await start(makeLifeboat(testConfig()));
+    const t = await start(makeLifeboat(lifeboatConfig()));
     t.world.kill("compute-1");
     const held = t.world.holdAt("fence");
     await postAlert(t.app.url, alertPayload({ host: "compute-1" }));
@@ -120,7 +122,7 @@ describe("recovery state machine", () => {
   it("a failed fence ends in failed, pages people, and never evacuates", async () => {
     const world = World.standard();
     world.host("compute-1").powerStuck = true;
-    const t = await start(makeLifeboat(testConfig(), world));
+    const t = await start(makeLifeboat(lifeboatConfig(), world));
     world.kill("compute-1");
     await postAlert(t.app.url, alertPayload({ host: "compute-1" }));
     const d = await untilState(t, "compute-1", ["failed"]);
@@ -134,7 +136,7 @@ describe("recovery state machine", () => {
   });
 
   it("a host without fencing configuration fails with that reason; --confirm-off recovers it", async () => {
-    const t = await start(makeLifeboat(testConfig(), World.standard(), { unfenceable: ["compute-3"] }));
+    const t = await start(makeLifeboat(lifeboatConfig(), World.standard(), { unfenceable: ["compute-3"] }));
     t.world.kill("compute-3");
     await postAlert(t.app.url, alertPayload({ host: "compute-3" }));
     const d = await untilState(t, "compute-3", ["failed"]);
@@ -156,7 +158,7 @@ describe("recovery state machine", () => {
     const world = World.standard();
     world.servers.get("srv-001")!.failuresLeft = Infinity;
     world.servers.get("srv-002")!.failuresLeft = 2;
-    const t = await start(makeLifeboat(testConfig({ evacuation: { retries: 2 } }), world));
+    const t = await start(makeLifeboat(lifeboatConfig({ evacuation: { retries: 2 } }), world));
     world.kill("compute-1");
     await postAlert(t.app.url, alertPayload({ host: "compute-1" }));
     const d = await untilState(t, "compute-1", ["partial"]);
@@ -168,7 +170,7 @@ describe("recovery state machine", () => {
   });
 
   it("dry run decides everything and changes nothing", async () => {
-    const t = await start(makeLifeboat(testConfig({ recovery: { dry_run: true } })));
+    const t = await start(makeLifeboat(lifeboatConfig({ recovery: { dry_run: true } })));
     t.world.kill("compute-1");
     await postAlert(t.app.url, alertPayload({ host: "compute-1" }));
     const d = await untilState(t, "compute-1", ["completed"]);
@@ -181,7 +183,7 @@ describe("recovery state machine", () => {
   });
 
   it("approval: a recovery that needs approval waits in blocked until approved", async () => {
-    const t = await start(makeLifeboat(testConfig({ gates: { require_approval: ["compute-1"] } })));
+    const t = await start(makeLifeboat(lifeboatConfig({ gates: { require_approval: ["compute-1"] } })));
     t.world.kill("compute-1");
     await postAlert(t.app.url, alertPayload({ host: "compute-1" }));
     const b = await untilState(t, "compute-1", ["blocked"]);
@@ -196,7 +198,7 @@ describe("recovery state machine", () => {
   });
 
   it("cancel works before fencing and is refused after", async () => {
-    const t = await start(makeLifeboat(testConfig({ recovery: { grace_seconds: 60 } })));
+    const t = await start(makeLifeboat(lifeboatConfig({ recovery: { grace_seconds: 60 } })));
     t.world.kill("compute-1");
     await postAlert(t.app.url, alertPayload({ host: "compute-1" }));
     const p = await untilState(t, "compute-1", ["pending"]);
@@ -205,7 +207,7 @@ describe("recovery state machine", () => {
     expect((res.body as { state: string }).state).toBe("aborted");
     expect((await detail(t, p.id)).reason).toBe("cancelled by tester: planned work");
 
-    const t2 = await start(makeLifeboat(testConfig(), World.standard()));
+    const t2 = await start(makeLifeboat(lifeboatConfig(), World.standard()));
     t2.world.kill("compute-2");
     await postAlert(t2.app.url, alertPayload({ host: "compute-2" }));
     const done = await untilState(t2, "compute-2", ["completed"]);
@@ -214,7 +216,7 @@ describe("recovery state machine", () => {
   });
 
   it("pause blocks new recoveries; resume lets them proceed", async () => {
-    const t = await start(makeLifeboat(testConfig()));
+    const t = await start(makeLifeboat(lifeboatConfig()));
     expect((await api(t.app.url, "POST", "/api/v1/pause", { reason: "switch maintenance" })).status).toBe(200);
     t.world.kill("compute-1");
     await postAlert(t.app.url, alertPayload({ host: "compute-1" }));
@@ -228,7 +230,7 @@ describe("recovery state machine", () => {
   });
 
   it("non-trigger alerts and alerts without a host are recorded and ignored", async () => {
-    const t = await start(makeLifeboat(testConfig()));
+    const t = await start(makeLifeboat(lifeboatConfig()));
     await postAlert(t.app.url, alertPayload({ host: "compute-1", alertname: "DiskFull" }));
     const noHost = alertPayload({ host: "compute-1" });
     const alert = (noHost.alerts as { labels: Record<string, string> }[])[0]!;
@@ -243,7 +245,7 @@ describe("recovery state machine", () => {
   });
 
   it("a host held down after its recovery is not recovered again until released", async () => {
-    const t = await start(makeLifeboat(testConfig()));
+    const t = await start(makeLifeboat(lifeboatConfig()));
     t.world.kill("compute-1");
     await postAlert(t.app.url, alertPayload({ host: "compute-1" }));
     const first = await untilState(t, "compute-1", ["completed"]);

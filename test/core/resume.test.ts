@@ -2,8 +2,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config/schema.js";
 import type { RecoveryState } from "../../src/domain/model.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
-import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
-import { World, type HoldPoint } from "../support/world.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { makeLifeboat, type TestLifeboat } from "../kit/lifeboat.js";
+import { lifeboatConfig } from "../kit/config.js";
+import { World, type HoldPoint } from "../kit/world.js";
 
 /**
  * Crash and resume: lifeboat is stopped in the middle of each stage (its drivers are held
@@ -33,7 +35,7 @@ async function crashDuring(
   opts: { hold?: HoldPoint; config?: Record<string, unknown>; afterRestart?: (t: TestLifeboat, id: string, world: World) => Promise<void> },
 ): Promise<{ world: World; id: string; t2: TestLifeboat }> {
   const world = World.standard();
-  const config = testConfig(opts.config ?? {});
+  const config = lifeboatConfig(opts.config ?? {});
   world.kill("compute-1");
   const held = opts.hold ? world.holdAt(opts.hold) : null;
   const t1 = await boot(config, world);

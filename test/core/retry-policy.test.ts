@@ -7,9 +7,10 @@ import { SqliteStore } from "../../src/store/sqlite.js";
 import { DeviceError } from "../../src/fencing/power-loop.js";
 import { DeliveryError } from "../../src/notify/dispatcher.js";
 import { OpenStackApiError } from "../../src/openstack/types.js";
-import { memoryLogger, tempDir } from "../support/lifeboat.js";
 import { startSandboxCloud, type SandboxCloud } from "../../packages/sandbox/src/cloud.js";
 import { driverFor, type DriverHandle } from "../openstack/support/driver.js";
+import { memoryLogger } from "../kit/lifeboat.js";
+import { tempDir } from "../kit/config.js";
 
 /** A step's retries, on a real SQLite journal: the policy declared at the step is the only one. */
 async function runner(): Promise<{ steps: StepRunner; store: SqliteStore; recoveryId: string }> {

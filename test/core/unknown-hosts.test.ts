@@ -4,9 +4,11 @@ import type { Config } from "../../src/config/schema.js";
 import type { ComputeServiceInfo } from "../../src/domain/ports/cloud.js";
 import type { HostEvent, RecoveryState } from "../../src/domain/model.js";
 import { UNCONFIRMED_EVENTS_SETTING } from "../../src/engine/unconfirmed-events.js";
-import { metricValue } from "../integration/site.js";
-import { alertPayload, memoryLogger, postAlert, makeLifeboat, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
-import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../support/world.js";
+import { metricValue } from "../kit/site.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
+import { memoryLogger, makeLifeboat, type TestLifeboat } from "../kit/lifeboat.js";
+import { lifeboatConfig } from "../kit/config.js";
+import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../kit/world.js";
 
 /**
  * Alerts for hosts lifeboat cannot act on (no fencing device, unknown to Nova): journaled as
@@ -65,7 +67,7 @@ class CloudWithout extends WorldCloud {
 
 describe("alerts for hosts lifeboat cannot act on", () => {
   it("a delivery of 2,000 such alerts and one real failure: no recovery for them, each ignored with its reason, one notice, counted; the real host recovers", async () => {
-    const t = await start(makeLifeboat(testConfig({ alerts: { unknown_hosts: { max_listed: 20 } } })));
+    const t = await start(makeLifeboat(lifeboatConfig({ alerts: { unknown_hosts: { max_listed: 20 } } })));
     t.world.kill("compute-1");
     const names = ghosts(2000);
     const hosts = [...names.slice(0, 1000), "compute-1", ...names.slice(1000)];
@@ -99,7 +101,7 @@ describe("alerts for hosts lifeboat cannot act on", () => {
   }, 60_000);
 
   it("the next notice, an interval later, names only the hosts seen since the last one", async () => {
-    const t = await start(makeLifeboat(testConfig({ alerts: { unknown_hosts: { notify_interval_seconds: 1 } } })));
+    const t = await start(makeLifeboat(lifeboatConfig({ alerts: { unknown_hosts: { notify_interval_seconds: 1 } } })));
     await postAlert(t.app.url, delivery(["ghost-a", "ghost-b"]));
     await waitFor(() => t.notifier.unknownHostNotices.length === 1, 5000, "the first notice");
     await postAlert(t.app.url, delivery(["ghost-c", "ghost-c", "ghost-d"], "2026-11-25T12:20:00Z"));
@@ -112,7 +114,7 @@ describe("alerts for hosts lifeboat cannot act on", () => {
   }, 30_000);
 
   it("names that differ from a known host only in case, a trailing dot or a domain are ignored, naming the likely host and the keys to fix", async () => {
-    const t = await start(makeLifeboat(testConfig()));
+    const t = await start(makeLifeboat(lifeboatConfig()));
     t.world.kill("compute-2");
     const variants = ["COMPUTE-2", "compute-2.", "compute-2.example.com"];
     await postAlert(t.app.url, delivery(variants));
@@ -135,7 +137,7 @@ describe("alerts for hosts lifeboat cannot act on", () => {
     world.addHost("compute-9");
     const { logger } = memoryLogger();
     const notifier = new RecordingNotifier(world);
-    const config: Config = testConfig();
+    const config: Config = lifeboatConfig();
     const app = new Lifeboat({ config, logger, drivers: { fencing: new WorldFencing(world), evacuation: new CloudWithout(world, ["compute-9"]), notifier } });
     const t = await start({ app });
     await postAlert(app.url, alertPayload({ host: "compute-9" }));
@@ -147,7 +149,7 @@ describe("alerts for hosts lifeboat cannot act on", () => {
 
   it("while Nova cannot be asked, a host with a fencing device is acted on; one without is held as ignored and routed again once Nova answers", async () => {
     // compute-3 runs nova-compute but has no fencing device.
-    const t: TestLifeboat = await start(makeLifeboat(testConfig(), World.standard(), { unfenceable: ["compute-3"] }));
+    const t: TestLifeboat = await start(makeLifeboat(lifeboatConfig(), World.standard(), { unfenceable: ["compute-3"] }));
     t.cloud.apiDown = true;
     await postAlert(t.app.url, delivery(["compute-2", "compute-3"]));
     await t.app.coordinator.drain();
@@ -169,7 +171,7 @@ describe("alerts for hosts lifeboat cannot act on", () => {
 
   it("still routes them again after a restart while Nova was down", async () => {
     const world = World.standard();
-    const config = testConfig();
+    const config = lifeboatConfig();
     const first = makeLifeboat(config, world, { unfenceable: ["compute-3"] });
     await start(first);
     first.cloud.apiDown = true;

@@ -1,7 +1,9 @@
 import { connect } from "node:net";
 import { brotliCompressSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { alertPayload, makeLifeboat, testConfig, WEBHOOK_TOKEN, type TestLifeboat } from "../support/lifeboat.js";
+import { alertPayload } from "../kit/http.js";
+import { makeLifeboat, type TestLifeboat } from "../kit/lifeboat.js";
+import { lifeboatConfig, WEBHOOK_TOKEN } from "../kit/config.js";
 
 /**
  * The webhook's refusals name the actual problem, at the level it deserves (a sender's
@@ -10,7 +12,7 @@ import { alertPayload, makeLifeboat, testConfig, WEBHOOK_TOKEN, type TestLifeboa
 
 let t: TestLifeboat;
 beforeAll(async () => {
-  t = makeLifeboat(testConfig({ recovery: { grace_seconds: 3600 } }));
+  t = makeLifeboat(lifeboatConfig({ recovery: { grace_seconds: 3600 } }));
   await t.app.start({ listen: "127.0.0.1:0" });
 });
 afterAll(async () => {

@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { freePort } from "../support/daemon.js";
-import { ADMIN_TOKEN, WEBHOOK_TOKEN, waitFor } from "../support/lifeboat.js";
-import { stackConfigData } from "../support/stack.js";
 import { commands, link, parseDockerfile, replay, under, type ImageConfig, type Stage } from "./dockerfile.js";
+import { ADMIN_TOKEN, WEBHOOK_TOKEN, lifeboatConfigData } from "../kit/config.js";
+import { waitFor } from "../kit/http.js";
 
 /**
  * The container image. There is no container engine here, so the test replays the
@@ -249,11 +249,14 @@ describe("the image's runtime, replayed on this machine", () => {
   it("runs `serve` with the image's entrypoint as its user: /healthz, /readyz, state in the volume, HEALTHCHECK, doctor, SIGTERM", async () => {
     // The operator's config, mounted where CMD reads it; listen address, state dir and tokens from the environment.
     const configArg = image.cmd[image.cmd.indexOf("--config") + 1]!;
-    const data = stackConfigData(sandbox, "/unused", {
-      server: { listen: "${LIFEBOAT_LISTEN}", auth: { bearer_token: "${LIFEBOAT_WEBHOOK_TOKEN}" }, admin_token: "${LIFEBOAT_ADMIN_TOKEN}" },
-      store: { path: "${LIFEBOAT_STATE_DIR}/lifeboat.db" },
-      gates: { silences: { enabled: false } },
-    });
+    const data = lifeboatConfigData(
+      {
+        server: { listen: "${LIFEBOAT_LISTEN}", auth: { bearer_token: "${LIFEBOAT_WEBHOOK_TOKEN}" }, admin_token: "${LIFEBOAT_ADMIN_TOKEN}" },
+        store: { path: "${LIFEBOAT_STATE_DIR}/lifeboat.db" },
+        gates: { silences: { enabled: false } },
+      },
+      { site: sandbox, dir: "/unused" },
+    );
     writeFileSync(host(configArg), stringify(data), { mode: 0o644 });
 
     const [cmd, ...args] = [...image.entrypoint, ...image.cmd].map(host);

@@ -4,7 +4,7 @@ import { fencingCheck } from "../../src/doctor/fencing.js";
 import { runChecks } from "../../src/doctor/runner.js";
 import { silentLogger } from "../../src/logging.js";
 import { startIpmiSim, type IpmiSim } from "../support/ipmi-sim.js";
-import { testConfig } from "../support/lifeboat.js";
+import { lifeboatConfig } from "../kit/config.js";
 
 /**
  * Every device of a host's escalation chain is asked, each with its own credentials: here a
@@ -25,7 +25,7 @@ function ipmi(password: string, name: string): Record<string, unknown> {
 
 describe("fencing rows", () => {
   it("one row per device of the chain: the good one reads the power, the wrong password fails, no password shown", async () => {
-    const cfg = testConfig({ fencing: { hosts: { "compute-7": { devices: [ipmi("ipmi-good-pass", "bmc-good"), ipmi("ipmi-bad-pass", "bmc-bad")] } } } });
+    const cfg = lifeboatConfig({ fencing: { hosts: { "compute-7": { devices: [ipmi("ipmi-good-pass", "bmc-good"), ipmi("ipmi-bad-pass", "bmc-bad")] } } } });
     const r = await runChecks([fencingCheck(cfg.fencing, { logger: silentLogger() })], { secrets: configSecrets(cfg) });
     expect(r.rows.map((x) => [x.target, x.result])).toEqual([
       ["compute-7 bmc-good", "ok"],
@@ -42,7 +42,7 @@ describe("fencing rows", () => {
   it("a host that is off answers ok and says so", async () => {
     await bmc.setPower("off");
     try {
-      const cfg = testConfig({ fencing: { hosts: { "compute-8": ipmi("ipmi-good-pass", "bmc-8") } } });
+      const cfg = lifeboatConfig({ fencing: { hosts: { "compute-8": ipmi("ipmi-good-pass", "bmc-8") } } });
       const r = await runChecks([fencingCheck(cfg.fencing, { logger: silentLogger() })]);
       expect(r.rows).toMatchObject([{ check: "fencing", target: "compute-8 bmc-8", result: "ok", detail: "power off (Chassis Power is off); the host is off now" }]);
     } finally {
@@ -51,7 +51,7 @@ describe("fencing rows", () => {
   }, 60_000);
 
   it("no hosts: no rows", async () => {
-    const r = await runChecks([fencingCheck(testConfig().fencing, { logger: silentLogger() })]);
+    const r = await runChecks([fencingCheck(lifeboatConfig().fencing, { logger: silentLogger() })]);
     expect(r.rows).toEqual([]);
   });
 });

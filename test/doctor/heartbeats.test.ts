@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { runDoctor } from "../../src/doctor/doctor.js";
 import { startSandbox, type Sandbox, type SandboxOptions } from "../../packages/sandbox/src/environment.js";
-import { tempDir } from "../support/lifeboat.js";
 import { rowOf, writeSiteConfig } from "./support.js";
+import { tempDir } from "../kit/config.js";
 
 /**
  * `lifeboat doctor`'s heartbeats row: the nova-compute heartbeats as the nova-service gate

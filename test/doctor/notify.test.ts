@@ -5,8 +5,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { smtpCheck, webhookChecks } from "../../src/doctor/notify.js";
 import { runChecks } from "../../src/doctor/runner.js";
 import { configSecrets } from "../../src/doctor/doctor.js";
-import { testConfig } from "../support/lifeboat.js";
 import { closedPort } from "./support.js";
+import { lifeboatConfig } from "../kit/config.js";
 
 /**
  * The notification targets are checked without notifying anyone: a real SMTP server sees
@@ -54,7 +54,7 @@ async function smtpServer(opts: { starttls: boolean; user: string; password: str
 }
 
 function notifications(smtp: Record<string, unknown>, extra: Record<string, unknown> = {}) {
-  return testConfig({ notifications: { from: "lifeboat <lifeboat@cloud.example>", operators: ["ops@cloud.example"], smtp, ...extra } });
+  return lifeboatConfig({ notifications: { from: "lifeboat <lifeboat@cloud.example>", operators: ["ops@cloud.example"], smtp, ...extra } });
 }
 
 describe("SMTP check", () => {
@@ -89,7 +89,7 @@ describe("SMTP check", () => {
   });
 
   it("no smtp section: no row", () => {
-    expect(smtpCheck(testConfig().notifications)).toBeNull();
+    expect(smtpCheck(lifeboatConfig().notifications)).toBeNull();
   });
 });
 
@@ -113,7 +113,7 @@ async function receiver(status: number): Promise<{ url: string; methods: string[
 describe("webhook checks", () => {
   it("a HEAD, never a POST; any answer below 500 is reachable; the path (a token) is never shown", async () => {
     const chat = await receiver(405);
-    const cfg = testConfig({ notifications: { webhooks: [{ name: "chat", url: `${chat.url}/hooks/T000/B000/s3cr3t-token`, auth: { credentials: "Bearer hook-credential" } }] } });
+    const cfg = lifeboatConfig({ notifications: { webhooks: [{ name: "chat", url: `${chat.url}/hooks/T000/B000/s3cr3t-token`, auth: { credentials: "Bearer hook-credential" } }] } });
     const r = await runChecks(webhookChecks(cfg.notifications), { secrets: configSecrets(cfg) });
     expect(r.rows).toMatchObject([{ check: "webhook", target: `chat (${chat.url})`, result: "ok", detail: "reachable: HTTP 405 to HEAD; nothing posted" }]);
     expect(chat.methods).toEqual(["HEAD"]);
@@ -124,7 +124,7 @@ describe("webhook checks", () => {
   it("5xx is a warning, connection refused a failure", async () => {
     const proxy = await receiver(502);
     const port = await closedPort();
-    const cfg = testConfig({
+    const cfg = lifeboatConfig({
       notifications: {
         webhooks: [
           { name: "behind-proxy", url: `${proxy.url}/hook` },

@@ -9,8 +9,9 @@ import { startSandboxCloud, type SandboxCloud } from "../../packages/sandbox/src
 import type { Config } from "../../src/config/schema.js";
 import { etcdStoreSchema } from "../../src/store/config.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
-import { makeLifeboat, testConfig, waitFor } from "../support/lifeboat.js";
-import { startStack, type Stack } from "../support/stack.js";
+import { makeLifeboat, startStack, type Stack } from "../kit/lifeboat.js";
+import { lifeboatConfig } from "../kit/config.js";
+import { waitFor } from "../kit/http.js";
 
 /**
  * /readyz: the store (required), and — without calling anyone — whether a leader is known
@@ -138,7 +139,7 @@ describe("/readyz of a running lifeboat", () => {
   }, 60_000);
 
   it("a store that cannot be written makes it not ready (503)", async () => {
-    const t = makeLifeboat(testConfig());
+    const t = makeLifeboat(lifeboatConfig());
     await t.app.start({ listen: "127.0.0.1:0" });
     try {
       expect((await readyz(t.app.url)).code).toBe(200);
@@ -164,7 +165,7 @@ describe("/readyz with etcd (active-passive)", () => {
 
   it("names the leader: this instance leads, the other follows", async () => {
     const config = (id: string): Config => ({
-      ...testConfig(),
+      ...lifeboatConfig(),
       store: etcdStoreSchema.parse({ driver: "etcd", endpoints: [etcd.endpoint], prefix: "/readyz-test/", instance_id: id, lease_ttl_seconds: 2, request_timeout_seconds: 1 }),
     });
     const a = makeLifeboat(config("inst-a"));

@@ -8,8 +8,8 @@ import { raceDeadline, runChecks } from "../../src/doctor/runner.js";
 import { formatDoctorReport } from "../../src/doctor/table.js";
 import type { DoctorCheck } from "../../src/doctor/types.js";
 import { Secret } from "../../src/util/secret.js";
-import { tempDir, testConfig } from "../support/lifeboat.js";
 import { runDoctorCli, writeConfig } from "./support.js";
+import { tempDir, lifeboatConfig } from "../kit/config.js";
 
 const never = (): Promise<never> => new Promise(() => undefined);
 
@@ -128,7 +128,7 @@ describe("Prometheus check", () => {
     });
     await new Promise<void>((r) => server!.listen(0, "127.0.0.1", r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const r = await runChecks([prometheusCheck(testConfig({ prometheus: { url } }))!]);
+    const r = await runChecks([prometheusCheck(lifeboatConfig({ prometheus: { url } }))!]);
     expect(r.rows[0]).toMatchObject({ check: "prometheus", result: "ok", detail: "query API answers (no buildinfo: HTTP 404)" });
     expect(asked).toEqual(["/api/v1/status/buildinfo", "/api/v1/query?query=1"]);
   });

@@ -3,9 +3,9 @@ import { runDoctor } from "../../src/doctor/doctor.js";
 import { formatDoctorReport } from "../../src/doctor/table.js";
 import { SANDBOX_BMC, startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { startAlertmanager, type AlertmanagerServer } from "../support/alertmanager.js";
-import { tempDir } from "../support/lifeboat.js";
 import { startPrometheus, type PrometheusServer } from "../support/prometheus.js";
 import { closedPort, rowOf, rowsOf, runDoctorCli, silentServer, writeSiteConfig } from "./support.js";
+import { tempDir } from "../kit/config.js";
 
 /**
  * `lifeboat doctor` against the simulated site (Keystone, Nova, Placement, one Redfish BMC

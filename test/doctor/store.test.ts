@@ -6,14 +6,14 @@ import { storeCheck } from "../../src/doctor/store.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { etcdStoreSchema } from "../../src/store/config.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
-import { tempDir, testConfig } from "../support/lifeboat.js";
+import { tempDir, lifeboatConfig } from "../kit/config.js";
 
 /** The store check: SQLite writable (or creatable), a real etcd reachable and writable. */
 
 describe("store check, SQLite", () => {
   it("a database not created yet: ok when its directory (or the nearest existing parent) is writable", async () => {
     const dir = tempDir();
-    const r = await runChecks([storeCheck(testConfig({ store: { path: join(dir, "state/sub/lifeboat.db") } }).store)]);
+    const r = await runChecks([storeCheck(lifeboatConfig({ store: { path: join(dir, "state/sub/lifeboat.db") } }).store)]);
     expect(r.rows[0]).toMatchObject({ check: "store", result: "ok" });
     expect(r.rows[0]!.detail).toBe(`not created yet; ${dir} is writable (lifeboat serve creates it)`);
   });
@@ -24,7 +24,7 @@ describe("store check, SQLite", () => {
     const store = new SqliteStore(path);
     await store.init();
     await store.close();
-    const r = await runChecks([storeCheck(testConfig({ store: { path } }).store)]);
+    const r = await runChecks([storeCheck(lifeboatConfig({ store: { path } }).store)]);
     expect(r.rows[0]).toMatchObject({ result: "ok", target: `sqlite ${path}` });
     expect(r.rows[0]!.detail).toBe("writable (journal wal), 0 recovery record(s)");
   });
@@ -32,7 +32,7 @@ describe("store check, SQLite", () => {
   it("a path under a regular file fails", async () => {
     const dir = tempDir();
     writeFileSync(join(dir, "not-a-dir"), "x");
-    const r = await runChecks([storeCheck(testConfig({ store: { path: join(dir, "not-a-dir", "lifeboat.db") } }).store)]);
+    const r = await runChecks([storeCheck(lifeboatConfig({ store: { path: join(dir, "not-a-dir", "lifeboat.db") } }).store)]);
     expect(r.rows[0]).toMatchObject({ result: "fail", detail: `${join(dir, "not-a-dir")} is not a directory` });
   });
 
@@ -40,7 +40,7 @@ describe("store check, SQLite", () => {
     const dir = tempDir();
     mkdirSync(join(dir, "x"));
     writeFileSync(join(dir, "x", "lifeboat.db"), "this is not sqlite, just text long enough to have a header".repeat(10));
-    const r = await runChecks([storeCheck(testConfig({ store: { path: join(dir, "x", "lifeboat.db") } }).store)]);
+    const r = await runChecks([storeCheck(lifeboatConfig({ store: { path: join(dir, "x", "lifeboat.db") } }).store)]);
     expect(r.rows[0]).toMatchObject({ result: "fail" });
     expect(r.rows[0]!.detail).toMatch(/not a database/);
   });

@@ -6,14 +6,14 @@ import { promisify } from "node:util";
 import { stringify } from "yaml";
 import type { DoctorReport, DoctorRow } from "../../src/doctor/types.js";
 import type { Sandbox } from "../../packages/sandbox/src/environment.js";
-import { stackConfigData } from "../support/stack.js";
+import { lifeboatConfigData } from "../kit/config.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CLI = join(ROOT, "dist/cli.js");
 
 /** A lifeboat config file for the simulated site (test overrides deep-merged), written to dir. */
 export function writeSiteConfig(sandbox: Sandbox, dir: string, overrides: Record<string, unknown> = {}, name = "lifeboat.yaml"): string {
-  const data = stackConfigData(sandbox, dir, overrides);
+  const data = lifeboatConfigData(overrides, { site: sandbox, dir });
   const file = join(dir, name);
   writeFileSync(file, stringify(data));
   return file;

@@ -15,10 +15,11 @@ import { substituteGrafanaVariables } from "../rules/promql.js";
 import { startAlertmanager, type AlertmanagerServer, type GettableAlert } from "../support/alertmanager.js";
 import { freePort, waitUntil } from "../support/daemon.js";
 import { freeUdpPort, startIpmiSim, type IpmiSim } from "../support/ipmi-sim.js";
-import { ADMIN_TOKEN, WEBHOOK_TOKEN, alertPayload, memoryLogger, postAlert, tempDir } from "../support/lifeboat.js";
 import { startPrometheus, type PrometheusServer } from "../support/prometheus.js";
-import { parseOrThrow } from "../support/stack.js";
 import { startFakeComputeNodes, type FakeComputeNodes } from "../support/targets.js";
+import { ADMIN_TOKEN, WEBHOOK_TOKEN, tempDir, parseConfigData } from "../kit/config.js";
+import { alertPayload, postAlert } from "../kit/http.js";
+import { memoryLogger } from "../kit/lifeboat.js";
 
 /**
  * lifeboat in the loop, end to end, everything on 127.0.0.1:
@@ -299,7 +300,7 @@ beforeAll(async () => {
     evaluationInterval: "500ms",
   });
 
-  const config: Config = parseOrThrow(configData({ port, alertmanagerUrl: alertmanager.url, deadPort: await freeUdpPort() }));
+  const config: Config = parseConfigData(configData({ port, alertmanagerUrl: alertmanager.url, deadPort: await freeUdpPort() }));
   const { logger, lines } = memoryLogger("debug");
   logs = lines;
   app = new Lifeboat({ config, logger, drivers: (ctx) => buildDrivers(config, ctx) });

@@ -6,8 +6,10 @@ import { silencesGate } from "../../src/gates/silences.js";
 import type { Gate, GateVerdict } from "../../src/domain/ports/gate.js";
 import { startAlertmanager, type AlertmanagerServer } from "../support/alertmanager.js";
 import { freePort } from "../support/daemon.js";
-import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
 import { askGate, validatingRecovery } from "./ask.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { makeLifeboat, type TestLifeboat } from "../kit/lifeboat.js";
+import { lifeboatConfig } from "../kit/config.js";
 
 /**
  * The gates that ask Alertmanager, against a real Alertmanager: silences (a host silence and
@@ -108,7 +110,7 @@ describe("a silence created while a recovery waits in its grace period", () => {
   });
 
   it("pauses it; when the silence expires the recovery proceeds, because the alert still fires", async () => {
-    t = makeLifeboat(testConfig({ recovery: { grace_seconds: 1.5, recheck_interval_seconds: 0.3 }, alertmanager: { url: am.url }, gates: { silences: { enabled: true } } }));
+    t = makeLifeboat(lifeboatConfig({ recovery: { grace_seconds: 1.5, recheck_interval_seconds: 0.3 }, alertmanager: { url: am.url }, gates: { silences: { enabled: true } } }));
     await t.app.start({ listen: "127.0.0.1:0" });
     t.world.kill("compute-2");
     await fire("compute-2", "ComputeNodeDown");

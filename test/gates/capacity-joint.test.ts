@@ -7,9 +7,9 @@ import { capacityGate, type CapacityGateOptions } from "../../src/gates/capacity
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { startAlertmanager, type AlertmanagerServer } from "../support/alertmanager.js";
 import { freePort } from "../support/daemon.js";
-import { tempDir, testConfig } from "../support/lifeboat.js";
-import { World, WorldCloud } from "../support/world.js";
 import { askGate } from "./ask.js";
+import { tempDir, lifeboatConfig } from "../kit/config.js";
+import { World, WorldCloud } from "../kit/world.js";
 
 /**
  * The capacity gate when several hosts fail at once: the hosts it leaves out of the pool
@@ -44,7 +44,7 @@ function gate(extra: Partial<CapacityGateOptions> = {}): ReturnType<typeof capac
     scope: "zone",
     headroomPercent: 0,
     resources: ["vcpus", "ramMb"],
-    evacuation: testConfig().evacuation,
+    evacuation: lifeboatConfig().evacuation,
     journal: store,
     staleSeconds: 30,
     listingMaxAgeMs: 0,

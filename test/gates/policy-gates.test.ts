@@ -7,9 +7,9 @@ import { capacityGate, type CapacityGateOptions } from "../../src/gates/capacity
 import { novaServiceGate } from "../../src/gates/nova-service.js";
 import { approvalGate, cooldownGate, exclusionGate, pauseGate } from "../../src/gates/policy.js";
 import type { Gate } from "../../src/domain/ports/gate.js";
-import { tempDir, testConfig } from "../support/lifeboat.js";
-import { World, WorldCloud, WorldFencing } from "../support/world.js";
 import { askGate, validatingRecovery } from "./ask.js";
+import { tempDir, lifeboatConfig } from "../kit/config.js";
+import { World, WorldCloud, WorldFencing } from "../kit/world.js";
 
 /** Each gate on its own: pass, block, and the could-not-decide path where it has one. */
 
@@ -131,7 +131,7 @@ describe("policy gates", () => {
 });
 
 describe("capacity pre-check", () => {
-  const evacCfg = testConfig().evacuation;
+  const evacCfg = lifeboatConfig().evacuation;
   function driver(free: HostCapacity["free"][], fail = false): CloudPort {
     const cloud = new WorldCloud(world);
     cloud.capacity = () =>

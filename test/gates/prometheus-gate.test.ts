@@ -3,10 +3,12 @@ import { PrometheusClient } from "../../src/prometheus/client.js";
 import { prometheusGate } from "../../src/gates/prometheus.js";
 import type { Gate, GateVerdict } from "../../src/domain/ports/gate.js";
 import { freePort } from "../support/daemon.js";
-import { alertPayload, makeLifeboat, postAlert, testConfig, waitFor } from "../support/lifeboat.js";
 import { startPrometheus, type PrometheusServer } from "../support/prometheus.js";
 import { startFakeComputeNodes, type FakeComputeNodes } from "../support/targets.js";
 import { askGate, validatingRecovery } from "./ask.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
+import { makeLifeboat } from "../kit/lifeboat.js";
+import { lifeboatConfig } from "../kit/config.js";
 
 /**
  * The PromQL confirmation against a real Prometheus scraping fake node-exporters: the
@@ -60,7 +62,7 @@ describe("prometheus confirmation (real Prometheus)", () => {
 
   it("no fencing happens while the monitoring is blind; it proceeds once the monitoring sees again", async () => {
     const t = makeLifeboat(
-      testConfig({
+      lifeboatConfig({
         prometheus: { url: prom.url },
         recovery: { recheck_interval_seconds: 0.3 },
         gates: { confirmations: [{ driver: "nova-service", stale_seconds: 30, checks: 1, interval_seconds: 0 }, { driver: "prometheus", query: 'up{job="node", host="{{host}}"} == 0', blind_selector: 'up{job="node"}' }] },

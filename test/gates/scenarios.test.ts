@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { defaultScenario } from "../../packages/sandbox/src/cloud.js";
-import { alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
-import { startStack, type Stack } from "../support/stack.js";
-import { World } from "../support/world.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { makeLifeboat, type TestLifeboat, startStack, type Stack } from "../kit/lifeboat.js";
+import { lifeboatConfig } from "../kit/config.js";
+import { World } from "../kit/world.js";
 
 let t: TestLifeboat | undefined;
 let stack: Stack | undefined;
@@ -18,7 +19,7 @@ describe("partition scenario: 40 % of 20 hosts fire within a minute", () => {
   it("the storm guard lets through at most the configured number, blocks the rest, and nothing beyond the bound is fenced", async () => {
     const hosts = Array.from({ length: 20 }, (_, i) => `compute-${String(i + 1).padStart(2, "0")}`);
     const world = World.standard(hosts, 2);
-    t = makeLifeboat(testConfig({ gates: { storm: { max_recoveries: 3, max_percent: 50, window_seconds: 600, cooldown_seconds: 600 } } }), world);
+    t = makeLifeboat(lifeboatConfig({ gates: { storm: { max_recoveries: 3, max_percent: 50, window_seconds: 600, cooldown_seconds: 600 } } }), world);
     await t.app.start({ listen: "127.0.0.1:0" });
     const failing = hosts.slice(0, 8);
     for (const h of failing) world.kill(h);

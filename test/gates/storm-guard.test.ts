@@ -5,8 +5,8 @@ import type { Recovery, RecoveryState, Trigger } from "../../src/domain/model.js
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { stormGate, type StormConfig } from "../../src/gates/storm.js";
 import type { Gate, GateVerdict } from "../../src/domain/ports/gate.js";
-import { memoryLogger } from "../support/lifeboat.js";
-import { RecordingNotifier, World, WorldCloud } from "../support/world.js";
+import { memoryLogger } from "../kit/lifeboat.js";
+import { RecordingNotifier, World, WorldCloud } from "../kit/world.js";
 
 /**
  * The storm guard on its own, against a real SQLite journal whose clock the test moves with

@@ -4,11 +4,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { startDaemon, type Daemon, jsonRequest } from "../support/daemon.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
-import { WEBHOOK_TOKEN, waitFor } from "../support/lifeboat.js";
 import { run } from "../rules/tools.js";
-import { ROOT } from "./instance.js";
+import { ROOT } from "../kit/served.js";
 import { startHaPair, type HaPair } from "./pair.js";
 import { sideEffects, issuedByBoth } from "./side-effects.js";
+import { WEBHOOK_TOKEN } from "../kit/config.js";
+import { waitFor } from "../kit/http.js";
 
 /**
  * config/alertmanager-ha.example.yml: valid for amtool, and — run by a real Alertmanager

@@ -3,11 +3,12 @@ import { promisify } from "node:util";
 import pLimit from "p-limit";
 import { describe, expect, it } from "vitest";
 import type { SandboxOptions } from "../../packages/sandbox/src/environment.js";
-import { ADMIN_TOKEN, alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
-import { CLI } from "./instance.js";
+import { CLI } from "../kit/served.js";
 import { leaderGauge, status, usePairPerTest, type HaPair, type InstanceId } from "./pair.js";
 import { failAndAlert, finished } from "./scenario.js";
 import { evacuatePostsPerServer, issuedByBoth, sideEffects } from "./side-effects.js";
+import { ADMIN_TOKEN } from "../kit/config.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
 
 /**
  * Active-passive HA for real: two `lifeboat serve` processes on one etcd (lease TTL 3 s),

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { recoveryDetail } from "../../src/domain/journal.js";
-import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
 import { usePairPerTest } from "./pair.js";
 import { evacuatePostsPerServer, issuedByBoth, sideEffects } from "./side-effects.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
 
 /**
  * A planned handover (rolling upgrade: SIGTERM to the leader in the middle of an

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
-import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
-import type { Instance } from "./instance.js";
+import type { ServedLifeboat } from "../kit/served.js";
 import { usePairPerTest, type HaPair } from "./pair.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
 
 /**
  * Notifications in an active-passive pair: only the leader delivers (its worker runs with
@@ -13,7 +13,7 @@ import { usePairPerTest, type HaPair } from "./pair.js";
 const HOST = "compute-1";
 const ha = usePairPerTest();
 
-async function failAndAlert(p: HaPair, to: Instance[]): Promise<void> {
+async function failAndAlert(p: HaPair, to: ServedLifeboat[]): Promise<void> {
   p.sandbox.failHost(HOST);
   const cloud = p.sandbox.cloud;
   await waitFor(
@@ -27,7 +27,7 @@ async function failAndAlert(p: HaPair, to: Instance[]): Promise<void> {
   for (const i of to) expect((await postAlert(i.url, alertPayload({ host: HOST }))).status).toBe(202);
 }
 
-const said = (i: Instance, msg: string): number => i.lines.filter((l) => l.msg === msg).length;
+const said = (i: ServedLifeboat, msg: string): number => i.lines.filter((l) => l.msg === msg).length;
 
 describe("notification delivery in an HA pair", () => {
   it("only the leader delivers; killed with a message undelivered, the new leader sends it, under the same Message-ID", async () => {

@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, waitFor } from "../support/lifeboat.js";
-import { CLI } from "./instance.js";
+import { CLI } from "../kit/served.js";
 import { usePairPerTest } from "./pair.js";
 import { sideEffects } from "./side-effects.js";
+import { ADMIN_TOKEN } from "../kit/config.js";
+import { waitFor } from "../kit/http.js";
 
 /**
  * Operators reach either instance (a DNS name or a VIP over both): a request the follower

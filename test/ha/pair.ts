@@ -1,16 +1,12 @@
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { stringify } from "yaml";
 import { startSandbox, type Sandbox, type SandboxOptions } from "../../packages/sandbox/src/environment.js";
 import { EtcdStore } from "../../src/store/etcd.js";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
-import { ADMIN_TOKEN, removeDir, tempDir } from "../support/lifeboat.js";
-import { deepMerge, parseOrThrow, stackConfigData } from "../support/stack.js";
 import { uniquePrefix } from "./candidates.js";
-import { startInstance, type Instance } from "./instance.js";
 import { startRecordingProxy, type ProxiedRequest, type ProxyHooks, type RecordingProxy } from "./recording-proxy.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
+import { ADMIN_TOKEN, removeDir, tempDir, deepMerge, lifeboatConfigData } from "../kit/config.js";
+import { serveLifeboat, type ServedLifeboat } from "../kit/served.js";
 
 /**
  * An active-passive pair: two `lifeboat serve` processes sharing one etcd prefix, against
@@ -24,7 +20,7 @@ export type InstanceId = (typeof IDS)[number];
 export interface HaPairOptions {
   etcd: EtcdServer;
   sandbox?: SandboxOptions;
-  /** Deep-merged over the stack config (stackConfigData) before the store section is set. */
+  /** Deep-merged over the site's config (lifeboatConfigData); the store section is the pair's etcd. */
   config?: Record<string, unknown>;
   ttlSeconds?: number;
 }
@@ -33,24 +29,24 @@ export interface HaPair {
   readonly sandbox: Sandbox;
   readonly prefix: string;
   readonly ttlMs: number;
-  readonly instances: Record<InstanceId, Instance>;
+  /** The instances now running (restart() replaces one). */
+  readonly instances: Record<InstanceId, ServedLifeboat>;
   /** Each instance's TCP relay to etcd. */
   readonly etcdLinks: Record<InstanceId, TcpProxy>;
   /** Every request to the cloud and the BMCs, with the instance that sent it. */
   readonly requests: ProxiedRequest[];
   /** The shared store, read from the test (its own client, straight to etcd). */
   readonly store: EtcdStore;
-  readonly configFiles: Record<InstanceId, string>;
   /** Hooks every proxy (cloud and BMCs, both instances) calls: hold a request, act on an answer. */
   readonly hooks: ProxyHooks;
   /** Start an instance again (after it was killed), on the same config, proxies and relay. */
-  restart(i: Instance): Promise<Instance>;
+  restart(i: ServedLifeboat): Promise<ServedLifeboat>;
   /**
    * The instance that every one of `among` (default both) reports as leader, once exactly
    * one of them says it leads. Default timeout 15 s.
    */
-  leader(opts?: { among?: Instance[]; timeoutMs?: number }): Promise<Instance>;
-  other(i: Instance): Instance;
+  leader(opts?: { among?: ServedLifeboat[]; timeoutMs?: number }): Promise<ServedLifeboat>;
+  other(i: ServedLifeboat): ServedLifeboat;
   close(): Promise<void>;
 }
 
@@ -80,12 +76,12 @@ export async function startHaPair(opts: HaPairOptions): Promise<HaPair> {
   const prefix = uniquePrefix();
   const requests: ProxiedRequest[] = [];
   const closers: (() => Promise<void>)[] = [];
-  const instances = {} as Record<InstanceId, Instance>;
+  const instances = {} as Record<InstanceId, ServedLifeboat>;
   const etcdLinks = {} as Record<InstanceId, TcpProxy>;
-  const configFiles = {} as Record<InstanceId, string>;
   const hooks: ProxyHooks = {};
   const store = new EtcdStore({ connection: { endpoints: [opts.etcd.endpoint], requestTimeoutMs: 5_000 }, prefix });
   try {
+    const configs = {} as Record<InstanceId, Record<string, unknown>>;
     for (const id of IDS) {
       const link = await startTcpProxy(opts.etcd.clientPort);
       etcdLinks[id] = link;
@@ -93,31 +89,26 @@ export async function startHaPair(opts: HaPairOptions): Promise<HaPair> {
       const cloud: RecordingProxy = await startRecordingProxy({ upstream: sandbox.cloud.baseUrl, instance: id, target: "cloud", log: requests, hooks });
       const bmc: RecordingProxy = await startRecordingProxy({ upstream: sandbox.redfish.url, instance: id, target: "bmc", log: requests, hooks });
       closers.push(() => cloud.close(), () => bmc.close());
-
-      const data = deepMerge(stackConfigData(sandbox, dir, opts.config), {
-        openstack: { auth: { auth_url: `${cloud.url}/identity/v3` } },
-        fencing: { hosts: Object.fromEntries(sandbox.hosts.map((h) => [h, { address: bmc.url }])) },
-        logging: { level: "info" },
-      });
-      data.store = {
-        driver: "etcd",
-        endpoints: [link.endpoint],
-        prefix,
-        instance_id: id,
-        lease_ttl_seconds: ttlSeconds,
-        request_timeout_seconds: 1,
-        dial_timeout_seconds: 1,
-      };
-      parseOrThrow(data); // refuse a bad config here, with its problems, rather than in a child
-      const file = join(dir, `${id}.yaml`);
-      writeFileSync(file, stringify(data), { mode: 0o600 });
-      configFiles[id] = file;
+      configs[id] = lifeboatConfigData(
+        deepMerge(opts.config ?? {}, {
+          openstack: { auth: { auth_url: `${cloud.url}/identity/v3` } },
+          fencing: { hosts: Object.fromEntries(sandbox.hosts.map((h) => [h, { address: bmc.url }])) },
+        }),
+        {
+          site: sandbox,
+          dir,
+          logLevel: "info",
+          etcd: { endpoints: [link.endpoint], prefix, instanceId: id, leaseTtlSeconds: ttlSeconds, requestTimeoutSeconds: 1, dialTimeoutSeconds: 1 },
+        },
+      );
     }
-    await Promise.all(
+    // Both start at once; every one that started is kept (and stopped below) even if the other failed.
+    const started = await Promise.allSettled(
       IDS.map(async (id) => {
-        instances[id] = await startInstance(id, configFiles[id]);
+        instances[id] = await serveLifeboat(configs[id], { name: id, ready: "listening" });
       }),
     );
+    for (const r of started) if (r.status === "rejected") throw r.reason;
     await store.init();
   } catch (err) {
     await Promise.allSettled(Object.values(instances).map((i) => i.stop()));
@@ -136,13 +127,10 @@ export async function startHaPair(opts: HaPairOptions): Promise<HaPair> {
     etcdLinks,
     requests,
     store,
-    configFiles,
     hooks,
     async restart(i) {
-      const id = i.id as InstanceId;
-      await i.stop();
-      instances[id] = await startInstance(id, configFiles[id]);
-      return instances[id];
+      instances[i.id as InstanceId] = await i.restart();
+      return instances[i.id as InstanceId];
     },
     async leader({ among = IDS.map((id) => instances[id]), timeoutMs = 15_000 } = {}) {
       const deadline = Date.now() + timeoutMs;

@@ -2,11 +2,11 @@ import { describe, expect, it } from "vitest";
 import type { HostView } from "../../src/engine/host-view.js";
 import type { SandboxOptions } from "../../packages/sandbox/src/environment.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
-import { api, waitFor } from "../support/lifeboat.js";
 import { usePairPerTest, type HaPair, type InstanceId } from "./pair.js";
 import type { ProxiedRequest } from "./recording-proxy.js";
 import { failAndAlert, finished } from "./scenario.js";
 import { issuedByBoth, sideEffects } from "./side-effects.js";
+import { api, waitFor } from "../kit/http.js";
 
 /**
  * A release on an HA pair (two `lifeboat serve` on a real etcd, lease TTL 3 s), asked of the

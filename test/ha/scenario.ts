@@ -1,12 +1,12 @@
 import { expect } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
-import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
-import type { Instance } from "./instance.js";
+import type { ServedLifeboat } from "../kit/served.js";
 import type { HaPair } from "./pair.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
 
 /** The host dies; wait until Nova calls it down, then Alertmanager posts to `to`. */
-export async function failAndAlert(p: HaPair, host: string, to: Instance[]): Promise<void> {
+export async function failAndAlert(p: HaPair, host: string, to: ServedLifeboat[]): Promise<void> {
   p.sandbox.failHost(host);
   // Nova calls it down once its last heartbeat is service_down_time old; the gate wants 1 s more.
   const cloud = p.sandbox.cloud;

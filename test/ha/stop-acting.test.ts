@@ -4,13 +4,14 @@ import { Lifeboat } from "../../src/app/lifecycle.js";
 import type { Config } from "../../src/config/schema.js";
 import type { CloudPort } from "../../src/domain/ports/cloud.js";
 import { createEtcdClient } from "../../src/etcd/client.js";
-import { etcdStoreSchema } from "../../src/store/config.js";
 import type { EtcdStore } from "../../src/store/etcd.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
-import { alertPayload, memoryLogger, postAlert, testConfig, waitFor } from "../support/lifeboat.js";
-import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../support/world.js";
 import { uniquePrefix } from "./candidates.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
+import { memoryLogger } from "../kit/lifeboat.js";
+import { lifeboatConfig } from "../kit/config.js";
+import { RecordingNotifier, World, WorldCloud, WorldFencing } from "../kit/world.js";
 
 /**
  * One lifeboat with the etcd HA wiring of app.ts, in this process, against the in-memory
@@ -40,17 +41,9 @@ afterAll(async () => {
 });
 
 function haConfig(endpoint: string, overrides: Record<string, unknown>): Config {
-  const base = testConfig({ server: { listen: "127.0.0.1:0" }, ...overrides });
-  const store = etcdStoreSchema.parse({
-    driver: "etcd",
-    endpoints: [endpoint],
-    prefix: uniquePrefix(),
-    instance_id: "lifeboat-solo",
-    lease_ttl_seconds: TTL_SECONDS,
-    request_timeout_seconds: 1,
-    dial_timeout_seconds: 1,
+  return lifeboatConfig(overrides, {
+    etcd: { endpoints: [endpoint], prefix: uniquePrefix(), instanceId: "lifeboat-solo", leaseTtlSeconds: TTL_SECONDS, requestTimeoutSeconds: 1, dialTimeoutSeconds: 1 },
   });
-  return { ...base, store };
 }
 
 interface Solo {

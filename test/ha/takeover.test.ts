@@ -2,12 +2,12 @@ import { describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { isLifeboatReason } from "../../src/domain/markers.js";
 import type { SandboxOptions } from "../../packages/sandbox/src/environment.js";
-import { waitFor } from "../support/lifeboat.js";
-import type { Instance, LogLine } from "./instance.js";
+import type { LogLine, ServedLifeboat } from "../kit/served.js";
 import { usePairPerTest, type HaPair, type InstanceId } from "./pair.js";
 import type { ProxiedRequest } from "./recording-proxy.js";
 import { failAndAlert, finished } from "./scenario.js";
 import { evacuatePostsPerServer, issuedByBoth, sideEffects } from "./side-effects.js";
+import { waitFor } from "../kit/http.js";
 
 /**
  * Takeovers in the middle of an evacuation, at the two moments that used to go wrong: two
@@ -43,13 +43,13 @@ function isAction(e: ProxiedRequest, action: string): boolean {
   return e.target === "cloud" && e.method === "POST" && /\/servers\/[^/]+\/action$/.test(pathOf(e)) && typeof e.body === "object" && e.body !== null && action in e.body;
 }
 
-function strike(p: HaPair, i: Instance, blow: Blow): void {
+function strike(p: HaPair, i: ServedLifeboat, blow: Blow): void {
   if (blow === "SIGKILL") i.kill("SIGKILL");
   else p.etcdLinks[i.id as InstanceId].cut();
 }
 
 /** Strike the leader once Nova accepted its first evacuate and the answer reached it. */
-function atFirstEvacuate(p: HaPair, leader: Instance, blow: Blow): Promise<void> {
+function atFirstEvacuate(p: HaPair, leader: ServedLifeboat, blow: Blow): Promise<void> {
   return new Promise((resolve) => {
     p.hooks.answered = (e) => {
       if (e.instance !== leader.id || !isAction(e, "evacuate") || e.status !== 200) return;
@@ -65,7 +65,7 @@ function atFirstEvacuate(p: HaPair, leader: Instance, blow: Blow): Promise<void>
  * (its second GET of that server: the check whether the lock is lifeboat's). That look is
  * held, never answered.
  */
-function atLockCheckOfMovedServer(p: HaPair, who: Instance, blow: Blow): Promise<string> {
+function atLockCheckOfMovedServer(p: HaPair, who: ServedLifeboat, blow: Blow): Promise<string> {
   const cloud = p.sandbox.cloud;
   const looks = new Map<string, { n: number; movedAtFirst: boolean }>();
   return new Promise((resolve) => {
@@ -100,21 +100,21 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   }
 }
 
-function claimStageErrors(instances: Instance[]): LogLine[] {
+function claimStageErrors(instances: ServedLifeboat[]): LogLine[] {
   return instances.flatMap((i) => i.lines.filter((l) => l.msg === "stage error" && /claim/i.test(String(l.err))));
 }
 
 interface Start {
   p: HaPair;
-  a: Instance;
-  b: Instance;
+  a: ServedLifeboat;
+  b: ServedLifeboat;
   servers: string[];
   /** Each server's lock before the failure (the site has one its owner locked). */
   locksBefore: Map<string, { locked: boolean; reason: string | null }>;
 }
 
 /** What must hold after every one of these takeovers, read from the simulator and the journal. */
-function expectCleanRecovery({ p, servers, locksBefore }: Start, d: RecoveryDetail, everyone: Instance[]): void {
+function expectCleanRecovery({ p, servers, locksBefore }: Start, d: RecoveryDetail, everyone: ServedLifeboat[]): void {
   expect(d.state, d.reason).toBe("completed");
   expect(d.instances.map((i) => i.state)).toEqual(servers.map(() => "evacuated"));
   const cloud = p.sandbox.cloud;
@@ -218,7 +218,7 @@ describe("takeover in the middle of an evacuation", () => {
       const moved = await within(second, 30_000, `${b.id} checking the lock of a server already moved`);
       const at = Date.now();
       console.log(`${blow} of ${b.id} at its lock check of ${moved}`);
-      let third: Instance;
+      let third: ServedLifeboat;
       if (blow === "SIGKILL") {
         await b.exited;
         third = await p.restart(a);

@@ -3,8 +3,10 @@ import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Recovery } from "../../src/domain/model.js";
-import { ADMIN_TOKEN, alertPayload, api, makeLifeboat, postAlert, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
-import { World } from "../support/world.js";
+import { ADMIN_TOKEN, lifeboatConfig } from "../kit/config.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { makeLifeboat, type TestLifeboat } from "../kit/lifeboat.js";
+import { World } from "../kit/world.js";
 
 /**
  * A storm an operator acts on with one command: three hosts fail at once past the storm
@@ -53,7 +55,7 @@ describe("approving a storm", () => {
   it("one request approves every recovery the storm guard holds in a zone; the CLI approves several ids and names what it could not", async () => {
     const world = World.standard(HOSTS, 2);
     world.hosts.get("compute-4")!.service.zone = "az-2";
-    t = makeLifeboat(testConfig({ gates: { storm: STORM } }), world);
+    t = makeLifeboat(lifeboatConfig({ gates: { storm: STORM } }), world);
     const app = t;
     await app.app.start({ listen: "127.0.0.1:0" });
     const url = app.app.url;

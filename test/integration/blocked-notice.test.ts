@@ -7,10 +7,11 @@ import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environme
 import type { SandboxCloud } from "../../packages/sandbox/src/cloud.js";
 import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
 import type { CaughtMessage } from "../../packages/sandbox/src/smtp.js";
-import type { Daemon } from "../support/daemon.js";
-import { ADMIN_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
-import { type Stack } from "../support/stack.js";
-import { fastSite, finished, novaSeesDown, serversOn, siteScenario, startFastStack, TERMINAL, serveOnSite } from "./site.js";
+import type { ServedLifeboat } from "../kit/served.js";
+import { ADMIN_TOKEN, fastSite } from "../kit/config.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { type Stack, startStack, serveOnSite, useCleanup } from "../kit/lifeboat.js";
+import { finished, novaSeesDown, serversOn, siteScenario, TERMINAL } from "../kit/site.js";
 
 /**
  * Blocked recoveries on the simulated site: who is told when, and what is asked again how
@@ -26,15 +27,10 @@ const HOSTS = ["compute-1", "compute-2", "compute-3"];
 
 let stack: Stack | undefined;
 let sandbox: Sandbox | undefined;
-const daemons: Daemon[] = [];
-const dirs: string[] = [];
+const cleanup = useCleanup();
 afterEach(async () => {
-  await Promise.all(daemons.splice(0).map((d) => d.stop()));
   await stack?.close();
   stack = undefined;
-  await sandbox?.close();
-  sandbox = undefined;
-  dirs.splice(0).forEach(removeDir);
 });
 
 const blockedRecords = (d: RecoveryDetail): NotificationRecord[] => d.notifications.filter((n) => n.kind === "blocked" && n.channel === "email");
@@ -104,7 +100,7 @@ function expectFullPassBeforeFence(d: RecoveryDetail): void {
 
 describe("blocked messages: at once when a person is needed, after a delay for evidence", () => {
   it("an evidence block that clears within the delay is told to nobody, and the recovery goes on", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 2)) },
       config: {
         // Nova agrees 3 s after the host stopped heartbeating: until then the alert is ahead of it.
@@ -136,7 +132,7 @@ describe("blocked messages: at once when a person is needed, after a delay for e
   }, 90_000);
 
   it("an evidence block that lasts longer than the delay is told once, no earlier than the delay after it began", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 2)) },
       config: { recovery: { evidence_recheck_interval_seconds: 0.2 }, notifications: { blocked_delay_seconds: 2 } },
     });
@@ -163,7 +159,7 @@ describe("blocked messages: at once when a person is needed, after a delay for e
   }, 90_000);
 
   it("an approval block is told at once; an evidence block is told the moment it needs a person, once", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, [...serversOn("compute-1", 1), ...serversOn("compute-2", 1, "web")]) },
       config: {
         gates: { require_approval: ["compute-2"] },
@@ -211,7 +207,7 @@ describe("blocked messages: at once when a person is needed, after a delay for e
 
 describe("a recovery held by evidence alone", () => {
   it("asks Nova again on its own short interval, the policy gates only once the evidence passes", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 2)) },
       config: { recovery: { recheck_interval_seconds: 3600, evidence_recheck_interval_seconds: 0.1 }, notifications: { blocked_delay_seconds: 3600 } },
     });
@@ -240,7 +236,7 @@ describe("a recovery held by evidence alone", () => {
   }, 90_000);
 
   it("is not fenced when its evidence clears while a policy holds it: the full pass finds the pause", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 2)) },
       config: { recovery: { recheck_interval_seconds: 3600, evidence_recheck_interval_seconds: 0.1 }, notifications: { blocked_delay_seconds: 3600 } },
     });
@@ -270,11 +266,11 @@ describe("a recovery held by evidence alone", () => {
 describe("blocked messages across a SIGKILL of the serve process", () => {
   it("killed within the delay: the next process tells once, when the journaled block is old enough; killed again after, nothing is repeated", async () => {
     sandbox = await startSandbox(fastSite({ cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 2)) } }));
+    cleanup.add(sandbox);
     const site = sandbox;
-    const storeDir = tempDir();
-    dirs.push(storeDir);
+    const storeDir = cleanup.dir();
     const DELAY_S = 6;
-    const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, { recovery: { evidence_recheck_interval_seconds: 0.2 }, notifications: { blocked_delay_seconds: DELAY_S } }, daemons);
+    const serve = async (): Promise<ServedLifeboat> => cleanup.add(await serveOnSite(site, storeDir, { recovery: { evidence_recheck_interval_seconds: 0.2 }, notifications: { blocked_delay_seconds: DELAY_S } }));
     const recoveryOf = async (url: string): Promise<RecoveryDetail | undefined> => {
       const list = await api(url, "GET", "/api/v1/recoveries?host=compute-1");
       const r = (list.body as { recoveries: { id: string }[] }).recoveries[0];
@@ -290,7 +286,7 @@ describe("blocked messages across a SIGKILL of the serve process", () => {
         await store.close();
       }
     };
-    const kill = async (d: Daemon): Promise<void> => {
+    const kill = async (d: ServedLifeboat): Promise<void> => {
       process.kill(d.pid, "SIGKILL");
       await d.stop();
     };

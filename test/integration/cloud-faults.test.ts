@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { ScenarioServer } from "../../packages/sandbox/src/cloud-scenario.js";
 import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
-import { waitFor } from "../support/lifeboat.js";
-import type { Stack } from "../support/stack.js";
-import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, serversOn, siteScenario, startFastStack } from "./site.js";
+import { waitFor } from "../kit/http.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, serversOn, siteScenario } from "../kit/site.js";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -20,7 +20,7 @@ function isTokenIssue(q: SimRequest): boolean {
 
 describe("Keystone token lost in the middle of a recovery", () => {
   it("a token revoked while evacuations run: Nova answers 401, lifeboat authenticates again and completes", async () => {
-    stack = await startFastStack({ cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 6)), evacuationDurationMs: 800 }, config: { evacuation: { concurrency: 3 } } });
+    stack = await startStack({ pace: "fast", cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 6)), evacuationDurationMs: 800 }, config: { evacuation: { concurrency: 3 } } });
     const s = stack;
     const cloud = s.sandbox.cloud;
     await failAndAlert(s, "compute-1");
@@ -48,7 +48,7 @@ describe("Keystone token lost in the middle of a recovery", () => {
   }, 60_000);
 
   it("a token that expires early by Keystone's clock (clocks disagree): 401, one re-authentication, the recovery completes", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 4)), evacuationDurationMs: 600, tokenLifetimeSeconds: 120 },
       config: { evacuation: { concurrency: 2 } },
     });
@@ -87,7 +87,7 @@ function faultScenarioServers(): ScenarioServer[] {
 
 describe("Nova answering 500s and timing out", () => {
   it("GETs are retried by their callers; an evacuate refused with 500 is re-sent only after a look; one that got no answer is not re-sent while Nova could still act on it", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, faultScenarioServers()) },
       config: { openstack: { timeout_seconds: 1, retries: 2 }, evacuation: { instance_timeout_seconds: 5, no_answer_window_seconds: 3 } },
     });

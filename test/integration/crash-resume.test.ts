@@ -2,27 +2,23 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import type { Daemon } from "../support/daemon.js";
-import { ADMIN_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
-import { type Stack } from "../support/stack.js";
+import type { ServedLifeboat } from "../kit/served.js";
 import { OPEN_EVACUATION_STATUSES } from "../../packages/sandbox/src/cloud-state.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import type { SandboxCloud } from "../../packages/sandbox/src/cloud.js";
-import { acceptedEvacuations, evacuatePosts, failAndAlert, fastSite, finished, novaSeesDown, serversOn, siteScenario, startFastStack, TERMINAL, serveOnSite } from "./site.js";
+import { ADMIN_TOKEN, fastSite } from "../kit/config.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { type Stack, startStack, serveOnSite, useCleanup } from "../kit/lifeboat.js";
+import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, novaSeesDown, serversOn, siteScenario, TERMINAL } from "../kit/site.js";
 
 const HOSTS = ["compute-1", "compute-2", "compute-3"];
 
 let stack: Stack | undefined;
 let sandbox: Sandbox | undefined;
-const daemons: Daemon[] = [];
-const dirs: string[] = [];
+const cleanup = useCleanup();
 afterEach(async () => {
-  await Promise.all(daemons.splice(0).map((d) => d.stop()));
   await stack?.close();
   stack = undefined;
-  await sandbox?.close();
-  sandbox = undefined;
-  dirs.splice(0).forEach(removeDir);
 });
 
 /** Evacuations Nova is running right now. */
@@ -46,7 +42,7 @@ describe("lifeboat stops in the middle of evacuating", () => {
   it("in-process stop while evacuations run, a new lifeboat on the same store: completes, no second evacuate POST", async () => {
     // vm-01 finishes while lifeboat is down, vm-02 and vm-03 are still rebuilding when it comes back.
     const servers = serversOn("compute-1", 9).map((v) => ({ ...v, evacuation: { durationMs: v.name === "vm-01" ? 1200 : ["vm-02", "vm-03"].includes(v.name) ? 4000 : 1000 } }));
-    stack = await startFastStack({ cloud: { scenario: siteScenario(HOSTS, servers) }, config: { evacuation: { concurrency: 3 } } });
+    stack = await startStack({ pace: "fast", cloud: { scenario: siteScenario(HOSTS, servers) }, config: { evacuation: { concurrency: 3 } } });
     const s = stack;
     const cloud = s.sandbox.cloud;
     const ids = cloud.state.serversOn("compute-1").map((v) => v.id);
@@ -87,12 +83,12 @@ describe("lifeboat stops in the middle of evacuating", () => {
 
   it("the serve process killed with SIGKILL mid-evacuation and started again: completes, no instance evacuated twice", async () => {
     sandbox = await startSandbox(fastSite({ cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 9)), evacuationDurationMs: 1500 } }));
+    cleanup.add(sandbox);
     const site = sandbox;
     const cloud = site.cloud;
     const ids = cloud.state.serversOn("compute-1").map((v) => v.id);
-    const storeDir = tempDir();
-    dirs.push(storeDir);
-    const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, { evacuation: { concurrency: 3 } }, daemons);
+    const storeDir = cleanup.dir();
+    const serve = async (): Promise<ServedLifeboat> => cleanup.add(await serveOnSite(site, storeDir, { evacuation: { concurrency: 3 } }));
     const recoveryOf = async (url: string): Promise<RecoveryDetail | undefined> => {
       const list = await api(url, "GET", "/api/v1/recoveries?host=compute-1");
       const r = (list.body as { recoveries: { id: string }[] }).recoveries[0];

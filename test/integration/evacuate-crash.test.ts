@@ -1,11 +1,12 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import type { Daemon } from "../support/daemon.js";
-import { ADMIN_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
+import type { ServedLifeboat } from "../kit/served.js";
 import { actionServer, SandboxControl, type LoggedRequest } from "../support/sandbox-control.js";
-import { deepMerge } from "../support/stack.js";
-import { fastSite, novaSeesDown, serversOn, siteScenario, TERMINAL, serveOnSite } from "./site.js";
+import { ADMIN_TOKEN, deepMerge, fastSite } from "../kit/config.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { novaSeesDown, serversOn, siteScenario, TERMINAL } from "../kit/site.js";
+import { serveOnSite, useCleanup } from "../kit/lifeboat.js";
 
 /**
  * A real `lifeboat serve` killed with SIGKILL while evacuate calls are in flight, on a Nova
@@ -19,14 +20,7 @@ const HOSTS = ["compute-1", "compute-2", "compute-3"];
 const SERVERS = 4;
 
 let sandbox: Sandbox | undefined;
-const daemons: Daemon[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(daemons.splice(0).map((d) => d.stop()));
-  await sandbox?.close();
-  sandbox = undefined;
-  dirs.splice(0).forEach(removeDir);
-});
+const cleanup = useCleanup();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -68,6 +62,7 @@ describe("lifeboat killed while an evacuate call is in flight", () => {
         ...fastSite({ cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", SERVERS)), evacuationDurationMs: 1000 } }),
         controlPort: 0,
       });
+      cleanup.add(sandbox);
       const site = sandbox;
       const cloud = site.cloud;
       const control = new SandboxControl(site.controlUrl!);
@@ -81,11 +76,10 @@ describe("lifeboat killed while an evacuate call is in flight", () => {
         await control.inject({ kind: "latency", ms, match: { service: "compute", method: "POST", path: `^/v2\\.1/servers/${v.id}/action$` } });
       }
 
-      const storeDir = tempDir();
-      dirs.push(storeDir);
+      const storeDir = cleanup.dir();
       // Every call answered within the client's timeout, every evacuation within the instance timeout.
       const limits = { openstack: { timeout_seconds: Math.max(10, (2 * slowest) / 1000) }, evacuation: { instance_timeout_seconds: Math.max(20, (4 * slowest) / 1000) } };
-      const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, deepMerge(limits, { evacuation: { concurrency: 2 } }), daemons);
+      const serve = async (): Promise<ServedLifeboat> => cleanup.add(await serveOnSite(site, storeDir, deepMerge(limits, { evacuation: { concurrency: 2 } })));
 
       const one = await serve();
       await control.failHost("compute-1");

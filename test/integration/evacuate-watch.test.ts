@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { waitFor } from "../support/lifeboat.js";
-import type { Stack } from "../support/stack.js";
-import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, serversOn, siteScenario, startFastStack } from "./site.js";
+import { waitFor } from "../kit/http.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, serversOn, siteScenario } from "../kit/site.js";
 
 /**
  * Evacuations lifeboat can only watch — a call that may have reached Nova without an answer
@@ -45,7 +45,7 @@ function othersWentAhead(s: Stack, d: RecoveryDetail, watched: string, others: s
 describe("evacuate calls with no answer", () => {
   it("a call left unanswered by a stop is only watched after the restart until its window has passed; Nova's records then show it did nothing, and it is evacuated anew: one evacuation accepted", async () => {
     // No locks: the hang must meet the evacuate, the only action sent to the server.
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 3)) },
       config: { evacuation: { concurrency: 1, lock_instances: false, instance_timeout_seconds: 20, no_answer_window_seconds: 4 } },
     });
@@ -89,7 +89,7 @@ describe("evacuate calls with no answer", () => {
   }, 90_000);
 
   it("a call Nova accepts late, after a stop: the restarted lifeboat finds Nova's evacuation and follows it, sending nothing", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 2)) },
       config: { evacuation: { concurrency: 2, instance_timeout_seconds: 20 } },
     });
@@ -117,7 +117,7 @@ describe("evacuate calls with no answer", () => {
   }, 90_000);
 
   it("in-process: a call that got no answer is watched without its slot; the other instances are evacuated meanwhile; after its window it is evacuated anew", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 3)) },
       config: { openstack: { timeout_seconds: 1 }, evacuation: { concurrency: 1, lock_instances: false, instance_timeout_seconds: 20, no_answer_window_seconds: 4 } },
     });
@@ -144,7 +144,7 @@ describe("an evacuation stuck in Nova", () => {
       { name: "stuck", host: "compute-1", project: "acme", flavor: "m1.small", metadata: { "lifeboat:priority": "10" }, evacuation: { durationMs: 60_000 } },
       ...serversOn("compute-1", 2),
     ];
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, servers) },
       config: { evacuation: { concurrency: 1, instance_timeout_seconds: 4, retries: 1 } },
     });

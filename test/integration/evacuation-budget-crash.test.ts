@@ -1,9 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import type { Daemon } from "../support/daemon.js";
-import { ADMIN_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
-import { acceptedEvacuations, evacuatePosts, fastSite, maxInFlight, novaSeesDown, serveOnSite, serversOn, siteScenario, TERMINAL } from "./site.js";
+import type { ServedLifeboat } from "../kit/served.js";
+import { ADMIN_TOKEN, fastSite } from "../kit/config.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { acceptedEvacuations, evacuatePosts, maxInFlight, novaSeesDown, serversOn, siteScenario, TERMINAL } from "../kit/site.js";
+import { serveOnSite, useCleanup } from "../kit/lifeboat.js";
 
 /**
  * A real `lifeboat serve` killed with SIGKILL in the middle of an evacuation storm (three
@@ -19,14 +21,7 @@ const SITE = 2;
 const EVACUATION_MS = 5000;
 
 let sandbox: Sandbox | undefined;
-const daemons: Daemon[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(daemons.splice(0).map((d) => d.stop()));
-  await sandbox?.close();
-  sandbox = undefined;
-  dirs.splice(0).forEach(removeDir);
-});
+const cleanup = useCleanup();
 
 async function recoveryOf(url: string, host: string): Promise<RecoveryDetail | undefined> {
   const list = await api(url, "GET", `/api/v1/recoveries?host=${host}`);
@@ -44,14 +39,14 @@ describe("lifeboat killed in the middle of an evacuation storm", () => {
         },
       }),
     );
+    cleanup.add(sandbox);
     const site = sandbox;
     const cloud = site.cloud;
     const ids = FAILED.flatMap((h) => cloud.state.serversOn(h).map((v) => v.id));
     expect(ids).toHaveLength(12);
-    const storeDir = tempDir();
-    dirs.push(storeDir);
-    const serve = (): Promise<Daemon> =>
-      serveOnSite(site, storeDir, { evacuation: { concurrency: 8, site_concurrency: SITE }, gates: { storm: { max_recoveries: 10, max_percent: 100 } } }, daemons);
+    const storeDir = cleanup.dir();
+    const serve = async (): Promise<ServedLifeboat> =>
+      cleanup.add(await serveOnSite(site, storeDir, { evacuation: { concurrency: 8, site_concurrency: SITE }, gates: { storm: { max_recoveries: 10, max_percent: 100 } } }));
 
     const one = await serve();
     for (const h of FAILED) site.failHost(h);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { Stack } from "../support/stack.js";
-import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
-import { acceptedEvacuations, evacuatePosts, finished, maxInFlight, novaSeesDown, serverIdOf, serversOn, siteScenario, startFastStack } from "./site.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
+import { acceptedEvacuations, evacuatePosts, finished, maxInFlight, novaSeesDown, serverIdOf, serversOn, siteScenario } from "../kit/site.js";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -23,7 +23,7 @@ describe("three hosts fail at once in one lifeboat", () => {
       ...serversOn("compute-3", 2, "c3-low"),
       ...serversOn("compute-3", 1, "c3-vip", { metadata: { "lifeboat:priority": "10" } }),
     ];
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario([...FAILED, ...HEALTHY], servers), evacuationDurationMs: 1000 },
       config: {
         evacuation: { concurrency: 8, site_concurrency: site },

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { waitFor } from "../support/lifeboat.js";
-import type { Stack } from "../support/stack.js";
-import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, metricValue, serversOn, siteScenario, startFastStack } from "./site.js";
+import { waitFor } from "../kit/http.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, metricValue, serversOn, siteScenario } from "../kit/site.js";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -16,7 +16,7 @@ describe("evacuations that fail in Nova", () => {
       { name: "flaky", host: "compute-1", project: "acme", flavor: "m1.small", evacuation: { failTimes: 2 } },
       { name: "doomed", host: "compute-1", project: "globex", flavor: "m1.small", evacuation: { neverSucceeds: true } },
     ];
-    stack = await startFastStack({ cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], servers) }, config: { evacuation: { retries: 2 } } });
+    stack = await startStack({ pace: "fast", cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], servers) }, config: { evacuation: { retries: 2 } } });
     const s = stack;
     const cloud = s.sandbox.cloud;
     const id = (n: string): string => cloud.state.serverByName(n)!.id;

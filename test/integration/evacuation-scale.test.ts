@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { Stack } from "../support/stack.js";
-import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, maxInFlight, serversOn, siteScenario, startFastStack } from "./site.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, maxInFlight, serversOn, siteScenario } from "../kit/site.js";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -11,7 +11,7 @@ afterEach(async () => {
 describe("a host with 50 instances", () => {
   it("evacuates all 50 with at most `evacuation.concurrency` in flight, one evacuate POST each", async () => {
     const concurrency = 8;
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", 50)), evacuationDurationMs: 400 },
       config: { evacuation: { concurrency } },
     });

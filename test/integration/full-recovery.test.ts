@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
-import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
-import { startStack, type Stack } from "../support/stack.js";
-import { fastConfig, fastSite, novaSeesDown } from "./site.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
+import { startStack, type Stack } from "../kit/lifeboat.js";
+import { novaSeesDown } from "../kit/site.js";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -19,7 +19,7 @@ async function finished(s: Stack, host: string, timeoutMs = 30_000): Promise<Rec
 
 describe("full recovery with the real drivers against the simulated site", () => {
   it("fences through Redfish, isolates in Nova, evacuates every instance, mails operators and tenants", async () => {
-    stack = await startStack({ sandbox: fastSite(), config: fastConfig() });
+    stack = await startStack({ pace: "fast" });
     const s = stack;
     const before = s.sandbox.cloud.state;
     s.sandbox.failHost("compute-1");

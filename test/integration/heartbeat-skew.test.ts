@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
-import type { Stack } from "../support/stack.js";
-import { evacuatePosts, finished, serversOn, siteScenario, startFastStack } from "./site.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { evacuatePosts, finished, serversOn, siteScenario } from "../kit/site.js";
 
 /**
  * The whole chain — webhook, gates, fence, isolation, evacuation — against a Nova whose
@@ -23,7 +23,7 @@ describe.each([
   ["a minute behind", 60],
 ])("lifeboat's clock %s Nova's", (_, novaAheadSeconds) => {
   it("the dead host is fenced and evacuated before Nova says down; the live host's alert is held, never fenced", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 2)), clockOffsetSeconds: novaAheadSeconds, serviceDownTimeSeconds: 60, reportIntervalSeconds: 1 },
       config: {
         gates: { confirmations: [{ driver: "nova-service", stale_seconds: 5, checks: 1, interval_seconds: 0 }, { driver: "bmc" }], storm: { max_percent: 100 } },

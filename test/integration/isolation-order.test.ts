@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { SandboxCloud } from "../../packages/sandbox/src/cloud.js";
-import { alertPayload, postAlert } from "../support/lifeboat.js";
-import type { Stack } from "../support/stack.js";
-import { acceptedEvacuations, evacuatePosts, finished, servicePuts, serversOn, siteScenario, startFastStack } from "./site.js";
+import { alertPayload, postAlert } from "../kit/http.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { acceptedEvacuations, evacuatePosts, finished, servicePuts, serversOn, siteScenario } from "../kit/site.js";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -16,7 +16,7 @@ afterEach(async () => {
  * Nova would still refuse an evacuation with 400 "Compute service of compute-1 is still in use."
  */
 async function startEarly(): Promise<Stack> {
-  return startFastStack({
+  return startStack({ pace: "fast",
     cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", 4)), serviceDownTimeSeconds: 30, disableWhileUpDelayMs: 300 },
     config: { gates: { confirmations: [{ driver: "bmc" }] }, evacuation: { retries: 2 } },
   });

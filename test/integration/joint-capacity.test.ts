@@ -4,9 +4,9 @@ import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
 import { buildGates } from "../../src/app/gates.js";
 import type { Gate } from "../../src/domain/ports/gate.js";
 import { askGate } from "../gates/ask.js";
-import { alertPayload, api, postAlert, waitFor } from "../support/lifeboat.js";
-import type { Stack } from "../support/stack.js";
-import { serversOn, siteScenario, startFastStack } from "./site.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { serversOn, siteScenario } from "../kit/site.js";
 
 /**
  * Two hosts fail at once and the rest of the zone has room for one host's instances: the
@@ -47,7 +47,7 @@ describe("joint capacity: two hosts fail, the zone has room for one", () => {
     Object.assign(scenario.hosts[2]!, { vcpus: 4, memoryMb: 8192, reservedMemoryMb: 0, cpuAllocationRatio: 1, ramAllocationRatio: 1 });
     Object.assign(scenario.hosts[3]!, { alive: false });
     // Two of four hosts failing is 50 %: the storm guard is not what this test is about.
-    stack = await startFastStack({ cloud: { scenario }, config: { gates: { storm: { max_percent: 100 } } } });
+    stack = await startStack({ pace: "fast", cloud: { scenario }, config: { gates: { storm: { max_percent: 100 } } } });
     const s = stack;
     s.sandbox.failHost("compute-1");
     s.sandbox.failHost("compute-2");

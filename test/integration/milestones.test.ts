@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { recoveryDetail } from "../../src/domain/journal.js";
 import type { RecoveryDetail } from "../../src/domain/model.js";
-import type { Stack } from "../support/stack.js";
-import { waitFor } from "../support/lifeboat.js";
-import { failAndAlert, finished, metricValue, novaSeesDown, serversOn, siteScenario, startFastStack, TERMINAL } from "./site.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { waitFor } from "../kit/http.js";
+import { failAndAlert, finished, metricValue, novaSeesDown, serversOn, siteScenario, TERMINAL } from "../kit/site.js";
 
 /**
  * lifeboat_recovery_milestone_seconds is observed in one place, from the recoveries'
@@ -31,7 +31,7 @@ async function ended(s: Stack, id: string): Promise<RecoveryDetail> {
 
 describe("recovery milestones", () => {
   it("a real recovery observes each milestone once (instance_active once per instance); a release and a dry run observe none", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3", "compute-4"], [...serversOn("compute-1", 3), ...serversOn("compute-2", 2, "db")]), evacuationDurationMs: 300 },
       config: { gates: { storm: { max_percent: 100 } } },
     });

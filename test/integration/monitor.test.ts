@@ -5,9 +5,9 @@ import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import { removeDir, tempDir } from "../support/lifeboat.js";
-import { stackConfigData, type Stack } from "../support/stack.js";
-import { evacuatePosts, fastSite, finished, metricValue, novaSeesDown, serversOn, siteScenario, startFastStack } from "./site.js";
+import { removeDir, tempDir, lifeboatConfigData, fastSite } from "../kit/config.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { evacuatePosts, finished, metricValue, novaSeesDown, serversOn, siteScenario } from "../kit/site.js";
 
 const CLI = resolve(import.meta.dirname, "../../dist/cli.js");
 const run = promisify(execFile);
@@ -39,13 +39,13 @@ function writeConfig(site: Sandbox, overrides: Record<string, unknown> = {}): st
   const dir = tempDir();
   dirs.push(dir);
   const file = join(dir, "lifeboat.yaml");
-  writeFileSync(file, stringify(stackConfigData(site, dir, overrides)));
+  writeFileSync(file, stringify(lifeboatConfigData(overrides, { site, dir })));
   return file;
 }
 
 describe("the native monitor", () => {
   it("with no alert at all, a dead host is found by polling os-services and recovered", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, serversOn("compute-1", 3)) },
       config: { monitor: { enabled: true, interval_seconds: 0.2 } },
     });

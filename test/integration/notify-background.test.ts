@@ -8,10 +8,11 @@ import type { NotificationRecord, RecoveryDetail } from "../../src/domain/model.
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { startSmtpCatcher, type SmtpCatcher } from "../../packages/sandbox/src/smtp.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
-import type { Daemon } from "../support/daemon.js";
-import { ADMIN_TOKEN, alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
-import { type Stack } from "../support/stack.js";
-import { failAndAlert, fastSite, novaSeesDown, serversOn, siteScenario, startFastStack, TERMINAL, serveOnSite } from "./site.js";
+import type { ServedLifeboat } from "../kit/served.js";
+import { ADMIN_TOKEN, fastSite } from "../kit/config.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { type Stack, startStack, serveOnSite, useCleanup } from "../kit/lifeboat.js";
+import { failAndAlert, novaSeesDown, serversOn, siteScenario, TERMINAL } from "../kit/site.js";
 
 /**
  * Notifications never stand in a recovery's way: they are journaled and sent by a background
@@ -25,17 +26,12 @@ const run = promisify(execFile);
 
 let stack: Stack | undefined;
 let sandbox: Sandbox | undefined;
-const daemons: Daemon[] = [];
 const closers: (() => Promise<unknown>)[] = [];
-const dirs: string[] = [];
+const cleanup = useCleanup();
 afterEach(async () => {
-  await Promise.all(daemons.splice(0).map((d) => d.stop()));
   await stack?.close();
   stack = undefined;
-  await sandbox?.close();
-  sandbox = undefined;
   for (const c of closers.splice(0).reverse()) await c();
-  dirs.splice(0).forEach(removeDir);
 });
 
 /** Accepts connections and never says a word: an SMTP server hung before its greeting. */
@@ -62,7 +58,7 @@ describe("notifications are delivered in the background", () => {
   it("a hung mail server: the block clears and the host is fenced while the blocked mail is still undelivered; the mail goes out once a relay answers", async () => {
     const mute = await muteServer();
     closers.push(() => mute.close());
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", 2)) },
       config: {
         recovery: { recheck_interval_seconds: 0.2 },
@@ -121,7 +117,7 @@ describe("notifications are delivered in the background", () => {
   }, 180_000);
 
   it("when every message fails: the timeline says they were queued, not that people were told; the recovery shows what failed; the metrics count it", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", 2)) },
       config: { notifications: { retry: { attempts: 2, initial_backoff_seconds: 0.1, max_backoff_seconds: 0.1 } } },
     });
@@ -155,10 +151,10 @@ describe("notifications are delivered in the background", () => {
 
   it("kill -9 while the relay holds a message's answer, the recovery already ended: after the restart every message is sent, the held one again under the same Message-ID", async () => {
     sandbox = await startSandbox(fastSite({ cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", 3)) } }));
+    cleanup.add(sandbox);
     const site = sandbox;
-    const storeDir = tempDir();
-    dirs.push(storeDir);
-    const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, { notifications: { smtp: { timeout_seconds: 60 }, retry: { initial_backoff_seconds: 0.5, max_backoff_seconds: 1 } } }, daemons);
+    const storeDir = cleanup.dir();
+    const serve = async (): Promise<ServedLifeboat> => cleanup.add(await serveOnSite(site, storeDir, { notifications: { smtp: { timeout_seconds: 60 }, retry: { initial_backoff_seconds: 0.5, max_backoff_seconds: 1 } } }));
     const recoveryOf = async (url: string): Promise<RecoveryDetail | undefined> => {
       const list = await api(url, "GET", "/api/v1/recoveries?host=compute-1");
       const r = (list.body as { recoveries: { id: string }[] }).recoveries[0];

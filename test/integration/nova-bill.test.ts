@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
-import type { Stack } from "../support/stack.js";
-import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, serversOn, siteScenario, startFastStack } from "./site.js";
 import { FIRST_LOOK_GATHER_MS } from "../../src/nova/evacuation-watch.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { acceptedEvacuations, evacuatePosts, failAndAlert, finished, serversOn, siteScenario } from "../kit/site.js";
 
 /**
  * What a recovery costs Nova, counted by the simulator from its own request log: the
@@ -51,7 +51,7 @@ describe("what a recovery costs Nova", () => {
     "a host of 50 instances: at most 4 Nova requests per evacuated instance for the whole recovery (gates, isolation, evacuation, notifications), one evacuate each",
     async () => {
       const instances = 50;
-      stack = await startFastStack({
+      stack = await startStack({ pace: "fast",
         cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", instances)), evacuationDurationMs: 1000 },
         config: { evacuation: { concurrency: 8, poll_interval_seconds: 0.5 } },
       });
@@ -91,7 +91,7 @@ describe("several hosts at once", () => {
     async () => {
       const hosts = ["compute-1", "compute-2", "compute-3"];
       const perHost = 20;
-      stack = await startFastStack({
+      stack = await startStack({ pace: "fast",
         cloud: {
           scenario: siteScenario([...hosts, "compute-4", "compute-5", "compute-6"], hosts.flatMap((h) => serversOn(h, perHost, `${h}-vm`))),
           evacuationDurationMs: 1000,
@@ -139,7 +139,7 @@ describe("a Nova that asks lifeboat to slow down", () => {
     "429 with Retry-After on evacuate calls and listings: every call to Nova waits out the pause, the recovery completes, no server is evacuated twice",
     async () => {
       const instances = 20;
-      stack = await startFastStack({
+      stack = await startStack({ pace: "fast",
         cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", instances)), evacuationDurationMs: 500 },
         config: { evacuation: { concurrency: 8, poll_interval_seconds: 0.5, retries: 3 } },
       });

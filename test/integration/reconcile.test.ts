@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { HostState as HostHold } from "../../src/domain/model.js";
-import { alertPayload, api, postAlert, waitFor } from "../support/lifeboat.js";
-import type { Stack } from "../support/stack.js";
-import { evacuatePosts, servicePuts, serversOn, siteScenario, startFastStack } from "./site.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { evacuatePosts, servicePuts, serversOn, siteScenario } from "../kit/site.js";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -18,7 +18,7 @@ describe("start-up reconciliation with Nova", () => {
     // compute-1: fenced and isolated by an earlier lifeboat (its store lost); compute-3: a human's maintenance.
     scenario.hosts[0] = { ...scenario.hosts[0]!, alive: false, forcedDown: true, disabled: true, disabledReason: OLD_REASON };
     scenario.hosts[2] = { ...scenario.hosts[2]!, disabled: true, disabledReason: "kernel upgrade (jdoe)" };
-    stack = await startFastStack({ cloud: { scenario } });
+    stack = await startStack({ pace: "fast", cloud: { scenario } });
     const s = stack;
     const cloud = s.sandbox.cloud;
     expect(await s.app.store.listRecoveries({})).toHaveLength(0);

@@ -1,11 +1,13 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { HostView } from "../../src/engine/host-view.js";
 import type { RecoveryDetail } from "../../src/domain/model.js";
-import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import type { Daemon } from "../support/daemon.js";
-import { alertPayload, api, postAlert, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
+import { startSandbox } from "../../packages/sandbox/src/environment.js";
+import type { ServedLifeboat } from "../kit/served.js";
 import { SandboxControl } from "../support/sandbox-control.js";
-import { fastSite, novaSeesDown, serversOn, servicePuts, siteScenario, TERMINAL, serveOnSite } from "./site.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { fastSite } from "../kit/config.js";
+import { novaSeesDown, serversOn, servicePuts, siteScenario, TERMINAL } from "../kit/site.js";
+import { serveOnSite, useCleanup } from "../kit/lifeboat.js";
 
 /**
  * A release (`lifeboat release HOST`) run by a real `lifeboat serve` killed with SIGKILL at
@@ -18,15 +20,7 @@ import { fastSite, novaSeesDown, serversOn, servicePuts, siteScenario, TERMINAL,
 
 const HOST = "compute-1";
 
-let sandbox: Sandbox | undefined;
-const daemons: Daemon[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(daemons.splice(0).map((d) => d.stop()));
-  await sandbox?.close();
-  sandbox = undefined;
-  dirs.splice(0).forEach(removeDir);
-});
+const cleanup = useCleanup();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -38,13 +32,11 @@ describe("a release killed with SIGKILL at each of its stages", () => {
   it.each<{ at: Moment }>([{ at: "power-on in flight" }, { at: "awaiting-compute" }, { at: "un-force in flight" }, { at: "un-force answered" }, { at: "enable in flight" }])(
     "killed at $at: the restarted lifeboat finishes it; powered on once, un-forced only once nova-compute is back, enabled, hold lifted",
     async ({ at }) => {
-      sandbox = await startSandbox({ ...fastSite({ cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn(HOST, 2)) } }), controlPort: 0 });
-      const site = sandbox;
+      const site = cleanup.add(await startSandbox({ ...fastSite({ cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn(HOST, 2)) } }), controlPort: 0 }));
       const cloud = site.cloud;
       const control = new SandboxControl(site.controlUrl!);
-      const storeDir = tempDir();
-      dirs.push(storeDir);
-      const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, { gates: { storm: { max_percent: 100 } } }, daemons);
+      const storeDir = cleanup.dir();
+      const serve = async (): Promise<ServedLifeboat> => cleanup.add(await serveOnSite(site, storeDir, { gates: { storm: { max_percent: 100 } } }));
 
       // The host fails and is recovered: fenced, forced down, evacuated, held.
       const one = await serve();

@@ -3,9 +3,10 @@ import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import type { HostView } from "../../src/engine/host-view.js";
-import { ADMIN_TOKEN, alertPayload, api, postAlert, waitFor } from "../support/lifeboat.js";
-import type { Stack } from "../support/stack.js";
-import { failAndAlert, finished, novaSeesDown, servicePuts, serversOn, siteScenario, startFastStack, TERMINAL } from "./site.js";
+import { ADMIN_TOKEN } from "../kit/config.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { failAndAlert, finished, novaSeesDown, servicePuts, serversOn, siteScenario, TERMINAL } from "../kit/site.js";
 
 const CLI = resolve(import.meta.dirname, "../../dist/cli.js");
 const run = promisify(execFile);
@@ -29,7 +30,7 @@ async function cliRelease(url: string, host: string): Promise<{ code: number; ou
 
 describe("release of a repaired host", () => {
   it("refused while its recovery is open; after it: power on, nova-compute back, done → completed, un-force, up, enable — in that order — and the hold is lifted", async () => {
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3", "compute-4"], serversOn("compute-1", 3)), evacuationDurationMs: 1500 },
       config: { gates: { storm: { max_percent: 100 } } },
     });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { ScenarioServer } from "../../packages/sandbox/src/cloud-scenario.js";
-import type { Stack } from "../support/stack.js";
-import { evacuatePosts, failAndAlert, finished, serverIdOf, siteScenario, startFastStack } from "./site.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { evacuatePosts, failAndAlert, finished, serverIdOf, siteScenario } from "../kit/site.js";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -24,7 +24,7 @@ describe("which instances are evacuated, and in what order", () => {
       on1("scratch-1", { metadata: { HA_Enabled: "True", "lifeboat:priority": "99" } }),
       on1("broken-1", { status: "ERROR", metadata: { HA_Enabled: "True" } }),
     ];
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, servers) },
       config: {
         evacuation: {
@@ -68,7 +68,7 @@ describe("which instances are evacuated, and in what order", () => {
 
   it("all mode with error_instances: evacuate: an ERROR instance comes back ACTIVE elsewhere; a PAUSED one cannot be evacuated and says so", async () => {
     const servers = [on1("plain-1"), on1("err-1", { status: "ERROR" }), on1("paused-1", { status: "PAUSED" })];
-    stack = await startFastStack({
+    stack = await startStack({ pace: "fast",
       cloud: { scenario: siteScenario(HOSTS, servers) },
       config: { evacuation: { error_instances: "evacuate", selection: { mode: "all" } } },
     });

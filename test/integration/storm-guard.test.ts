@@ -2,10 +2,12 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config/schema.js";
 import type { GateDecision, Recovery, RecoveryDetail } from "../../src/domain/model.js";
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
-import type { Daemon } from "../support/daemon.js";
-import { alertPayload, api, makeLifeboat, postAlert, removeDir, tempDir, testConfig, waitFor, type TestLifeboat } from "../support/lifeboat.js";
-import { World } from "../support/world.js";
-import { fastSite, novaSeesDown, serversOn, siteScenario, serveOnSite } from "./site.js";
+import type { ServedLifeboat } from "../kit/served.js";
+import { alertPayload, api, postAlert, waitFor } from "../kit/http.js";
+import { makeLifeboat, type TestLifeboat, serveOnSite, useCleanup } from "../kit/lifeboat.js";
+import { lifeboatConfig, fastSite } from "../kit/config.js";
+import { World } from "../kit/world.js";
+import { novaSeesDown, serversOn, siteScenario } from "../kit/site.js";
 
 /**
  * The storm guard end to end on the in-memory world: hosts fail seconds apart or at once,
@@ -20,15 +22,10 @@ const STORM = { max_recoveries: 1, max_percent: 100, window_seconds: 60, cooldow
 
 let running: TestLifeboat[] = [];
 let sandbox: Sandbox | undefined;
-const daemons: Daemon[] = [];
-const dirs: string[] = [];
+const cleanup = useCleanup();
 afterEach(async () => {
   await Promise.all(running.map((x) => x.app.stop().catch(() => undefined)));
   running = [];
-  await Promise.all(daemons.splice(0).map((d) => d.stop()));
-  await sandbox?.close();
-  sandbox = undefined;
-  dirs.splice(0).forEach(removeDir);
 });
 
 /** Real time plus what the test moved it forward by. */
@@ -90,7 +87,7 @@ describe("storm guard: failures 0, 8 and 30 s apart", () => {
   it("trips on the second host although Nova still hears it, holds the others past the window, releases one on approval and the last after the cooldown", async () => {
     const world = World.standard(HOSTS, 2);
     const clock = movableClock();
-    const t = await boot(testConfig({ gates: { storm: STORM } }), world, clock);
+    const t = await boot(lifeboatConfig({ gates: { storm: STORM } }), world, clock);
 
     // t0: compute-1 dies, the only failure: it is recovered.
     world.kill("compute-1");
@@ -172,7 +169,7 @@ describe("storm guard: simultaneous failures", () => {
     for (let round = 0; round < 4; round++) {
       const world = World.standard(HOSTS, 2);
       const clock = movableClock();
-      const t = await boot(testConfig({ gates: { storm: STORM } }), world, clock);
+      const t = await boot(lifeboatConfig({ gates: { storm: STORM } }), world, clock);
       // They die together; Nova notices compute-2 a little later than the others.
       world.kill("compute-1");
       world.kill("compute-2", 0);
@@ -211,7 +208,7 @@ describe("storm guard: across a restart", () => {
   it("the storm outlives lifeboat, and its mail goes out once even when lifeboat dies while sending it", async () => {
     const world = World.standard(HOSTS, 2);
     const clock = movableClock();
-    const config = testConfig({ gates: { storm: STORM } });
+    const config = lifeboatConfig({ gates: { storm: STORM } });
     const t1 = await boot(config, world, clock);
     world.kill("compute-1");
     await alert(t1, clock, "compute-1");
@@ -251,10 +248,10 @@ describe("storm guard: across a restart", () => {
 describe("storm guard: a real serve process killed with SIGKILL", () => {
   it("after the kill the storm still holds its hosts, none is fenced, and no second storm mail goes out", async () => {
     sandbox = await startSandbox(fastSite({ cloud: { scenario: siteScenario(HOSTS, HOSTS.slice(0, 4).flatMap((h) => serversOn(h, 2, `vm-${h}`))) } }));
+    cleanup.add(sandbox);
     const site = sandbox;
-    const storeDir = tempDir();
-    dirs.push(storeDir);
-    const serve = (): Promise<Daemon> => serveOnSite(site, storeDir, { gates: { storm: { ...STORM, window_seconds: 600 } } }, daemons);
+    const storeDir = cleanup.dir();
+    const serve = async (): Promise<ServedLifeboat> => cleanup.add(await serveOnSite(site, storeDir, { gates: { storm: { ...STORM, window_seconds: 600 } } }));
     const recoveryState = async (url: string, host: string): Promise<Recovery | undefined> =>
       ((await api(url, "GET", `/api/v1/recoveries?host=${host}`)).body as { recoveries: Recovery[] }).recoveries[0];
     const fail = async (url: string, host: string): Promise<void> => {

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
-import { alertPayload, postAlert, waitFor } from "../support/lifeboat.js";
-import type { Stack } from "../support/stack.js";
-import { finished, metricValue, novaSeesDown, startFastStack } from "./site.js";
+import { alertPayload, postAlert, waitFor } from "../kit/http.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { finished, metricValue, novaSeesDown } from "../kit/site.js";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -16,7 +16,7 @@ const serviceReads = (requests: readonly SimRequest[], since: number): SimReques
 describe("one delivery naming thousands of hosts lifeboat cannot act on", () => {
   it("starts no recovery for them and mails operators once, asks Nova a bounded number of times, and the real failure in it recovers", async () => {
     // Big enough for the 4,000 alerts of one delivery (the default limit is 1 MiB).
-    stack = await startFastStack({ config: { server: { body_limit_bytes: 4 * 1024 * 1024 } } });
+    stack = await startStack({ pace: "fast", config: { server: { body_limit_bytes: 4 * 1024 * 1024 } } });
     const s = stack;
     const cloud = s.sandbox.cloud;
     s.sandbox.failHost("compute-1");

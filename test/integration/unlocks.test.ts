@@ -4,9 +4,10 @@ import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
-import { ADMIN_TOKEN, waitFor } from "../support/lifeboat.js";
-import type { Stack } from "../support/stack.js";
-import { failAndAlert, finished, serversOn, siteScenario, startFastStack } from "./site.js";
+import { ADMIN_TOKEN } from "../kit/config.js";
+import { waitFor } from "../kit/http.js";
+import { type Stack, startStack } from "../kit/lifeboat.js";
+import { failAndAlert, finished, serversOn, siteScenario } from "../kit/site.js";
 
 /**
  * lifeboat's locks on the servers it evacuates, against the simulated cloud with lifeboat's
@@ -26,7 +27,7 @@ afterEach(async () => {
 
 async function start(servers = 3, cloud: Record<string, unknown> = {}): Promise<Stack> {
   const others = serversOn("compute-3", 1, "bystander");
-  stack = await startFastStack({ cloud: { scenario: siteScenario(HOSTS, [...serversOn("compute-1", servers), ...others]), ...cloud } });
+  stack = await startStack({ pace: "fast", cloud: { scenario: siteScenario(HOSTS, [...serversOn("compute-1", servers), ...others]), ...cloud } });
   return stack;
 }
 

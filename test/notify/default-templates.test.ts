@@ -7,8 +7,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { MESSAGE_KINDS } from "../../src/notify/config.js";
 import { DEFAULT_TEMPLATES, loadTemplates, TEMPLATE_PARTS, templateFileName } from "../../src/notify/default-templates.js";
 import { renderMessage } from "../../src/notify/templates.js";
-import { removeDir, tempDir } from "../support/lifeboat.js";
 import { VIEW_CASES } from "./support/views.js";
+import { removeDir, tempDir } from "../kit/config.js";
 
 /**
  * The default templates are files, src/notify/templates/<kind>.<part>.mustache, shipped as

@@ -10,9 +10,10 @@ import { defaultScenario, type ScenarioServer } from "../../packages/sandbox/src
 import { startSandbox, type Sandbox } from "../../packages/sandbox/src/environment.js";
 import { MIGRATIONS } from "../../src/store/sqlite-migrations.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { memoryLogger, removeDir, tempDir, waitFor } from "../support/lifeboat.js";
-import { parseOrThrow, stackConfigData } from "../support/stack.js";
 import { evacuatePostsPerServer } from "../ha/side-effects.js";
+import { memoryLogger } from "../kit/lifeboat.js";
+import { removeDir, tempDir, parseConfigData, lifeboatConfigData } from "../kit/config.js";
+import { waitFor } from "../kit/http.js";
 
 /**
  * The journal lifeboat 0.1.0 wrote (test/fixtures/journal/, described in its README), opened
@@ -117,7 +118,7 @@ describe("a journal written by lifeboat 0.1.0", () => {
         },
       },
     });
-    const config = parseOrThrow(stackConfigData(sandbox, tempDir(), { store: { path } }));
+    const config = parseConfigData(lifeboatConfigData({ store: { path } }, { site: sandbox, dir: tempDir() }));
     const { logger } = memoryLogger("info");
     const site = sandbox;
     app = new Lifeboat({ config, logger, drivers: (ctx) => buildDrivers(config, ctx) });

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { JournalChanges, observeWrites, type JournalChange } from "../../src/store/observed.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { StateConflictError } from "../../src/domain/journal.js";
-import { removeDir, tempDir } from "../support/lifeboat.js";
+import { removeDir, tempDir } from "../kit/config.js";
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach(removeDir));

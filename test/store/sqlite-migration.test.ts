@@ -6,7 +6,7 @@ import { Metrics } from "../../src/metrics.js";
 import { enqueue, storeSink, type PlannedMessage } from "../../src/notify/dispatcher.js";
 import { MIGRATIONS } from "../../src/store/sqlite-migrations.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { removeDir, tempDir } from "../support/lifeboat.js";
+import { removeDir, tempDir } from "../kit/config.js";
 
 /**
  * A journal written by the lifeboat before background delivery (schema 1), opened by this
