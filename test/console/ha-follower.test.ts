@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { usePairPerTest } from "../ha/pair.js";
+import { usePairPerTest } from "../kit/pair.js";
 import { sideEffects } from "../ha/side-effects.js";
 import { ConsoleClient } from "./client.js";
 import { ADMIN_TOKEN, fastSite } from "../kit/config.js";

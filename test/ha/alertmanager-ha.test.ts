@@ -6,7 +6,7 @@ import { startDaemon, type Daemon, jsonRequest } from "../support/daemon.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
 import { run } from "../rules/tools.js";
 import { ROOT } from "../kit/served.js";
-import { startHaPair, type HaPair } from "./pair.js";
+import { startHaPair, type HaPair } from "../kit/pair.js";
 import { sideEffects, issuedByBoth } from "./side-effects.js";
 import { WEBHOOK_TOKEN } from "../kit/config.js";
 import { waitFor } from "../kit/http.js";

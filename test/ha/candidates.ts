@@ -1,8 +1,8 @@
-import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Etcd3 } from "etcd3";
 import { createEtcdClient } from "../../src/etcd/client.js";
 import { LeaderElection, type LeaderElectionOptions } from "../../src/ha/leader.js";
+import { uniquePrefix } from "../kit/config.js";
 
 /** Short timings for tests: TTL 3 s → keep-alive every 1 s, a leader trusts a renewal 1.5 s. */
 export const TTL_MS = 3_000;
@@ -19,9 +19,6 @@ export interface Candidate {
   lastDown(): number | undefined;
 }
 
-export function uniquePrefix(): string {
-  return `/lifeboat-ha-${randomBytes(6).toString("hex")}/`;
-}
 
 /** Candidates of one election (one prefix), each with its own client, cleaned up together. */
 export class Candidates {

@@ -2,7 +2,8 @@ import { performance } from "node:perf_hooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ClaimHeldError, ClaimLostError, HostClaims, NotLeaderError, type Claim } from "../../src/ha/claims.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
-import { Candidates, TTL_MS, uniquePrefix, type Candidate } from "./candidates.js";
+import { Candidates, TTL_MS, type Candidate } from "./candidates.js";
+import { uniquePrefix } from "../kit/config.js";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -4,7 +4,7 @@ import pLimit from "p-limit";
 import { describe, expect, it } from "vitest";
 import type { SandboxOptions } from "../../packages/sandbox/src/environment.js";
 import { CLI } from "../kit/served.js";
-import { leaderGauge, status, usePairPerTest, type HaPair, type InstanceId } from "./pair.js";
+import { leaderGauge, status, usePairPerTest, type HaPair, type InstanceId } from "../kit/pair.js";
 import { failAndAlert, finished } from "./scenario.js";
 import { evacuatePostsPerServer, issuedByBoth, sideEffects } from "./side-effects.js";
 import { ADMIN_TOKEN } from "../kit/config.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { recoveryDetail } from "../../src/domain/journal.js";
-import { usePairPerTest } from "./pair.js";
+import { usePairPerTest } from "../kit/pair.js";
 import { evacuatePostsPerServer, issuedByBoth, sideEffects } from "./side-effects.js";
 import { alertPayload, postAlert, waitFor } from "../kit/http.js";
 

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { LeaderElection, LeadershipLostError } from "../../src/ha/leader.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
 import { Candidates, TTL_MS } from "./candidates.js";
-import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
+import { startTcpProxy, type TcpProxy } from "../kit/tcp-proxy.js";
 
 const STEP_DOWN_MS = TTL_MS / 2;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

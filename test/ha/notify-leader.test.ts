@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
 import type { ServedLifeboat } from "../kit/served.js";
-import { usePairPerTest, type HaPair } from "./pair.js";
+import { usePairPerTest, type HaPair } from "../kit/pair.js";
 import { alertPayload, postAlert, waitFor } from "../kit/http.js";
 
 /**

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { CLI } from "../kit/served.js";
-import { usePairPerTest } from "./pair.js";
+import { usePairPerTest } from "../kit/pair.js";
 import { sideEffects } from "./side-effects.js";
 import { ADMIN_TOKEN } from "../kit/config.js";
 import { waitFor } from "../kit/http.js";

@@ -2,7 +2,7 @@ import { expect } from "vitest";
 import type { RecoveryDetail } from "../../src/domain/model.js";
 import { recoveryDetail } from "../../src/domain/journal.js";
 import type { ServedLifeboat } from "../kit/served.js";
-import type { HaPair } from "./pair.js";
+import type { HaPair } from "../kit/pair.js";
 import { alertPayload, postAlert, waitFor } from "../kit/http.js";
 
 /** The host dies; wait until Nova calls it down, then Alertmanager posts to `to`. */

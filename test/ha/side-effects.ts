@@ -1,5 +1,5 @@
 import type { SimRequest } from "../../packages/sandbox/src/cloud-state.js";
-import type { ProxiedRequest } from "./recording-proxy.js";
+import type { ProxiedRequest } from "../kit/recording-proxy.js";
 
 /**
  * The requests that change something on the site, read from the recording proxies' log:

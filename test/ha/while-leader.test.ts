@@ -6,8 +6,8 @@ import { createEtcdHa, type EtcdHa } from "../../src/app/ha.js";
 import { runWhileLeader, type LeaderWork } from "../../src/ha/while-leader.js";
 import { storeSchema, type EtcdStoreConfig } from "../../src/store/config.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
-import { uniquePrefix } from "./candidates.js";
-import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
+import { uniquePrefix } from "../kit/config.js";
+import { startTcpProxy, type TcpProxy } from "../kit/tcp-proxy.js";
 
 const TTL_MS = 3_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

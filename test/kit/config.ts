@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -121,6 +122,11 @@ export function fastSite(over: { cloud?: NonNullable<SandboxOptions["cloud"]>; p
     powerDelayMs: over.powerDelayMs ?? 100,
     cloud: { serviceDownTimeSeconds: 1, reportIntervalSeconds: 0.25, evacuationDurationMs: 300, ...over.cloud },
   };
+}
+
+/** An etcd key prefix of its own, for one test's lifeboats. */
+export function uniquePrefix(): string {
+  return `/lifeboat-ha-${randomBytes(6).toString("hex")}/`;
 }
 
 export function tempDir(): string {

@@ -20,7 +20,7 @@ import { RecordingNotifier, World, WorldCloud, WorldFencing } from "./world.js";
  *   Redfish, SMTP) against a simulated site: the closest to production in one process.
  * - `serveOnSite`: `lifeboat serve` child processes on a simulated site, on SQLite or etcd
  *   (served.ts): what operators run, to kill with SIGKILL; two on one etcd prefix are an HA
- *   pair (test/ha/pair.ts adds the relays a test cuts).
+ *   pair (pair.ts, with the relays a test cuts).
  */
 
 /** A logger whose JSON lines are kept in memory (to assert on them, e.g. no secret leaks). */

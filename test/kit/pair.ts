@@ -2,11 +2,10 @@ import { startSandbox, type Sandbox, type SandboxOptions } from "../../packages/
 import { EtcdStore } from "../../src/store/etcd.js";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
-import { uniquePrefix } from "./candidates.js";
 import { startRecordingProxy, type ProxiedRequest, type ProxyHooks, type RecordingProxy } from "./recording-proxy.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
-import { ADMIN_TOKEN, removeDir, tempDir, deepMerge, lifeboatConfigData } from "../kit/config.js";
-import { serveLifeboat, type ServedLifeboat } from "../kit/served.js";
+import { ADMIN_TOKEN, removeDir, tempDir, deepMerge, lifeboatConfigData, uniquePrefix } from "./config.js";
+import { serveLifeboat, type ServedLifeboat } from "./served.js";
 
 /**
  * An active-passive pair: two `lifeboat serve` processes sharing one etcd prefix, against
