@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
+import { answers200, spawnGuarded } from "../support/daemon.js";
 import { ADMIN_TOKEN, parseConfigData } from "./config.js";
 
 /**
@@ -16,7 +16,6 @@ import { ADMIN_TOKEN, parseConfigData } from "./config.js";
  */
 export const ROOT = resolve(fileURLToPath(import.meta.url), "../../..");
 export const CLI = resolve(ROOT, "dist/cli.js");
-const SETPRIV = "/usr/bin/setpriv";
 
 export interface LogLine {
   level?: string;
@@ -61,11 +60,9 @@ export interface ServedLifeboat {
   api<T>(path: string): Promise<T>;
 }
 
-const live = new Set<ChildProcess>();
 /** The directories of the config files: kept for restarts while the test process lives. */
 const configDirs = new Set<string>();
 process.once("exit", () => {
-  for (const c of live) c.kill("SIGKILL");
   for (const d of configDirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -84,12 +81,16 @@ export async function serveLifeboat(data: Record<string, unknown>, opts: ServeOp
 
 async function startProcess(configFile: string, dbPath: string, opts: ServeOptions): Promise<ServedLifeboat> {
   const id = opts.name ?? "lifeboat";
-  const argv = [process.execPath, ...(opts.nodeArgs ?? []), CLI, "serve", "--config", configFile];
-  const [cmd, args] = existsSync(SETPRIV) ? [SETPRIV, ["--pdeathsig", "KILL", "--", ...argv]] : [argv[0]!, argv.slice(1)];
-  const child = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NODE_ENV: "test" } });
-  live.add(child);
-  const lines: LogLine[] = [];
   let raw = "";
+  const proc = spawnGuarded(process.execPath, [...(opts.nodeArgs ?? []), CLI, "serve", "--config", configFile], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_ENV: "test" },
+    onError: (err) => {
+      raw += `\nspawn error: ${err.message}`;
+    },
+  });
+  const child = proc.child;
+  const lines: LogLine[] = [];
   let partial = "";
   child.stdout?.on("data", (b: Buffer) => {
     const text = partial + b.toString("utf8");
@@ -109,19 +110,6 @@ async function startProcess(configFile: string, dbPath: string, opts: ServeOptio
   child.stderr?.on("data", (b: Buffer) => {
     raw += b.toString("utf8");
   });
-  let code: string | undefined;
-  const exited = new Promise<void>((res) => {
-    child.once("exit", (c, s) => {
-      code = s ?? String(c);
-      live.delete(child);
-      res();
-    });
-  });
-  child.once("error", (err) => {
-    raw += `\nspawn error: ${err.message}`;
-    code ??= "spawn error";
-  });
-
   const timeoutMs = opts.readyTimeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
   const failed = (why: string): Error => {
@@ -132,30 +120,21 @@ async function startProcess(configFile: string, dbPath: string, opts: ServeOptio
   while (!url) {
     const l = lines.find((x) => x.msg === "listening" && typeof x.listen === "string");
     if (l) url = `http://${String(l.listen)}`;
-    else if (code !== undefined) throw failed(`exited (${code}) before listening`);
+    else if (proc.ended !== undefined) throw failed(`exited (${proc.ended}) before listening`);
     else if (Date.now() > deadline) throw failed(`did not listen within ${timeoutMs} ms`);
     else await new Promise((r) => setTimeout(r, 50));
   }
   const ready = opts.ready ?? "/healthz";
   if (ready !== "listening") {
     while (!(await answers200(`${url}${ready}`))) {
-      if (code !== undefined) throw failed(`exited (${code}) before ${ready} answered`);
+      if (proc.ended !== undefined) throw failed(`exited (${proc.ended}) before ${ready} answered`);
       if (Date.now() > deadline) throw failed(`was not ready (${ready}) within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
   const pid = child.pid!;
   let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      if (code === undefined) {
-        child.kill("SIGCONT");
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-        await exited;
-        clearTimeout(timer);
-      }
-    })());
+  const stop = (): Promise<void> => (stopping ??= proc.terminate(10_000));
   const base = url;
   return {
     id,
@@ -170,9 +149,9 @@ async function startProcess(configFile: string, dbPath: string, opts: ServeOptio
         .filter((l) => typeof l.leader === "boolean" && /this instance (leads|follows)/.test(l.msg ?? ""))
         .map((l) => ({ leader: l.leader as boolean, at: Date.parse(String(l.time)) })),
     kill: (signal) => {
-      if (code === undefined) child.kill(signal);
+      if (proc.ended === undefined) child.kill(signal);
     },
-    exited,
+    exited: proc.exited,
     stop,
     restart: async () => {
       await stop();
@@ -193,14 +172,4 @@ export function processMemory(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
   return { rss: kb("VmRSS"), peak: kb("VmHWM") };
-}
-
-async function answers200(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
-    await res.arrayBuffer();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
 }

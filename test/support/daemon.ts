@@ -53,6 +53,56 @@ function installExitHook(): void {
   });
 }
 
+/** A child process a test started: killed when the test process exits, or is killed. */
+export interface GuardedChild {
+  readonly child: ChildProcess;
+  /** How it ended (signal or exit code, "spawn error"); undefined while it runs. */
+  readonly ended: string | undefined;
+  /** Resolves once it exited. */
+  readonly exited: Promise<void>;
+  /** SIGCONT (a stopped one must see it), SIGTERM, SIGKILL after `graceMs`; resolves once it exited. */
+  terminate(graceMs: number): Promise<void>;
+}
+
+/**
+ * Spawn a command for a test, with its stdout and stderr piped. setpriv execs it in place
+ * (same pid) after asking the kernel to SIGKILL it when its parent dies, so a killed test
+ * worker leaves no process behind; the test process's exit kills it too.
+ */
+export function spawnGuarded(command: string, args: readonly string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; onError?: (err: Error) => void }): GuardedChild {
+  installExitHook();
+  const [cmd, argv] = existsSync(SETPRIV) ? [SETPRIV, ["--pdeathsig", "KILL", "--", command, ...args]] : [command, [...args]];
+  const child = spawn(cmd, argv, { cwd: opts.cwd, stdio: ["ignore", "pipe", "pipe"], ...(opts.env ? { env: opts.env } : {}) });
+  running.add(child);
+  let ended: string | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once("exit", (code, signal) => {
+      ended = signal ?? String(code);
+      running.delete(child);
+      resolve();
+    });
+  });
+  child.once("error", (err) => {
+    ended ??= "spawn error";
+    opts.onError?.(err);
+  });
+  return {
+    child,
+    get ended() {
+      return ended;
+    },
+    exited,
+    async terminate(graceMs) {
+      if (ended !== undefined) return;
+      child.kill("SIGCONT");
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
 /** A loopback TCP port that was free a moment ago. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -115,42 +165,25 @@ async function startOnce(opts: StartDaemonOptions): Promise<Daemon> {
   const spec = await opts.spec(port, dir);
   const url = `http://127.0.0.1:${port}`;
 
-  // setpriv execs the daemon in place (same pid) after asking the kernel to SIGKILL it
-  // when its parent dies, so a killed test worker leaves no daemon behind.
-  const [command, args] = existsSync(SETPRIV)
-    ? [SETPRIV, ["--pdeathsig", "KILL", "--", spec.command, ...spec.args]]
-    : [spec.command, spec.args];
-  const child = spawn(command, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-  running.add(child);
   let out = "";
+  const proc = spawnGuarded(spec.command, spec.args, {
+    cwd: dir,
+    onError: (err) => {
+      out += `\nspawn error: ${err.message}`;
+    },
+  });
+  const child = proc.child;
   const append = (b: Buffer): void => {
     out += b.toString();
     if (out.length > 64_000) out = out.slice(-64_000);
   };
   child.stdout?.on("data", append);
   child.stderr?.on("data", append);
-  let exited: string | undefined;
-  const exit = new Promise<void>((resolve) => {
-    child.once("exit", (code, signal) => {
-      exited = signal ?? String(code);
-      running.delete(child);
-      resolve();
-    });
-  });
-  child.once("error", (err) => {
-    out += `\nspawn error: ${err.message}`;
-    exited ??= "spawn error";
-  });
 
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
-      if (exited === undefined) {
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-        await exit;
-        clearTimeout(timer);
-      }
+      await proc.terminate(5_000);
       rmSync(dir, { recursive: true, force: true });
       tempDirs.delete(dir);
     })();
@@ -160,9 +193,9 @@ async function startOnce(opts: StartDaemonOptions): Promise<Daemon> {
   const timeoutMs = opts.readyTimeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (exited !== undefined) {
+    if (proc.ended !== undefined) {
       await stop();
-      const msg = `${opts.name} exited (${exited}) before it was ready:\n${out}`;
+      const msg = `${opts.name} exited (${proc.ended}) before it was ready:\n${out}`;
       throw /address already in use/i.test(out) ? new PortTakenError(msg) : new Error(msg);
     }
     if (Date.now() > deadline) {
@@ -178,7 +211,8 @@ async function startOnce(opts: StartDaemonOptions): Promise<Daemon> {
   return { name: opts.name, pid, port, url, dir, output: () => out, stop };
 }
 
-async function answers200(url: string): Promise<boolean> {
+/** A GET of `url` answered 200 within a second. */
+export async function answers200(url: string): Promise<boolean> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
     await res.arrayBuffer();
