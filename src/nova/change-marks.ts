@@ -27,11 +27,6 @@ export class ChangeMarks {
     private readonly margins: { shortMs: number; fullMs: number; catchUpEveryMs: number },
   ) {}
 
-  /** A base is known: there is a listing to lay changes over. */
-  get known(): boolean {
-    return this.#cycle !== undefined;
-  }
-
   /** The cycle's mark (tests and logs). */
   get cycle(): number | undefined {
     return this.#cycle;
