@@ -367,7 +367,6 @@ export class EvacuationWatch {
     const followed = plan !== undefined && [...this.hosts.values()].some((v) => v.serversListed);
     const before = this.serverMarks.cycle;
     let after: number | undefined;
-    const completes: number[] = [];
     if (followed) {
       const sentAt = clock.now();
       const since = new Date(plan.since).toISOString();
@@ -388,13 +387,13 @@ export class EvacuationWatch {
       const mark = nextMark(undefined, listing, listing.items.map((s) => updatedAt(s.updated)), { complete: true, sentAt, receivedAt: clock.now() });
       if (mark === undefined) continue;
       view.serversListed = true;
-      completes.push(mark);
+      // Both marks reach back to it (the cycle's through `after` too).
+      this.serverMarks.lower(mark);
       after = after === undefined ? mark : Math.min(after, mark);
     }
     if (after === undefined) return;
     // A host seeded while this cycle ran keeps the mark at or before its listing.
     this.serverMarks.advance(this.seededDuringCycle === undefined ? after : Math.min(after, this.seededDuringCycle), followed && plan.catchUp, clock.now());
-    for (const mark of completes) this.serverMarks.lower(mark);
   }
 
   private async refreshMigrations(hosts: readonly string[], signal: AbortSignal): Promise<void> {
@@ -416,7 +415,6 @@ export class EvacuationWatch {
     const followed = plan !== undefined && [...this.hosts.values()].some((v) => v.migrationsListed);
     const before = this.migrationMarks.cycle;
     let after: number | undefined;
-    const completes: number[] = [];
     if (followed) {
       const sentAt = clock.now();
       const since = new Date(plan.since).toISOString();
@@ -433,12 +431,11 @@ export class EvacuationWatch {
         this.viewOf(host).migrationsListed = false;
         continue;
       }
-      completes.push(mark);
+      this.migrationMarks.lower(mark);
       after = after === undefined ? mark : Math.min(after, mark);
     }
     if (after === undefined) return;
     this.migrationMarks.advance(after, followed && plan.catchUp, clock.now());
-    for (const mark of completes) this.migrationMarks.lower(mark);
   }
 
   private snapshot(ids: readonly string[], host: string, sentAt: number): Map<string, ServerLook> {
