@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Recovery, RecoveryDetail } from "../../src/domain/model.js";
 import { ADMIN_TOKEN, parseConfigData, removeDir, WEBHOOK_TOKEN } from "../../test/kit/config.js";
@@ -36,7 +36,6 @@ export interface BenchServeOptions {
  * LIFEBOAT_BENCH_PROFILE and LIFEBOAT_NODE_ARGS add node flags (see profileArgs).
  */
 export async function startLifeboat(name: string, config: Record<string, unknown>, opts: BenchServeOptions = {}): Promise<LifeboatProcess> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm run bench does)`);
   let lb: ServedLifeboat;
   try {
     if (parseConfigData(config).store.driver !== "sqlite" && !opts.etcd) throw new Error("this benchmark uses the SQLite store (pass etcd: true for an etcd one)");
