@@ -5,6 +5,7 @@ import { buildDrivers } from "../../src/app/drivers.js";
 import { Lifeboat } from "../../src/app/lifecycle.js";
 import type { Config } from "../../src/config/schema.js";
 import { createLogger, type Logger } from "../../src/logging.js";
+import type { Store } from "../../src/domain/journal.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import type { Clock } from "../../src/util/clock.js";
 import { fastSite, lifeboatConfig, lifeboatConfigData, removeDir, tempDir, type EtcdPlace } from "./config.js";
@@ -88,6 +89,8 @@ export interface StackOptions {
   config?: Record<string, unknown>;
   /** false: no HTTP listener. */
   listen?: boolean;
+  /** The journal, built for each start (default: the config's own). */
+  store?: (config: Config) => Store;
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
@@ -96,7 +99,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const dir = tempDir();
   const config = lifeboatConfig(opts.config, { site: sandbox, dir, ...(fast ? { pace: "fast" as const } : {}) });
   const { logger, lines } = memoryLogger("debug");
-  const make = (): Lifeboat => new Lifeboat({ config, logger, drivers: (ctx) => buildDrivers(config, ctx) });
+  const make = (): Lifeboat => new Lifeboat({ config, logger, drivers: (ctx) => buildDrivers(config, ctx), ...(opts.store ? { store: opts.store(config) } : {}) });
   let app = make();
   await app.start({ listen: opts.listen === false ? false : "127.0.0.1:0" });
   return {

@@ -196,18 +196,25 @@ async function evacuateOne(
   // The driver journals each evacuate call on the instance's record: before it is sent, and once its fate is known.
   const recordCall = async (call: EvacuateCall): Promise<void> => {
     const next = { ...rec, evacuateCall: call };
-    // A settled call is known here even if its journal write fails; one about to be sent
-    // counts only once journaled (the driver does not send it otherwise).
-    if (call.settled) set(next);
+    if (call.settled) {
+      // A settled call is known here even if its journal write fails.
+      set(next);
+      // Nova's answer needs no write of its own: the record written next (the outcome's, at
+      // the latest) carries it. Until then a restart takes the call for one that may have
+      // been sent and follows Nova's records, which show what the answer said.
+      if (call.settled.by === "answer") return;
+    }
+    // A call about to be sent counts only once journaled (the driver does not send it otherwise).
     await ctx.store.putInstance(next);
     set(next);
   };
   for (;;) {
     const beforeAttempt = rec;
     if (rec.state === "pending") {
-      // Persist the attempt before sending it: a resumed recovery re-inspects, never re-counts.
+      // The attempt is journaled with its evacuate call (recordCall), before the call is sent:
+      // a resumed recovery re-inspects, never re-counts. Before that only the lock may have
+      // been sent, which a restart handles as any lock found on the server (driver.ts).
       set({ ...rec, state: "evacuating", attempts: rec.attempts + 1, startedAt: rec.startedAt ?? ctx.nowIso() });
-      await ctx.store.putInstance(rec);
     }
     const targetHost = cfg.reserved_hosts.length ? cfg.reserved_hosts[(rec.attempts - 1) % cfg.reserved_hosts.length] : undefined;
     const began = ctx.clock.now();
