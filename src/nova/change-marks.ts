@@ -8,8 +8,11 @@
  * storm, every server evacuated in the last ten seconds, a megabyte on each cycle, read by
  * lifeboat and built by nova-api). So two marks are kept:
  *
- * - the cycle's: each cycle lists the changes since it, less a short margin (the usual lag
- *   of a commit, Date's whole seconds);
+ * - the cycle's: each cycle lists the changes since it, less a short margin for the usual
+ *   lag of a commit and skew of NTP-kept clocks (the mark itself already reaches back: a
+ *   Date has whole seconds, and the newest stamp of a listing is older than its read). Every
+ *   record a cycle lists is read again by lifeboat and built by nova-api on each cycle
+ *   after it within that reach, so it is kept short;
  * - the catch-up's: every CATCH_UP_EVERY_MS a cycle lists the changes since the previous
  *   catch-up's mark less the whole margin. The catch-ups' coverage joins up, so a record
  *   stamped up to the whole margin late is still seen, by the next catch-up at the latest:

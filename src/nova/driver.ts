@@ -7,7 +7,7 @@ import { isolateComputeService, readComputeService } from "./compute-services.js
 import { isLifeboatReason, lifeboatReason, reasonRecoveryId } from "../domain/markers.js";
 import { ComputeServiceListing } from "./service-listing.js";
 import { SharedRead } from "../util/shared-read.js";
-import { getComputeCapacity, type CapacityQuery, type ComputeHostCapacity } from "./capacity.js";
+import { getComputeCapacity, InventoryCache, type CapacityQuery, type ComputeHostCapacity } from "./capacity.js";
 import { EvacuationWatch, type LookPurpose, type ServerLook } from "./evacuation-watch.js";
 import { PlacementClient } from "../openstack/placement.js";
 import {
@@ -77,6 +77,8 @@ export const SHARED_LISTING_MAX_AGE_MS = 5000;
 
 /** A watch nobody used for this long is dropped (its view would have to be brought up to date anyway). */
 const WATCH_RETENTION_MS = 60_000;
+/** How long a resource provider's inventory read from Placement is reused (an operator's change to it shows within this). */
+const INVENTORY_TTL_MS = 60_000;
 
 const REBUILD_TASKS = new Set(["rebuilding", "rebuild_block_device_mapping", "rebuild_spawning"]);
 
@@ -154,10 +156,17 @@ export class NovaEvacuationDriver implements CloudPort {
   private readonly inFlight = new Map<string, Promise<EvacuationOutcome>>();
   /** Servers this process locked (below 2.73 the lock reason is not visible). */
   private readonly ownedLocks = new Set<string>();
+  /**
+   * When this process last sent a server a lock or an evacuate (clock ms), until its
+   * evacuation succeeds: a look before another evacuate of it must start after that.
+   */
+  private readonly actedAt = new Map<string, number>();
   /** One nova-compute listing shared by every reader that accepts one a few seconds old. */
   private readonly services: ComputeServiceListing;
   /** The site's free capacity, one reading shared by the checks that ask while it is under way. */
   private readonly siteCapacity: SharedRead<ComputeHostCapacity[]>;
+  /** Placement inventories, reused by the capacity readings for INVENTORY_TTL_MS. */
+  private readonly inventories: InventoryCache;
   readonly release: NovaRelease;
   /** One watch shared by every evacuation, from whichever failed host. */
   private readonly watch: EvacuationWatch;
@@ -169,7 +178,8 @@ export class NovaEvacuationDriver implements CloudPort {
     this.nova = deps.nova ?? new NovaClient(deps.session, { logger: deps.logger, microversions: opts.microversions });
     this.placement = new PlacementClient(deps.session);
     this.services = new ComputeServiceListing(() => this.nova.readServices({ binary: "nova-compute" }), this.clock);
-    this.siteCapacity = new SharedRead(() => getComputeCapacity({ nova: this.nova, placement: this.placement, logger: this.log }), this.clock);
+    this.inventories = new InventoryCache(INVENTORY_TTL_MS, () => this.clock.now());
+    this.siteCapacity = new SharedRead(() => getComputeCapacity({ nova: this.nova, placement: this.placement, inventories: this.inventories, logger: this.log }), this.clock);
     this.release = new NovaRelease(this.nova, this.log, () => {
       this.services.invalidate();
       this.siteCapacity.invalidate();
@@ -206,7 +216,7 @@ export class NovaEvacuationDriver implements CloudPort {
     // between its listing on the failed host and its claim on the destination would be
     // counted by neither in an older reading.
     if (Object.keys(query).length === 0) return this.siteCapacity.readInFlight(signal);
-    return getComputeCapacity({ nova: this.nova, placement: this.placement, logger: this.log }, { ...query, signal });
+    return getComputeCapacity({ nova: this.nova, placement: this.placement, inventories: this.inventories, logger: this.log }, { ...query, signal });
   }
 
   isolate(host: string, reason: string, signal?: AbortSignal): Promise<IsolationResult> {
@@ -287,7 +297,7 @@ export class NovaEvacuationDriver implements CloudPort {
     for (;;) {
       let first: Inspection;
       try {
-        first = await this.inspect(instance.id, source, a.signal, "first");
+        first = this.watch.current([instance.id], source, this.actedAt.get(instance.id) ?? Number.NEGATIVE_INFINITY)?.get(instance.id) ?? (await this.inspect(instance.id, source, a.signal, "first"));
       } catch (err) {
         // A failed look (Nova did not answer the host's poll cycle): nothing was sent, so
         // look again at the next cycle, a poll interval on, until the attempt's deadline.
@@ -346,6 +356,7 @@ export class NovaEvacuationDriver implements CloudPort {
       return { result: "failed", permanent: false, keepLock: true, message: `could not journal the evacuate call, so it was not sent: ${errorMessage(err)}` };
     }
     a.call = call;
+    this.actedAt.set(a.instance.id, this.clock.now());
     try {
       await this.nova.evacuate(a.instance.id, { host: a.opts.targetHost }, a.signal);
     } catch (err) {
@@ -589,6 +600,7 @@ export class NovaEvacuationDriver implements CloudPort {
     }
     const reason = opts.lockReason ? lifeboatReason(opts.lockReason) : `lifeboat: evacuating from ${source}`;
     try {
+      this.actedAt.set(server.id, this.clock.now());
       await this.nova.lock(server.id, reason, signal);
       this.ownedLocks.add(server.id);
     } catch (err) {
@@ -620,6 +632,7 @@ export class NovaEvacuationDriver implements CloudPort {
       return mayHoldLock ? { ...result, lockLeft: `lifeboat's lock (if it took one) ${why}` } : result;
     }
     const left = await this.releaseLock(instance.id, log, signal);
+    if (result.result === "evacuated") this.actedAt.delete(instance.id);
     return left === null ? result : { ...result, lockLeft: left };
   }
 

@@ -29,7 +29,9 @@ import { newestFirst, type DatedListing, type NovaClient, type NovaMigration, ty
  * then followed by the changes too.
  *
  * Every look is a cycle that starts after it was asked for: an attempt never decides on what
- * Nova showed before it began (inspect before acting). Cycles run at most once per poll
+ * Nova showed before it began (inspect before acting). The one shortcut, current(), answers
+ * from the last complete cycle a look before an evacuate of a server lifeboat has not acted
+ * on since that cycle started: nothing lifeboat did is missing from it. Cycles run at most once per poll
  * interval while someone waits (sooner, right after the last one, for the looks before
  * evacuates: see schedule), and stop when nobody does. `changes-since` starts from the
  * previous listing's mark (nextMark: Nova's time of it, never later than the newest record
@@ -74,7 +76,7 @@ export interface ServerLook {
  * CATCH_UP_EVERY_MS the whole one (change-marks.ts).
  */
 export const CHANGES_SINCE_MARGIN_MS = 10_000;
-export const CHANGES_SINCE_SHORT_MARGIN_MS = 1_000;
+export const CHANGES_SINCE_SHORT_MARGIN_MS = 250;
 export const CATCH_UP_EVERY_MS = 5_000;
 
 const MARGINS = { shortMs: CHANGES_SINCE_SHORT_MARGIN_MS, fullMs: CHANGES_SINCE_MARGIN_MS, catchUpEveryMs: CATCH_UP_EVERY_MS };
@@ -163,6 +165,8 @@ export class EvacuationWatch {
   private cycles = 0;
   private lastStart = Number.NEGATIVE_INFINITY;
   private lastEnd = Number.NEGATIVE_INFINITY;
+  /** When the last cycle that completed (every listing answered) started. */
+  private lastCompleteStart = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
   /** Waiters whose purpose is `first` (see schedule). */
@@ -226,6 +230,25 @@ export class EvacuationWatch {
     });
   }
 
+  /**
+   * The servers as the last complete cycle showed them, if it started at or after `since`,
+   * at most two poll intervals ago, and the host's servers and migrations were followed by
+   * then; undefined: ask look().
+   *
+   * For a look before an evacuate of a server lifeboat has not acted on since `since`: the
+   * view is as current as a cycle that would start now, less the time since that one
+   * started, and nothing lifeboat did to the server is missing from it. A slot of the site's
+   * budget does not stand idle for a cycle of its own.
+   */
+  current(ids: readonly string[], host: string, since: number): Map<string, ServerLook> | undefined {
+    const view = this.hosts.get(host);
+    if (!view?.serversListed || !view.migrationsListed || this.lastCompleteStart < since) return undefined;
+    if (this.deps.clock.now() - this.lastCompleteStart > 2 * this.deps.pollIntervalMs) return undefined;
+    if (ids.some((id) => !this.servers.has(id))) return undefined;
+    this.usedAt = this.deps.clock.now();
+    return this.snapshot(ids, host, this.lastCompleteStart);
+  }
+
   private add(w: Waiter): void {
     this.waiters.add(w);
     if (w.purpose === "first") this.firstWaiting++;
@@ -260,6 +283,7 @@ export class EvacuationWatch {
     this.hosts.clear();
     this.serverMarks.clear();
     this.migrationMarks.clear();
+    this.lastCompleteStart = Number.NEGATIVE_INFINITY;
   }
 
   private nobodyWaits(): void {
@@ -316,6 +340,7 @@ export class EvacuationWatch {
       // with its migration's end, or a later state of it, not an earlier one).
       const migrationHosts = this.migrationsNeeded(due);
       if (migrationHosts.length) await this.refreshMigrations(migrationHosts, ctl.signal);
+      this.lastCompleteStart = sentAt;
       for (const w of due) {
         this.remove(w);
         w.resolve(this.snapshot(w.ids, w.host, sentAt));

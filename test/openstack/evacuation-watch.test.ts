@@ -127,4 +127,29 @@ describe("the watch's cycles", () => {
     expect(answered.slice(3)).toEqual(["1600 s1 track"]);
     expect(log.filter((l) => l.includes("servers"))).toEqual(["50 servers host", "600 servers changes", "1600 servers changes"]);
   });
+  it("the last complete cycle answers a look before an evacuate of a server lifeboat has not acted on since that cycle started, if it is at most two poll intervals old; otherwise a new cycle does", async () => {
+    vi.useFakeTimers({ now: T, toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const log: string[] = [];
+    const watch = new EvacuationWatch({ nova: fakeNova(log), clock: { now: () => Date.now() }, log: silentLogger(), pollIntervalMs: 1_000, retentionMs: 60_000 });
+    // No cycle has followed the host yet (its migrations were never listed): no answer.
+    expect(watch.current(["s1"], "src", Number.NEGATIVE_INFINITY)).toBeUndefined();
+    const looked = watch.look(["s1"], "src", undefined, "track");
+    await vi.advanceTimersByTimeAsync(100);
+    const cycleStart = (await looked).get("s1")!.sentAt;
+    expect(cycleStart).toBe(T + 50);
+    await vi.advanceTimersByTimeAsync(300);
+    const calls = log.length;
+    // Not acted on since the cycle started: its view answers, dated when it started, with no request.
+    const now = watch.current(["s1", "s2"], "src", cycleStart);
+    expect(now?.get("s2")).toMatchObject({ sentAt: cycleStart, server: { id: "s2", "OS-EXT-SRV-ATTR:host": "src" } });
+    expect(log).toHaveLength(calls);
+    // Acted on after it started (a lock, an evacuate): only a cycle that starts later answers.
+    expect(watch.current(["s1"], "src", cycleStart + 1)).toBeUndefined();
+    // A server no listing showed, or another host: a cycle too.
+    expect(watch.current(["s9"], "src", cycleStart)).toBeUndefined();
+    expect(watch.current(["s1"], "other", cycleStart)).toBeUndefined();
+    // A view more than two poll intervals old: a cycle.
+    await vi.advanceTimersByTimeAsync(1_700);
+    expect(watch.current(["s1"], "src", cycleStart)).toBeUndefined();
+  });
 });

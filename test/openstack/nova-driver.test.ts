@@ -3,6 +3,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { FRESH_READ, type EvacuateCall, type EvacuateOptions, type InstanceInfo } from "../../src/domain/ports/cloud.js";
 import { AbortError } from "../../src/util/abort.js";
 import { ComputeServiceNotFoundError } from "../../src/nova/compute-services.js";
+import { InventoryCache } from "../../src/nova/capacity.js";
+import type { Inventory } from "../../src/openstack/placement.js";
 import { isLifeboatReason } from "../../src/domain/markers.js";
 import { startSandboxCloud, type SandboxCloud, type SandboxCloudOptions } from "../../packages/sandbox/src/cloud.js";
 import type { SandboxScenario, ScenarioServer } from "../../packages/sandbox/src/cloud-scenario.js";
@@ -343,9 +345,26 @@ describe("evacuation", () => {
     expect(first).toMatchObject({ result: "failed", permanent: false });
     expect(first.message).toMatch(/^could not lock the server, so the evacuate was not sent/);
     expect(actionsOn(cloud, a!.id)).toEqual(["lock 500"]);
-    // The re-issue locks again, after a new look.
+    // The re-issue locks again, after a new look: a listing that reached Nova after the refused lock.
+    const failedLockAt = cloud.requests.findLast((r) => r.method === "POST" && r.path === `/v2.1/servers/${a!.id}/action`)!.seq;
     expect(await d.evacuate(a!, "src", opts(2))).toMatchObject({ result: "evacuated" });
     expect(actionsOn(cloud, a!.id)).toEqual(["lock 500", "lock 202", "evacuate 200", "unlock 202"]);
+    const relock = cloud.requests.find((r) => r.seq > failedLockAt && r.method === "POST")!.seq;
+    expect(cloud.requests.filter((r) => r.seq > failedLockAt && r.seq < relock && r.path === "/v2.1/servers/detail")).toHaveLength(1);
+  });
+
+  it("an instance untouched since the last look locks at once from it: a slot handed on does not wait for a listing of its own", async () => {
+    const cloud = await start({ scenario: scenario([vm("a"), vm("b")]), evacuationDurationMs: 100 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    const [a, b] = (await d.listInstances("src")).sort((x, y) => x.name.localeCompare(y.name));
+    expect(await d.evacuate(a!, "src", opts())).toMatchObject({ result: "evacuated" });
+    const from = cloud.requests.at(-1)!.seq;
+    expect(await d.evacuate(b!, "src", opts())).toMatchObject({ result: "evacuated" });
+    const after = cloud.requests.filter((r) => r.seq > from);
+    // b's lock is its first request: the cycles that followed a's evacuation showed it idle on src.
+    expect(after[0]).toMatchObject({ method: "POST", path: `/v2.1/servers/${b!.id}/action`, body: { lock: expect.anything() as unknown } });
+    expect(actionsOn(cloud, b!.id)).toEqual(["lock 202", "evacuate 200", "unlock 202"]);
   });
 
   it("a lock Nova fails to take on the last attempt: the server is evacuated unlocked", async () => {
@@ -409,14 +428,18 @@ describe("capacity", () => {
   it("the site's figures are one reading shared by the checks that ask while it is under way (a storm's capacity gates); an answer given is never reused", async () => {
     const cloud = await start({ scenario: scenario([vm("a", { host: "dst-1", flavor: "ha" }), vm("b")], { hosts }), evacuationDurationMs: 50 });
     const d = driver(cloud);
-    const placement = (): number => cloud.requests.filter((r) => r.service === "placement").length;
+    const placement = (kind = ""): number => cloud.requests.filter((r) => r.service === "placement" && r.path.endsWith(kind)).length;
     const first = await d.capacity();
     const once = placement();
-    expect(once).toBeGreaterThan(0);
-    // Ten checks at the same moment: one reading, sent anew (the first was answered already).
+    // Each host's inventory and usages.
+    expect(placement("/inventories")).toBe(3);
+    expect(placement("/usages")).toBe(3);
+    // Ten checks at the same moment: one reading, sent anew (the first was answered already);
+    // the inventories (totals, reserved, ratios) are reused, the usages asked again.
     const together = await Promise.all(Array.from({ length: 10 }, () => d.capacity()));
     expect(together.every((c) => JSON.stringify(c) === JSON.stringify(first))).toBe(true);
-    expect(placement()).toBe(2 * once);
+    expect(placement("/inventories")).toBe(3);
+    expect(placement("/usages")).toBe(6);
     // lifeboat isolates a host: the next check reads the site again (src is not a candidate any more).
     await isolated(cloud, d);
     expect((await d.capacity()).map((c) => c.host)).toEqual(["dst-1", "dst-2"]);
@@ -433,6 +456,30 @@ describe("capacity", () => {
     const before = placement();
     await d.capacity(undefined, { availabilityZone: "az2" });
     expect(placement()).toBeGreaterThan(before);
+  });
+});
+
+describe("InventoryCache", () => {
+  it("reuses a provider's inventory for its TTL, reads it again after, and forgets providers not read within it", async () => {
+    let now = 0;
+    const cache = new InventoryCache(60_000, () => now);
+    const reads: string[] = [];
+    const read = (uuid: string, total: number) => () => {
+      reads.push(uuid);
+      return Promise.resolve({ VCPU: { total, reserved: 0, allocation_ratio: 1 } } as Record<string, Inventory>);
+    };
+    expect((await cache.get("rp-1", read("rp-1", 8))).VCPU!.total).toBe(8);
+    now = 59_999;
+    expect((await cache.get("rp-1", read("rp-1", 16))).VCPU!.total).toBe(8);
+    expect(reads).toEqual(["rp-1"]);
+    now = 60_000;
+    expect((await cache.get("rp-1", read("rp-1", 16))).VCPU!.total).toBe(16);
+    expect(reads).toEqual(["rp-1", "rp-1"]);
+    await cache.get("rp-2", read("rp-2", 4));
+    now = 120_000;
+    cache.prune();
+    await cache.get("rp-2", read("rp-2", 4));
+    expect(reads).toEqual(["rp-1", "rp-1", "rp-2", "rp-2"]);
   });
 });
 
@@ -580,12 +627,10 @@ describe("lifeboat's locks", () => {
     expect(refused.hits()).toBeGreaterThan(0);
     expect(cloud.state.servers.get(a!.id)!.locked).toBe(true);
 
-    // The first look answers (slowly); the lock check after it finds Nova failing.
-    const slow = cloud.faults.latency(300, { match: { method: "GET", path: new RegExp(`^/v2\\.1/servers/(detail|${b!.id})$`) } });
-    const run = d.evacuate(b!, "src", opts());
-    await until(() => slow.hits() >= 1);
-    cloud.faults.fail(503, { match: { method: "GET", path: `/v2.1/servers/${b!.id}` } });
-    const rb = await run;
+    // The look before the evacuate answers (from the listings); the lock check after it, a GET of the server, finds Nova failing.
+    const failing = cloud.faults.fail(503, { match: { method: "GET", path: `/v2.1/servers/${b!.id}` } });
+    const rb = await d.evacuate(b!, "src", opts());
+    expect(failing.hits()).toBeGreaterThan(0);
     expect(rb).toMatchObject({ result: "evacuated", lockLeft: expect.stringMatching(/^could not check whether lifeboat's lock is still on it/) as unknown });
     expect(cloud.state.servers.get(b!.id)!.locked).toBe(true);
   });
