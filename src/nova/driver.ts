@@ -239,6 +239,17 @@ export class NovaEvacuationDriver implements CloudPort {
     }
     // The evacuations that follow start from this listing rather than asking for it again.
     this.watch.seed(host, { items: listing.items.filter((s) => s["OS-EXT-SRV-ATTR:host"] === host), date: listing.date }, sentAt, this.clock.now());
+    // And from one listing of the host's evacuations, after the servers (never older than
+    // them), so that the looks before the first evacuates need no cycle. A failure here
+    // only leaves it to the watch's first cycle.
+    const migrationsSentAt = this.clock.now();
+    try {
+      const migrations = await this.nova.listMigrationsDated({ source_compute: host, migration_type: "evacuation" }, signal);
+      this.watch.seedMigrations(host, migrations, migrationsSentAt, this.clock.now());
+    } catch (err) {
+      if (isAbortError(err) && signal?.aborted) throw err;
+      this.log.debug({ host, err: errorMessage(err) }, "could not list the host's evacuations with its instances: the first look lists them");
+    }
     return out;
   }
 

@@ -147,6 +147,10 @@ interface HostView {
   serversListed: boolean;
   /** Its evacuation migrations were listed once. */
   migrationsListed: boolean;
+  /** When the listing its servers were seeded from was sent (seed()). */
+  serversSeededAt?: number;
+  /** Both were seeded (seed(), seedMigrations()): the view is complete as of this instant. */
+  seededAt?: number;
 }
 
 export class EvacuationWatch {
@@ -161,6 +165,8 @@ export class EvacuationWatch {
    * own mark may not pass it, or the changes between the two could be missed.
    */
   private seededDuringCycle: number | undefined;
+  /** The same for a host's migration listing laid in while a cycle ran. */
+  private migrationsSeededDuringCycle: number | undefined;
   private readonly waiters = new Set<Waiter>();
   private cycles = 0;
   private lastStart = Number.NEGATIVE_INFINITY;
@@ -191,7 +197,27 @@ export class EvacuationWatch {
     if (mark === undefined) return;
     for (const s of listing.items) this.servers.set(s.id, s);
     view.serversListed = true;
+    view.serversSeededAt = sentAt;
     this.lowerServersMark(mark);
+    this.usedAt = this.deps.clock.now();
+  }
+
+  /**
+   * A failed host's evacuation migrations listed elsewhere (with the stage's instance list,
+   * after its servers): the host's view is then complete without a cycle of its own.
+   */
+  seedMigrations(host: string, listing: DatedListing<NovaMigration>, sentAt: number, receivedAt: number): void {
+    this.forgetIfIdle();
+    const view = this.viewOf(host);
+    if (view.migrationsListed) return;
+    const mark = nextMark(undefined, listing, listing.items.map((m) => updatedAt(m.updated_at)), { complete: true, sentAt, receivedAt });
+    if (mark === undefined) return;
+    for (const [id, m] of this.migrations) if (m.source_compute === host) this.migrations.delete(id);
+    for (const m of listing.items) this.migrations.set(m.id, m);
+    view.migrationsListed = true;
+    if (view.serversSeededAt !== undefined) view.seededAt = Math.min(view.serversSeededAt, sentAt);
+    this.migrationMarks.lower(mark);
+    if (this.running) this.migrationsSeededDuringCycle = this.migrationsSeededDuringCycle === undefined ? mark : Math.min(this.migrationsSeededDuringCycle, mark);
     this.usedAt = this.deps.clock.now();
   }
 
@@ -242,11 +268,13 @@ export class EvacuationWatch {
    */
   current(ids: readonly string[], host: string, since: number): Map<string, ServerLook> | undefined {
     const view = this.hosts.get(host);
-    if (!view?.serversListed || !view.migrationsListed || this.lastCompleteStart < since) return undefined;
-    if (this.deps.clock.now() - this.lastCompleteStart > 2 * this.deps.pollIntervalMs) return undefined;
+    if (!view?.serversListed || !view.migrationsListed) return undefined;
+    // A host seeded after the last complete cycle started is as current as its seed.
+    const asOf = Math.max(this.lastCompleteStart, view.seededAt ?? Number.NEGATIVE_INFINITY);
+    if (asOf < since || this.deps.clock.now() - asOf > 2 * this.deps.pollIntervalMs) return undefined;
     if (ids.some((id) => !this.servers.has(id))) return undefined;
     this.usedAt = this.deps.clock.now();
-    return this.snapshot(ids, host, this.lastCompleteStart);
+    return this.snapshot(ids, host, asOf);
   }
 
   private add(w: Waiter): void {
@@ -323,6 +351,7 @@ export class EvacuationWatch {
     const ctl = new AbortController();
     this.running = ctl;
     this.seededDuringCycle = undefined;
+    this.migrationsSeededDuringCycle = undefined;
     const cycle = ++this.cycles;
     const sentAt = this.deps.clock.now();
     this.lastStart = sentAt;
@@ -354,6 +383,7 @@ export class EvacuationWatch {
     } finally {
       this.running = undefined;
       this.seededDuringCycle = undefined;
+      this.migrationsSeededDuringCycle = undefined;
       this.lastEnd = this.deps.clock.now();
       this.usedAt = this.lastEnd;
       this.schedule();
@@ -460,7 +490,9 @@ export class EvacuationWatch {
       after = after === undefined ? mark : Math.min(after, mark);
     }
     if (after === undefined) return;
-    this.migrationMarks.advance(after, followed && plan.catchUp, clock.now());
+    // A host seeded while this cycle ran keeps the mark at or before its listing.
+    const seeded = this.migrationsSeededDuringCycle;
+    this.migrationMarks.advance(seeded === undefined ? after : Math.min(after, seeded), followed && plan.catchUp, clock.now());
   }
 
   private snapshot(ids: readonly string[], host: string, sentAt: number): Map<string, ServerLook> {

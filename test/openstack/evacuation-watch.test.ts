@@ -152,4 +152,17 @@ describe("the watch's cycles", () => {
     await vi.advanceTimersByTimeAsync(1_700);
     expect(watch.current(["s1"], "src", cycleStart)).toBeUndefined();
   });
+
+  it("a host whose servers and then evacuations were listed with its instances is answered from those listings, with no cycle", () => {
+    vi.useFakeTimers({ now: T, toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const log: string[] = [];
+    const watch = new EvacuationWatch({ nova: fakeNova(log), clock: { now: () => Date.now() }, log: silentLogger(), pollIntervalMs: 1_000, retentionMs: 60_000 });
+    const server = { id: "s1", name: "s1", status: "ACTIVE", "OS-EXT-SRV-ATTR:host": "src", "OS-EXT-STS:task_state": null, updated: new Date(T - 5_000).toISOString() } as NovaServer;
+    watch.seed("src", { items: [server], date: T }, T, T + 5);
+    // The servers alone do not make the view complete.
+    expect(watch.current(["s1"], "src", Number.NEGATIVE_INFINITY)).toBeUndefined();
+    watch.seedMigrations("src", { items: [], date: T + 10 }, T + 10, T + 15);
+    expect(watch.current(["s1"], "src", Number.NEGATIVE_INFINITY)?.get("s1")).toMatchObject({ sentAt: T, server: { id: "s1" }, evacuations: [] });
+    expect(log).toEqual([]);
+  });
 });
