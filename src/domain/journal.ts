@@ -33,6 +33,9 @@ import { deliverySummary } from "./model.js";
  *    both move one recovery;
  *  - everything a method writes is durable when its promise resolves.
  */
+/** Most instance records one putInstances() takes (one etcd transaction, under its default bound of 128 operations). */
+export const INSTANCES_PER_WRITE = 100;
+
 export interface Store {
   readonly kind: string;
   init(): Promise<void>;
@@ -67,6 +70,8 @@ export interface Store {
   putStep(step: StepRecord): Promise<void>;
   steps(recoveryId: string): Promise<StepRecord[]>;
   putInstance(r: InstanceResult): Promise<void>;
+  /** Up to INSTANCES_PER_WRITE records of one recovery, written together (a host's instance list): all or none. */
+  putInstances(list: readonly InstanceResult[]): Promise<void>;
   instances(recoveryId: string): Promise<InstanceResult[]>;
   /**
    * Insert or update a record (one per recovery and dedup key). A pending record keeps the

@@ -25,7 +25,7 @@ import { isTerminal } from "../domain/model.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { newId } from "../util/ids.js";
 import type { EtcdStoreConfig } from "./config.js";
-import { HostBusyError, HostStateConflictError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
+import { HostBusyError, HostStateConflictError, INSTANCES_PER_WRITE, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
 import { NotFoundError } from "../domain/errors.js";
 import { recoveryFromDocument, withLearned } from "./recovery-record.js";
 
@@ -650,6 +650,16 @@ export class EtcdStore implements Store {
   async putInstance(r: InstanceResult): Promise<void> {
     this.check();
     await this.writeForRecovery(r.recoveryId, [this.#ks.putJson(`inst/${seg(r.recoveryId)}/${seg(r.instanceId)}`, dropNulls(r))]);
+  }
+
+  async putInstances(list: readonly InstanceResult[]): Promise<void> {
+    this.check();
+    if (list.length === 0) return;
+    const recoveryId = list[0]!.recoveryId;
+    if (list.some((r) => r.recoveryId !== recoveryId)) throw new Error("putInstances: records of one recovery only");
+    // One transaction (etcd's default bound is 128 operations per transaction).
+    if (list.length > INSTANCES_PER_WRITE) throw new Error(`putInstances: at most ${INSTANCES_PER_WRITE} records at once`);
+    await this.writeForRecovery(recoveryId, list.map((r) => this.#ks.putJson(`inst/${seg(r.recoveryId)}/${seg(r.instanceId)}`, dropNulls(r))));
   }
 
   async instances(recoveryId: string): Promise<InstanceResult[]> {

@@ -45,6 +45,10 @@ const WRITES: Partial<Record<keyof Store, Describe>> = {
   recordDecision: recoveryIdField,
   putStep: recoveryIdField,
   putInstance: recoveryIdField,
+  putInstances: (a) => {
+    const first = (a[0] as readonly { recoveryId: string }[])[0];
+    return first ? { recoveryId: first.recoveryId } : null;
+  },
   putNotification: recoveryIdField,
   markEvent: (a) => (typeof a[2] === "string" ? { recoveryId: a[2] } : null),
   putHostState: (a) => ({ hostState: (a[0] as { host: string }).host }),

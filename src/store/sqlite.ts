@@ -439,7 +439,19 @@ export class SqliteStore implements Store {
   }
 
   putInstance(r: InstanceResult): Promise<void> {
+    return this.write(() => this.upsertInstance(r));
+  }
+
+  putInstances(list: readonly InstanceResult[]): Promise<void> {
+    if (list.length === 0) return Promise.resolve();
+    if (list.some((r) => r.recoveryId !== list[0]!.recoveryId)) return Promise.reject(new Error("putInstances: records of one recovery only"));
     return this.write(() => {
+      for (const r of list) this.upsertInstance(r);
+    });
+  }
+
+  private upsertInstance(r: InstanceResult): void {
+    {
       this.q(
         `INSERT INTO instances(recovery_id, instance_id, name, project_id, user_id, original_status, state, priority, target_host,
            attempts, error, note, started_at, finished_at, evacuate_call)
@@ -460,7 +472,7 @@ export class SqliteStore implements Store {
           ...stripUndefined(r),
           evacuateCall: r.evacuateCall ? JSON.stringify(r.evacuateCall) : null,
         });
-    });
+    }
   }
 
   instances(recoveryId: string): Promise<InstanceResult[]> {

@@ -28,8 +28,15 @@ class RefusingStore extends SqliteStore {
   ) {
     super(path);
   }
-  override putInstance(r: InstanceResult): Promise<void> {
+  private note(r: InstanceResult): void {
     this.writes.set(r.name, [...(this.writes.get(r.name) ?? []), `${r.state}${r.evacuateCall ? (r.evacuateCall.settled ? " settled" : " call") : ""}`]);
+  }
+  override putInstances(list: readonly InstanceResult[]): Promise<void> {
+    for (const r of list) this.note(r);
+    return super.putInstances(list);
+  }
+  override putInstance(r: InstanceResult): Promise<void> {
+    this.note(r);
     if (this.refused === 0 && r.name === this.name && r.evacuateCall !== undefined && r.evacuateCall.settled === undefined) {
       this.refused++;
       return Promise.reject(new Error("disk I/O error"));

@@ -12,7 +12,7 @@ import {
   type NotificationRecord,
   type StepRecord,
 } from "../../src/domain/model.js";
-import { HostBusyError, HostStateConflictError, StateConflictError, recoveryDetail, type Store } from "../../src/domain/journal.js";
+import { HostBusyError, HostStateConflictError, INSTANCES_PER_WRITE, StateConflictError, recoveryDetail, type Store } from "../../src/domain/journal.js";
 import { NotFoundError } from "../../src/domain/errors.js";
 import type { ChainResult } from "../../src/domain/ports/fencing.js";
 
@@ -695,6 +695,33 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         await store.putInstance(vm("i-5", "cache", 5, { state: "failed", error: "no valid host" }));
         expect((await store.instances(r.id)).find((i) => i.instanceId === "i-5")).toEqual(vm("i-5", "cache", 5, { state: "failed", error: "no valid host" }));
         expect(await store.instances("r-other")).toEqual([]);
+      });
+
+      it("writes a host's instance list in one call (up to INSTANCES_PER_WRITE), upserting; refuses records of two recoveries, or of no recovery, writing nothing", async () => {
+        const r = await store.createRecovery(newRecovery("compute-1"));
+        const vm = (recoveryId: string, i: number, over: Partial<InstanceResult> = {}): InstanceResult => ({
+          recoveryId,
+          instanceId: `i-${String(i).padStart(3, "0")}`,
+          name: `vm-${String(i).padStart(3, "0")}`,
+          projectId: "p1",
+          originalStatus: "ACTIVE",
+          attempts: 0,
+          priority: 0,
+          state: "pending",
+          ...over,
+        });
+        const list = Array.from({ length: INSTANCES_PER_WRITE }, (_, i) => vm(r.id, i));
+        await store.putInstances(list);
+        expect(await store.instances(r.id)).toEqual(list);
+        await store.putInstances([vm(r.id, 0, { state: "evacuated", targetHost: "compute-9" })]);
+        expect((await store.instances(r.id))[0]).toEqual(vm(r.id, 0, { state: "evacuated", targetHost: "compute-9" }));
+        await store.putInstances([]);
+
+        const other = await store.createRecovery(newRecovery("compute-2"));
+        await expect(store.putInstances([vm(other.id, 1), vm(r.id, 1, { state: "failed" })])).rejects.toThrow(/one recovery/);
+        await expect(store.putInstances([vm("r-none", 1)])).rejects.toThrow();
+        expect(await store.instances(other.id)).toEqual([]);
+        expect(await store.instances("r-none")).toEqual([]);
       });
 
       it("keeps an instance's latest evacuate call: sent, then settled, then replaced by the next attempt's", async () => {
