@@ -3,7 +3,6 @@ import { Command, Option } from "commander";
 import { ApiClient, type ClientOptions } from "./cli/client.js";
 import { recoveriesTable, recoveryText } from "./cli/format.js";
 import type { SandboxCommandOptions } from "./cli/sandbox.js";
-import { formatProblems, loadConfigFile } from "./config/load.js";
 import type { Recovery, RecoveryDetail } from "./domain/model.js";
 import { VERSION } from "./version.js";
 
@@ -58,13 +57,14 @@ program
   .description("validate a configuration file: print every problem with its path; exit 1 if any")
   .argument("[file]", "configuration file")
   .option("-c, --config <file>", "configuration file")
-  .action((file: string | undefined, opts: { config?: string }) => {
+  .action(async (file: string | undefined, opts: { config?: string }) => {
     const path = file ?? opts.config;
     if (!path) {
       console.error("lifeboat: give a configuration file");
       process.exitCode = 2;
       return;
     }
+    const { formatProblems, loadConfigFile } = await import("./config/load.js");
     const r = loadConfigFile(path);
     if (!r.ok) {
       console.error(`${path}: ${r.problems.length} problem(s)\n${formatProblems(r.problems)}`);
@@ -77,7 +77,7 @@ program
 
 clientOptions(program.command("status").description("show the running instance: leader, pause, open recoveries")).action((opts: ClientOpts) =>
   run(async () => {
-    const s = await ApiClient.fromOptions(opts).request<Record<string, unknown>>("GET", "/api/v1/status");
+    const s = await (await ApiClient.fromOptions(opts)).request<Record<string, unknown>>("GET", "/api/v1/status");
     print(opts, s, () => statusText(s));
   }),
 );
@@ -96,14 +96,14 @@ clientOptions(
     if (opts.host) q.set("host", opts.host);
     if (opts.state) q.set("state", opts.state);
     if (opts.open) q.set("open", "true");
-    const r = await ApiClient.fromOptions(opts).request<{ recoveries: Recovery[] }>("GET", `/api/v1/recoveries?${q.toString()}`);
+    const r = await (await ApiClient.fromOptions(opts)).request<{ recoveries: Recovery[] }>("GET", `/api/v1/recoveries?${q.toString()}`);
     print(opts, r, () => recoveriesTable(r.recoveries));
   }),
 );
 
 clientOptions(program.command("show").description("one recovery: timeline, gate decisions, instances, notifications").argument("<id>")).action((id: string, opts: ClientOpts) =>
   run(async () => {
-    const d = await ApiClient.fromOptions(opts).request<RecoveryDetail>("GET", `/api/v1/recoveries/${encodeURIComponent(id)}`);
+    const d = await (await ApiClient.fromOptions(opts)).request<RecoveryDetail>("GET", `/api/v1/recoveries/${encodeURIComponent(id)}`);
     print(opts, d, () => recoveryText(d));
   }),
 );
@@ -117,7 +117,7 @@ clientOptions(
     .addOption(new Option("--confirm-off", "you confirm the host is powered off: fencing is skipped (recorded as such)")),
 ).action((host: string, opts: ClientOpts & { dryRun?: boolean; confirmOff?: boolean }) =>
   run(async () => {
-    const r = await ApiClient.fromOptions(opts).request<Recovery>("POST", "/api/v1/recover", { host, dry_run: opts.dryRun ?? false, confirm_off: opts.confirmOff ?? false });
+    const r = await (await ApiClient.fromOptions(opts)).request<Recovery>("POST", "/api/v1/recover", { host, dry_run: opts.dryRun ?? false, confirm_off: opts.confirmOff ?? false });
     print(opts, r, () => `recovery ${r.id} of ${r.host} started${r.dryRun ? " (dry run)" : ""}${r.confirmedOff ? ", host confirmed off by you" : ""}\nfollow it: lifeboat show ${r.id}`);
   }),
 );
@@ -133,7 +133,7 @@ clientOptions(
   run(async () => {
     if (ids.length === 0 && !opts.blockedBy && !opts.zone) throw new Error("name the recoveries to approve, or a selector (--blocked-by storm, --zone ZONE)");
     const body = { ...(ids.length ? { ids } : {}), ...(opts.blockedBy ? { blocked_by: opts.blockedBy } : {}), ...(opts.zone ? { zone: opts.zone } : {}) };
-    const r = await ApiClient.fromOptions(opts).request<ApprovalReport>("POST", "/api/v1/approve", body);
+    const r = await (await ApiClient.fromOptions(opts)).request<ApprovalReport>("POST", "/api/v1/approve", body);
     print(opts, r, () =>
       [
         `${r.approved.length} recovery(ies) approved`,
@@ -155,7 +155,7 @@ interface ApprovalReport {
 clientOptions(program.command("cancel").description("cancel a recovery before fencing").argument("<id>").option("--reason <text>")).action(
   (id: string, opts: ClientOpts & { reason?: string }) =>
     run(async () => {
-      const r = await ApiClient.fromOptions(opts).request<Recovery>("POST", `/api/v1/recoveries/${encodeURIComponent(id)}/cancel`, opts.reason ? { reason: opts.reason } : {});
+      const r = await (await ApiClient.fromOptions(opts)).request<Recovery>("POST", `/api/v1/recoveries/${encodeURIComponent(id)}/cancel`, opts.reason ? { reason: opts.reason } : {});
       print(opts, r, () => `recovery ${r.id} ${r.state}: ${r.reason}`);
     }),
 );
@@ -163,14 +163,14 @@ clientOptions(program.command("cancel").description("cancel a recovery before fe
 clientOptions(program.command("pause").description("pause automation (persisted): new recoveries stop before fencing").option("--reason <text>")).action(
   (opts: ClientOpts & { reason?: string }) =>
     run(async () => {
-      const r = await ApiClient.fromOptions(opts).request<{ by: string; at: string }>("POST", "/api/v1/pause", opts.reason ? { reason: opts.reason } : {});
+      const r = await (await ApiClient.fromOptions(opts)).request<{ by: string; at: string }>("POST", "/api/v1/pause", opts.reason ? { reason: opts.reason } : {});
       print(opts, r, () => `automation paused by ${r.by} at ${r.at}`);
     }),
 );
 
 clientOptions(program.command("resume").description("resume automation")).action((opts: ClientOpts) =>
   run(async () => {
-    const r = await ApiClient.fromOptions(opts).request<{ by: string; at: string }>("POST", "/api/v1/resume");
+    const r = await (await ApiClient.fromOptions(opts)).request<{ by: string; at: string }>("POST", "/api/v1/resume");
     print(opts, r, () => `automation resumed by ${r.by} at ${r.at}`);
   }),
 );
@@ -178,7 +178,7 @@ clientOptions(program.command("resume").description("resume automation")).action
 clientOptions(program.command("host").description("what lifeboat holds about a host: fence hold, release progress, open recovery").argument("<host>")).action(
   (host: string, opts: ClientOpts) =>
     run(async () => {
-      const h = await ApiClient.fromOptions(opts).request<HostView>("GET", `/api/v1/hosts/${encodeURIComponent(host)}`);
+      const h = await (await ApiClient.fromOptions(opts)).request<HostView>("GET", `/api/v1/hosts/${encodeURIComponent(host)}`);
       print(opts, h, () => hostText(h));
     }),
 );
@@ -191,7 +191,7 @@ clientOptions(
     .option("--no-wait", "start it and return"),
 ).action((host: string, opts: ClientOpts & { wait: boolean }) =>
   run(async () => {
-    const api = ApiClient.fromOptions(opts);
+    const api = await ApiClient.fromOptions(opts);
     const started = await api.request<ReleaseView>("POST", `/api/v1/hosts/${encodeURIComponent(host)}/release`);
     if (!opts.wait) {
       console.log(`release of ${host} started as recovery ${started.recoveryId}; follow it: lifeboat host ${host} (or lifeboat show ${started.recoveryId})`);
@@ -228,7 +228,7 @@ clientOptions(
 ).action((host: string, opts: ClientOpts & { yes?: boolean }) =>
   run(async () => {
     if (!opts.yes) throw new Error(`this powers ${host} off; add --yes to confirm`);
-    const api = ApiClient.fromOptions(opts);
+    const api = await ApiClient.fromOptions(opts);
     const { recovery } = await api.request<{ recovery: string }>("POST", `/api/v1/hosts/${encodeURIComponent(host)}/fence`, { confirm: true });
     let d: RecoveryDetail;
     for (;;) {

@@ -1,5 +1,4 @@
 import { hostname, userInfo } from "node:os";
-import { loadConfigFile } from "../config/load.js";
 
 /** How the CLI reaches a running lifeboat: --url/--token, else LIFEBOAT_URL/LIFEBOAT_ADMIN_TOKEN, else the config. */
 export interface ClientOptions {
@@ -14,10 +13,12 @@ export class ApiClient {
     private readonly token: string,
   ) {}
 
-  static fromOptions(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env): ApiClient {
+  static async fromOptions(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env): Promise<ApiClient> {
     let url = opts.url ?? env.LIFEBOAT_URL;
     let token = opts.token ?? env.LIFEBOAT_ADMIN_TOKEN;
     if ((!url || !token) && opts.config) {
+      // Loaded only here: the config's schema is most of the CLI's start-up time.
+      const { loadConfigFile } = await import("../config/load.js");
       const r = loadConfigFile(opts.config, env);
       if (!r.ok) throw new Error(`cannot read ${opts.config}: ${r.problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`);
       const listen = r.config.server.listen;
