@@ -2,6 +2,7 @@ import type { EvacuateCall, EvacuationOutcome, InstanceInfo } from "../../domain
 import { isolationReason } from "../../domain/markers.js";
 import { abortReason, sleep } from "../../util/abort.js";
 import { errorMessage } from "../../util/errors.js";
+import { nextTurn } from "../../util/turns.js";
 import { isPermanent } from "../../domain/errors.js";
 import { EvacuationBudget, type BudgetSlot } from "../evacuation-budget.js";
 import { recoveryZone } from "../in-flight-evacuations.js";
@@ -221,6 +222,8 @@ async function evacuateOne(
     const began = ctx.clock.now();
     // The one policy for re-issuing an evacuation, declared here (retry-policy.ts).
     const reissue = evacuationReissue(ctx.config);
+    // Instances granted together start one per turn of the event loop (util/turns.ts).
+    await nextTurn();
     await ctx.guard(`evacuate ${info.id}`);
     const outcome = await ctx.evacuation
       .evacuate(info, ctx.recovery.host, {
