@@ -115,7 +115,12 @@ type Inspection = ServerLook;
  * attempt; `keepLock`: the attempt is over but its lock stays for the re-issue that follows
  * (an unanswered call that did nothing), so the server is never unlocked and locked again.
  */
-type Tracked = Exclude<EvacuationOutcome, { result: "would-evacuate" }> & { stillRunning?: boolean; keepLock?: boolean };
+type Tracked = Exclude<EvacuationOutcome, { result: "would-evacuate" }> & {
+  stillRunning?: boolean;
+  keepLock?: boolean;
+  /** A look that started after this attempt began showed lifeboat's lock on the server after the evacuation ended. */
+  lockSeen?: boolean;
+};
 
 /**
  * One evacuate() of one instance and what its steps share — the instance, the failed host,
@@ -566,7 +571,10 @@ export class NovaEvacuationDriver implements CloudPort {
       }
       // On another host and idle: Nova moves the server's host only once the evacuation has
       // succeeded, so its record says so even when the migration was last listed still open.
-      if (at !== null && at !== source && task === null) return this.arrived(s, instance, mig, log, "evacuated");
+      if (at !== null && at !== source && task === null) {
+        // This look started after the attempt did (look()): a lock of lifeboat's it shows needs no second look to be recognised.
+        return { ...this.arrived(s, instance, mig, log, "evacuated"), lockSeen: s.locked === true && isLifeboatReason(s.locked_reason) };
+      }
       if (this.clock.now() >= a.deadline) {
         const secs = Math.round((this.clock.now() - started) / 1000);
         return this.stuck(a, `not finished after ${secs}s of tracking: ${state}`);
@@ -632,7 +640,7 @@ export class NovaEvacuationDriver implements CloudPort {
    * lock). A lock that may still be on the server is said in `lockLeft`, never dropped.
    */
   private async finish(instance: InstanceInfo, outcome: Tracked, log: Logger, signal?: AbortSignal, slot?: EvacuationSlot): Promise<EvacuationOutcome> {
-    const { stillRunning, keepLock, ...result } = outcome;
+    const { stillRunning, keepLock, lockSeen, ...result } = outcome;
     // Nova has finished the evacuation: nothing of it runs there any more, so its slot goes to
     // the next instance now rather than after the unlock and the journal's record of it.
     if (result.result === "evacuated") slot?.release();
@@ -642,7 +650,7 @@ export class NovaEvacuationDriver implements CloudPort {
       const why = stillRunning ? "stays on while Nova's evacuation still runs" : "stays on for the evacuation sent anew";
       return mayHoldLock ? { ...result, lockLeft: `lifeboat's lock (if it took one) ${why}` } : result;
     }
-    const left = await this.releaseLock(instance.id, log, signal);
+    const left = await this.releaseLock(instance.id, log, signal, lockSeen === true);
     if (result.result === "evacuated") this.actedAt.delete(instance.id);
     return left === null ? result : { ...result, lockLeft: left };
   }
@@ -652,10 +660,11 @@ export class NovaEvacuationDriver implements CloudPort {
    * else why one may be. An abort is not an answer: it propagates (an aborted look must
    * never pass for "not our lock", or the server would stay locked for good).
    */
-  private async releaseLock(id: string, log: Logger, signal?: AbortSignal): Promise<string | null> {
-    let owned = this.ownedLocks.has(id);
+  private async releaseLock(id: string, log: Logger, signal?: AbortSignal, lockSeen = false): Promise<string | null> {
+    // A lock of an earlier lifeboat process (one that stopped; the leader before a takeover)
+    // is recognisable by its reason: in the look that saw the evacuation end, else asked of Nova.
+    let owned = this.ownedLocks.has(id) || (lockSeen && this.opts.lockInstances);
     if (!owned && this.opts.lockInstances && this.nova.supports("2.73")) {
-      // A lock of an earlier lifeboat process is recognisable by its reason.
       let s: NovaServer | null;
       try {
         s = await this.nova.getServer(id, signal);

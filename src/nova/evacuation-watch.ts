@@ -81,6 +81,14 @@ export const CATCH_UP_EVERY_MS = 5_000;
 
 const MARGINS = { shortMs: CHANGES_SINCE_SHORT_MARGIN_MS, fullMs: CHANGES_SINCE_MARGIN_MS, catchUpEveryMs: CATCH_UP_EVERY_MS };
 
+/**
+ * The oldest view current() answers from: two poll intervals, and never more than this.
+ * Nova accepts a second evacuate of a server whose rebuild is running (fixtures, sandbox),
+ * so the view a decision to evacuate rests on stays about as fresh as a cycle of its own
+ * would be under load; with the shipped 2 s poll the looks before evacuates are cycles.
+ */
+export const CURRENT_VIEW_MAX_AGE_MS = 250;
+
 /** How long the looks before evacuates gather before the cycle they bring forward (at most a quarter of the poll interval). */
 export const FIRST_LOOK_GATHER_MS = 20;
 
@@ -258,8 +266,8 @@ export class EvacuationWatch {
 
   /**
    * The servers as the last complete cycle showed them, if it started at or after `since`,
-   * at most two poll intervals ago, and the host's servers and migrations were followed by
-   * then; undefined: ask look().
+   * at most two poll intervals (and CURRENT_VIEW_MAX_AGE_MS) ago, and the host's servers and
+   * migrations were followed by then; undefined: ask look().
    *
    * For a look before an evacuate of a server lifeboat has not acted on since `since`: the
    * view is as current as a cycle that would start now, less the time since that one
@@ -271,7 +279,7 @@ export class EvacuationWatch {
     if (!view?.serversListed || !view.migrationsListed) return undefined;
     // A host seeded after the last complete cycle started is as current as its seed.
     const asOf = Math.max(this.lastCompleteStart, view.seededAt ?? Number.NEGATIVE_INFINITY);
-    if (asOf < since || this.deps.clock.now() - asOf > 2 * this.deps.pollIntervalMs) return undefined;
+    if (asOf < since || this.deps.clock.now() - asOf > Math.min(2 * this.deps.pollIntervalMs, CURRENT_VIEW_MAX_AGE_MS)) return undefined;
     if (ids.some((id) => !this.servers.has(id))) return undefined;
     this.usedAt = this.deps.clock.now();
     return this.snapshot(ids, host, asOf);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ChangeMarks } from "../../src/nova/change-marks.js";
-import { EvacuationWatch, nextMark, updatedAt, type LookPurpose } from "../../src/nova/evacuation-watch.js";
+import { CURRENT_VIEW_MAX_AGE_MS, EvacuationWatch, nextMark, updatedAt, type LookPurpose } from "../../src/nova/evacuation-watch.js";
 import type { NovaClient, NovaServer } from "../../src/openstack/nova.js";
 import { silentLogger } from "../../src/logging.js";
 
@@ -127,7 +127,7 @@ describe("the watch's cycles", () => {
     expect(answered.slice(3)).toEqual(["1600 s1 track"]);
     expect(log.filter((l) => l.includes("servers"))).toEqual(["50 servers host", "600 servers changes", "1600 servers changes"]);
   });
-  it("the last complete cycle answers a look before an evacuate of a server lifeboat has not acted on since that cycle started, if it is at most two poll intervals old; otherwise a new cycle does", async () => {
+  it("the last complete cycle answers a look before an evacuate of a server lifeboat has not acted on since that cycle started, if it is at most two poll intervals and CURRENT_VIEW_MAX_AGE_MS old; otherwise a new cycle does", async () => {
     vi.useFakeTimers({ now: T, toFake: ["setTimeout", "clearTimeout", "Date"] });
     const log: string[] = [];
     const watch = new EvacuationWatch({ nova: fakeNova(log), clock: { now: () => Date.now() }, log: silentLogger(), pollIntervalMs: 1_000, retentionMs: 60_000 });
@@ -137,7 +137,7 @@ describe("the watch's cycles", () => {
     await vi.advanceTimersByTimeAsync(100);
     const cycleStart = (await looked).get("s1")!.sentAt;
     expect(cycleStart).toBe(T + 50);
-    await vi.advanceTimersByTimeAsync(300);
+    await vi.advanceTimersByTimeAsync(100);
     const calls = log.length;
     // Not acted on since the cycle started: its view answers, dated when it started, with no request.
     const now = watch.current(["s1", "s2"], "src", cycleStart);
@@ -148,8 +148,8 @@ describe("the watch's cycles", () => {
     // A server no listing showed, or another host: a cycle too.
     expect(watch.current(["s9"], "src", cycleStart)).toBeUndefined();
     expect(watch.current(["s1"], "other", cycleStart)).toBeUndefined();
-    // A view more than two poll intervals old: a cycle.
-    await vi.advanceTimersByTimeAsync(1_700);
+    // A view older than two poll intervals, or than CURRENT_VIEW_MAX_AGE_MS: a cycle.
+    await vi.advanceTimersByTimeAsync(CURRENT_VIEW_MAX_AGE_MS - 150 + 1);
     expect(watch.current(["s1"], "src", cycleStart)).toBeUndefined();
   });
 

@@ -357,7 +357,8 @@ describe("evacuation", () => {
 
   it("an instance untouched since the last look locks at once from it: the first from the host's instance list (servers, then migrations), a slot handed on from the last cycle", async () => {
     const cloud = await start({ scenario: scenario([vm("a"), vm("b")]), evacuationDurationMs: 100 });
-    const d = driver(cloud);
+    // Polls 200 ms apart: the last cycle's view stays usable for CURRENT_VIEW_MAX_AGE_MS, however loaded the machine.
+    const d = driver(cloud, { pollIntervalMs: 200 });
     await isolated(cloud, d);
     const listedFrom = cloud.requests.at(-1)!.seq;
     const [a, b] = (await d.listInstances("src")).sort((x, y) => x.name.localeCompare(y.name));
@@ -640,6 +641,27 @@ describe("lifeboat's locks", () => {
     expect(failing.hits()).toBeGreaterThan(0);
     expect(rb).toMatchObject({ result: "evacuated", lockLeft: expect.stringMatching(/^could not check whether lifeboat's lock is still on it/) as unknown });
     expect(cloud.state.servers.get(b!.id)!.locked).toBe(true);
+  });
+
+  it("an evacuation an earlier process started and locked is followed to its end and unlocked from the look that saw the end (no GET of the server); a lock seen only before the attempt is asked of Nova", async () => {
+    const cloud = await start({ scenario: scenario([vm("a"), vm("b")]), evacuationDurationMs: 300 });
+    const d = driver(cloud);
+    await isolated(cloud, d);
+    // The previous leader locked a and sent its evacuate, then died; this process never locked it.
+    const s = cloud.state.serverByName("a")!;
+    Object.assign(s, { locked: true, lockedReason: REASON });
+    cloud.state.startEvacuation(s, { targetHost: "dst-1", stopAtEnd: false });
+    const [a, b] = (await d.listInstances("src")).sort((x, y) => x.name.localeCompare(y.name));
+    const gets = (id: string): number => cloud.requests.filter((r) => r.method === "GET" && r.path === `/v2.1/servers/${id}`).length;
+    expect(await d.evacuate(a!, "src", opts(1, 10_000, { lockReason: REASON }))).toMatchObject({ result: "evacuated", targetHost: "dst-1" });
+    expect(actionsOn(cloud, a!.id)).toEqual(["unlock 202"]);
+    expect(gets(a!.id)).toBe(0);
+    expect(cloud.state.servers.get(a!.id)!.locked).toBe(false);
+    // b already arrived with lifeboat's lock while nobody watched: the look before the evacuate shows it, and the lock is asked of Nova before the unlock.
+    await movedAndLocked(cloud, "b");
+    expect(await d.evacuate(b!, "src", opts(1, 10_000, { lockReason: REASON }))).toMatchObject({ result: "evacuated" });
+    expect(gets(b!.id)).toBe(1);
+    expect(actionsOn(cloud, b!.id)).toEqual(["unlock 202"]);
   });
 
   it("after its leadership ended a process forgets the locks it took: a lock there later (the owner's) is judged by what Nova shows", async () => {
