@@ -62,6 +62,8 @@ export interface StormOptions {
   /** One Alertmanager delivery this often while the storm runs. */
   trickleIntervalMs: number;
   variants: StormVariant[];
+  /** Runs of each variant (the report judges the wall ratio and the webhook p99 on their medians). */
+  repeat?: number;
   log?: (line: string) => void;
 }
 
@@ -141,13 +143,15 @@ export async function benchStorm(opts: StormOptions): Promise<StormResult> {
   let etcd: EtcdServer | undefined;
   try {
     for (const variant of opts.variants) {
-      if (variant !== "sqlite") etcd ??= await startEtcd();
-      log(`storm (${variant}): ${opts.hosts} hosts, ${opts.rack} fails with ${opts.instancesPerHost} instances on each host, ${opts.evacuationMs} ms per evacuation, site budget ${opts.siteBudget}`);
-      const r = await stormOnce(variant, opts, etcd, log);
-      log(
-        `storm (${variant}): ${r.evacuated}/${r.instances} evacuated in ${(r.wallMs / 1000).toFixed(2)} s from the approval (floor ${(r.floorMs / 1000).toFixed(1)} s), at most ${r.maxInFlight} in flight, ${r.novaRequestsPerInstance.toFixed(2)} Nova requests per instance, webhook p99 ${r.webhookMs.p99.toFixed(1)} ms`,
-      );
-      runs.push(r);
+      for (let k = 1; k <= (opts.repeat ?? 1); k++) {
+        if (variant !== "sqlite") etcd ??= await startEtcd();
+        log(`storm (${variant}${(opts.repeat ?? 1) > 1 ? `, run ${k}` : ""}): ${opts.hosts} hosts, ${opts.rack} fails with ${opts.instancesPerHost} instances on each host, ${opts.evacuationMs} ms per evacuation, site budget ${opts.siteBudget}`);
+        const r = await stormOnce(variant, opts, etcd, log);
+        log(
+          `storm (${variant}): ${r.evacuated}/${r.instances} evacuated in ${(r.wallMs / 1000).toFixed(2)} s from the approval (floor ${(r.floorMs / 1000).toFixed(1)} s), at most ${r.maxInFlight} in flight, ${r.novaRequestsPerInstance.toFixed(2)} Nova requests per instance, webhook p99 ${r.webhookMs.p99.toFixed(1)} ms`,
+        );
+        runs.push(r);
+      }
     }
   } finally {
     await etcd?.stop();
