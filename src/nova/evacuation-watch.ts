@@ -220,9 +220,7 @@ export class EvacuationWatch {
     if (view.migrationsListed) return;
     const mark = nextMark(undefined, listing, listing.items.map((m) => updatedAt(m.updated_at)), { complete: true, sentAt, receivedAt });
     if (mark === undefined) return;
-    for (const [id, m] of this.migrations) if (m.source_compute === host) this.migrations.delete(id);
-    for (const m of listing.items) this.migrations.set(m.id, m);
-    view.migrationsListed = true;
+    this.layInMigrations(host, listing.items);
     if (view.serversSeededAt !== undefined) view.seededAt = Math.min(view.serversSeededAt, sentAt);
     this.migrationMarks.lower(mark);
     if (this.running) this.migrationsSeededDuringCycle = this.migrationsSeededDuringCycle === undefined ? mark : Math.min(this.migrationsSeededDuringCycle, mark);
@@ -301,6 +299,13 @@ export class EvacuationWatch {
       this.hosts.set(host, v);
     }
     return v;
+  }
+
+  /** A host's complete listing of its evacuation migrations replaces what was known of them. */
+  private layInMigrations(host: string, items: readonly NovaMigration[]): void {
+    for (const [id, m] of this.migrations) if (m.source_compute === host) this.migrations.delete(id);
+    for (const m of items) this.migrations.set(m.id, m);
+    this.viewOf(host).migrationsListed = true;
   }
 
   private lowerServersMark(mark: number): void {
@@ -464,9 +469,7 @@ export class EvacuationWatch {
     const complete = async (host: string): Promise<number | undefined> => {
       const sentAt = clock.now();
       const listing = await nova.listMigrationsDated({ source_compute: host, migration_type: "evacuation" }, signal);
-      for (const [id, m] of this.migrations) if (m.source_compute === host) this.migrations.delete(id);
-      for (const m of listing.items) this.migrations.set(m.id, m);
-      this.viewOf(host).migrationsListed = true;
+      this.layInMigrations(host, listing.items);
       return nextMark(undefined, listing, listing.items.map((m) => updatedAt(m.updated_at)), { complete: true, sentAt, receivedAt: clock.now() });
     };
     if (!nova.supports("2.59")) {
