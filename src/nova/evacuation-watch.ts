@@ -82,10 +82,11 @@ export const CATCH_UP_EVERY_MS = 5_000;
 const MARGINS = { shortMs: CHANGES_SINCE_SHORT_MARGIN_MS, fullMs: CHANGES_SINCE_MARGIN_MS, catchUpEveryMs: CATCH_UP_EVERY_MS };
 
 /**
- * The oldest view current() answers from: two poll intervals, and never more than this.
- * Nova accepts a second evacuate of a server whose rebuild is running (fixtures, sandbox),
- * so the view a decision to evacuate rests on stays about as fresh as a cycle of its own
- * would be under load; with the shipped 2 s poll the looks before evacuates are cycles.
+ * The oldest view current() answers from: two poll intervals, and never more than this,
+ * whatever the poll interval (with the shipped 2 s, the view of the cycle that saw a slot
+ * free, or of a host's fresh list; later looks are cycles). Nova accepts a second evacuate
+ * of a server whose rebuild is running (sandbox, as observed), so the view a decision to
+ * evacuate rests on stays about as fresh as a cycle of its own would be under load.
  */
 export const CURRENT_VIEW_MAX_AGE_MS = 250;
 
