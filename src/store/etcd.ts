@@ -62,6 +62,9 @@ import { recoveryFromDocument, withLearned } from "./recovery-record.js";
  */
 
 const SCHEMA_VERSION = 1;
+/** Events whose last append this process remembers (the repeats' fast path). */
+const EVENT_CACHE_SIZE = 10_000;
+
 /** Distinct event keys per transaction: each new key is 4 puts, under etcd's default 128 ops. */
 const EVENT_CHUNK = 25;
 /** Gets per read transaction. */
@@ -111,6 +114,8 @@ export class EtcdStore implements Store {
   // Group commit of appends: appends made while a batch is in flight go in the next one.
   #queue: { events: NewHostEvent[]; resolve: (e: AppendedEvent[]) => void; reject: (err: unknown) => void }[] = [];
   #flushing: Promise<void> | null = null;
+  /** Events this process appended last, by key: id, record and its mod revision then (see appendChunk). */
+  readonly #eventCache = new Map<string, { id: string; modRevision: string; event: HostEvent }>();
 
   constructor(opts: EtcdStoreOptions) {
     if (!opts.client && !opts.connection) throw new Error("EtcdStore needs a client or a connection");
@@ -242,6 +247,23 @@ export class EtcdStore implements Store {
     const ks = this.#ks;
     const op = token();
     let lastPlan: Map<string, Planned> | null = null;
+    // Repeats of events this process journaled last: one compare-and-swap on the record as
+    // it was then, no reads. Anyone's write since (routing's mark, the other instance's
+    // delivery) fails the compare, and the reads below decide.
+    const cached = groups.map(([key]) => this.#eventCache.get(key));
+    if (cached.every((c) => c !== undefined)) {
+      const compare: ICompare[] = [];
+      const success: IRequestOp[] = [];
+      const plan = new Map<string, Planned>();
+      groups.forEach(([key, occ], i) => plan.set(key, this.planRepeat(cached[i]!.id, cached[i]!.modRevision, cached[i]!.event, occ, op, compare, success)));
+      lastPlan = plan;
+      const res = await ks.txn(compare, success);
+      if (res.succeeded) {
+        this.remember(plan, groups.map((_, i) => cached[i]!.id), res.header.revision);
+        return plan;
+      }
+      for (const [key] of groups) this.#eventCache.delete(key);
+    }
     for (let attempt = 0; ; attempt++) {
       if (attempt >= MAX_CAS_ATTEMPTS) throw new Error(`could not journal events: ${MAX_CAS_ATTEMPTS} conflicting writes in a row`);
       if (attempt > 0) await backoff(attempt);
@@ -264,25 +286,7 @@ export class EtcdStore implements Store {
         const id = ids[i];
         const cur = id !== null && id !== undefined ? known.get(id) : undefined;
         if (cur) {
-          const was = cur.stored.event;
-          const requeued = was.disposition === "ignored";
-          const first = occ[0]!;
-          const record: HostEvent = {
-            ...was,
-            deliveries: was.deliveries + occ.length,
-            lastReceivedAt: last.receivedAt,
-            ...(requeued ? { host: first.host, note: first.note ?? null, disposition: "unprocessed" as const } : {}),
-          };
-          compare.push(ks.modRevIs(`ev/id/${id}`, cur.kv.mod_revision));
-          success.push(ks.putJson(`ev/id/${id}`, { event: record, op } satisfies StoredEvent));
-          if (requeued) {
-            success.push(ks.put(`ev/q/${id}`, ""));
-            if (was.host !== record.host) {
-              if (was.host !== null) success.push(ks.del(`ev/host/${seg(was.host)}/${id}`));
-              if (record.host !== null) success.push(ks.put(`ev/host/${seg(record.host)}/${id}`, ""));
-            }
-          }
-          plan.set(key, { before: was.deliveries, record, requeued });
+          plan.set(key, this.planRepeat(id!, cur.kv.mod_revision, cur.stored.event, occ, op, compare, success));
         } else {
           if (id) throw new Error(`event index ${key} points to missing event ${id}`);
           seq += 1;
@@ -327,8 +331,43 @@ export class EtcdStore implements Store {
       }
       lastPlan = plan;
       const res = await ks.txn(compare, success);
-      if (res.succeeded) return plan;
+      if (res.succeeded) {
+        this.remember(plan, groups.map(([key], i) => ids[i] ?? padId(plan.get(key)!.record.id)), res.header.revision);
+        return plan;
+      }
     }
+  }
+
+  /** The compare and writes of one repeat delivery of a known event (`id` at `modRevision`). */
+  private planRepeat(id: string, modRevision: string, was: HostEvent, occ: NewHostEvent[], op: string, compare: ICompare[], success: IRequestOp[]): Planned {
+    const ks = this.#ks;
+    const requeued = was.disposition === "ignored";
+    const first = occ[0]!;
+    const record: HostEvent = {
+      ...was,
+      deliveries: was.deliveries + occ.length,
+      lastReceivedAt: occ[occ.length - 1]!.receivedAt,
+      ...(requeued ? { host: first.host, note: first.note ?? null, disposition: "unprocessed" as const } : {}),
+    };
+    compare.push(ks.modRevIs(`ev/id/${id}`, modRevision));
+    success.push(ks.putJson(`ev/id/${id}`, { event: record, op } satisfies StoredEvent));
+    if (requeued) {
+      success.push(ks.put(`ev/q/${id}`, ""));
+      if (was.host !== record.host) {
+        if (was.host !== null) success.push(ks.del(`ev/host/${seg(was.host)}/${id}`));
+        if (record.host !== null) success.push(ks.put(`ev/host/${seg(record.host)}/${id}`, ""));
+      }
+    }
+    return { before: was.deliveries, record, requeued };
+  }
+
+  /** The records an append wrote, as of the transaction's revision (their mod revision). */
+  private remember(plan: Map<string, Planned>, ids: string[], revision: string): void {
+    [...plan.entries()].forEach(([key, p], i) => {
+      this.#eventCache.delete(key);
+      this.#eventCache.set(key, { id: ids[i]!, modRevision: revision, event: p.record });
+    });
+    while (this.#eventCache.size > EVENT_CACHE_SIZE) this.#eventCache.delete(this.#eventCache.keys().next().value!);
   }
 
   /** Event records by padded id, with their key-values (for mod revisions). */

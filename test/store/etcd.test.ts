@@ -126,6 +126,41 @@ describe("EtcdStore on etcd", () => {
     expect(await s.listRecoveries({})).toHaveLength(1);
   });
 
+  it("a repeat of an event this process appended last is one compare-and-swap with no reads; a write by anyone since is noticed and counted right", async () => {
+    const p = uniquePrefix();
+    const c = client();
+    const a = await newStore(p, c);
+    const b = await newStore(p);
+    const kv = c.kv;
+    const txn = kv.txn.bind(kv);
+    const calls: string[] = [];
+    kv.txn = (req, opts) => {
+      calls.push(req.success?.some((op) => op.request_put || op.request_delete_range) ? "write" : "read");
+      return txn(req, opts);
+    };
+    const e = newEvent("compute-1");
+    const [first] = await a.appendEvents([e]);
+    calls.length = 0;
+    const [second] = await a.appendEvents([e]);
+    expect(calls).toEqual(["write"]);
+    expect(second).toMatchObject({ duplicate: true, event: { id: first!.event.id, deliveries: 2 } });
+
+    // The other instance's delivery since: the compare fails, the reads decide.
+    await b.appendEvents([e]);
+    calls.length = 0;
+    const [fourth] = await a.appendEvents([e]);
+    expect(calls.filter((x) => x === "write")).toHaveLength(2);
+    expect(calls).toContain("read");
+    expect(fourth!.event.deliveries).toBe(4);
+
+    // Routing ignored it since (a write of this instance's, outside appends): the repeat puts it back in the queue.
+    await a.markEvent(first!.event.id, "ignored", null, "not a trigger");
+    const [fifth] = await a.appendEvents([e]);
+    expect(fifth).toMatchObject({ requeued: true, duplicate: false, event: { deliveries: 5, disposition: "unprocessed" } });
+    kv.txn = txn;
+    expect((await b.listEvents({}))[0]).toMatchObject({ deliveries: 5, disposition: "unprocessed" });
+  });
+
   it("fails a call within its deadline while etcd does not answer, and works again after", async () => {
     const s = await newStore(uniquePrefix(), client());
     await s.ping();
