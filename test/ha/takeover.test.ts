@@ -61,15 +61,24 @@ function atFirstEvacuate(p: HaPair, leader: ServedLifeboat, blow: Blow): Promise
 }
 
 /**
- * Strike `who` the moment it looks again at a server it found already on another host
- * (its second GET of that server: the check whether the lock is lifeboat's). That look is
- * held, never answered.
+ * Strike `who` the moment it turns to the lock of a server it found already on another host:
+ * its second GET of that server (the check whether the lock is lifeboat's), or its unlock
+ * when the look that saw the evacuation end showed lifeboat's lock. That request is held,
+ * never answered.
  */
 function atLockCheckOfMovedServer(p: HaPair, who: ServedLifeboat, blow: Blow): Promise<string> {
   const cloud = p.sandbox.cloud;
   const looks = new Map<string, { n: number; movedAtFirst: boolean }>();
   return new Promise((resolve) => {
     p.hooks.onRequest = (e) => {
+      if (e.instance === who.id && isAction(e, "unlock")) {
+        const id = /\/servers\/([0-9a-f-]{36})\/action$/.exec(pathOf(e))?.[1];
+        if (!id || !looks.get(id)?.movedAtFirst) return undefined;
+        p.hooks.onRequest = undefined;
+        strike(p, who, blow);
+        resolve(id);
+        return "hold";
+      }
       if (e.instance !== who.id || e.target !== "cloud" || e.method !== "GET") return undefined;
       const id = /\/servers\/([0-9a-f-]{36})$/.exec(pathOf(e))?.[1];
       if (!id) return undefined;
