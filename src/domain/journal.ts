@@ -21,6 +21,9 @@ import type {
 } from "./model.js";
 import { deliverySummary } from "./model.js";
 
+/** Most instance records one putInstances() takes (one etcd transaction, under its default bound of 128 operations). */
+export const INSTANCES_PER_WRITE = 100;
+
 /**
  * The durable journal. The embedded default is SQLite (one file, WAL); an etcd store gives
  * several instances one shared truth. All methods are async so both fit.
@@ -33,9 +36,6 @@ import { deliverySummary } from "./model.js";
  *    both move one recovery;
  *  - everything a method writes is durable when its promise resolves.
  */
-/** Most instance records one putInstances() takes (one etcd transaction, under its default bound of 128 operations). */
-export const INSTANCES_PER_WRITE = 100;
-
 export interface Store {
   readonly kind: string;
   init(): Promise<void>;
