@@ -79,6 +79,14 @@ export async function startHaPair(opts: HaPairOptions): Promise<HaPair> {
   const etcdLinks = {} as Record<InstanceId, TcpProxy>;
   const hooks: ProxyHooks = {};
   const store = new EtcdStore({ connection: { endpoints: [opts.etcd.endpoint], requestTimeoutMs: 5_000 }, prefix });
+  // Stops everything the pair started: on a failed start, and at close().
+  const teardown = async (): Promise<void> => {
+    await Promise.allSettled(Object.values(instances).map((i) => i.stop()));
+    for (const c of closers) await c().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    await sandbox.close();
+    removeDir(dir);
+  };
   try {
     const configs = {} as Record<InstanceId, Record<string, unknown>>;
     for (const id of IDS) {
@@ -110,11 +118,7 @@ export async function startHaPair(opts: HaPairOptions): Promise<HaPair> {
     for (const r of started) if (r.status === "rejected") throw r.reason;
     await store.init();
   } catch (err) {
-    await Promise.allSettled(Object.values(instances).map((i) => i.stop()));
-    for (const c of closers) await c().catch(() => undefined);
-    await store.close().catch(() => undefined);
-    await sandbox.close();
-    removeDir(dir);
+    await teardown();
     throw err;
   }
 
@@ -146,13 +150,7 @@ export async function startHaPair(opts: HaPairOptions): Promise<HaPair> {
       }
     },
     other: (i) => (i.id === IDS[0] ? instances[IDS[1]] : instances[IDS[0]]),
-    async close() {
-      await Promise.allSettled(Object.values(instances).map((i) => i.stop()));
-      for (const c of closers) await c().catch(() => undefined);
-      await store.close().catch(() => undefined);
-      await sandbox.close();
-      removeDir(dir);
-    },
+    close: teardown,
   };
   return pair;
 }
