@@ -372,9 +372,8 @@ export class NovaEvacuationDriver implements CloudPort {
       return { result: "failed", permanent: false, keepLock: true, message: `could not journal the evacuate call, so it was not sent: ${errorMessage(err)}` };
     }
     a.call = call;
-    this.actedAt.set(a.instance.id, this.clock.now());
     try {
-      await this.nova.evacuate(a.instance.id, { host: a.opts.targetHost }, a.signal);
+      await this.acting(a.instance.id, this.nova.evacuate(a.instance.id, { host: a.opts.targetHost }, a.signal));
     } catch (err) {
       // Stopping while the call is out: it stays journaled as sent and unanswered, so the
       // resumed attempt treats it as maybe sent.
@@ -603,6 +602,20 @@ export class NovaEvacuationDriver implements CloudPort {
   }
 
   /**
+   * A call that changes the server: a look before another evacuate of it must start after
+   * Nova answered (or the call gave up), not merely after it was sent — a cycle that began
+   * while the call was on its way may not show what it did.
+   */
+  private async acting<T>(id: string, call: Promise<T>): Promise<T> {
+    this.actedAt.set(id, Number.POSITIVE_INFINITY);
+    try {
+      return await call;
+    } finally {
+      this.actedAt.set(id, this.clock.now());
+    }
+  }
+
+  /**
    * Lock the server for its evacuation. Returns why a transient failure is left to the
    * stage's re-issue (nothing is sent then); undefined to go on, locked or not: a lock Nova
    * refuses, or one that fails on the last attempt, leaves the server evacuated unlocked.
@@ -619,8 +632,7 @@ export class NovaEvacuationDriver implements CloudPort {
     }
     const reason = opts.lockReason ? lifeboatReason(opts.lockReason) : `lifeboat: evacuating from ${source}`;
     try {
-      this.actedAt.set(server.id, this.clock.now());
-      await this.nova.lock(server.id, reason, signal);
+      await this.acting(server.id, this.nova.lock(server.id, reason, signal));
       this.ownedLocks.add(server.id);
     } catch (err) {
       if (isAbortError(err) && signal?.aborted) throw err;
