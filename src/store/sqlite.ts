@@ -26,6 +26,7 @@ import { factsOf, legacyKind, patchFacts, patchesFacts } from "./recovery-record
 import { HostBusyError, HostStateConflictError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
 import { NotFoundError } from "../domain/errors.js";
 import { MIGRATIONS } from "./sqlite-migrations.js";
+import { WalSync } from "./wal-sync.js";
 
 type Row = Record<string, unknown>;
 
@@ -36,14 +37,29 @@ const TERMINAL_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(",");
  * for it.
  */
 const APPEND_SLICE = 25;
+/** Past this many, the record of events whose commit may not be synced drops those that are. */
+const UNSYNCED_EVENTS_PRUNE = 1000;
 
 /**
- * The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so a write is
- * on disk when its promise resolves. Writes that arrive in the same event-loop turn share
- * one transaction (group commit): one fsync for a burst of webhook deliveries, for the
- * events routed in one pass, or for evacuations finishing together. Each write runs in its
- * own savepoint inside it, so one that fails (a state conflict, a busy host) fails alone.
- * Reads run at once and see only committed, hence durable, data.
+ * The embedded store: one SQLite file in WAL mode, where a write is on disk when its promise
+ * resolves. Writes that arrive in the same event-loop turn share one transaction (group
+ * commit): one fsync for a burst of webhook deliveries, for the events routed in one pass,
+ * or for evacuations finishing together. Each write runs in its own savepoint inside it, so
+ * one that fails (a state conflict, a busy host) fails alone.
+ *
+ * The fsync does not run on the event loop: SQLite commits with `synchronous=NORMAL` (the
+ * WAL is written, not synced) and the store then syncs the WAL file on libuv's thread pool
+ * (./wal-sync.ts), settling the transaction's writes once that sync is done. A virtual disk
+ * that now and then takes hundreds of milliseconds to answer an fsync (measured on the
+ * benchmark machine) then delays the writes waiting for it, not every lease renewal, Nova
+ * poll and HTTP answer of the process. An acknowledged write is as durable as with
+ * `synchronous=FULL`, which syncs the same WAL at each commit; a power loss before the
+ * sync loses only writes nobody was told of, and NORMAL keeps the file consistent.
+ *
+ * Reads run at once and may see a commit whose sync is still running. That is safe for
+ * lifeboat's rule of writing status before acting: the actor's own write is settled only
+ * after a sync that started after it, and a sync covers every commit before it, so
+ * whatever it read is on disk before it acts.
  *
  * The turn's commit runs once the turn's I/O callbacks have all run (setImmediate). While
  * evacuations run, those are hundreds of Nova answers, each starting the next request: a
@@ -55,14 +71,25 @@ const APPEND_SLICE = 25;
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
   #db: Database.Database | null = null;
-  #queue: { work: () => unknown; resolve: (value: unknown) => void; reject: (err: unknown) => void }[] = [];
+  #queue: { work: () => unknown; through?: (value: unknown) => number; resolve: (value: unknown) => void; reject: (err: unknown) => void }[] = [];
   #flushScheduled = false;
   /** A delivery of this turn already committed at the end of its task. */
   #deliveryCommitted = false;
+  /** Syncs the WAL after commits (null: `:memory:` or `synchronous: "NORMAL"`, nothing to wait for). */
+  #walSync: WalSync | null = null;
+  /** The number of the commit the batch running now will be (see WalSync). */
+  #batchGen = 0;
+  /** Events this process journaled whose commit may not be synced yet: key → commit number. */
+  readonly #unsyncedEvents = new Map<string, number>();
 
   constructor(
     readonly path: string,
-    private readonly opts: { synchronous?: "FULL" | "NORMAL"; now?: () => string } = {},
+    private readonly opts: {
+      synchronous?: "FULL" | "NORMAL";
+      now?: () => string;
+      /** How the WAL is synced after a commit (tests hold or fail it); fdatasync on the thread pool. */
+      syncWal?: (fd: number, done: (err: Error | null) => void) => void;
+    } = {},
   ) {}
 
   /** Prepared statements are cached: preparing is a large share of a small query's cost. */
@@ -90,7 +117,8 @@ export class SqliteStore implements Store {
       if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
       const db = new Database(this.path);
       db.pragma("journal_mode = WAL");
-      db.pragma(`synchronous = ${this.opts.synchronous ?? "FULL"}`);
+      // FULL: durable before a write settles, by the WAL sync after each commit (see above).
+      db.pragma("synchronous = NORMAL");
       db.pragma("foreign_keys = ON");
       db.pragma("busy_timeout = 5000");
       const version = db.pragma("user_version", { simple: true }) as number;
@@ -104,16 +132,19 @@ export class SqliteStore implements Store {
           db.pragma(`user_version = ${v + 1}`);
         })();
       }
+      if (this.path !== ":memory:" && (this.opts.synchronous ?? "FULL") === "FULL") this.#walSync = new WalSync(`${this.path}-wal`, this.opts.syncWal);
       this.#db = db;
     });
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.flush();
     this.#stmts.clear();
     this.#db?.close();
     this.#db = null;
-    return Promise.resolve();
+    // The last commits' sync (the file stays open until it is done).
+    await this.#walSync?.close();
+    this.#walSync = null;
   }
 
   ping(): Promise<void> {
@@ -127,10 +158,10 @@ export class SqliteStore implements Store {
    * failed). `delivery`: a webhook delivery's events, committed at the end of the current
    * task if no other delivery did so this turn (see the class comment).
    */
-  private write<T>(work: () => T, delivery = false): Promise<T> {
+  private write<T>(work: () => T, delivery = false, through?: (value: T) => number): Promise<T> {
     if (!this.#db) return Promise.reject(new Error("store is closed"));
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      this.#queue.push({ work, ...(through ? { through: through as (value: unknown) => number } : {}), resolve: resolve as (value: unknown) => void, reject });
       if (delivery && !this.#deliveryCommitted) {
         this.#deliveryCommitted = true;
         queueMicrotask(() => this.flush());
@@ -158,6 +189,8 @@ export class SqliteStore implements Store {
     // A nested better-sqlite3 transaction is a savepoint: a write that throws is rolled back alone.
     const savepoint = db.transaction((work: () => unknown) => work());
     const outcomes: { ok: boolean; value: unknown }[] = [];
+    const sync = this.#walSync;
+    this.#batchGen = sync?.next ?? 0;
     try {
       db.transaction(() => {
         for (const w of batch) {
@@ -173,12 +206,24 @@ export class SqliteStore implements Store {
       for (const w of batch) w.reject(err);
       return;
     }
+    const gen = sync?.committed() ?? 0;
     batch.forEach((w, i) => {
       const o = outcomes[i]!;
-      if (o.ok) w.resolve(o.value);
-      else w.reject(o.value);
+      // A write that failed is rolled back: nothing of it to wait for.
+      if (!o.ok || !sync) return o.ok ? w.resolve(o.value) : w.reject(o.value);
+      // Committed, and visible to reads; settled once the WAL is on disk up to the commit the
+      // write needs (its own, unless it says otherwise). A failed sync fails it: nothing of
+      // it may be taken as durable.
+      sync.through(w.through ? w.through(o.value) : gen).then(
+        () => w.resolve(o.value),
+        (err: unknown) => w.reject(new Error(`the journal could not be synced to disk: ${err instanceof Error ? err.message : String(err)}`)),
+      );
     });
+    if (sync && this.#unsyncedEvents.size > UNSYNCED_EVENTS_PRUNE) {
+      for (const [key, g] of this.#unsyncedEvents) if (g <= sync.synced) this.#unsyncedEvents.delete(key);
+    }
   }
+
 
   // ---- events ------------------------------------------------------------------------
 
@@ -197,43 +242,57 @@ export class SqliteStore implements Store {
   }
 
   private appendSlice(events: NewHostEvent[]): Promise<AppendedEvent[]> {
-    return this.write(() => {
-      const find = this.q("SELECT * FROM events WHERE key = ?");
-      // A new event's record is what intake gave, so only its id is read back (most of a large
-      // delivery's cost was reading every row back whole).
-      const insert = this.q(
-        `INSERT INTO events(key, received_at, last_received_at, source, host, alertname, status, fingerprint, starts_at, ends_at,
-           labels, annotations, generator_url, group_key, receiver, disposition, note)
-         VALUES (@key, @receivedAt, @receivedAt, @source, @host, @alertname, @status, @fingerprint, @startsAt, @endsAt,
-           @labels, @annotations, @generatorURL, @groupKey, @receiver, 'unprocessed', @note)
-         ON CONFLICT(key) DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_received_at
-         RETURNING id, deliveries`,
-      );
-      // A known key counts one more delivery; if routing had ignored it, it goes back in the
-      // queue with the host and note intake gave it now (SET reads the row as it was).
-      const repeat = this.q(
-        `UPDATE events SET deliveries = deliveries + 1, last_received_at = @receivedAt,
-           host = CASE disposition WHEN 'ignored' THEN @host ELSE host END,
-           note = CASE disposition WHEN 'ignored' THEN @note ELSE note END,
-           disposition = CASE disposition WHEN 'ignored' THEN 'unprocessed' ELSE disposition END
-         WHERE id = @id`,
-      );
-      return events.map((e): AppendedEvent => {
-        const note = e.note ?? null;
-        const row = find.get(e.key) as Row | undefined;
-        if (!row) {
-          const got = insert.get({ ...e, note, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) }) as { id: number; deliveries: number };
-          // Another process on this file journaled it first: a repeat after all.
-          if (got.deliveries > 1) return { event: eventFromRow(find.get(e.key) as Row), duplicate: true, requeued: false };
-          return { event: newEventRecord(e, got.id), duplicate: false, requeued: false };
-        }
-        const was = eventFromRow(row);
-        const requeued = was.disposition === "ignored";
-        repeat.run({ id: was.id, receivedAt: e.receivedAt, host: e.host, note });
-        const event: HostEvent = { ...was, deliveries: was.deliveries + 1, lastReceivedAt: e.receivedAt, ...(requeued ? { host: e.host, note, disposition: "unprocessed" as const } : {}) };
-        return { event, duplicate: !requeued, requeued };
-      });
-    }, true);
+    return this.write(
+      () => this.journalSlice(events),
+      true,
+      // A delivery that only repeats alerts on disk already adds bookkeeping (a delivery
+      // count, the last time received): it is answered once committed. Anything new or put
+      // back in the queue, or a repeat of an alert whose own commit is not synced yet, waits
+      // for the sync that covers it.
+      (appended) => Math.max(0, ...appended.map((a) => (a.duplicate ? (this.#unsyncedEvents.get(a.event.key) ?? 0) : this.#batchGen))),
+    );
+  }
+
+  private journalSlice(events: NewHostEvent[]): AppendedEvent[] {
+    const find = this.q("SELECT * FROM events WHERE key = ?");
+    // A new event's record is what intake gave, so only its id is read back (most of a large
+    // delivery's cost was reading every row back whole).
+    const insert = this.q(
+      `INSERT INTO events(key, received_at, last_received_at, source, host, alertname, status, fingerprint, starts_at, ends_at,
+         labels, annotations, generator_url, group_key, receiver, disposition, note)
+       VALUES (@key, @receivedAt, @receivedAt, @source, @host, @alertname, @status, @fingerprint, @startsAt, @endsAt,
+         @labels, @annotations, @generatorURL, @groupKey, @receiver, 'unprocessed', @note)
+       ON CONFLICT(key) DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_received_at
+       RETURNING id, deliveries`,
+    );
+    // A known key counts one more delivery; if routing had ignored it, it goes back in the
+    // queue with the host and note intake gave it now (SET reads the row as it was).
+    const repeat = this.q(
+      `UPDATE events SET deliveries = deliveries + 1, last_received_at = @receivedAt,
+         host = CASE disposition WHEN 'ignored' THEN @host ELSE host END,
+         note = CASE disposition WHEN 'ignored' THEN @note ELSE note END,
+         disposition = CASE disposition WHEN 'ignored' THEN 'unprocessed' ELSE disposition END
+       WHERE id = @id`,
+    );
+    return events.map((e): AppendedEvent => {
+      const note = e.note ?? null;
+      const row = find.get(e.key) as Row | undefined;
+      if (!row) {
+        const got = insert.get({ ...e, note, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) }) as { id: number; deliveries: number };
+        // Until this commit is synced, a repeat of the alert waits for that sync too.
+        this.#unsyncedEvents.set(e.key, this.#batchGen);
+        // Another process on this file journaled it first: a repeat after all (waiting for
+        // this commit's sync, since this process cannot tell whether that one's is done).
+        if (got.deliveries > 1) return { event: eventFromRow(find.get(e.key) as Row), duplicate: true, requeued: false };
+        return { event: newEventRecord(e, got.id), duplicate: false, requeued: false };
+      }
+      const was = eventFromRow(row);
+      const requeued = was.disposition === "ignored";
+      if (requeued) this.#unsyncedEvents.set(e.key, this.#batchGen);
+      repeat.run({ id: was.id, receivedAt: e.receivedAt, host: e.host, note });
+      const event: HostEvent = { ...was, deliveries: was.deliveries + 1, lastReceivedAt: e.receivedAt, ...(requeued ? { host: e.host, note, disposition: "unprocessed" as const } : {}) };
+      return { event, duplicate: !requeued, requeued };
+    });
   }
 
   unprocessedEvents(limit: number): Promise<HostEvent[]> {

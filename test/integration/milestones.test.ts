@@ -42,6 +42,8 @@ describe("recovery milestones", () => {
     const real = await finished(s, "compute-1");
     expect(real.state, real.reason).toBe("completed");
     const afterReal = { validated: 1, fenced: 1, isolated: 1, instance_active: 3, done: 1 };
+    // A read shows the end once it is committed; its milestone counts once it is on disk.
+    await waitFor(async () => ((await milestoneCounts(s)).done ?? 0) > 0, 10_000, "the done milestone");
     expect(await milestoneCounts(s)).toEqual(afterReal);
 
     // The repaired host is released: a recovery of kind release, with none of the milestones.

@@ -106,8 +106,11 @@ describe("lifeboat's locks on evacuated servers", () => {
     expect(unlockStep(settled, vm2)).toMatchObject({ state: "succeeded", result: { result: "unlocked", by: "start-up" } });
     expect(settled.locksLeft).toBeUndefined();
     expect(settled.state).toBe("completed");
-    const line = s.logs.slice(logsBefore).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "unlocked a server lifeboat had left locked for a recovery that ended");
-    expect(line).toMatchObject({ server: vm2, name: "vm-02", recovery: d.id, trigger: "start-up" });
+    // A read shows the step once it is committed; the line is logged once it is on disk.
+    const unlockLine = (): Record<string, unknown> | undefined =>
+      s.logs.slice(logsBefore).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "unlocked a server lifeboat had left locked for a recovery that ended");
+    await waitFor(() => unlockLine() !== undefined, 10_000, "the unlock logged");
+    expect(unlockLine()).toMatchObject({ server: vm2, name: "vm-02", recovery: d.id, trigger: "start-up" });
 
     const again = await run(process.execPath, [CLI, "show", d.id, "--url", s.app.url, "--token", ADMIN_TOKEN]);
     expect(again.stdout).not.toContain("left locked");

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { HostBusyError, StateConflictError } from "../../src/domain/journal.js";
@@ -62,26 +63,91 @@ describe("sqlite store: group commit of every write", () => {
     dir = await mkdtemp(join(tmpdir(), "lifeboat-sqlite-gc-"));
     const path = join(dir, "lifeboat.db");
     const store = await open(path);
-    const order: string[] = [];
+    const reader = new Database(path, { readonly: true });
+    const committed = (): string[] => [
+      ...(reader.prepare("SELECT key FROM settings WHERE key = 'step'").all() as { key: string }[]).map((r) => r.key),
+      ...(reader.prepare("SELECT host FROM events ORDER BY id").all() as { host: string }[]).map((r) => r.host),
+    ];
     // The rest of the turn: while evacuations run, hundreds of Nova answers handled before the
     // turn's commit (which runs after every callback already queued).
-    setImmediate(() => order.push("rest of the turn"));
-    // A recovery's write queued earlier in the turn commits with the delivery, in order.
-    const step = store.putSetting("step", 1).then(() => order.push("earlier write"));
-    let second: Promise<unknown> | undefined;
-    const first = store.appendEvents([newEvent("compute-1")]).then(async () => {
-      order.push("delivery 1");
-      // What Alertmanager's 202 promises: the events are on disk, a second connection reads them.
-      const other = new SqliteStore(path);
-      await other.init();
-      expect((await other.unprocessedEvents(10)).map((e) => e.host)).toEqual(["compute-1"]);
-      await other.close();
-      second = store.appendEvents([newEvent("compute-2")]).then(() => order.push("delivery 2"));
-    });
-    await Promise.all([step, first]);
-    await second;
-    expect(order).toEqual(["earlier write", "delivery 1", "rest of the turn", "delivery 2"]);
-    expect((await store.unprocessedEvents(10)).map((e) => e.host)).toEqual(["compute-1", "compute-2"]);
+    let seenByTheRestOfTheTurn: string[] = [];
+    setImmediate(() => (seenByTheRestOfTheTurn = committed()));
+    // A recovery's write queued earlier in the turn commits with the first delivery, in order;
+    // the second delivery of the turn waits for the turn's commit.
+    const writes = [store.putSetting("step", 1), store.appendEvents([newEvent("compute-1")])];
+    expect(committed()).toEqual([]);
+    // After the first delivery's commit (a microtask of its task), still in the same turn.
+    queueMicrotask(() => queueMicrotask(() => writes.push(store.appendEvents([newEvent("compute-2")]))));
+    await new Promise((r) => setImmediate(r));
+    await Promise.all(writes);
+    expect(writes).toHaveLength(3);
+    expect(seenByTheRestOfTheTurn).toEqual(["step", "compute-1"]);
+    expect(committed()).toEqual(["step", "compute-1", "compute-2"]);
+    reader.close();
+  });
+
+  it("a write settles only once the WAL is synced after its commit; the event loop runs meanwhile, and a failed sync fails the batch", async () => {
+    dir = await mkdtemp(join(tmpdir(), "lifeboat-sqlite-gc-"));
+    const path = join(dir, "lifeboat.db");
+    const held: { fd: number; done: (err: Error | null) => void }[] = [];
+    const store = new SqliteStore(path, { syncWal: (fd, done) => held.push({ fd, done }) });
+    await store.init();
+    opened.push(store);
+
+    let settled = false;
+    const write = store.putSetting("k", 1).then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 20));
+    // Committed (a read sees it) and its sync asked for, not yet settled; timers still ran.
+    expect(await store.getSetting("k")).toBe(1);
+    expect(held).toHaveLength(1);
+    expect(settled).toBe(false);
+    // Writes committed while that sync runs wait for the next one, which they share.
+    const later = [store.putSetting("a", 1), store.putSetting("b", 2)];
+    await new Promise((r) => setTimeout(r, 20));
+    expect(held).toHaveLength(1);
+    held[0]!.done(null);
+    await write;
+    expect(held).toHaveLength(2);
+    // The second sync fails: every write waiting for it fails, naming the cause.
+    held[1]!.done(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
+    const results = await Promise.allSettled(later);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/could not be synced to disk: EIO/);
+  });
+
+  it("a delivery that only repeats alerts already on disk is answered once committed; a new alert, or a repeat of one not synced yet, waits for the sync", async () => {
+    dir = await mkdtemp(join(tmpdir(), "lifeboat-sqlite-gc-"));
+    const path = join(dir, "lifeboat.db");
+    const held: ((err: Error | null) => void)[] = [];
+    const store = new SqliteStore(path, { syncWal: (_fd, done) => held.push(done) });
+    await store.init();
+    opened.push(store);
+    const settled = new Set<string>();
+    const track = <T>(name: string, p: Promise<T>): Promise<T> => p.then((v) => (settled.add(name), v));
+    const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
+
+    // One alert re-sent as it is, as Alertmanager re-sends a group.
+    const alert = newEvent("compute-1");
+    const first = track("first", store.appendEvents([alert]));
+    await tick();
+    expect(held).toHaveLength(1);
+    // The alert's own commit is not synced yet: a repeat of it waits for that sync, and no other.
+    const early = track("early repeat", store.appendEvents([alert]));
+    await tick();
+    expect([...settled]).toEqual([]);
+    held.shift()!(null);
+    await Promise.all([first, early]);
+    expect(held).toHaveLength(0);
+
+    // Synced: a repeat now needs no sync at all; a delivery with anything new does.
+    const repeat = await track("repeat", store.appendEvents([alert]));
+    expect(repeat[0]!.duplicate).toBe(true);
+    expect(repeat[0]!.event.deliveries).toBe(3);
+    const mixed = track("mixed", store.appendEvents([alert, newEvent("compute-2")]));
+    await tick();
+    expect(settled.has("mixed")).toBe(false);
+    held.shift()!(null);
+    expect((await mixed).map((a) => a.duplicate)).toEqual([true, false]);
   });
 
   it("close() commits the writes still queued; later writes are refused", async () => {
