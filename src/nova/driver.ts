@@ -139,6 +139,12 @@ interface Attempt {
   before: Set<number>;
   /** The evacuate call this attempt sent or watches, as journaled. */
   call?: EvacuateCall;
+  /**
+   * When this process put the call on the wire (clock ms). The journaled `sentAt` comes
+   * before it by the journal's write (more on a disk slow to sync): Nova's window runs from
+   * here when this process sent it, from the journal's time only after a restart.
+   */
+  sentAtMs?: number;
 }
 
 /**
@@ -372,6 +378,7 @@ export class NovaEvacuationDriver implements CloudPort {
       return { result: "failed", permanent: false, keepLock: true, message: `could not journal the evacuate call, so it was not sent: ${errorMessage(err)}` };
     }
     a.call = call;
+    a.sentAtMs = this.clock.now();
     try {
       await this.acting(a.instance.id, this.nova.evacuate(a.instance.id, { host: a.opts.targetHost }, a.signal));
     } catch (err) {
@@ -475,7 +482,7 @@ export class NovaEvacuationDriver implements CloudPort {
     const { instance, source, log } = a;
     // Only watching from here on: another instance may have the slot.
     a.opts.slot?.release();
-    const sent = a.call ? Date.parse(a.call.sentAt) : this.clock.now();
+    const sent = a.sentAtMs ?? (a.call ? Date.parse(a.call.sentAt) : this.clock.now());
     const windowEnd = (Number.isFinite(sent) ? sent : this.clock.now()) + (a.opts.noAnswerWindowMs ?? a.opts.timeoutMs);
     log.warn({ why, until: new Date(windowEnd).toISOString() }, "evacuate call may have reached Nova without an answer: watching whether Nova acts on it, not sending it again");
     const accepted = (insp: Inspection): NovaMigration | true | undefined => {
