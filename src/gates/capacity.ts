@@ -47,10 +47,13 @@ export function capacityGate(evacuation: CloudPort, opts: CapacityGateOptions): 
       let open: Recovery[];
       let holds: HostState[];
       try {
+        const listed = evacuation.listComputeServices(signal, SHARED_READ);
+        // With the zone as scope, only its hosts are read (a request per host to Placement).
+        const read = opts.scope === "zone" ? listed.then((all) => all.find((s) => s.host === recovery.host)?.zone ?? undefined) : Promise.resolve(undefined);
         [instances, hosts, services, open, holds] = await Promise.all([
           evacuation.listInstances(recovery.host, signal),
-          evacuation.capacity(signal),
-          evacuation.listComputeServices(signal, SHARED_READ),
+          read.then((zone) => evacuation.capacity!(signal, zone)),
+          listed,
           opts.journal.listRecoveries({ open: true }),
           opts.journal.listHostStates(),
         ]);

@@ -8,7 +8,7 @@ import { freeOf, type Inventory, type PlacementClient } from "../openstack/place
 
 /**
  * Free capacity per compute host that could receive evacuated instances: enabled, up and
- * not forced down, optionally limited to an availability zone or a host aggregate.
+ * not forced down, optionally limited to an availability zone.
  * Figures come from Placement (inventory totals, reserved, allocation ratios, usages —
  * what the scheduler itself uses); when Placement is unavailable, from os-hypervisors
  * requested at ≤ 2.87 (physical figures: allocation ratios are not applied there).
@@ -31,8 +31,6 @@ export interface ComputeHostCapacity extends HostCapacity {
 
 export interface CapacityQuery {
   availabilityZone?: string;
-  /** Aggregate name, id or uuid. */
-  aggregate?: string;
   /** Hosts left out (e.g. the failed one). */
   excludeHosts?: string[];
   signal?: AbortSignal;
@@ -87,13 +85,6 @@ export async function getComputeCapacity(deps: CapacityDeps, q: CapacityQuery = 
   let hosts = services.filter((s) => s.status === "enabled" && s.state === "up" && s.forced_down !== true);
   if (q.availabilityZone) hosts = hosts.filter((s) => s.zone === q.availabilityZone);
   if (q.excludeHosts?.length) hosts = hosts.filter((s) => !q.excludeHosts!.includes(s.host));
-  if (q.aggregate) {
-    const aggregates = await nova.listAggregates(signal);
-    const agg = aggregates.find((a) => a.name === q.aggregate || String(a.id) === q.aggregate || a.uuid === q.aggregate);
-    if (!agg) throw new Error(`no host aggregate named ${q.aggregate}`);
-    const members = new Set(agg.hosts ?? []);
-    hosts = hosts.filter((s) => members.has(s.host));
-  }
   if (hosts.length === 0) return [];
   const zoneOf = new Map(hosts.map((s) => [s.host, s.zone ?? null]));
 

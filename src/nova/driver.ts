@@ -7,7 +7,7 @@ import { isolateComputeService, readComputeService } from "./compute-services.js
 import { isLifeboatReason, lifeboatReason, reasonRecoveryId } from "../domain/markers.js";
 import { ComputeServiceListing } from "./service-listing.js";
 import { SharedRead } from "../util/shared-read.js";
-import { getComputeCapacity, InventoryCache, type CapacityQuery, type ComputeHostCapacity } from "./capacity.js";
+import { getComputeCapacity, InventoryCache, type ComputeHostCapacity } from "./capacity.js";
 import { EvacuationWatch, type LookPurpose, type ServerLook } from "./evacuation-watch.js";
 import { PlacementClient } from "../openstack/placement.js";
 import {
@@ -175,7 +175,8 @@ export class NovaEvacuationDriver implements CloudPort {
   /** One nova-compute listing shared by every reader that accepts one a few seconds old. */
   private readonly services: ComputeServiceListing;
   /** The site's free capacity, one reading shared by the checks that ask while it is under way. */
-  private readonly siteCapacity: SharedRead<ComputeHostCapacity[]>;
+  /** Capacity readings, of the whole site ("") or of one availability zone: see capacity(). */
+  private readonly capacityReads = new Map<string, SharedRead<ComputeHostCapacity[]>>();
   /** Placement inventories, reused by the capacity readings for INVENTORY_TTL_MS. */
   private readonly inventories: InventoryCache;
   readonly release: NovaRelease;
@@ -190,10 +191,9 @@ export class NovaEvacuationDriver implements CloudPort {
     this.placement = new PlacementClient(deps.session);
     this.services = new ComputeServiceListing(() => this.nova.readServices({ binary: "nova-compute" }), this.clock);
     this.inventories = new InventoryCache(INVENTORY_TTL_MS, () => this.clock.now());
-    this.siteCapacity = new SharedRead(() => getComputeCapacity({ nova: this.nova, placement: this.placement, inventories: this.inventories, logger: this.log }), this.clock);
     this.release = new NovaRelease(this.nova, this.log, () => {
       this.services.invalidate();
-      this.siteCapacity.invalidate();
+      this.capacityChanged();
     });
     this.watch = new EvacuationWatch({ nova: this.nova, clock: this.clock, log: this.log, pollIntervalMs: this.opts.pollIntervalMs, retentionMs: WATCH_RETENTION_MS });
   }
@@ -219,22 +219,33 @@ export class NovaEvacuationDriver implements CloudPort {
     return this.services.read(read.maxAgeMs ?? SHARED_LISTING_MAX_AGE_MS, signal);
   }
 
-  /** Free capacity of the enabled, up compute hosts (Placement, else os-hypervisors). */
-  capacity(signal?: AbortSignal, query: Omit<CapacityQuery, "signal"> = {}): Promise<ComputeHostCapacity[]> {
-    // The checks that ask while a reading of the whole site is under way share it (a reading
-    // costs Placement two requests per compute host, and a storm's gates ask for every
-    // failed host at once); an answer already given is never reused: an evacuation moving
-    // between its listing on the failed host and its claim on the destination would be
-    // counted by neither in an older reading.
-    if (Object.keys(query).length === 0) return this.siteCapacity.readInFlight(signal);
-    return getComputeCapacity({ nova: this.nova, placement: this.placement, inventories: this.inventories, logger: this.log }, { ...query, signal });
+  /** Free capacity of the enabled, up compute hosts (Placement, else os-hypervisors), of one zone or of all. */
+  capacity(signal?: AbortSignal, zone?: string): Promise<ComputeHostCapacity[]> {
+    // The checks that ask while a reading of the same hosts is under way share it (a reading
+    // costs Placement a request per compute host, and a storm's gates ask for every failed
+    // host at once); an answer already given is never reused: an evacuation moving between
+    // its listing on the failed host and its claim on the destination would be counted by
+    // neither in an older reading.
+    const key = zone ?? "";
+    let read = this.capacityReads.get(key);
+    if (!read) {
+      const query = zone === undefined ? {} : { availabilityZone: zone };
+      read = new SharedRead(() => getComputeCapacity({ nova: this.nova, placement: this.placement, inventories: this.inventories, logger: this.log }, query), this.clock);
+      this.capacityReads.set(key, read);
+    }
+    return read.readInFlight(signal);
+  }
+
+  /** lifeboat itself just changed what Placement shows: the next capacity reading asks anew. */
+  private capacityChanged(): void {
+    for (const read of this.capacityReads.values()) read.invalidate();
   }
 
   isolate(host: string, reason: string, signal?: AbortSignal): Promise<IsolationResult> {
     // The shared listing and capacity may predate the force-down: the next read asks Nova again.
     return isolateComputeService(this.nova, host, reason, { logger: this.log, signal }).finally(() => {
       this.services.invalidate();
-      this.siteCapacity.invalidate();
+      this.capacityChanged();
     });
   }
 
@@ -279,7 +290,7 @@ export class NovaEvacuationDriver implements CloudPort {
       .finally(() => {
         this.inFlight.delete(instance.id);
         // Whatever it did (moved, failed, released its claim), Placement's usage may have changed.
-        this.siteCapacity.invalidate();
+        this.capacityChanged();
       });
     this.inFlight.set(instance.id, p);
     return p;
@@ -391,7 +402,7 @@ export class NovaEvacuationDriver implements CloudPort {
     }
     await this.settle(a, "answer");
     // The scheduler has claimed room on the destination: a capacity reading from before is stale.
-    this.siteCapacity.invalidate();
+    this.capacityChanged();
     a.log.info({ target: a.opts.targetHost ?? "scheduler" }, "evacuate accepted by Nova");
     return this.track(a, undefined);
   }

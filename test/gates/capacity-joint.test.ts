@@ -72,6 +72,21 @@ async function open(host: string, extra: { kind?: Recovery["kind"]; dryRun?: boo
 }
 
 describe("the pool leaves out hosts that may be failing too", () => {
+  it("asks for the capacity of the failed host's zone alone when the scope is its zone, of the whole cloud otherwise", async () => {
+    const asked: (string | undefined)[] = [];
+    const read = cloud.capacity!;
+    cloud.capacity = (signal, zone) => {
+      asked.push(zone);
+      return read(signal, zone);
+    };
+    room.set("compute-2", ONE_HOST);
+    const r = await open("compute-1");
+    expect((await askGate(gate(), r)).result).toBe("pass");
+    expect((await askGate(gate({ scope: "all" }), r)).result).toBe("pass");
+    expect(asked).toEqual([world.host("compute-1").service.zone ?? undefined, undefined]);
+    expect(asked[0]).toBeDefined();
+  });
+
   it("a host lifeboat holds (fenced, awaiting release)", async () => {
     room.set("compute-2", ONE_HOST);
     room.set("compute-3", { vcpus: 0, ramMb: 0, diskGb: 0 });

@@ -417,8 +417,7 @@ describe("capacity", () => {
       { host: "dst-1", zone: "nova", source: "placement", total: { vcpus: 32, ramMb: 15360, diskGb: 100 }, used: { vcpus: 2, ramMb: 1024, diskGb: 10 }, free: { vcpus: 30, ramMb: 14336, diskGb: 90 } },
       { host: "dst-2", zone: "az2", source: "placement", total: { vcpus: 32, ramMb: 49152, diskGb: 200 }, used: { vcpus: 1, ramMb: 512, diskGb: 5 }, free: { vcpus: 31, ramMb: 48640, diskGb: 195 } },
     ]);
-    expect((await d.capacity(undefined, { availabilityZone: "az2" })).map((c) => c.host)).toEqual(["dst-2"]);
-    expect((await d.capacity(undefined, { aggregate: "gold" })).map((c) => c.host)).toEqual(["dst-1"]);
+    expect((await d.capacity(undefined, "az2")).map((c) => c.host)).toEqual(["dst-2"]);
   });
 
   it("falls back to os-hypervisors figures (at ≤ 2.87) when Placement fails", async () => {
@@ -433,7 +432,7 @@ describe("capacity", () => {
     expect(hyp.at(-1)!.microversion).toBe("compute 2.73");
   });
 
-  it("the site's figures are one reading shared by the checks that ask while it is under way (a storm's capacity gates); an answer given is never reused", async () => {
+  it("the site's (or a zone's) figures are one reading shared by the checks that ask while it is under way (a storm's capacity gates); an answer given is never reused", async () => {
     const cloud = await start({ scenario: scenario([vm("a", { host: "dst-1", flavor: "ha" }), vm("b")], { hosts }), evacuationDurationMs: 50 });
     const d = driver(cloud);
     const placement = (kind = ""): number => cloud.requests.filter((r) => r.service === "placement" && r.path.endsWith(kind)).length;
@@ -460,10 +459,11 @@ describe("capacity", () => {
     expect(placement()).toBeGreaterThan(read);
     const used = (c: typeof after): number => c.reduce((n, h) => n + h.used.ramMb, 0);
     expect(used(after)).toBeGreaterThan(used(first.filter((h) => h.host !== "src")));
-    // A narrower question (a zone, an aggregate) is always asked as it is.
-    const before = placement();
-    await d.capacity(undefined, { availabilityZone: "az2" });
-    expect(placement()).toBeGreaterThan(before);
+    // A zone's reading asks Placement about that zone's hosts alone, and is shared the same way.
+    const before = placement("/usages");
+    const zone = await Promise.all([d.capacity(undefined, "az2"), d.capacity(undefined, "az2")]);
+    expect(zone.map((c) => c.map((h) => h.host))).toEqual([["dst-2"], ["dst-2"]]);
+    expect(placement("/usages") - before).toBe(1);
   });
 });
 

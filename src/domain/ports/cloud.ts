@@ -179,8 +179,8 @@ export interface CloudPort {
   listInstances(host: string, signal?: AbortSignal): Promise<InstanceInfo[]>;
   /** Every nova-compute service (storm guard: share of the cloud; zones; hosts Nova knows); `read` says how recent (default: the shared listing). */
   listComputeServices(signal?: AbortSignal, read?: ServiceRead): Promise<ComputeServiceInfo[]>;
-  /** Free capacity on the other enabled, up compute hosts (capacity pre-check). */
-  capacity?(signal?: AbortSignal): Promise<HostCapacity[]>;
+  /** Free capacity on the enabled, up compute hosts, of one availability zone or of all (capacity pre-check). */
+  capacity?(signal?: AbortSignal, zone?: string): Promise<HostCapacity[]>;
   /** Evacuate one instance away from `sourceHost` and track it to its end. Idempotent. */
   evacuate(instance: InstanceInfo, sourceHost: string, opts: EvacuateOptions): Promise<EvacuationOutcome>;
   /**
