@@ -1,3 +1,4 @@
+import { errorMessage } from "../util/errors.js";
 import { HostBusyError, StateConflictError, type Store } from "../domain/journal.js";
 import { ConflictError, NotFoundError, RefusedError } from "../domain/errors.js";
 import { isAbortable, isTerminal, type PauseState, type Recovery, type RecoveryKind, type RecoveryState } from "../domain/model.js";
@@ -123,15 +124,23 @@ export class OperatorCommands {
         targets.set(r.id, r);
       }
     }
+    const approving: Recovery[] = [];
     for (const r of targets.values()) {
-      if (r.approved) {
-        report.skipped.push({ id: r.id, host: r.host, reason: `already approved by ${r.approvedBy ?? "an operator"}` });
-        continue;
+      if (r.approved) report.skipped.push({ id: r.id, host: r.host, reason: `already approved by ${r.approvedBy ?? "an operator"}` });
+      else approving.push(r);
+    }
+    // Journaled together (one commit on SQLite, concurrent transactions on etcd): a storm's
+    // approval of dozens of hosts does not wait for one write after another.
+    const written = await Promise.allSettled(approving.map((r) => this.deps.store.updateRecovery(r.id, { approved: true, approvedBy: actor })));
+    approving.forEach((r, i) => {
+      const w = written[i]!;
+      if (w.status === "rejected") {
+        report.skipped.push({ id: r.id, host: r.host, reason: `could not journal the approval: ${errorMessage(w.reason)}` });
+        return;
       }
-      await this.deps.store.updateRecovery(r.id, { approved: true, approvedBy: actor });
       this.deps.engine.wake(r.id);
       report.approved.push({ id: r.id, host: r.host, state: r.state });
-    }
+    });
     if (report.approved.length) this.deps.logger.warn({ actor, recoveries: report.approved.map((a) => a.id), selection }, `${report.approved.length} recovery(ies) approved by operator`);
     return report;
   }
