@@ -140,11 +140,12 @@ interface Attempt {
   /** The evacuate call this attempt sent or watches, as journaled. */
   call?: EvacuateCall;
   /**
-   * When this process put the call on the wire (clock ms). The journaled `sentAt` comes
-   * before it by the journal's write (more on a disk slow to sync): Nova's window runs from
-   * here when this process sent it, from the journal's time only after a restart.
+   * When this process gave up waiting for the call's answer (clock ms): Nova's window to act
+   * on it runs from here, since the call reached Nova, if it did, before then. The journaled
+   * `sentAt` comes before the call by the journal's write and the pacer's queue (more on a
+   * disk slow to sync); it is the window's start only after a restart, with nothing better.
    */
-  sentAtMs?: number;
+  noAnswerAtMs?: number;
 }
 
 /**
@@ -389,14 +390,16 @@ export class NovaEvacuationDriver implements CloudPort {
       return { result: "failed", permanent: false, keepLock: true, message: `could not journal the evacuate call, so it was not sent: ${errorMessage(err)}` };
     }
     a.call = call;
-    a.sentAtMs = this.clock.now();
     try {
       await this.acting(a.instance.id, this.nova.evacuate(a.instance.id, { host: a.opts.targetHost }, a.signal));
     } catch (err) {
       // Stopping while the call is out: it stays journaled as sent and unanswered, so the
       // resumed attempt treats it as maybe sent.
       if (isAbortError(err) && a.signal?.aborted) throw err;
-      if (gotNoAnswer(err)) return this.afterNoAnswer(a, `got no answer (${errorMessage(err)})`);
+      if (gotNoAnswer(err)) {
+        a.noAnswerAtMs = this.clock.now();
+        return this.afterNoAnswer(a, `got no answer (${errorMessage(err)})`);
+      }
       await this.settle(a, "answer");
       return this.afterRefusal(a, err);
     }
@@ -482,7 +485,8 @@ export class NovaEvacuationDriver implements CloudPort {
    * a look now proves nothing and a second evacuate could break the server. Watch Nova's own
    * records — a new evacuation migration from the failed host, a rebuild task, another host —
    * and follow the evacuation as soon as it shows up. Nothing else is sent until Nova can no
-   * longer be acting on the call: `noAnswerWindowMs` after it was sent (the config's
+   * longer be acting on the call: `noAnswerWindowMs` after this process gave up waiting for
+   * its answer, or after its journaled send when another process sent it (the config's
    * no_answer_window_seconds). nova-api writes the task state and the migration record before
    * it answers, so once that window has passed, records that still show none of them prove
    * the call did nothing: the attempt fails as transient (not permanent) and the stage re-issues it (within
@@ -493,8 +497,8 @@ export class NovaEvacuationDriver implements CloudPort {
     const { instance, source, log } = a;
     // Only watching from here on: another instance may have the slot.
     a.opts.slot?.release();
-    const sent = a.sentAtMs ?? (a.call ? Date.parse(a.call.sentAt) : this.clock.now());
-    const windowEnd = (Number.isFinite(sent) ? sent : this.clock.now()) + (a.opts.noAnswerWindowMs ?? a.opts.timeoutMs);
+    const sent = a.call ? Date.parse(a.call.sentAt) : this.clock.now();
+    const windowEnd = (a.noAnswerAtMs ?? (Number.isFinite(sent) ? sent : this.clock.now())) + (a.opts.noAnswerWindowMs ?? a.opts.timeoutMs);
     log.warn({ why, until: new Date(windowEnd).toISOString() }, "evacuate call may have reached Nova without an answer: watching whether Nova acts on it, not sending it again");
     const accepted = (insp: Inspection): NovaMigration | true | undefined => {
       const mig = insp.evacuations.find((m) => !a.before.has(m.id) && m.source_compute === source);
