@@ -305,6 +305,8 @@ program
   .option("--control-port <port>", "control API port (fail/repair hosts)", "8999")
   .option("--hosts <n>", "compute hosts", "4")
   .option("--servers-per-host <n>", "servers on each loaded host", "4")
+  .option("--racks <n>", "lay the hosts out in racks (compute-001…, rack-01…), racks in zones: POST /racks/<rack>/fail fails one whole")
+  .option("--zones <n>", "availability zones of a site in racks", "2")
   .option("--print-config", "print the lifeboat config sections that point at this site")
   .action(async (opts: SandboxCommandOptions) => {
     await run(async () => {

@@ -9,6 +9,8 @@ export interface SandboxCommandOptions {
   controlPort: string;
   hosts: string;
   serversPerHost: string;
+  racks?: string;
+  zones: string;
   printConfig?: boolean;
 }
 
@@ -20,12 +22,14 @@ export interface SandboxCommandOptions {
  * which only a development install has.
  */
 export async function sandboxCommand(o: SandboxCommandOptions): Promise<void> {
-  const { startSandbox } = await loadSandbox("sandbox");
+  const { rackScenario, startSandbox } = await loadSandbox("sandbox");
+  const layout = { hosts: count("--hosts", o.hosts), serversPerHost: count("--servers-per-host", o.serversPerHost, 0) };
   const site = await startSandbox({
     host: o.host,
     ports: { cloud: Number(o.cloudPort), redfish: Number(o.redfishPort), smtp: Number(o.smtpPort) },
     controlPort: Number(o.controlPort),
-    cloud: { generate: { hosts: Number(o.hosts), serversPerHost: Number(o.serversPerHost) } },
+    // In racks: every host carries the same load, and any rack can be failed whole.
+    cloud: o.racks !== undefined ? { scenario: rackScenario({ ...layout, racks: count("--racks", o.racks), zones: count("--zones", o.zones) }) } : { generate: layout },
   });
   if (o.printConfig) {
     console.log(stringify(site.config()));
@@ -39,9 +43,12 @@ export async function sandboxCommand(o: SandboxCommandOptions): Promise<void> {
       `  SMTP catcher       ${o.host}:${site.smtp.port}   (messages are printed below)`,
       `  control API        ${site.controlUrl ?? "-"}`,
       "                       POST /hosts/<host>/fail | /repair, GET /state",
+      ...(site.racks.size ? ["                       GET /racks, POST /racks/<rack>/fail   (every host of the rack off at once)"] : []),
       "                       POST /faults, GET /faults, DELETE /faults[/<id>]   (inject cloud faults)",
       "                       GET /requests?since=<seq>                          (the cloud's request log)",
-      `  hosts              ${v.hosts.map((h) => `${h.host} (${h.servers} servers)`).join(", ")}`,
+      site.racks.size
+        ? `  racks              ${[...site.racks].map(([rack, hosts]) => `${rack} (${hosts.length} hosts, ${v.hosts.find((h) => h.host === hosts[0])?.zone ?? "?"})`).join(", ")}`
+        : `  hosts              ${v.hosts.map((h) => `${h.host} (${h.servers} servers)`).join(", ")}`,
       "",
       "fail a host, then tell lifeboat (as Alertmanager would):",
       `  curl -X POST ${site.controlUrl ?? ""}/hosts/compute-1/fail`,
@@ -63,4 +70,11 @@ export async function sandboxCommand(o: SandboxCommandOptions): Promise<void> {
   });
   clearInterval(timer);
   await site.close();
+}
+
+/** A whole number from the command line, or an error naming the option. */
+function count(option: string, value: string, min = 1): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${option} must be a whole number ≥ ${min}, not ${JSON.stringify(value)}`);
+  return n;
 }

@@ -87,4 +87,31 @@ describe("lifeboat command line (built output)", () => {
       if (child.exitCode === null) child.kill("SIGKILL");
     }
   }, 60_000);
+
+  it("sandbox --racks lays the hosts out in racks and zones; a rack fails whole through the control API; a bad count is refused naming the option", async () => {
+    const child = spawn(process.execPath, [CLI, "sandbox", "--cloud-port", "0", "--redfish-port", "0", "--smtp-port", "0", "--control-port", "0", "--hosts", "6", "--racks", "3", "--zones", "1", "--servers-per-host", "1"], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const control = await waitFor(() => /control API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1], 30_000, "the sandbox's banner");
+      expect(out).toMatch(/racks\s+rack-01 \(2 hosts, az-1\), rack-02 \(2 hosts, az-1\), rack-03 \(2 hosts, az-1\)/);
+      const { racks } = (await (await fetch(`${control}/racks`)).json()) as { racks: Record<string, string[]> };
+      expect(racks["rack-02"]).toEqual(["compute-003", "compute-004"]);
+      const failed = (await (await fetch(`${control}/racks/rack-02/fail`, { method: "POST" })).json()) as { hosts: string[] };
+      expect(failed.hosts).toEqual(["compute-003", "compute-004"]);
+      const state = (await (await fetch(`${control}/state`)).json()) as { hosts: { host: string; power: string }[] };
+      expect(state.hosts.filter((h) => h.power === "Off").map((h) => h.host)).toEqual(["compute-003", "compute-004"]);
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+    const bad = await run(process.execPath, [CLI, "sandbox", "--hosts", "6", "--racks", "three"]).catch((e: { code: number; stderr: string }) => e);
+    expect(bad).toMatchObject({ code: 1 });
+    expect((bad as { stderr: string }).stderr).toContain('--racks must be a whole number ≥ 1, not "three"');
+  }, 60_000);
 });
