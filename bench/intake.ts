@@ -12,7 +12,7 @@ import { lifeboatConfigData, tempDir } from "../test/kit/config.js";
  * Benchmark 1: webhook intake with durable journaling.
  *
  * The server under test is `lifeboat serve` (built CLI, real HTTP app, SQLite journal in
- * WAL with synchronous=FULL and group commit, on a file in the OS temp directory), pointed at
+ * WAL with group commit, each write settled once the WAL is synced, on a file in the OS temp directory), pointed at
  * a simulated site so its pipeline runs in the background as in production. The baseline is
  * a bare express handler (express.json + 202) in its own process. The load generator is
  * autocannon in a third process. Both mixes run against both servers in the same run.
