@@ -1,5 +1,6 @@
 import type { Logger } from "../logging.js";
 import { isLifeboatReason } from "../domain/markers.js";
+import { PermanentError } from "../domain/errors.js";
 import type { ComputeServiceInfo, ReleasePort } from "../domain/ports/cloud.js";
 import type { NovaClient, NovaService } from "../openstack/nova.js";
 import { OpenStackApiError } from "../openstack/types.js";
@@ -32,7 +33,11 @@ export class NovaRelease implements ReleasePort {
       this.logger.info({ host, serviceId: s.id }, "un-forced nova-compute (forced_down=false)");
       return { already: false, service: toComputeServiceInfo(after) };
     } catch (err) {
-      if (err instanceof OpenStackApiError) throw new Error(`Nova refused to un-force ${host} (${err.status}): ${err.message}`);
+      if (err instanceof OpenStackApiError) {
+        // Named for the operator, and still a refusal for the step's retry policy when it is one.
+        const message = `Nova refused to un-force ${host} (${err.status}): ${err.message}`;
+        throw err.permanent ? new PermanentError(message) : new Error(message);
+      }
       throw err;
     } finally {
       this.changed();

@@ -120,6 +120,31 @@ describe("release of a repaired host", () => {
     expect(second.state, second.reason).toBe("completed");
     expect(sys.resets).toEqual(["ForceOff", "On", "ForceOff"]);
   }, 90_000);
+
+  it("Nova refuses the un-force for good (a 400): sent once, not retried; the release fails naming Nova's answer, the host stays held and forced down", async () => {
+    stack = await startStack({ pace: "fast",
+      cloud: { scenario: siteScenario(["compute-1", "compute-2", "compute-3"], serversOn("compute-1", 1)), evacuationDurationMs: 200 },
+      config: { gates: { storm: { max_percent: 100 } } },
+    });
+    const s = stack;
+    const cloud = s.sandbox.cloud;
+    await failAndAlert(s, "compute-1");
+    expect((await finished(s, "compute-1")).state).toBe("completed");
+
+    const refusal = cloud.faults.fail(400, { match: { method: "PUT", path: "/v2.1/os-services/", action: "forced_down" } });
+    const mark = cloud.requests.length;
+    const cli = await cliRelease(s.app.url, "compute-1");
+    expect(cli.code, cli.out).toBe(1);
+    const view = (await api(s.app.url, "GET", "/api/v1/hosts/compute-1")).body as HostView;
+    expect(view.release).toMatchObject({ state: "failed" });
+    const rel = (await api(s.app.url, "GET", `/api/v1/recoveries/${view.release!.recoveryId}`)).body as { reason: string };
+    expect(rel.reason).toContain("Nova refused to un-force compute-1 (400)");
+    // A refusal is not retried (recovery.step_retries is for what may pass).
+    expect(refusal.hits()).toBe(1);
+    expect(servicePuts(cloud).filter((q) => q.seq > mark)).toHaveLength(1);
+    expect(view.hold).toMatchObject({ fenced: true });
+    expect(cloud.state.mustHost("compute-1")).toMatchObject({ forcedDown: true });
+  }, 90_000);
 });
 
 async function failAndAlertAgain(s: Stack, host: string, startsAt: string): Promise<void> {
