@@ -78,6 +78,28 @@ describe("sandbox control API: faults", () => {
     expect((await nova(s.cloud, token, "/os-services")).status).toBe(200);
   });
 
+  it("a fault matched by a request's query or its body's key (a server action), from an HTTP body", async () => {
+    const s = await start();
+    const token = await adminToken(s.cloud);
+    const byQuery = await control(s, "POST", "/faults", { kind: "status", status: 503, match: { service: "compute", path: "^/v2\\.1/os-services$", query: { host: "compute-1" } } });
+    expect(byQuery.status).toBe(201);
+    expect((await nova(s.cloud, token, "/os-services?host=compute-2")).status).toBe(200);
+    expect((await nova(s.cloud, token, "/os-services")).status).toBe(200);
+    expect((await nova(s.cloud, token, "/os-services?host=compute-1")).status).toBe(503);
+    const server = [...s.cloud.state.servers.values()][0]!;
+    const byAction = await control(s, "POST", "/faults", { kind: "status", status: 409, times: 1, match: { method: "POST", action: "lock" } });
+    expect(byAction.status).toBe(201);
+    const action = (body: unknown): Promise<Response> =>
+      fetch(`${s.cloud.endpoints.compute}/servers/${server.id}/action`, { method: "POST", headers: { "X-Auth-Token": token, "Content-Type": "application/json", "OpenStack-API-Version": "compute 2.73" }, body: JSON.stringify(body) });
+    expect((await action({ unlock: null })).status).toBe(202);
+    expect((await action({ lock: null })).status).toBe(409);
+    const listed = ((await control(s, "GET", "/faults")).body as { faults: { match: Record<string, unknown> }[] }).faults;
+    expect(listed.map((f) => f.match)).toEqual([{ service: "compute", path: "^/v2\\.1/os-services$", query: { host: "compute-1" } }]);
+    const bad = await control(s, "POST", "/faults", { kind: "status", match: { query: { host: 1 } } });
+    expect(bad.status).toBe(400);
+    expect((bad.body as { error: string }).error).toContain("match.query.host");
+  });
+
   it("a 429 with Retry-After from an HTTP body; retry_after only on a status fault", async () => {
     const s = await start();
     const token = await adminToken(s.cloud);

@@ -14,7 +14,7 @@ import type { EvacuationWatchView } from "./evacuation-watch.js";
  *   POST /hosts/:host/fail | /repair     GET /state
  *   GET /racks    POST /racks/:rack/fail  (every host of the rack off at once)
  *   GET /evacuations   POST /evacuations/reset  (in flight now and at most, evacuate calls per server)
- *   POST /faults {kind, ms?, status?, retry_after?, times?, match}  → 201 {id}
+ *   POST /faults {kind, ms?, status?, retry_after?, times?, match: {service?, method?, path?, action?, query?}}  → 201 {id}
  *   GET /faults    DELETE /faults/:id    DELETE /faults
  *   GET /requests?since=SEQ              → {requests, counts, last}
  */
@@ -54,6 +54,10 @@ export const faultBodySchema = z
         .min(1)
         .refine((p) => compiles(p), "not a valid regular expression")
         .optional(),
+      /** A request whose JSON body has this key: a server action ("evacuate"), a service update ("forced_down"). */
+      action: z.string().min(1).optional(),
+      /** Query parameters the request must carry with exactly these values. */
+      query: z.record(z.string(), z.string()).optional(),
     }),
   })
   .superRefine((b, ctx) => {
@@ -79,6 +83,8 @@ export function faultSpecOf(b: FaultBody): FaultSpec {
   if (b.match.service) spec.match!.service = b.match.service;
   if (b.match.method) spec.match!.method = b.match.method.toUpperCase();
   if (b.match.path !== undefined) spec.match!.path = new RegExp(b.match.path);
+  if (b.match.action !== undefined) spec.match!.action = b.match.action;
+  if (b.match.query !== undefined) spec.match!.query = b.match.query;
   if (b.ms !== undefined) spec.ms = b.ms;
   if (b.status !== undefined) spec.status = b.status;
   if (b.retry_after !== undefined) spec.retryAfter = b.retry_after;
@@ -100,6 +106,8 @@ function faultView(f: ActiveFault, pathSource?: string): Record<string, unknown>
       ...(f.match?.service ? { service: f.match.service } : {}),
       ...(f.match?.method ? { method: f.match.method } : {}),
       ...(p !== undefined ? { path: pathSource ?? (typeof p === "string" ? p : p.source) } : {}),
+      ...(f.match?.action !== undefined ? { action: f.match.action } : {}),
+      ...(f.match?.query !== undefined ? { query: f.match.query } : {}),
     },
     hits: f.hits,
     // null: until the fault is removed.
