@@ -71,14 +71,12 @@ const UNSYNCED_EVENTS_PRUNE = 1000;
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
   #db: Database.Database | null = null;
-  #queue: { work: () => unknown; through?: (value: unknown) => number; resolve: (value: unknown) => void; reject: (err: unknown) => void }[] = [];
+  #queue: { work: () => unknown; through?: (value: unknown, commit: number) => number; resolve: (value: unknown) => void; reject: (err: unknown) => void }[] = [];
   #flushScheduled = false;
   /** A delivery of this turn already committed at the end of its task. */
   #deliveryCommitted = false;
   /** Syncs the WAL after commits (null: `:memory:` or `synchronous: "NORMAL"`, nothing to wait for). */
   #walSync: WalSync | null = null;
-  /** The number of the commit the batch running now will be (see WalSync). */
-  #batchGen = 0;
   /** Events this process journaled whose commit may not be synced yet: key → commit number. */
   readonly #unsyncedEvents = new Map<string, number>();
 
@@ -158,10 +156,10 @@ export class SqliteStore implements Store {
    * failed). `delivery`: a webhook delivery's events, committed at the end of the current
    * task if no other delivery did so this turn (see the class comment).
    */
-  private write<T>(work: () => T, delivery = false, through?: (value: T) => number): Promise<T> {
+  private write<T>(work: () => T, delivery = false, through?: (value: T, commit: number) => number): Promise<T> {
     if (!this.#db) return Promise.reject(new Error("store is closed"));
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ work, ...(through ? { through: through as (value: unknown) => number } : {}), resolve: resolve as (value: unknown) => void, reject });
+      this.#queue.push({ work, ...(through ? { through: through as (value: unknown, commit: number) => number } : {}), resolve: resolve as (value: unknown) => void, reject });
       if (delivery && !this.#deliveryCommitted) {
         this.#deliveryCommitted = true;
         queueMicrotask(() => this.flush());
@@ -190,7 +188,6 @@ export class SqliteStore implements Store {
     const savepoint = db.transaction((work: () => unknown) => work());
     const outcomes: { ok: boolean; value: unknown }[] = [];
     const sync = this.#walSync;
-    this.#batchGen = sync?.next ?? 0;
     try {
       db.transaction(() => {
         for (const w of batch) {
@@ -214,7 +211,7 @@ export class SqliteStore implements Store {
       // Committed, and visible to reads; settled once the WAL is on disk up to the commit the
       // write needs (its own, unless it says otherwise). A failed sync fails it: nothing of
       // it may be taken as durable.
-      sync.through(w.through ? w.through(o.value) : gen).then(
+      sync.through(w.through ? w.through(o.value, gen) : gen).then(
         () => w.resolve(o.value),
         (err: unknown) => w.reject(new Error(`the journal could not be synced to disk: ${err instanceof Error ? err.message : String(err)}`)),
       );
@@ -249,11 +246,13 @@ export class SqliteStore implements Store {
       // count, the last time received): it is answered once committed. Anything new or put
       // back in the queue, or a repeat of an alert whose own commit is not synced yet, waits
       // for the sync that covers it.
-      (appended) => Math.max(0, ...appended.map((a) => (a.duplicate ? (this.#unsyncedEvents.get(a.event.key) ?? 0) : this.#batchGen))),
+      (appended, commit) => Math.max(0, ...appended.map((a) => (a.duplicate ? (this.#unsyncedEvents.get(a.event.key) ?? 0) : commit))),
     );
   }
 
   private journalSlice(events: NewHostEvent[]): AppendedEvent[] {
+    // The number the commit this runs in will get (WalSync): what a repeat's sync waits for.
+    const commit = this.#walSync?.next ?? 0;
     const find = this.q("SELECT * FROM events WHERE key = ?");
     // A new event's record is what intake gave, so only its id is read back (most of a large
     // delivery's cost was reading every row back whole).
@@ -280,7 +279,7 @@ export class SqliteStore implements Store {
       if (!row) {
         const got = insert.get({ ...e, note, labels: JSON.stringify(e.labels), annotations: JSON.stringify(e.annotations) }) as { id: number; deliveries: number };
         // Until this commit is synced, a repeat of the alert waits for that sync too.
-        this.#unsyncedEvents.set(e.key, this.#batchGen);
+        this.#unsyncedEvents.set(e.key, commit);
         // Another process on this file journaled it first: a repeat after all (waiting for
         // this commit's sync, since this process cannot tell whether that one's is done).
         if (got.deliveries > 1) return { event: eventFromRow(find.get(e.key) as Row), duplicate: true, requeued: false };
@@ -288,7 +287,7 @@ export class SqliteStore implements Store {
       }
       const was = eventFromRow(row);
       const requeued = was.disposition === "ignored";
-      if (requeued) this.#unsyncedEvents.set(e.key, this.#batchGen);
+      if (requeued) this.#unsyncedEvents.set(e.key, commit);
       repeat.run({ id: was.id, receivedAt: e.receivedAt, host: e.host, note });
       const event: HostEvent = { ...was, deliveries: was.deliveries + 1, lastReceivedAt: e.receivedAt, ...(requeued ? { host: e.host, note, disposition: "unprocessed" as const } : {}) };
       return { event, duplicate: !requeued, requeued };
