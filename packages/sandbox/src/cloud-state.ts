@@ -604,45 +604,53 @@ export class SandboxState {
 
   /** Allocations per host: servers there, plus both ends of running evacuations and the source of `done` ones. */
   usage(hostName: string): { vcpus: number; ram: number; disk: number; servers: number } {
-    return this.usages().get(hostName) ?? { vcpus: 0, ram: 0, disk: 0, servers: 0 };
+    return this.usages(hostName).get(hostName) ?? { vcpus: 0, ram: 0, disk: 0, servers: 0 };
   }
 
-  /** `usage` of every host, in one pass over the servers (a schedule on a site of hundreds of hosts needs them all). */
-  usages(): Map<string, { vcpus: number; ram: number; disk: number; servers: number }> {
+  /**
+   * `usage` of every host (or of `only`), in one pass over the servers: a schedule on a site
+   * of hundreds of hosts needs them all, and a storm asks for them once per placement.
+   */
+  usages(only?: string): Map<string, { vcpus: number; ram: number; disk: number; servers: number }> {
     const out = new Map<string, { vcpus: number; ram: number; disk: number; servers: number }>();
-    const of = (host: string): { vcpus: number; ram: number; disk: number; servers: number } => {
+    const add = (host: string, s: SimServer, server: boolean): void => {
+      if (only !== undefined && host !== only) return;
       let u = out.get(host);
       if (!u) {
         u = { vcpus: 0, ram: 0, disk: 0, servers: 0 };
         out.set(host, u);
       }
-      return u;
+      u.vcpus += s.flavor.vcpus;
+      u.ram += s.flavor.ram;
+      u.disk += s.flavor.disk + s.flavor.ephemeral;
+      if (server) u.servers++;
     };
-    // Migrations by server, once: scanning them all for every server made a schedule O(servers × migrations).
-    const migrationsOf = new Map<string, SimMigration[]>();
+    // The migrations that hold room, by server, once: scanning them all for every server made
+    // a schedule O(servers × migrations). Most servers have none: they count on their host alone.
+    const holdingOf = new Map<string, SimMigration[]>();
     for (const m of this.migrations) {
-      const list = migrationsOf.get(m.instanceUuid);
+      if (!OPEN_EVACUATION_STATUSES.has(m.status) && m.status !== "done") continue;
+      const list = holdingOf.get(m.instanceUuid);
       if (list) list.push(m);
-      else migrationsOf.set(m.instanceUuid, [m]);
+      else holdingOf.set(m.instanceUuid, [m]);
     }
     for (const s of this.servers.values()) {
+      const held = holdingOf.get(s.id);
+      if (!held) {
+        if (s.host) add(s.host, s, true);
+        continue;
+      }
       const holders = new Set<string>();
       if (s.host) holders.add(s.host);
-      for (const m of migrationsOf.get(s.id) ?? []) {
+      for (const m of held) {
         if (OPEN_EVACUATION_STATUSES.has(m.status)) {
           if (m.sourceCompute) holders.add(m.sourceCompute);
           if (m.destCompute && m.status === "pre-migrating") holders.add(m.destCompute);
-        } else if (m.status === "done" && m.sourceCompute) {
+        } else if (m.sourceCompute) {
           holders.add(m.sourceCompute);
         }
       }
-      for (const h of holders) {
-        const u = of(h);
-        u.vcpus += s.flavor.vcpus;
-        u.ram += s.flavor.ram;
-        u.disk += s.flavor.disk + s.flavor.ephemeral;
-      }
-      if (s.host) of(s.host).servers++;
+      for (const h of holders) add(h, s, h === s.host);
     }
     return out;
   }
@@ -657,8 +665,11 @@ export class SandboxState {
   }
 
   /** The scheduler: enabled, up hosts other than the source with room, most free RAM first. */
-  schedule(server: SimServer, source: string | null, target?: string): string | undefined {
-    const usages = this.usages();
+  /**
+   * `usages`: the hosts' usage as of now, kept up to date by the caller across several
+   * schedules (settle): the chosen host is charged with the server here.
+   */
+  schedule(server: SimServer, source: string | null, target?: string, usages = this.usages()): string | undefined {
     const zero = { vcpus: 0, ram: 0, disk: 0, servers: 0 };
     const usage = (name: string): { vcpus: number; ram: number; disk: number; servers: number } => usages.get(name) ?? zero;
     const fits = (h: SimHost): boolean => {
@@ -674,7 +685,16 @@ export class SandboxState {
       (h) => h.name !== source && !h.disabled && this.serviceIsUp(h) && (!target || h.name === target) && fits(h),
     );
     candidates.sort((a, b) => this.capacity(b).ram - usage(b.name).ram - (this.capacity(a).ram - usage(a.name).ram));
-    return candidates[0]?.name;
+    const chosen = candidates[0]?.name;
+    if (chosen !== undefined) {
+      // A pre-migrating evacuation holds room on its destination (usages()).
+      const u = usages.get(chosen) ?? { vcpus: 0, ram: 0, disk: 0, servers: 0 };
+      u.vcpus += server.flavor.vcpus;
+      u.ram += server.flavor.ram;
+      u.disk += server.flavor.disk + server.flavor.ephemeral;
+      usages.set(chosen, u);
+    }
+    return chosen;
   }
 
   // ---- evacuation --------------------------------------------------------------------------
@@ -734,12 +754,15 @@ export class SandboxState {
         h.updatedAtMs = Math.max(h.updatedAtMs, beat);
       }
     }
+    // Read once for every evacuation this settle schedules, each charged as it is placed.
+    let usages: ReturnType<SandboxState["usages"]> | undefined;
     for (const m of this.migrations) {
-      if (m.plan.stuck) continue;
+      // Only accepted and pre-migrating ones move on with time (most of a storm's are done).
+      if (m.plan.stuck || (m.status !== "accepted" && m.status !== "pre-migrating")) continue;
       const server = this.servers.get(m.instanceUuid);
       if (!server) continue;
       if (m.status === "accepted" && now >= m.plan.preAtMs) {
-        const dest = m.plan.fail ? undefined : this.schedule(server, m.sourceCompute, m.plan.target);
+        const dest = m.plan.fail ? undefined : this.schedule(server, m.sourceCompute, m.plan.target, (usages ??= this.usages()));
         m.updatedMs = m.plan.preAtMs;
         if (!dest) {
           // NoValidHost or a failing rebuild: the conductor sets the migration to error and the server to ERROR, left on its source.

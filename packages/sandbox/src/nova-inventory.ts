@@ -7,7 +7,8 @@ import { locals, mvAtLeast, novaError, queryParam, requireAdmin, sendJson } from
  * the resource figures until 2.87, trimmed from 2.88), os-aggregates and flavors.
  */
 
-function hypervisorView(state: SandboxState, h: SimHost, res: Response): Record<string, unknown> {
+/** `usages`: every host's, read once for a listing (one pass over the servers, not one per hypervisor). */
+function hypervisorView(state: SandboxState, h: SimHost, res: Response, usages?: ReturnType<SandboxState["usages"]>): Record<string, unknown> {
   const uuids = mvAtLeast(res, "2.53");
   const v: Record<string, unknown> = {
     id: uuids ? h.nodeUuid : h.nodeId,
@@ -23,7 +24,7 @@ function hypervisorView(state: SandboxState, h: SimHost, res: Response): Record<
     v.uptime = null;
     return v;
   }
-  const used = state.usage(h.name);
+  const used = usages ? (usages.get(h.name) ?? { vcpus: 0, ram: 0, disk: 0, servers: 0 }) : state.usage(h.name);
   const memoryUsed = used.ram + h.reservedMemoryMb;
   Object.assign(v, {
     vcpus: h.vcpus,
@@ -81,7 +82,8 @@ export function mountInventory(router: Router, state: SandboxState): void {
     const limit = rawLimit === undefined ? undefined : Number(rawLimit);
     const size = Math.min(limit ?? state.opts.maxLimit, state.opts.maxLimit);
     const page = list.slice(0, size);
-    const body: Record<string, unknown> = { hypervisors: page.map((h) => hypervisorView(state, h, res)) };
+    const usages = mvAtLeast(res, "2.88") ? undefined : state.usages();
+    const body: Record<string, unknown> = { hypervisors: page.map((h) => hypervisorView(state, h, res, usages)) };
     if (limit !== undefined && mvAtLeast(res, "2.33") && page.length > 0 && page.length === size) {
       const last = page[page.length - 1]!;
       const params = new URLSearchParams({ limit: String(limit), marker: mvAtLeast(res, "2.53") ? last.nodeUuid : String(last.nodeId) });
