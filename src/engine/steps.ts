@@ -12,10 +12,21 @@ import { isTransient, ONE_TRY, type RetryPolicy } from "./retry-policy.js";
  * runs again, which is why every step function must itself be idempotent (check the
  * world before acting).
  */
-export interface StepOptions {
+export interface StepOptions<T = unknown> {
   /** How the step retries a transient failure (retry-policy.ts); one try when absent. */
   retry?: RetryPolicy;
   signal?: AbortSignal;
+  /**
+   * The step only reads the world (a listing): nothing of it can be half done, so no
+   * `started` record goes before it. Interrupted, it simply runs again.
+   */
+  readOnly?: boolean;
+  /**
+   * Journal writes that go with the step's result: issued together with its `succeeded`
+   * record, so the store commits them at once where it can (the SQLite store's commit of a
+   * turn), and awaited with it. Not run for a result recorded before.
+   */
+  journalWith?: (result: T) => Promise<unknown>;
 }
 
 export class StepRunner {
@@ -26,7 +37,7 @@ export class StepRunner {
     private readonly now: () => string = () => new Date().toISOString(),
   ) {}
 
-  async run<T>(key: string, fn: (attempt: number) => Promise<T>, opts: StepOptions = {}): Promise<T> {
+  async run<T>(key: string, fn: (attempt: number) => Promise<T>, opts: StepOptions<T> = {}): Promise<T> {
     const existing = await this.store.getStep(this.recoveryId, key);
     if (existing?.state === "succeeded") {
       this.logger.debug({ step: key }, "step already done; using its recorded result");
@@ -40,7 +51,7 @@ export class StepRunner {
       const result = await pRetry(
         async (attempt) => {
           attempts += 1;
-          await this.store.putStep({ recoveryId: this.recoveryId, key, state: "started", attempts, startedAt });
+          if (!opts.readOnly) await this.store.putStep({ recoveryId: this.recoveryId, key, state: "started", attempts, startedAt });
           return fn(attempt);
         },
         {
@@ -56,7 +67,8 @@ export class StepRunner {
           },
         },
       );
-      await this.store.putStep({ recoveryId: this.recoveryId, key, state: "succeeded", attempts, startedAt, finishedAt: this.now(), result: result ?? null });
+      const done = this.store.putStep({ recoveryId: this.recoveryId, key, state: "succeeded", attempts, startedAt, finishedAt: this.now(), result: result ?? null });
+      await Promise.all([done, opts.journalWith?.(result)]);
       return result;
     } catch (err) {
       if (!opts.signal?.aborted) {

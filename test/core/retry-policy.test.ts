@@ -1,9 +1,11 @@
+import { fdatasync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HeldElsewhereError, NotOursError, PermanentError } from "../../src/domain/errors.js";
 import { StepRunner } from "../../src/engine/steps.js";
 import { cloudCall, evacuationReissue, isTransient, ONE_TRY, reissueAfter, type RetryPolicy } from "../../src/engine/retry-policy.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
+import type { InstanceResult } from "../../src/domain/model.js";
 import { DeviceError } from "../../src/fencing/power-loop.js";
 import { DeliveryError } from "../../src/notify/dispatcher.js";
 import { OpenStackApiError } from "../../src/openstack/types.js";
@@ -13,8 +15,8 @@ import { memoryLogger } from "../kit/lifeboat.js";
 import { tempDir } from "../kit/config.js";
 
 /** A step's retries, on a real SQLite journal: the policy declared at the step is the only one. */
-async function runner(): Promise<{ steps: StepRunner; store: SqliteStore; recoveryId: string }> {
-  const store = new SqliteStore(join(tempDir(), "lifeboat.db"));
+async function runner(syncWal?: (fd: number, done: (err: Error | null) => void) => void): Promise<{ steps: StepRunner; store: SqliteStore; recoveryId: string }> {
+  const store = new SqliteStore(join(tempDir(), "lifeboat.db"), syncWal ? { syncWal } : {});
   await store.init();
   const now = new Date().toISOString();
   const r = await store.createRecovery({
@@ -112,6 +114,61 @@ describe("a step's retry policy", () => {
     const transient = { permanent: false };
     expect([1, 2, 3].map((attempts) => reissueAfter(transient, attempts, policy))).toEqual([true, true, false]);
     expect(reissueAfter({ permanent: true }, 1, policy)).toBe(false);
+  });
+});
+
+describe("a step's journal records", () => {
+  const pending = (recoveryId: string, instanceId: string): InstanceResult => ({
+    recoveryId,
+    instanceId,
+    name: instanceId,
+    projectId: "p",
+    originalStatus: "ACTIVE",
+    state: "pending",
+    priority: 0,
+    attempts: 0,
+  });
+
+  it("records a read-only step only once it has a result: nothing `started` while it runs", async () => {
+    const { steps, store, recoveryId } = await runner();
+    let whileRunning: unknown = "not read";
+    await steps.run("list", async () => {
+      whileRunning = await store.getStep(recoveryId, "list");
+      return ["a"];
+    }, { readOnly: true });
+    expect(whileRunning).toBeNull();
+    expect(await store.getStep(recoveryId, "list")).toMatchObject({ state: "succeeded", attempts: 1, result: ["a"] });
+    // A step that acts is recorded `started` before it acts.
+    await steps.run("act", async () => {
+      whileRunning = await store.getStep(recoveryId, "act");
+      return null;
+    });
+    expect(whileRunning).toMatchObject({ state: "started", attempts: 1 });
+    await store.close();
+  });
+
+  it("journals the writes that go with a result in the commit of its record (one WAL sync), and never again for a recorded result", async () => {
+    let syncs = 0;
+    const { steps, store, recoveryId } = await runner((fd, done) => {
+      syncs++;
+      fdatasync(fd, done);
+    });
+    const written: string[][] = [];
+    const withResult = async (ids: string[]): Promise<void> => {
+      written.push(ids);
+      await store.putInstances(ids.map((id) => pending(recoveryId, id)));
+    };
+    syncs = 0;
+    const listed = await steps.run("list", () => Promise.resolve(["i-1", "i-2"]), { readOnly: true, journalWith: withResult });
+    expect(listed).toEqual(["i-1", "i-2"]);
+    // The step's record and the instances: one commit, one sync (two in a row took two).
+    expect(syncs).toBe(1);
+    expect((await store.instances(recoveryId)).map((i) => i.instanceId).sort()).toEqual(["i-1", "i-2"]);
+    // Run again (a resumed stage): the recorded result comes back, nothing is listed or written again.
+    const again = await steps.run("list", () => Promise.resolve(["other"]), { readOnly: true, journalWith: withResult });
+    expect(again).toEqual(["i-1", "i-2"]);
+    expect(written).toEqual([["i-1", "i-2"]]);
+    await store.close();
   });
 });
 

@@ -8,7 +8,7 @@ import { EvacuationBudget, type BudgetSlot } from "../evacuation-budget.js";
 import { recoveryZone } from "../in-flight-evacuations.js";
 import type { InstanceResult } from "../../domain/model.js";
 import { INSTANCES_PER_WRITE } from "../../domain/journal.js";
-import { classifyInstance } from "../../domain/selection.js";
+import { classifyInstance, type SelectionPolicy } from "../../domain/selection.js";
 import { recordOwedUnlock, settleUnlocks } from "./owed-unlocks.js";
 import type { Stage, StageSlice } from "../context.js";
 import { observeInstanceActive } from "../milestones.js";
@@ -35,40 +35,38 @@ export const evacuating: Stage<
 > = async (ctx) => {
   const r = ctx.recovery;
   const cfg = ctx.config.evacuation;
+  const records = new Map((await ctx.store.instances(r.id)).map((i) => [i.instanceId, i]));
+  // The records the listing adds: journaled with the listing's own record (one commit where the
+  // store can), or after it when the listing was recorded by an earlier run of the stage.
+  let fresh: InstanceResult[] | undefined;
+  const journalFresh = async (list: InstanceInfo[]): Promise<void> => {
+    fresh = list.filter((inst) => !records.has(inst.id)).map((inst) => instanceRecord(r.id, inst, cfg));
+    // One write for the whole list (one etcd transaction per hundred).
+    for (let i = 0; i < fresh.length; i += INSTANCES_PER_WRITE) await ctx.store.putInstances(fresh.slice(i, i + INSTANCES_PER_WRITE));
+  };
+  // A failed write of the records is the journal's failure, not the listing's: it fails the
+  // stage run (which runs again) rather than the recovery.
+  let unwritten: unknown;
   const listed = await ctx.steps.run<InstanceInfo[]>("list-instances", () => ctx.evacuation.listInstances(r.host, ctx.signal), {
     retry: cloudCall(ctx.config),
     signal: ctx.signal,
+    readOnly: true,
+    journalWith: (list) =>
+      journalFresh(list).catch((err: unknown) => {
+        fresh = undefined;
+        unwritten = err;
+      }),
   }).catch((err: unknown) => {
     if (ctx.signal.aborted) throw err;
     return err instanceof Error ? err : new Error(errorMessage(err));
   });
+  if (unwritten !== undefined) throw unwritten instanceof Error ? unwritten : new Error(errorMessage(unwritten));
   if (listed instanceof Error) {
     return { to: "notifying", reason: `could not list the host's instances: ${listed.message}`, patch: { outcome: "failed" } };
   }
-
-  const records = new Map((await ctx.store.instances(r.id)).map((i) => [i.instanceId, i]));
-  const fresh: InstanceResult[] = [];
-  for (const inst of listed) {
-    if (records.has(inst.id)) continue;
-    const c = classifyInstance(inst, cfg);
-    const rec: InstanceResult = {
-      recoveryId: r.id,
-      instanceId: inst.id,
-      name: inst.name,
-      projectId: inst.projectId,
-      ...(inst.userId ? { userId: inst.userId } : {}),
-      originalStatus: inst.status,
-      state: c.state,
-      priority: c.priority,
-      attempts: 0,
-      ...(c.note ? { note: c.note } : {}),
-    };
-    fresh.push(rec);
-    records.set(inst.id, rec);
-  }
-  // Journaled together: one write for the whole list (one etcd transaction per hundred).
-  for (let i = 0; i < fresh.length; i += INSTANCES_PER_WRITE) await ctx.store.putInstances(fresh.slice(i, i + INSTANCES_PER_WRITE));
-  for (const rec of fresh) if (rec.state !== "pending") ctx.metrics.instancesEvacuated.inc({ result: rec.state });
+  if (!fresh) await journalFresh(listed);
+  for (const rec of fresh ?? []) records.set(rec.instanceId, rec);
+  for (const rec of fresh ?? []) if (rec.state !== "pending") ctx.metrics.instancesEvacuated.inc({ result: rec.state });
 
   const byId = new Map(listed.map((i) => [i.id, i]));
   const work = [...records.values()]
@@ -142,6 +140,23 @@ export const evacuating: Stage<
   if (would) return { to: "notifying", reason: `dry run: would evacuate ${would} instance(s)${notSelected}${lockNote}`, patch: { outcome: "completed", locksLeft } };
   return { to: "notifying", reason: `${moved} instance(s) evacuated${notSelected}${lockNote}`, patch: { outcome: "completed", locksLeft } };
 };
+
+/** The journal's record of an instance just listed, before anything is done to it. */
+function instanceRecord(recoveryId: string, inst: InstanceInfo, cfg: SelectionPolicy): InstanceResult {
+  const c = classifyInstance(inst, cfg);
+  return {
+    recoveryId,
+    instanceId: inst.id,
+    name: inst.name,
+    projectId: inst.projectId,
+    ...(inst.userId ? { userId: inst.userId } : {}),
+    originalStatus: inst.status,
+    state: c.state,
+    priority: c.priority,
+    attempts: 0,
+    ...(c.note ? { note: c.note } : {}),
+  };
+}
 
 /**
  * Before an evacuation is issued again: the host must still be forced down in Nova. A
