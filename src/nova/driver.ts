@@ -619,7 +619,10 @@ export class NovaEvacuationDriver implements CloudPort {
     }
     let message = `${how}: now ${s.status} on ${at}${mig ? ` (migration ${mig.id} ${mig.status})` : ""}`;
     if (instance.status === "SHUTOFF" && s.status !== "SHUTOFF") message += `; it was SHUTOFF before, now ${s.status}`;
-    log.info({ target: at, status: s.status }, message);
+    // The usual end is logged once, by the evacuating stage ("instance evacuated"); a server
+    // found already moved is worth its own line.
+    if (how === "evacuated") log.debug({ target: at, status: s.status }, message);
+    else log.info({ target: at, status: s.status }, message);
     return { result: "evacuated", targetHost: at, status: s.status, message };
   }
 
