@@ -102,6 +102,13 @@ export interface EtcdStoreOptions {
   clock?: Clock;
 }
 
+/** An instance record waiting for the next transaction of them (EtcdStore.putInstance). */
+interface QueuedInstance {
+  record: InstanceResult;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 export class EtcdStore implements Store {
   readonly kind = "etcd";
   readonly #client: Etcd3;
@@ -116,6 +123,10 @@ export class EtcdStore implements Store {
   #flushing: Promise<void> | null = null;
   /** Events this process appended last, by key: id, record and its mod revision then (see appendChunk). */
   readonly #eventCache = new Map<string, { id: string; modRevision: string; event: HostEvent }>();
+  // Group commit of instance records, as of appends: records put while a transaction of them
+  // is in flight go in the next one (a storm writes two per evacuation, fifty at a time).
+  #instanceQueue: QueuedInstance[] = [];
+  #instanceFlushing: Promise<void> | null = null;
 
   constructor(opts: EtcdStoreOptions) {
     if (!opts.client && !opts.connection) throw new Error("EtcdStore needs a client or a connection");
@@ -163,7 +174,7 @@ export class EtcdStore implements Store {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    while (this.#flushing) await this.#flushing;
+    while (this.#flushing || this.#instanceFlushing) await (this.#flushing ?? this.#instanceFlushing);
     this.#closed = true;
     this.#open = false;
     if (this.#ownsClient) this.#client.close();
@@ -686,9 +697,75 @@ export class EtcdStore implements Store {
     return list.sort((a, b) => byteCompare(a.startedAt, b.startedAt) || byteCompare(a.key, b.key));
   }
 
-  async putInstance(r: InstanceResult): Promise<void> {
-    this.check();
-    await this.writeForRecovery(r.recoveryId, [this.#ks.putJson(`inst/${seg(r.recoveryId)}/${seg(r.instanceId)}`, dropNulls(r))]);
+  putInstance(r: InstanceResult): Promise<void> {
+    const err = this.unusable();
+    if (err) return Promise.reject(err);
+    return new Promise((resolve, reject) => {
+      this.#instanceQueue.push({ record: r, resolve, reject });
+      this.#instanceFlushing ??= this.flushInstances();
+    });
+  }
+
+  /**
+   * Write the queued instance records, as many as fit in one transaction at a time: one
+   * record per instance (a later put of the same instance supersedes an earlier one queued
+   * with it, as it would have overwritten it), each only if its recovery exists. When one
+   * of the recoveries is gone, each recovery's records are written on their own, so that
+   * only those of the missing one fail.
+   */
+  private async flushInstances(): Promise<void> {
+    // Let the puts of this event-loop turn join the batch.
+    await new Promise((r) => setImmediate(r));
+    try {
+      while (this.#instanceQueue.length) {
+        const batch: QueuedInstance[] = [];
+        const keys = new Set<string>();
+        // Stop before a batch holds more instances than a transaction takes.
+        while (this.#instanceQueue.length) {
+          const next = this.#instanceQueue[0]!;
+          const key = `${seg(next.record.recoveryId)}/${seg(next.record.instanceId)}`;
+          if (!keys.has(key) && keys.size >= INSTANCES_PER_WRITE) break;
+          keys.add(key);
+          batch.push(this.#instanceQueue.shift()!);
+        }
+        await this.writeInstanceBatch(batch);
+      }
+    } finally {
+      this.#instanceFlushing = null;
+    }
+  }
+
+  private async writeInstanceBatch(batch: QueuedInstance[]): Promise<void> {
+    const latest = new Map<string, InstanceResult>();
+    for (const b of batch) latest.set(`${seg(b.record.recoveryId)}/${seg(b.record.instanceId)}`, b.record);
+    const recoveries = [...new Set(batch.map((b) => b.record.recoveryId))];
+    const ks = this.#ks;
+    try {
+      const res = await ks.txn(
+        recoveries.map((id) => ks.exists(`rec/${seg(id)}`)),
+        [...latest].map(([key, r]) => ks.putJson(`inst/${key}`, dropNulls(r))),
+      );
+      if (res.succeeded) {
+        for (const b of batch) b.resolve();
+        return;
+      }
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    // A recovery of the batch is gone: each recovery's records on their own.
+    await Promise.all(
+      recoveries.map(async (id) => {
+        const mine = batch.filter((b) => b.record.recoveryId === id);
+        const records = [...new Map(mine.map((b) => [b.record.instanceId, b.record])).values()];
+        try {
+          await this.writeForRecovery(id, records.map((r) => ks.putJson(`inst/${seg(r.recoveryId)}/${seg(r.instanceId)}`, dropNulls(r))));
+          for (const b of mine) b.resolve();
+        } catch (err) {
+          for (const b of mine) b.reject(err);
+        }
+      }),
+    );
   }
 
   async putInstances(list: readonly InstanceResult[]): Promise<void> {

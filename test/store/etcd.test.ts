@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { createEtcdClient } from "../../src/etcd/client.js";
 import { EtcdStore } from "../../src/store/etcd.js";
 import type { Store } from "../../src/domain/journal.js";
+import type { InstanceResult } from "../../src/domain/model.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
 import { describeStoreConformance, newEvent, newRecovery } from "./conformance.js";
 
@@ -159,6 +160,51 @@ describe("EtcdStore on etcd", () => {
     expect(fifth).toMatchObject({ requeued: true, duplicate: false, event: { deliveries: 5, disposition: "unprocessed" } });
     kv.txn = txn;
     expect((await b.listEvents({}))[0]).toMatchObject({ deliveries: 5, disposition: "unprocessed" });
+  });
+
+  it("puts instance records made together in one transaction: the latest of an instance wins, and a missing recovery fails only its own", async () => {
+    const c = client();
+    const s = await newStore(uniquePrefix(), c);
+    const kv = c.kv;
+    const txn = kv.txn.bind(kv);
+    let writes = 0;
+    kv.txn = (req, opts) => {
+      if (req.success?.some((op) => op.request_put)) writes++;
+      return txn(req, opts);
+    };
+    const a = await s.createRecovery(newRecovery("compute-1"));
+    const b = await s.createRecovery(newRecovery("compute-2"));
+    const vm = (recoveryId: string, instanceId: string, over: Partial<InstanceResult> = {}): InstanceResult => ({
+      recoveryId,
+      instanceId,
+      name: instanceId,
+      projectId: "p",
+      originalStatus: "ACTIVE",
+      state: "pending",
+      priority: 0,
+      attempts: 0,
+      ...over,
+    });
+    writes = 0;
+    await Promise.all([
+      s.putInstance(vm(a.id, "i-1")),
+      s.putInstance(vm(a.id, "i-2")),
+      s.putInstance(vm(b.id, "i-3")),
+      s.putInstance(vm(a.id, "i-1", { state: "evacuated", targetHost: "compute-9" })),
+    ]);
+    expect(writes).toBe(1);
+    expect((await s.instances(a.id)).map((i) => [i.instanceId, i.state])).toEqual([
+      ["i-1", "evacuated"],
+      ["i-2", "pending"],
+    ]);
+    expect((await s.instances(b.id)).map((i) => i.instanceId)).toEqual(["i-3"]);
+
+    // One recovery of the batch is gone: its record fails, the other's is written.
+    const [kept, lost] = await Promise.allSettled([s.putInstance(vm(a.id, "i-4")), s.putInstance(vm("no-such-recovery", "i-5"))]);
+    expect(kept.status).toBe("fulfilled");
+    expect(lost).toMatchObject({ status: "rejected", reason: expect.objectContaining({ message: expect.stringMatching(/no-such-recovery not found/) }) as unknown });
+    expect((await s.instances(a.id)).map((i) => i.instanceId)).toEqual(["i-1", "i-2", "i-4"]);
+    kv.txn = txn;
   });
 
   it("fails a call within its deadline while etcd does not answer, and works again after", async () => {
