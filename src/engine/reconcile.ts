@@ -26,8 +26,10 @@ export async function reconcileIsolatedHosts(deps: { store: Store; evacuation: C
     deps.logger.warn({ err: errorMessage(err) }, "start-up reconciliation skipped: cannot list compute services");
     return report;
   }
+  // Every host's hold in one read (a site of hundreds of hosts made as many round trips to etcd).
+  const holds = new Map((await deps.store.listHostStates()).map((h) => [h.host, h]));
   for (const s of services) {
-    const hold = await deps.store.getHostState(s.host);
+    const hold = holds.get(s.host) ?? null;
     const ours = s.forcedDown && isLifeboatReason(s.disabledReason);
     if (ours) {
       report.isolated.push(s.host);
