@@ -5,7 +5,7 @@ import { HeldElsewhereError, NotOursError, PermanentError } from "../../src/doma
 import { StepRunner } from "../../src/engine/steps.js";
 import { cloudCall, evacuationReissue, isTransient, ONE_TRY, reissueAfter, type RetryPolicy } from "../../src/engine/retry-policy.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import type { InstanceResult } from "../../src/domain/model.js";
+import { pendingInstance } from "../store/conformance.js";
 import { DeviceError } from "../../src/fencing/power-loop.js";
 import { DeliveryError } from "../../src/notify/dispatcher.js";
 import { OpenStackApiError } from "../../src/openstack/types.js";
@@ -118,17 +118,6 @@ describe("a step's retry policy", () => {
 });
 
 describe("a step's journal records", () => {
-  const pending = (recoveryId: string, instanceId: string): InstanceResult => ({
-    recoveryId,
-    instanceId,
-    name: instanceId,
-    projectId: "p",
-    originalStatus: "ACTIVE",
-    state: "pending",
-    priority: 0,
-    attempts: 0,
-  });
-
   it("records a read-only step only once it has a result: nothing `started` while it runs", async () => {
     const { steps, store, recoveryId } = await runner();
     let whileRunning: unknown = "not read";
@@ -156,7 +145,7 @@ describe("a step's journal records", () => {
     const written: string[][] = [];
     const withResult = async (ids: string[]): Promise<void> => {
       written.push(ids);
-      await store.putInstances(ids.map((id) => pending(recoveryId, id)));
+      await store.putInstances(ids.map((id) => pendingInstance(recoveryId, id)));
     };
     syncs = 0;
     const listed = await steps.run("list", () => Promise.resolve(["i-1", "i-2"]), { readOnly: true, journalWith: withResult });

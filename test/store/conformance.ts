@@ -58,6 +58,11 @@ export function newEvent(host: string | null, over: Partial<NewHostEvent> = {}):
   return { key: eventKey(base), ...base, ...(over.key !== undefined ? { key: over.key } : {}) };
 }
 
+/** An instance record as the evacuating stage first journals it: pending, nothing tried. */
+export function pendingInstance(recoveryId: string, instanceId: string, over: Partial<InstanceResult> = {}): InstanceResult {
+  return { recoveryId, instanceId, name: instanceId, projectId: "p", originalStatus: "ACTIVE", state: "pending", priority: 0, attempts: 0, ...over };
+}
+
 export function newRecovery(host: string, over: Partial<NewRecovery> = {}): NewRecovery {
   return {
     host,
