@@ -102,6 +102,11 @@ export interface EtcdStoreOptions {
   clock?: Clock;
 }
 
+/** The key of an instance's record. */
+function instanceKey(r: Pick<InstanceResult, "recoveryId" | "instanceId">): string {
+  return `inst/${seg(r.recoveryId)}/${seg(r.instanceId)}`;
+}
+
 /** An instance record waiting for the next transaction of them (EtcdStore.putInstance). */
 interface QueuedInstance {
   record: InstanceResult;
@@ -722,8 +727,7 @@ export class EtcdStore implements Store {
         const keys = new Set<string>();
         // Stop before a batch holds more instances than a transaction takes.
         while (this.#instanceQueue.length) {
-          const next = this.#instanceQueue[0]!;
-          const key = `${seg(next.record.recoveryId)}/${seg(next.record.instanceId)}`;
+          const key = instanceKey(this.#instanceQueue[0]!.record);
           if (!keys.has(key) && keys.size >= INSTANCES_PER_WRITE) break;
           keys.add(key);
           batch.push(this.#instanceQueue.shift()!);
@@ -737,13 +741,13 @@ export class EtcdStore implements Store {
 
   private async writeInstanceBatch(batch: QueuedInstance[]): Promise<void> {
     const latest = new Map<string, InstanceResult>();
-    for (const b of batch) latest.set(`${seg(b.record.recoveryId)}/${seg(b.record.instanceId)}`, b.record);
+    for (const b of batch) latest.set(instanceKey(b.record), b.record);
     const recoveries = [...new Set(batch.map((b) => b.record.recoveryId))];
     const ks = this.#ks;
     try {
       const res = await ks.txn(
         recoveries.map((id) => ks.exists(`rec/${seg(id)}`)),
-        [...latest].map(([key, r]) => ks.putJson(`inst/${key}`, dropNulls(r))),
+        [...latest].map(([key, r]) => ks.putJson(key, dropNulls(r))),
       );
       if (res.succeeded) {
         for (const b of batch) b.resolve();
@@ -757,9 +761,9 @@ export class EtcdStore implements Store {
     await Promise.all(
       recoveries.map(async (id) => {
         const mine = batch.filter((b) => b.record.recoveryId === id);
-        const records = [...new Map(mine.map((b) => [b.record.instanceId, b.record])).values()];
+        const records = [...latest].filter(([, r]) => r.recoveryId === id);
         try {
-          await this.writeForRecovery(id, records.map((r) => ks.putJson(`inst/${seg(r.recoveryId)}/${seg(r.instanceId)}`, dropNulls(r))));
+          await this.writeForRecovery(id, records.map(([key, r]) => ks.putJson(key, dropNulls(r))));
           for (const b of mine) b.resolve();
         } catch (err) {
           for (const b of mine) b.reject(err);
@@ -775,7 +779,7 @@ export class EtcdStore implements Store {
     if (list.some((r) => r.recoveryId !== recoveryId)) throw new Error("putInstances: records of one recovery only");
     // One transaction (etcd's default bound is 128 operations per transaction).
     if (list.length > INSTANCES_PER_WRITE) throw new Error(`putInstances: at most ${INSTANCES_PER_WRITE} records at once`);
-    await this.writeForRecovery(recoveryId, list.map((r) => this.#ks.putJson(`inst/${seg(r.recoveryId)}/${seg(r.instanceId)}`, dropNulls(r))));
+    await this.writeForRecovery(recoveryId, list.map((r) => this.#ks.putJson(instanceKey(r), dropNulls(r))));
   }
 
   async instances(recoveryId: string): Promise<InstanceResult[]> {

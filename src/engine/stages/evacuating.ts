@@ -65,8 +65,10 @@ export const evacuating: Stage<
     return { to: "notifying", reason: `could not list the host's instances: ${listed.message}`, patch: { outcome: "failed" } };
   }
   if (!fresh) await journalFresh(listed);
-  for (const rec of fresh ?? []) records.set(rec.instanceId, rec);
-  for (const rec of fresh ?? []) if (rec.state !== "pending") ctx.metrics.instancesEvacuated.inc({ result: rec.state });
+  for (const rec of fresh ?? []) {
+    records.set(rec.instanceId, rec);
+    if (rec.state !== "pending") ctx.metrics.instancesEvacuated.inc({ result: rec.state });
+  }
 
   const byId = new Map(listed.map((i) => [i.id, i]));
   const work = [...records.values()]
