@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { isHeldElsewhere, isLeadershipLoss } from "../domain/errors.js";
 import { logContext, type Logger } from "../logging.js";
 import { StateConflictError } from "../domain/journal.js";
@@ -102,6 +103,10 @@ export class RecoveryRunner {
       // The stage's own signal: work it started in parallel (other evacuations in flight)
       // must not outlive it when it throws.
       const stageRun = new AbortController();
+      // One listener per instance waiting on it (for a slot of the budget, for a look): a
+      // host's hundred instances are fan-out, not a leak, and Node's warning past ten listeners
+      // would put a false "memory leak detected" in the logs of every storm.
+      setMaxListeners(0, stageRun.signal);
       const cancelStage = (): void => stageRun.abort(abortReason(signal));
       signal.addEventListener("abort", cancelStage, { once: true });
       let result: StageResult;
