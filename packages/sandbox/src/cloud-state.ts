@@ -278,6 +278,29 @@ class ServerTable extends Map<string, SimServer> {
   }
 }
 
+/** What a host's servers and the evacuations holding room there take of it. */
+export interface HostUsage {
+  vcpus: number;
+  ram: number;
+  disk: number;
+  servers: number;
+}
+
+/** A host's usage in `usages`: nothing when it has none. */
+export function usageOf(usages: ReadonlyMap<string, HostUsage>, host: string): HostUsage {
+  return usages.get(host) ?? { vcpus: 0, ram: 0, disk: 0, servers: 0 };
+}
+
+/** Count `s`'s flavor against `host` (and the server itself when it runs there). */
+function charge(usages: Map<string, HostUsage>, host: string, s: SimServer, server: boolean): void {
+  const u = usageOf(usages, host);
+  u.vcpus += s.flavor.vcpus;
+  u.ram += s.flavor.ram;
+  u.disk += s.flavor.disk + s.flavor.ephemeral;
+  if (server) u.servers++;
+  usages.set(host, u);
+}
+
 export class SandboxState {
   readonly clock: SandboxClock;
   readonly opts: StateOptions;
@@ -603,27 +626,18 @@ export class SandboxState {
   // ---- resources ---------------------------------------------------------------------------
 
   /** Allocations per host: servers there, plus both ends of running evacuations and the source of `done` ones. */
-  usage(hostName: string): { vcpus: number; ram: number; disk: number; servers: number } {
-    return this.usages(hostName).get(hostName) ?? { vcpus: 0, ram: 0, disk: 0, servers: 0 };
+  usage(hostName: string): HostUsage {
+    return usageOf(this.usages(hostName), hostName);
   }
 
   /**
    * `usage` of every host (or of `only`), in one pass over the servers: a schedule on a site
    * of hundreds of hosts needs them all, and a storm asks for them once per placement.
    */
-  usages(only?: string): Map<string, { vcpus: number; ram: number; disk: number; servers: number }> {
-    const out = new Map<string, { vcpus: number; ram: number; disk: number; servers: number }>();
+  usages(only?: string): Map<string, HostUsage> {
+    const out = new Map<string, HostUsage>();
     const add = (host: string, s: SimServer, server: boolean): void => {
-      if (only !== undefined && host !== only) return;
-      let u = out.get(host);
-      if (!u) {
-        u = { vcpus: 0, ram: 0, disk: 0, servers: 0 };
-        out.set(host, u);
-      }
-      u.vcpus += s.flavor.vcpus;
-      u.ram += s.flavor.ram;
-      u.disk += s.flavor.disk + s.flavor.ephemeral;
-      if (server) u.servers++;
+      if (only === undefined || host === only) charge(out, host, s, server);
     };
     // The migrations that hold room, by server, once: scanning them all for every server made
     // a schedule O(servers × migrations). Most servers have none: they count on their host alone.
@@ -664,14 +678,13 @@ export class SandboxState {
     };
   }
 
-  /** The scheduler: enabled, up hosts other than the source with room, most free RAM first. */
   /**
+   * The scheduler: enabled, up hosts other than the source with room, most free RAM first.
    * `usages`: the hosts' usage as of now, kept up to date by the caller across several
    * schedules (settle): the chosen host is charged with the server here.
    */
   schedule(server: SimServer, source: string | null, target?: string, usages = this.usages()): string | undefined {
-    const zero = { vcpus: 0, ram: 0, disk: 0, servers: 0 };
-    const usage = (name: string): { vcpus: number; ram: number; disk: number; servers: number } => usages.get(name) ?? zero;
+    const usage = (name: string): HostUsage => usageOf(usages, name);
     const fits = (h: SimHost): boolean => {
       const cap = this.capacity(h);
       const used = usage(h.name);
@@ -686,14 +699,8 @@ export class SandboxState {
     );
     candidates.sort((a, b) => this.capacity(b).ram - usage(b.name).ram - (this.capacity(a).ram - usage(a.name).ram));
     const chosen = candidates[0]?.name;
-    if (chosen !== undefined) {
-      // A pre-migrating evacuation holds room on its destination (usages()).
-      const u = usages.get(chosen) ?? { vcpus: 0, ram: 0, disk: 0, servers: 0 };
-      u.vcpus += server.flavor.vcpus;
-      u.ram += server.flavor.ram;
-      u.disk += server.flavor.disk + server.flavor.ephemeral;
-      usages.set(chosen, u);
-    }
+    // A pre-migrating evacuation holds room on its destination (usages()).
+    if (chosen !== undefined) charge(usages, chosen, server, false);
     return chosen;
   }
 
@@ -755,7 +762,7 @@ export class SandboxState {
       }
     }
     // Read once for every evacuation this settle schedules, each charged as it is placed.
-    let usages: ReturnType<SandboxState["usages"]> | undefined;
+    let usages: Map<string, HostUsage> | undefined;
     for (const m of this.migrations) {
       // Only accepted and pre-migrating ones move on with time (most of a storm's are done).
       if (m.plan.stuck || (m.status !== "accepted" && m.status !== "pre-migrating")) continue;

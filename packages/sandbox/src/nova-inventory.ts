@@ -1,5 +1,5 @@
 import type { Request, Response, Router } from "express";
-import { naiveSeconds, type SandboxState, type SimFlavor, type SimHost } from "./cloud-state.js";
+import { naiveSeconds, usageOf, type HostUsage, type SandboxState, type SimFlavor, type SimHost } from "./cloud-state.js";
 import { locals, mvAtLeast, novaError, queryParam, requireAdmin, sendJson } from "./nova-common.js";
 
 /**
@@ -8,7 +8,7 @@ import { locals, mvAtLeast, novaError, queryParam, requireAdmin, sendJson } from
  */
 
 /** `usages`: every host's, read once for a listing (one pass over the servers, not one per hypervisor). */
-function hypervisorView(state: SandboxState, h: SimHost, res: Response, usages?: ReturnType<SandboxState["usages"]>): Record<string, unknown> {
+function hypervisorView(state: SandboxState, h: SimHost, res: Response, usages?: ReadonlyMap<string, HostUsage>): Record<string, unknown> {
   const uuids = mvAtLeast(res, "2.53");
   const v: Record<string, unknown> = {
     id: uuids ? h.nodeUuid : h.nodeId,
@@ -24,7 +24,7 @@ function hypervisorView(state: SandboxState, h: SimHost, res: Response, usages?:
     v.uptime = null;
     return v;
   }
-  const used = usages ? (usages.get(h.name) ?? { vcpus: 0, ram: 0, disk: 0, servers: 0 }) : state.usage(h.name);
+  const used = usages ? usageOf(usages, h.name) : state.usage(h.name);
   const memoryUsed = used.ram + h.reservedMemoryMb;
   Object.assign(v, {
     vcpus: h.vcpus,
