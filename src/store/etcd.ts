@@ -379,10 +379,19 @@ export class EtcdStore implements Store {
 
   /** The records an append wrote, as of the transaction's revision (their mod revision). */
   private remember(plan: Map<string, Planned>, ids: string[], revision: string): void {
-    [...plan.entries()].forEach(([key, p], i) => {
-      this.#eventCache.delete(key);
-      this.#eventCache.set(key, { id: ids[i]!, modRevision: revision, event: p.record });
-    });
+    [...plan.entries()].forEach(([key, p], i) => this.cacheEvent(key, ids[i]!, revision, p.record));
+  }
+
+  /**
+   * An event record as this process wrote it at `revision`. Answers to concurrent writes may
+   * come in any order: a record older than the one cached is not kept (a stale entry would
+   * only cost a failed compare and a read).
+   */
+  private cacheEvent(key: string, id: string, revision: string, event: HostEvent): void {
+    const had = this.#eventCache.get(key);
+    if (had && had.id === id && BigInt(had.modRevision) > BigInt(revision)) return;
+    this.#eventCache.delete(key);
+    this.#eventCache.set(key, { id, modRevision: revision, event });
     while (this.#eventCache.size > EVENT_CACHE_SIZE) this.#eventCache.delete(this.#eventCache.keys().next().value!);
   }
 
@@ -433,7 +442,12 @@ export class EtcdStore implements Store {
       if (event.recoveryId !== null && event.recoveryId !== recoveryId) ops.push(ks.del(`ev/rec/${seg(event.recoveryId)}/${pid}`));
       if (recoveryId !== null) ops.push(ks.put(`ev/rec/${seg(recoveryId)}/${pid}`, ""));
       const res = await ks.txn([ks.modRevIs(`ev/id/${pid}`, kv.mod_revision)], ops);
-      if (res.succeeded) return;
+      if (res.succeeded) {
+        // Routing's mark is this process's own write: the next repeat of the alert swaps from
+        // it without reading the record first (appendChunk).
+        this.cacheEvent(next.key, pid, res.header.revision, next);
+        return;
+      }
     }
   }
 

@@ -126,7 +126,7 @@ describe("EtcdStore on etcd", () => {
     expect(await s.listRecoveries({})).toHaveLength(1);
   });
 
-  it("a repeat of an event this process appended last is one compare-and-swap with no reads; a write by anyone since is noticed and counted right", async () => {
+  it("a repeat of an event this process appended or marked last is one compare-and-swap with no reads; a write by anyone since is noticed and counted right", async () => {
     const p = uniquePrefix();
     const c = client();
     const a = await newStore(p, c);
@@ -153,12 +153,29 @@ describe("EtcdStore on etcd", () => {
     expect(calls).toContain("read");
     expect(fourth!.event.deliveries).toBe(4);
 
-    // Routing ignored it since (a write of this instance's, outside appends): the repeat puts it back in the queue.
+    // Routing ignored it since (a write of this instance's, outside appends): the repeat puts
+    // it back in the queue, still from the record as the mark wrote it (no reads).
     await a.markEvent(first!.event.id, "ignored", null, "not a trigger");
+    calls.length = 0;
     const [fifth] = await a.appendEvents([e]);
+    expect(calls).toEqual(["write"]);
     expect(fifth).toMatchObject({ requeued: true, duplicate: false, event: { deliveries: 5, disposition: "unprocessed" } });
+
+    // Routed to a recovery (the usual mark): the next repeat is a duplicate, one write again.
+    await a.markEvent(first!.event.id, "started", null, "recovery started");
+    calls.length = 0;
+    const [sixth] = await a.appendEvents([e]);
+    expect(calls).toEqual(["write"]);
+    expect(sixth).toMatchObject({ duplicate: true, event: { deliveries: 6, disposition: "started" } });
+
+    // A mark by the other instance is someone else's write: noticed by the compare, as above.
+    await b.markEvent(first!.event.id, "ignored", null, "not a trigger");
+    calls.length = 0;
+    const [seventh] = await a.appendEvents([e]);
+    expect(calls).toContain("read");
+    expect(seventh).toMatchObject({ requeued: true, event: { deliveries: 7, disposition: "unprocessed" } });
     kv.txn = txn;
-    expect((await b.listEvents({}))[0]).toMatchObject({ deliveries: 5, disposition: "unprocessed" });
+    expect((await b.listEvents({}))[0]).toMatchObject({ deliveries: 7, disposition: "unprocessed" });
   });
 
   it("puts instance records made together in one transaction: the latest of an instance wins, and a missing recovery fails only its own", async () => {
