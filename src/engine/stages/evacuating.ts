@@ -239,7 +239,7 @@ async function evacuateOne(
     const began = ctx.clock.now();
     // The one policy for re-issuing an evacuation, declared here (retry-policy.ts).
     const reissue = evacuationReissue(ctx.config);
-    // Instances granted together start one per turn of the event loop (util/turns.ts).
+    // Instances granted together start a few per turn of the event loop (util/turns.ts).
     await nextTurn();
     await ctx.guard(`evacuate ${info.id}`);
     const outcome = await ctx.evacuation
