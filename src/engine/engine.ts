@@ -10,6 +10,7 @@ import { secondsSince } from "../util/time.js";
 import { observeTransition } from "./milestones.js";
 import { UnconfirmedEvents } from "./unconfirmed-events.js";
 import { UnknownHostNotices } from "./unknown-host-notices.js";
+import { Coalesced } from "../util/coalesced.js";
 
 /** Events routed per pass (and marked in one group commit). */
 const ROUTE_BATCH = 1000;
@@ -36,6 +37,7 @@ function fencedFirst(events: HostEvent[], fencing: FencingPort): HostEvent[] {
  */
 export class Coordinator {
   readonly #runners = new Map<string, RecoveryRunner>();
+  readonly #gauges = new Coalesced(() => this.readGauges());
   #running = false;
   #processing: Promise<void> | null = null;
   #again = false;
@@ -272,7 +274,17 @@ export class Coordinator {
     void this.refreshGauges();
   }
 
-  async refreshGauges(): Promise<void> {
+  /**
+   * Read the open recoveries into the in-progress gauges. Every transition asks for it (seven
+   * in one moment when an approval lets a storm's recoveries go): the callers of one moment
+   * share one read, always one that starts after they asked, so each still sees its own
+   * change counted.
+   */
+  refreshGauges(): Promise<void> {
+    return this.#gauges.request();
+  }
+
+  private async readGauges(): Promise<void> {
     try {
       const open = await this.deps.store.listRecoveries({ open: true, limit: 100_000 });
       for (const s of RECOVERY_STATES) {
