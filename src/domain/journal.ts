@@ -65,6 +65,8 @@ export interface Store {
 
   // Journal records of one recovery.
   recordDecision(d: GateDecision): Promise<void>;
+  /** The decisions of one evaluation of a recovery's gates, written together in their order: all or none. */
+  recordDecisions(ds: readonly GateDecision[]): Promise<void>;
   decisions(recoveryId: string): Promise<GateDecision[]>;
   getStep(recoveryId: string, key: string): Promise<StepRecord | null>;
   putStep(step: StepRecord): Promise<void>;

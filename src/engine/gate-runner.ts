@@ -114,10 +114,9 @@ async function settleAll(running: Promise<void>[]): Promise<void> {
 
 /** Persist the decisions, count them, and write the one "decision" log line. */
 export async function recordGateOutcome(outcome: GateOutcome, ctx: StageSlice<"store" | "metrics" | "log">): Promise<void> {
-  for (const d of outcome.decisions) {
-    await ctx.store.recordDecision(d);
-    ctx.metrics.gateDecisions.inc({ gate: d.gate, result: d.result });
-  }
+  // One write for the evaluation (one etcd transaction, not one round trip per gate before fencing).
+  await ctx.store.recordDecisions(outcome.decisions);
+  for (const d of outcome.decisions) ctx.metrics.gateDecisions.inc({ gate: d.gate, result: d.result });
   ctx.log.info(
     {
       decision: outcome.pass ? "proceed" : "block",

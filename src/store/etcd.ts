@@ -688,14 +688,25 @@ export class EtcdStore implements Store {
   }
 
   async recordDecision(d: GateDecision): Promise<void> {
+    await this.recordDecisions([d]);
+  }
+
+  async recordDecisions(ds: readonly GateDecision[]): Promise<void> {
     this.check();
-    // A unique key per decision; listing sorts by creation revision, i.e. commit order.
-    await this.writeForRecovery(d.recoveryId, [this.#ks.putJson(`dec/${seg(d.recoveryId)}/${token()}`, d)]);
+    if (ds.length === 0) return;
+    const recoveryId = ds[0]!.recoveryId;
+    if (ds.some((d) => d.recoveryId !== recoveryId)) throw new Error("recordDecisions: decisions of one recovery only");
+    // A unique key per write, numbered within it: listing sorts by creation revision (commit
+    // order), then by key (the order within one write, which shares a revision).
+    const write = token();
+    await this.writeForRecovery(recoveryId, ds.map((d, i) => this.#ks.putJson(`dec/${seg(recoveryId)}/${write}.${String(i).padStart(4, "0")}`, d)));
   }
 
   async decisions(recoveryId: string): Promise<GateDecision[]> {
     this.check();
     const list = await this.#ks.readOne(this.#ks.range(`dec/${seg(recoveryId)}/`, { byCreate: true }));
+    const rev = (kv: IKeyValue): bigint => BigInt(kv.create_revision);
+    list.sort((a, b) => (rev(a) === rev(b) ? Buffer.compare(a.key, b.key) : rev(a) < rev(b) ? -1 : 1));
     return list.map((kv) => parseJson<GateDecision>(kv));
   }
 

@@ -36,6 +36,11 @@ const recoveryOfResult: Describe = (_a, r) => {
   return { recoveryId: rec.id, host: rec.host };
 };
 const recoveryIdField: Describe = (a) => ({ recoveryId: (a[0] as { recoveryId: string }).recoveryId });
+/** Records of one recovery written together: the recovery of the first. */
+const firstRecoveryId: Describe = (a) => {
+  const first = (a[0] as readonly { recoveryId: string }[])[0];
+  return first ? { recoveryId: first.recoveryId } : null;
+};
 
 /** The writes worth telling about, and what each touched (from its arguments or its result). */
 const WRITES: Partial<Record<keyof Store, Describe>> = {
@@ -43,12 +48,10 @@ const WRITES: Partial<Record<keyof Store, Describe>> = {
   transition: recoveryOfResult,
   updateRecovery: recoveryOfResult,
   recordDecision: recoveryIdField,
+  recordDecisions: firstRecoveryId,
   putStep: recoveryIdField,
   putInstance: recoveryIdField,
-  putInstances: (a) => {
-    const first = (a[0] as readonly { recoveryId: string }[])[0];
-    return first ? { recoveryId: first.recoveryId } : null;
-  },
+  putInstances: firstRecoveryId,
   putNotification: recoveryIdField,
   markEvent: (a) => (typeof a[2] === "string" ? { recoveryId: a[2] } : null),
   putHostState: (a) => ({ hostState: (a[0] as { host: string }).host }),

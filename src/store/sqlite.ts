@@ -452,9 +452,17 @@ export class SqliteStore implements Store {
   // ---- journal records ---------------------------------------------------------------
 
   recordDecision(d: GateDecision): Promise<void> {
+    return this.recordDecisions([d]);
+  }
+
+  recordDecisions(ds: readonly GateDecision[]): Promise<void> {
+    if (ds.length === 0) return Promise.resolve();
+    if (ds.some((d) => d.recoveryId !== ds[0]!.recoveryId)) return Promise.reject(new Error("recordDecisions: decisions of one recovery only"));
     return this.write(() => {
-      this.q("INSERT INTO decisions(recovery_id, gate, result, reason, at, details) VALUES (?, ?, ?, ?, ?, ?)")
-        .run(d.recoveryId, d.gate, d.result, d.reason, d.at, d.details ? JSON.stringify(d.details) : null);
+      for (const d of ds) {
+        this.q("INSERT INTO decisions(recovery_id, gate, result, reason, at, details) VALUES (?, ?, ?, ?, ?, ?)")
+          .run(d.recoveryId, d.gate, d.result, d.reason, d.at, d.details ? JSON.stringify(d.details) : null);
+      }
     });
   }
 

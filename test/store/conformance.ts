@@ -632,6 +632,25 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         expect(await store.decisions(other.id)).toHaveLength(1);
       });
 
+      it("writes the decisions of one evaluation together, in their order, between the ones recorded before and after; all or none", async () => {
+        const r = await store.createRecovery(newRecovery("compute-1"));
+        const at = "2026-01-01T00:00:00.000Z";
+        const d = (gate: string): GateDecision => ({ recoveryId: r.id, gate, result: "pass", reason: "ok", at });
+        // More than ten, so an order by text would put "g10" before "g2".
+        const evaluation = Array.from({ length: 12 }, (_, i) => d(`g${i}`));
+        await store.recordDecision(d("before"));
+        await store.recordDecisions(evaluation);
+        await store.recordDecisions([d("after-1"), d("after-2")]);
+        expect((await store.decisions(r.id)).map((x) => x.gate)).toEqual(["before", ...evaluation.map((x) => x.gate), "after-1", "after-2"]);
+
+        await expect(store.recordDecisions([{ ...d("lost"), recoveryId: "r-missing" }])).rejects.toThrow();
+        const other = await store.createRecovery(newRecovery("compute-2"));
+        await expect(store.recordDecisions([d("mixed"), { ...d("mixed"), recoveryId: other.id }])).rejects.toThrow(/one recovery/);
+        expect((await store.decisions(r.id)).map((x) => x.gate)).not.toContain("mixed");
+        expect(await store.decisions(other.id)).toEqual([]);
+        await expect(store.recordDecisions([])).resolves.toBeUndefined();
+      });
+
       it("keeps the order of decisions recorded concurrently by their commit", async () => {
         const r = await store.createRecovery(newRecovery("compute-1"));
         const ds = Array.from({ length: 20 }, (_, i): GateDecision => ({ recoveryId: r.id, gate: `g${i}`, result: "pass", reason: "ok", at: "2026-01-01T00:00:00.000Z" }));
