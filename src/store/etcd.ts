@@ -207,8 +207,11 @@ export class EtcdStore implements Store {
   }
 
   private async flushLoop(): Promise<void> {
-    // Let the appends of this event-loop turn join the batch.
-    await new Promise((r) => setImmediate(r));
+    // The first append goes out at the end of its own task, with what that task queued: waiting
+    // for the turn's end would make a webhook delivery wait for every I/O callback of the turn
+    // (hundreds of Nova answers while evacuations run). Appends made while it is in flight
+    // gather for the next transaction, so a burst still costs a few, not one per delivery.
+    await new Promise<void>((r) => queueMicrotask(r));
     try {
       while (this.#queue.length) {
         const batch = this.#queue;

@@ -178,6 +178,36 @@ describe("EtcdStore on etcd", () => {
     expect((await b.listEvents({}))[0]).toMatchObject({ deliveries: 7, disposition: "unprocessed" });
   });
 
+  it("sends an append at the end of its own task, not the turn's; appends made while it is in flight share the next transaction", async () => {
+    const c = client();
+    const s = await newStore(uniquePrefix(), c);
+    const kv = c.kv;
+    const txn = kv.txn.bind(kv);
+    const order: string[] = [];
+    let writes = 0;
+    let later: Promise<unknown>[] = [];
+    kv.txn = (req, opts) => {
+      order.push("sent");
+      const sent = txn(req, opts);
+      if (req.success?.some((op) => op.request_put) && ++writes === 1) {
+        // Made while the first write is in flight: one transaction for all five after it.
+        later = ["compute-3", "compute-4", "compute-5", "compute-6", "compute-7"].map((h) => s.appendEvents([newEvent(h)]));
+      }
+      return sent;
+    };
+    // The rest of this turn: I/O callbacks queued before the delivery (Nova's answers in a storm).
+    setImmediate(() => order.push("turn's end"));
+    const first = s.appendEvents([newEvent("compute-1")]);
+    const sameTask = s.appendEvents([newEvent("compute-2")]);
+    await Promise.all([first, sameTask]);
+    await Promise.all(later);
+    expect(order[0]).toBe("sent");
+    expect(later).toHaveLength(5);
+    expect(writes).toBe(2);
+    kv.txn = txn;
+    expect((await s.listEvents({ limit: 10 })).map((e) => e.host).sort()).toEqual(["compute-1", "compute-2", "compute-3", "compute-4", "compute-5", "compute-6", "compute-7"]);
+  });
+
   it("puts instance records made together in one transaction: the latest of an instance wins, and a missing recovery fails only its own", async () => {
     const c = client();
     const s = await newStore(uniquePrefix(), c);
