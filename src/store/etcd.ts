@@ -747,8 +747,10 @@ export class EtcdStore implements Store {
    * only those of the missing one fail.
    */
   private async flushInstances(): Promise<void> {
-    // Let the puts of this event-loop turn join the batch.
-    await new Promise((r) => setImmediate(r));
+    // As appends (flushLoop): the first put goes out at the end of its own task, the puts made
+    // while it is in flight gather for the next transaction. An evacuation's attempt record is
+    // written before its evacuate is sent, so waiting for the turn's end held every handoff.
+    await new Promise<void>((r) => queueMicrotask(r));
     try {
       while (this.#instanceQueue.length) {
         const batch: QueuedInstance[] = [];

@@ -221,6 +221,10 @@ describe("EtcdStore on etcd", () => {
     const a = await s.createRecovery(newRecovery("compute-1"));
     const b = await s.createRecovery(newRecovery("compute-2"));
     writes = 0;
+    // Sent at the end of the task that put them, not after the rest of the turn (an attempt's
+    // record holds its evacuate back until it is written).
+    let atTurnEnd = -1;
+    setImmediate(() => (atTurnEnd = writes));
     await Promise.all([
       s.putInstance(pendingInstance(a.id, "i-1")),
       s.putInstance(pendingInstance(a.id, "i-2")),
@@ -228,6 +232,7 @@ describe("EtcdStore on etcd", () => {
       s.putInstance(pendingInstance(a.id, "i-1", { state: "evacuated", targetHost: "compute-9" })),
     ]);
     expect(writes).toBe(1);
+    expect(atTurnEnd).toBe(1);
     expect((await s.instances(a.id)).map((i) => [i.instanceId, i.state])).toEqual([
       ["i-1", "evacuated"],
       ["i-2", "pending"],
