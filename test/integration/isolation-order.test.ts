@@ -22,7 +22,11 @@ async function startEarly(): Promise<Stack> {
   });
 }
 
-/** The host's forced_down writes are answered 200 (forced_down: true) but do not stick, `times` times. */
+/**
+ * The host's forced_down writes are answered 200 (forced_down: true) but do not stick, `times`
+ * times: the flag is back to false before any other request is read (a microtask after the
+ * write, not a turn later, when an evacuate already on its way could still find it set).
+ */
 function loseForceDown(cloud: SandboxCloud, host: string, times: number): { lost(): number } {
   const h = cloud.state.mustHost(host);
   let value = h.forcedDown;
@@ -35,7 +39,7 @@ function loseForceDown(cloud: SandboxCloud, host: string, times: number): { lost
       value = v;
       if (v && lost < times) {
         lost++;
-        setImmediate(() => {
+        queueMicrotask(() => {
           value = false;
         });
       }
