@@ -51,11 +51,8 @@ async function fillJournal(path: string, o: ConsoleBenchOptions): Promise<{ reco
     const at = new Date(start + i * 3_600_000).toISOString();
     const blocked = i >= o.recoveries - 5;
     const r = await store.createRecovery({ host, incidentKey: `${host}@${at}`, kind: "alert", trigger: "alert", dryRun: false, confirmedOff: false, detectedAt: at, graceUntil: at, reason: `ComputeNodeDown firing for ${host} since ${at}` });
-    const writes: Promise<unknown>[] = [];
-    for (const gate of GATES) {
-      writes.push(store.recordDecision({ recoveryId: r.id, gate, result: blocked && gate === "storm" ? "block" : "pass", reason: `${gate}: checked for ${host}`, at }));
-    }
-    await Promise.all(writes);
+    // One evaluation of every gate, written together as the gate runner does.
+    await store.recordDecisions(GATES.map((gate) => ({ recoveryId: r.id, gate, result: blocked && gate === "storm" ? "block" : "pass", reason: `${gate}: checked for ${host}`, at })));
     await store.transition(r.id, "pending", "validating", "grace period over (30s) and the alert still fires");
     if (blocked) {
       await store.transition(r.id, "validating", "blocked", "storm: storm guard: 4 recoveries in 600s > max_recoveries 3", { block: { gates: ["storm"], recheck: true, approvable: true, at, episode: at, signature: "storm:block", since: at } });

@@ -64,7 +64,6 @@ export interface Store {
   transitions(recoveryId: string): Promise<Transition[]>;
 
   // Journal records of one recovery.
-  recordDecision(d: GateDecision): Promise<void>;
   /** The decisions of one evaluation of a recovery's gates, written together in their order: all or none. */
   recordDecisions(ds: readonly GateDecision[]): Promise<void>;
   decisions(recoveryId: string): Promise<GateDecision[]>;

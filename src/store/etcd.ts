@@ -690,10 +690,6 @@ export class EtcdStore implements Store {
     if (!res.succeeded) throw new NotFoundError(`recovery ${recoveryId} not found`);
   }
 
-  async recordDecision(d: GateDecision): Promise<void> {
-    await this.recordDecisions([d]);
-  }
-
   async recordDecisions(ds: readonly GateDecision[]): Promise<void> {
     this.check();
     if (ds.length === 0) return;

@@ -47,7 +47,6 @@ const WRITES: Partial<Record<keyof Store, Describe>> = {
   createRecovery: recoveryOfResult,
   transition: recoveryOfResult,
   updateRecovery: recoveryOfResult,
-  recordDecision: recoveryIdField,
   recordDecisions: firstRecoveryId,
   putStep: recoveryIdField,
   putInstance: recoveryIdField,

@@ -451,10 +451,6 @@ export class SqliteStore implements Store {
 
   // ---- journal records ---------------------------------------------------------------
 
-  recordDecision(d: GateDecision): Promise<void> {
-    return this.recordDecisions([d]);
-  }
-
   recordDecisions(ds: readonly GateDecision[]): Promise<void> {
     if (ds.length === 0) return Promise.resolve();
     if (ds.some((d) => d.recoveryId !== ds[0]!.recoveryId)) return Promise.reject(new Error("recordDecisions: decisions of one recovery only"));

@@ -221,14 +221,16 @@ describe("planner: blocked, fence failed, storm", () => {
 
   it("says what lifts a block by an Alertmanager silence (its end), and does not ask for an approval", async () => {
     const d = await scenario(store, clock, { blocked: true });
-    await store.recordDecision({
-      recoveryId: d.id,
-      gate: "silences",
-      result: "block",
-      reason: "compute-1 is silenced in Alertmanager (5a1e-77 by ops until 2026-03-01T12:00:00.000Z: BIOS update)",
-      at: "2026-03-01T10:05:00.000Z",
-      details: { silences: [{ id: "5a1e-77", endsAt: "2026-03-01T12:00:00.000Z", createdBy: "ops" }] },
-    });
+    await store.recordDecisions([
+      {
+        recoveryId: d.id,
+        gate: "silences",
+        result: "block",
+        reason: "compute-1 is silenced in Alertmanager (5a1e-77 by ops until 2026-03-01T12:00:00.000Z: BIOS update)",
+        at: "2026-03-01T10:05:00.000Z",
+        details: { silences: [{ id: "5a1e-77", endsAt: "2026-03-01T12:00:00.000Z", createdBy: "ops" }] },
+      },
+    ]);
     const silenced = { ...(await recoveryDetail(store, d.id))!, block: { gates: ["silences"], recheck: true, approvable: false, at: "2026-03-01T10:05:00.000Z" } as BlockEpisode };
     const m = planBlocked(silenced, "silences: compute-1 is silenced in Alertmanager", ctx()).find((p) => p.channel === "email")!.message;
     expect(m.subject).toBe("[lifeboat] compute-1: recovery blocked");

@@ -625,9 +625,9 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
           { recoveryId: r.id, gate: "storm", result: "block", reason: "3 hosts in 10 min", at: "2026-01-01T00:00:30.000Z", details: { hosts: ["a", "b", "c"], limit: 2 } },
           { recoveryId: r.id, gate: "nova", result: "undecided", reason: "API down", at: "2026-01-01T00:00:32.000Z" },
         ];
-        for (const d of ds) await store.recordDecision(d);
+        for (const d of ds) await store.recordDecisions([d]);
         const other = await store.createRecovery(newRecovery("compute-2"));
-        await store.recordDecision({ ...ds[0]!, recoveryId: other.id });
+        await store.recordDecisions([{ ...ds[0]!, recoveryId: other.id }]);
         expect(await store.decisions(r.id)).toEqual(ds);
         expect(await store.decisions(other.id)).toHaveLength(1);
       });
@@ -638,7 +638,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         const d = (gate: string): GateDecision => ({ recoveryId: r.id, gate, result: "pass", reason: "ok", at });
         // More than ten, so an order by text would put "g10" before "g2".
         const evaluation = Array.from({ length: 12 }, (_, i) => d(`g${i}`));
-        await store.recordDecision(d("before"));
+        await store.recordDecisions([d("before")]);
         await store.recordDecisions(evaluation);
         await store.recordDecisions([d("after-1"), d("after-2")]);
         expect((await store.decisions(r.id)).map((x) => x.gate)).toEqual(["before", ...evaluation.map((x) => x.gate), "after-1", "after-2"]);
@@ -654,7 +654,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
       it("keeps the order of decisions recorded concurrently by their commit", async () => {
         const r = await store.createRecovery(newRecovery("compute-1"));
         const ds = Array.from({ length: 20 }, (_, i): GateDecision => ({ recoveryId: r.id, gate: `g${i}`, result: "pass", reason: "ok", at: "2026-01-01T00:00:00.000Z" }));
-        await Promise.all(ds.map((d) => store.recordDecision(d)));
+        await Promise.all(ds.map((d) => store.recordDecisions([d])));
         const got = await store.decisions(r.id);
         expect(got).toHaveLength(20);
         expect(new Set(got.map((d) => d.gate)).size).toBe(20);
@@ -862,7 +862,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
 
       it("refuses journal records of a recovery that does not exist", async () => {
         const at = "2026-01-01T00:00:00.000Z";
-        await expect(store.recordDecision({ recoveryId: "r-missing", gate: "g", result: "pass", reason: "x", at })).rejects.toThrow();
+        await expect(store.recordDecisions([{ recoveryId: "r-missing", gate: "g", result: "pass", reason: "x", at }])).rejects.toThrow();
         await expect(store.putStep({ recoveryId: "r-missing", key: "k", state: "started", attempts: 1, startedAt: at })).rejects.toThrow();
         await expect(
           store.putInstance({ recoveryId: "r-missing", instanceId: "i", name: "n", projectId: "p", originalStatus: "ACTIVE", state: "pending", priority: 0, attempts: 0 }),
@@ -875,7 +875,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
       it("assembles the detail view of a recovery from its journal", async () => {
         const r = await store.createRecovery(newRecovery("compute-1"));
         await store.transition(r.id, "pending", "validating", "grace over");
-        await store.recordDecision({ recoveryId: r.id, gate: "pause", result: "pass", reason: "ok", at: r.createdAt });
+        await store.recordDecisions([{ recoveryId: r.id, gate: "pause", result: "pass", reason: "ok", at: r.createdAt }]);
         await store.putStep({ recoveryId: r.id, key: "k", state: "started", attempts: 1, startedAt: r.createdAt });
         const d = await recoveryDetail(store, r.id);
         expect(d).toMatchObject({ id: r.id, state: "validating" });
@@ -951,7 +951,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         await store.markEvent(ev!.event.id, "started", null, "n");
         const r = await store.createRecovery(newRecovery("compute-1", { actor: "x" }));
         await store.transition(r.id, "pending", "validating", "grace over", { block: BLOCK });
-        await store.recordDecision({ recoveryId: r.id, gate: "pause", result: "pass", reason: "ok", at: r.createdAt });
+        await store.recordDecisions([{ recoveryId: r.id, gate: "pause", result: "pass", reason: "ok", at: r.createdAt }]);
         await store.putStep({ recoveryId: r.id, key: "fence", state: "succeeded", attempts: 1, startedAt: r.createdAt, finishedAt: r.createdAt, result: { off: true } });
         await store.putInstance({ recoveryId: r.id, instanceId: "i-1", name: "vm", projectId: "p", originalStatus: "ACTIVE", state: "evacuated", priority: 1, attempts: 1, targetHost: "c-2" });
         await store.putNotification({ recoveryId: r.id, dedupKey: "d", channel: "email", kind: "tenant", recipient: "t@example.org", subject: "s", state: "sent", attempts: 1 });

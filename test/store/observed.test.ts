@@ -23,7 +23,7 @@ describe("observed store (the console's change signal)", () => {
     await store.listRecoveries({});
     await store.transition(r.id, "pending", "validating", "go");
     await expect(store.transition(r.id, "pending", "validating", "again")).rejects.toBeInstanceOf(StateConflictError);
-    await store.recordDecision({ recoveryId: r.id, gate: "bmc", result: "pass", reason: "ok", at });
+    await store.recordDecisions([{ recoveryId: r.id, gate: "bmc", result: "pass", reason: "ok", at }]);
     await store.putStep({ recoveryId: r.id, key: "fence", state: "started", attempts: 1, startedAt: at });
     await store.putInstance({ recoveryId: r.id, instanceId: "i", name: "vm", projectId: "p", originalStatus: "ACTIVE", state: "pending", priority: 0, attempts: 0 });
     await store.putSetting("pause", { paused: true });

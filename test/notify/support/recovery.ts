@@ -66,14 +66,14 @@ export async function scenario(store: SqliteStore, clock: { t: number }, opts: S
   step(30_000);
   await go("validating", "grace period over, alert still firing");
   const at = () => new Date(clock.t).toISOString();
-  await store.recordDecision({ recoveryId: r.id, gate: "nova-service", result: "pass", reason: `nova-compute on ${host} is down (last heartbeat 95 s ago)`, at: at() });
+  await store.recordDecisions([{ recoveryId: r.id, gate: "nova-service", result: "pass", reason: `nova-compute on ${host} is down (last heartbeat 95 s ago)`, at: at() }]);
   if (opts.blocked) {
-    await store.recordDecision({ recoveryId: r.id, gate: "storm-guard", result: "block", reason: "3 hosts failed in 10 min (max 2)", at: at() });
+    await store.recordDecisions([{ recoveryId: r.id, gate: "storm-guard", result: "block", reason: "3 hosts failed in 10 min (max 2)", at: at() }]);
     step(1200);
     await go("blocked", "storm guard: 3 hosts failed in 10 min (max 2)", { block: { gates: ["storm-guard"], recheck: true, approvable: true, at: at(), episode: at(), signature: "storm-guard:block", since: at() } });
     return (await recoveryDetail(store, r.id))!;
   }
-  await store.recordDecision({ recoveryId: r.id, gate: "storm-guard", result: "pass", reason: "1 host failed in 10 min (max 2)", at: at() });
+  await store.recordDecisions([{ recoveryId: r.id, gate: "storm-guard", result: "pass", reason: "1 host failed in 10 min (max 2)", at: at() }]);
   step(800);
   await go("fencing", "all gates pass (nova-service, storm-guard)");
   step(12_000);
