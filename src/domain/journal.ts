@@ -25,6 +25,16 @@ import { deliverySummary } from "./model.js";
 export const INSTANCES_PER_WRITE = 100;
 
 /**
+ * The recovery every record of one write belongs to (undefined when there are none): a
+ * store's writes of several records (`putInstances`, `recordDecisions`) take one recovery's.
+ */
+export function recoveryOfWrite(records: readonly { recoveryId: string }[], what: string): string | undefined {
+  const id = records[0]?.recoveryId;
+  if (records.some((r) => r.recoveryId !== id)) throw new Error(`${what}: records of one recovery only`);
+  return id;
+}
+
+/**
  * The durable journal. The embedded default is SQLite (one file, WAL); an etcd store gives
  * several instances one shared truth. All methods are async so both fit.
  *

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Etcd3, ICompare, IKeyValue, IRequestOp } from "etcd3";
 import { createEtcdClient, type EtcdConnection } from "../etcd/client.js";
+import { GroupCommit } from "../util/group-commit.js";
 import { etcdConnectionFromConfig } from "./config.js";
 import { Keyspace, kvs, parseJson, seg } from "../etcd/kv.js";
 import type {
@@ -25,7 +26,7 @@ import { isTerminal } from "../domain/model.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { newId } from "../util/ids.js";
 import type { EtcdStoreConfig } from "./config.js";
-import { HostBusyError, HostStateConflictError, INSTANCES_PER_WRITE, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
+import { HostBusyError, HostStateConflictError, INSTANCES_PER_WRITE, recoveryOfWrite, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
 import { NotFoundError } from "../domain/errors.js";
 import { recoveryFromDocument, withLearned } from "./recovery-record.js";
 
@@ -114,6 +115,26 @@ interface QueuedInstance {
   reject: (err: unknown) => void;
 }
 
+/** Events waiting for the next append transaction (EtcdStore.appendEvents). */
+interface QueuedAppend {
+  events: NewHostEvent[];
+  resolve: (e: AppendedEvent[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/** The queued instance records one transaction takes, from the front: at most INSTANCES_PER_WRITE instances. */
+function nextInstanceBatch(queue: QueuedInstance[]): QueuedInstance[] {
+  const batch: QueuedInstance[] = [];
+  const keys = new Set<string>();
+  while (queue.length) {
+    const key = instanceKey(queue[0]!.record);
+    if (!keys.has(key) && keys.size >= INSTANCES_PER_WRITE) break;
+    keys.add(key);
+    batch.push(queue.shift()!);
+  }
+  return batch;
+}
+
 export class EtcdStore implements Store {
   readonly kind = "etcd";
   readonly #client: Etcd3;
@@ -124,14 +145,15 @@ export class EtcdStore implements Store {
   #closed = false;
 
   // Group commit of appends: appends made while a batch is in flight go in the next one.
-  #queue: { events: NewHostEvent[]; resolve: (e: AppendedEvent[]) => void; reject: (err: unknown) => void }[] = [];
-  #flushing: Promise<void> | null = null;
+  readonly #appends = new GroupCommit<QueuedAppend>((batch) => this.writeAppends(batch));
   /** Events this process appended last, by key: id, record and its mod revision then (see appendChunk). */
   readonly #eventCache = new Map<string, { id: string; modRevision: string; event: HostEvent }>();
-  // Group commit of instance records, as of appends: records put while a transaction of them
-  // is in flight go in the next one (a storm writes two per evacuation, fifty at a time).
-  #instanceQueue: QueuedInstance[] = [];
-  #instanceFlushing: Promise<void> | null = null;
+  // Group commit of instance records, as of appends (a storm writes two per evacuation,
+  // fifty at a time), as many as one transaction takes.
+  readonly #instances = new GroupCommit<QueuedInstance>(
+    (batch) => this.writeInstanceBatch(batch),
+    (queue) => nextInstanceBatch(queue),
+  );
 
   constructor(opts: EtcdStoreOptions) {
     if (!opts.client && !opts.connection) throw new Error("EtcdStore needs a client or a connection");
@@ -179,7 +201,10 @@ export class EtcdStore implements Store {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    while (this.#flushing || this.#instanceFlushing) await (this.#flushing ?? this.#instanceFlushing);
+    while (this.#appends.busy || this.#instances.busy) {
+      await this.#appends.idle();
+      await this.#instances.idle();
+    }
     this.#closed = true;
     this.#open = false;
     if (this.#ownsClient) this.#client.close();
@@ -200,35 +225,19 @@ export class EtcdStore implements Store {
     const err = this.unusable();
     if (err) return Promise.reject(err);
     if (events.length === 0) return Promise.resolve([]);
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ events, resolve, reject });
-      if (!this.#flushing) this.#flushing = this.flushLoop();
-    });
+    return new Promise((resolve, reject) => this.#appends.add({ events, resolve, reject }));
   }
 
-  private async flushLoop(): Promise<void> {
-    // The first append goes out at the end of its own task, with what that task queued: waiting
-    // for the turn's end would make a webhook delivery wait for every I/O callback of the turn
-    // (hundreds of Nova answers while evacuations run). Appends made while it is in flight
-    // gather for the next transaction, so a burst still costs a few, not one per delivery.
-    await new Promise<void>((r) => queueMicrotask(r));
+  private async writeAppends(batch: QueuedAppend[]): Promise<void> {
     try {
-      while (this.#queue.length) {
-        const batch = this.#queue;
-        this.#queue = [];
-        try {
-          const results = await this.appendBatch(batch.flatMap((b) => b.events));
-          let i = 0;
-          for (const b of batch) {
-            b.resolve(results.slice(i, i + b.events.length));
-            i += b.events.length;
-          }
-        } catch (err) {
-          for (const b of batch) b.reject(err);
-        }
+      const results = await this.appendBatch(batch.flatMap((b) => b.events));
+      let i = 0;
+      for (const b of batch) {
+        b.resolve(results.slice(i, i + b.events.length));
+        i += b.events.length;
       }
-    } finally {
-      this.#flushing = null;
+    } catch (err) {
+      for (const b of batch) b.reject(err);
     }
   }
 
@@ -692,9 +701,8 @@ export class EtcdStore implements Store {
 
   async recordDecisions(ds: readonly GateDecision[]): Promise<void> {
     this.check();
-    if (ds.length === 0) return;
-    const recoveryId = ds[0]!.recoveryId;
-    if (ds.some((d) => d.recoveryId !== recoveryId)) throw new Error("recordDecisions: decisions of one recovery only");
+    const recoveryId = recoveryOfWrite(ds, "recordDecisions");
+    if (recoveryId === undefined) return;
     // A unique key per write, numbered within it: listing sorts by creation revision (commit
     // order), then by key (the order within one write, which shares a revision).
     const write = token();
@@ -729,42 +737,16 @@ export class EtcdStore implements Store {
   putInstance(r: InstanceResult): Promise<void> {
     const err = this.unusable();
     if (err) return Promise.reject(err);
-    return new Promise((resolve, reject) => {
-      this.#instanceQueue.push({ record: r, resolve, reject });
-      this.#instanceFlushing ??= this.flushInstances();
-    });
+    return new Promise((resolve, reject) => this.#instances.add({ record: r, resolve, reject }));
   }
 
   /**
-   * Write the queued instance records, as many as fit in one transaction at a time: one
-   * record per instance (a later put of the same instance supersedes an earlier one queued
-   * with it, as it would have overwritten it), each only if its recovery exists. When one
-   * of the recoveries is gone, each recovery's records are written on their own, so that
-   * only those of the missing one fail.
+   * Write a batch of instance records in one transaction: one record per instance (a later
+   * put of the same instance supersedes an earlier one queued with it, as it would have
+   * overwritten it), each only if its recovery exists. When one of the recoveries is gone,
+   * each recovery's records are written on their own, so that only those of the missing one
+   * fail.
    */
-  private async flushInstances(): Promise<void> {
-    // As appends (flushLoop): the first put goes out at the end of its own task, the puts made
-    // while it is in flight gather for the next transaction. An evacuation's attempt record is
-    // written before its evacuate is sent, so waiting for the turn's end held every handoff.
-    await new Promise<void>((r) => queueMicrotask(r));
-    try {
-      while (this.#instanceQueue.length) {
-        const batch: QueuedInstance[] = [];
-        const keys = new Set<string>();
-        // Stop before a batch holds more instances than a transaction takes.
-        while (this.#instanceQueue.length) {
-          const key = instanceKey(this.#instanceQueue[0]!.record);
-          if (!keys.has(key) && keys.size >= INSTANCES_PER_WRITE) break;
-          keys.add(key);
-          batch.push(this.#instanceQueue.shift()!);
-        }
-        await this.writeInstanceBatch(batch);
-      }
-    } finally {
-      this.#instanceFlushing = null;
-    }
-  }
-
   private async writeInstanceBatch(batch: QueuedInstance[]): Promise<void> {
     const latest = new Map<string, InstanceResult>();
     for (const b of batch) latest.set(instanceKey(b.record), b.record);
@@ -800,9 +782,8 @@ export class EtcdStore implements Store {
 
   async putInstances(list: readonly InstanceResult[]): Promise<void> {
     this.check();
-    if (list.length === 0) return;
-    const recoveryId = list[0]!.recoveryId;
-    if (list.some((r) => r.recoveryId !== recoveryId)) throw new Error("putInstances: records of one recovery only");
+    const recoveryId = recoveryOfWrite(list, "putInstances");
+    if (recoveryId === undefined) return;
     // One transaction (etcd's default bound is 128 operations per transaction).
     if (list.length > INSTANCES_PER_WRITE) throw new Error(`putInstances: at most ${INSTANCES_PER_WRITE} records at once`);
     await this.writeForRecovery(recoveryId, list.map((r) => this.#ks.putJson(instanceKey(r), dropNulls(r))));

@@ -23,7 +23,7 @@ import type {
 import { TERMINAL_STATES } from "../domain/model.js";
 import { newId } from "../util/ids.js";
 import { factsOf, legacyKind, patchFacts, patchesFacts } from "./recovery-record.js";
-import { HostBusyError, HostStateConflictError, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
+import { HostBusyError, HostStateConflictError, recoveryOfWrite, StateConflictError, type RecoveryFilter, type RecoveryPatch, type Store } from "../domain/journal.js";
 import { NotFoundError } from "../domain/errors.js";
 import { MIGRATIONS } from "./sqlite-migrations.js";
 import { WalSync } from "./wal-sync.js";
@@ -451,10 +451,9 @@ export class SqliteStore implements Store {
 
   // ---- journal records ---------------------------------------------------------------
 
-  recordDecisions(ds: readonly GateDecision[]): Promise<void> {
-    if (ds.length === 0) return Promise.resolve();
-    if (ds.some((d) => d.recoveryId !== ds[0]!.recoveryId)) return Promise.reject(new Error("recordDecisions: decisions of one recovery only"));
-    return this.write(() => {
+  async recordDecisions(ds: readonly GateDecision[]): Promise<void> {
+    if (recoveryOfWrite(ds, "recordDecisions") === undefined) return;
+    await this.write(() => {
       for (const d of ds) {
         this.q("INSERT INTO decisions(recovery_id, gate, result, reason, at, details) VALUES (?, ?, ?, ?, ?, ?)")
           .run(d.recoveryId, d.gate, d.result, d.reason, d.at, d.details ? JSON.stringify(d.details) : null);
@@ -504,10 +503,9 @@ export class SqliteStore implements Store {
     return this.write(() => this.upsertInstance(r));
   }
 
-  putInstances(list: readonly InstanceResult[]): Promise<void> {
-    if (list.length === 0) return Promise.resolve();
-    if (list.some((r) => r.recoveryId !== list[0]!.recoveryId)) return Promise.reject(new Error("putInstances: records of one recovery only"));
-    return this.write(() => {
+  async putInstances(list: readonly InstanceResult[]): Promise<void> {
+    if (recoveryOfWrite(list, "putInstances") === undefined) return;
+    await this.write(() => {
       for (const r of list) this.upsertInstance(r);
     });
   }
