@@ -5,6 +5,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Temporary directories a test file made and left are removed when it ends.
+    setupFiles: ["test/setup/temp-dirs.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { Sandbox, SandboxOptions } from "../../packages/sandbox/src/environment.js";
 import { parseConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/schema.js";
+import { makeTempDir, removeTempDir } from "./temp-dirs.js";
 
 /**
  * The one config builder of the tests and benchmarks: a lifeboat config as plain data (to
@@ -130,11 +130,11 @@ export function uniquePrefix(): string {
 }
 
 export function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), "lifeboat-test-"));
+  return makeTempDir("test");
 }
 
 export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
+  removeTempDir(dir);
 }
 
 /** `b` merged into `a`: nested mappings merged, anything else replaced. */

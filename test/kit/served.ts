@@ -1,10 +1,10 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { answers200, spawnGuarded } from "../support/daemon.js";
 import { ADMIN_TOKEN, parseConfigData } from "./config.js";
+import { makeTempDir } from "./temp-dirs.js";
 
 /**
  * One `node dist/cli.js serve` child process: lifeboat exactly as operators run it. Its
@@ -60,11 +60,6 @@ export interface ServedLifeboat {
   api<T>(path: string): Promise<T>;
 }
 
-/** The directories of the config files: kept for restarts while the test process lives. */
-const configDirs = new Set<string>();
-process.once("exit", () => {
-  for (const d of configDirs) rmSync(d, { recursive: true, force: true });
-});
 
 /** Start `lifeboat serve` on this config (plain data, as lifeboatConfigData builds it; checked here first). */
 export async function serveLifeboat(data: Record<string, unknown>, opts: ServeOptions = {}): Promise<ServedLifeboat> {
@@ -72,8 +67,8 @@ export async function serveLifeboat(data: Record<string, unknown>, opts: ServeOp
   const config = parseConfigData(data);
   // Its URL is read from its "listening" line, written at info.
   if (!["trace", "debug", "info"].includes(config.logging.level)) throw new Error(`a served lifeboat logs at info or below (its URL is read from its "listening" line), not ${config.logging.level}`);
-  const dir = mkdtempSync(join(tmpdir(), `lifeboat-${opts.name ?? "lifeboat"}-`));
-  configDirs.add(dir);
+  // Kept for restarts until the test file ends (temp-dirs.ts).
+  const dir = makeTempDir(opts.name ?? "lifeboat");
   const configFile = join(dir, "lifeboat.yaml");
   writeFileSync(configFile, stringify(data), { mode: 0o600 });
   return startProcess(configFile, config.store.driver === "sqlite" ? config.store.path : "", opts);

@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { makeTempDir } from "../../kit/temp-dirs.js";
 
 export interface TestCert {
   keyPem: string;
@@ -12,7 +12,7 @@ export interface TestCert {
 
 /** A fresh self-signed certificate for 127.0.0.1 and localhost, made with the openssl CLI. */
 export function selfSignedCert(): TestCert {
-  const dir = mkdtempSync(join(tmpdir(), "lifeboat-notify-tls-"));
+  const dir = makeTempDir("notify-tls");
   const keyFile = join(dir, "key.pem");
   const certFile = join(dir, "cert.pem");
   execFileSync(
