@@ -193,38 +193,43 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
     // The instance alive from start to end takes the trickle (in the pair, the follower).
     const steady = instancesOf.find((i) => i !== leader) ?? leader;
 
-    // --- the rack fails -------------------------------------------------------------------
-    site.evacuations.reset();
-    const seq0 = site.cloud.requests.at(-1)?.seq ?? 0;
-    const cpu0 = new Map(instancesOf.map((i) => [i.pid, processCpuMs(i.pid)]));
-    const window = cpuWindow(Object.fromEntries(instancesOf.map((i) => [i.id, i.pid])));
-    site.failRack(opts.rack);
-    await waitUntil(`${opts.rack} down in Nova`, () => rackHosts.every((h) => novaSaysDown(site, h)), { timeoutMs: 20_000 });
+    // The load generator's own start-up (a node process, its script compiled) is done before
+    // anything is measured; it posts nothing until told to go.
     const bodies = rackHosts.map((_, i) => payloadMaker("distinct", rackHosts)(i));
-    const statuses = await Promise.all(bodies.map((b) => postWebhook(leader.url, b)));
-    if (statuses.some((s) => s !== 202)) throw new Error(`webhook answered ${statuses.join(", ")}`);
-
-    // --- the storm guard holds them -------------------------------------------------------
-    const held = await waitUntil(
-      "the storm guard to hold the rack's recoveries",
-      async () => {
-        const latest = await latestRecoveries(leader, rackHosts);
-        if (latest.size < rackHosts.length) return false;
-        const list = [...latest.values()];
-        if (list.some((r) => r.state === "pending" || r.state === "validating")) return false;
-        const blocked = list.filter((r) => r.state === "blocked");
-        // Held by the storm guard alone: anything else would not yield to the approval.
-        if (blocked.length === 0 || blocked.some((r) => r.block?.gates.join(",") !== "storm")) return false;
-        return { held: blocked.length, granted: list.length - blocked.length, hosts: new Set(blocked.map((r) => r.host)) };
-      },
-      { timeoutMs: 60_000, intervalMs: 100 },
-    );
-    log(`storm (${variant}): guard tripped: ${held.held} recoveries held, ${held.granted} let through`);
-    const heldHosts = held.hosts;
-
     const trickle = startStoppableScript<TrickleResult>(TRICKLE, { url: steady.url, intervalMs: opts.trickleIntervalMs, timeoutMs: 10_000, bodies }, { LIFEBOAT_WEBHOOK_TOKEN: WEBHOOK_TOKEN });
     let trickleStopped = false;
     try {
+      await trickle.ready;
+
+      // --- the rack fails -----------------------------------------------------------------
+      site.evacuations.reset();
+      const seq0 = site.cloud.requests.at(-1)?.seq ?? 0;
+      const cpu0 = new Map(instancesOf.map((i) => [i.pid, processCpuMs(i.pid)]));
+      const window = cpuWindow(Object.fromEntries(instancesOf.map((i) => [i.id, i.pid])));
+      site.failRack(opts.rack);
+      await waitUntil(`${opts.rack} down in Nova`, () => rackHosts.every((h) => novaSaysDown(site, h)), { timeoutMs: 20_000 });
+      const statuses = await Promise.all(bodies.map((b) => postWebhook(leader.url, b)));
+      if (statuses.some((s) => s !== 202)) throw new Error(`webhook answered ${statuses.join(", ")}`);
+
+      // --- the storm guard holds them -----------------------------------------------------
+      const held = await waitUntil(
+        "the storm guard to hold the rack's recoveries",
+        async () => {
+          const latest = await latestRecoveries(leader, rackHosts);
+          if (latest.size < rackHosts.length) return false;
+          const list = [...latest.values()];
+          if (list.some((r) => r.state === "pending" || r.state === "validating")) return false;
+          const blocked = list.filter((r) => r.state === "blocked");
+          // Held by the storm guard alone: anything else would not yield to the approval.
+          if (blocked.length === 0 || blocked.some((r) => r.block?.gates.join(",") !== "storm")) return false;
+          return { held: blocked.length, granted: list.length - blocked.length, hosts: new Set(blocked.map((r) => r.host)) };
+        },
+        { timeoutMs: 60_000, intervalMs: 100 },
+      );
+      log(`storm (${variant}): guard tripped: ${held.held} recoveries held, ${held.granted} let through`);
+      const heldHosts = held.hosts;
+
+      trickle.go();
       // --- one command approves them all ------------------------------------------------
       const t0 = Date.now();
       const approve = await run(process.execPath, [CLI, "approve", "--blocked-by", "storm", "--url", leader.url, "--json"], {

@@ -45,10 +45,13 @@ export function startBareExpress(): Promise<Daemon> {
 }
 
 /**
- * A bench script in its own process that runs until told to stop (a line on stdin) and then
- * prints its JSON result; `env` is added to its environment (tokens go there, not in argv).
+ * A bench script in its own process that starts its work when told to go (a line on stdin),
+ * runs until told to stop (another line) and then prints its JSON result; `env` is added to
+ * its environment (tokens go there, not in argv). Start it well before `go()`: starting a
+ * node process and compiling the script costs a core for a fraction of a second, which must
+ * not land inside the measured window.
  */
-export function startStoppableScript<T>(file: string, arg: unknown, env: NodeJS.ProcessEnv = {}): { pid: number | undefined; stop(): Promise<T> } {
+export function startStoppableScript<T>(file: string, arg: unknown, env: NodeJS.ProcessEnv = {}): { pid: number | undefined; ready: Promise<void>; go(): void; stop(): Promise<T> } {
   const { command, args } = tsCommand(file, [JSON.stringify(arg)]);
   const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
   let out = "";
@@ -56,8 +59,20 @@ export function startStoppableScript<T>(file: string, arg: unknown, env: NodeJS.
   child.stdout.on("data", (b: Buffer) => (out += b.toString()));
   child.stderr.on("data", (b: Buffer) => (err += b.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  // It says "ready" on a line of its own once it waits for the go.
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", () => {
+      if (/^ready$/m.test(out)) resolve();
+    });
+    void exited.then((code) => reject(new Error(`${file} exited ${code} before it was ready: ${err || out}`)));
+  });
+  ready.catch(() => undefined);
   return {
     pid: child.pid,
+    ready,
+    go() {
+      child.stdin.write("go\n");
+    },
     async stop() {
       child.stdin.end("stop\n");
       const code = await exited;

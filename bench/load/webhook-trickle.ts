@@ -3,12 +3,12 @@
  * the simulated cloud working in the harness's process does not delay or time it): POST the
  * given bodies in turn to lifeboat's webhook every `intervalMs`, open loop (each delivery
  * leaves on its tick whether or not the previous one was answered, as Alertmanager's group
- * timers do), until a line arrives on stdin. The bearer token comes from the environment
+ * timers do), from the first line on stdin ("go") until the next one (or stdin's end). The bearer token comes from the environment
  * (LIFEBOAT_WEBHOOK_TOKEN), never from the command line.
  *
  *   node --import tsx bench/load/webhook-trickle.ts '<json TrickleSpec>'
  *
- * Prints one JSON line (TrickleResult): every delivery's send time (ms since the Unix epoch),
+ * Prints "ready" once it waits for the go, and at the end one JSON line (TrickleResult): every delivery's send time (ms since the Unix epoch),
  * latency and status, so the caller can cut out the window it wants.
  */
 import { Agent, request } from "node:http";
@@ -57,8 +57,21 @@ async function main(): Promise<void> {
   const agent = new Agent({ keepAlive: true });
   const samples: Promise<[number, number, number]>[] = [];
   let stopped = false;
-  process.stdin.once("data", () => (stopped = true));
-  process.stdin.once("end", () => (stopped = true));
+  // One line starts the deliveries, the next stops them (lines may arrive in one chunk).
+  let lines = 0;
+  let go: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (go = resolve));
+  process.stdin.on("data", (b: Buffer) => {
+    lines += b.toString().split("\n").length - 1;
+    if (lines >= 1) go();
+    if (lines >= 2) stopped = true;
+  });
+  process.stdin.once("end", () => {
+    stopped = true;
+    go();
+  });
+  process.stdout.write("ready\n");
+  await started;
   const start = Date.now();
   for (let tick = 0; !stopped; tick++) {
     const at = Date.now();
