@@ -59,6 +59,8 @@ describe("event identity", () => {
       expect(res.body).toMatchObject({ accepted: 1, duplicates: i === 0 ? 0 : 1 });
     }
     await waitFor(async () => (await stateOf(t, "compute-1")) === "pending", 5000, "a recovery of compute-1");
+    // Routing journals the recovery, then marks the event that started it: wait for the mark too.
+    await waitFor(async () => (await events(t, "compute-1"))[0]?.disposition !== "unprocessed", 5000, "the event routed");
     const [e] = await events(t, "compute-1");
     expect(e).toMatchObject({ disposition: "started", deliveries: 3, fingerprint: alertOf(real).fingerprint });
   });
