@@ -54,7 +54,11 @@ export interface Store {
   ping(): Promise<void>;
 
   // Events: journaled by intake before the webhook answers, processed by the coordinator.
-  /** Journal events; an event whose key is already journaled only counts one more delivery. */
+  /**
+   * Journal events; an event whose key is already journaled only counts one more delivery
+   * (a store may journal that count a little later when routing has decided the event for
+   * good: etcd does, so such a re-send's answer waits for no transaction).
+   */
   appendEvents(events: NewHostEvent[]): Promise<AppendedEvent[]>;
   unprocessedEvents(limit: number): Promise<HostEvent[]>;
   markEvent(id: number, disposition: EventDisposition, recoveryId: string | null, note: string | null): Promise<void>;

@@ -4,6 +4,7 @@ import { createEtcdClient, type EtcdConnection } from "../etcd/client.js";
 import { GroupCommit } from "../util/group-commit.js";
 import { etcdConnectionFromConfig } from "./config.js";
 import { Keyspace, kvs, parseJson, seg } from "../etcd/kv.js";
+import { RepeatCounts } from "./repeat-counts.js";
 import type {
   AppendedEvent,
   EventDisposition,
@@ -73,6 +74,13 @@ const READ_BATCH = 100;
 /** Keys per page when a listing has to filter. */
 const PAGE = 200;
 const MAX_CAS_ATTEMPTS = 200;
+/**
+ * Dispositions routing never changes again (only an ignored event goes back in the queue):
+ * a re-send of such an event changes nothing but its count (RepeatCounts).
+ */
+const ROUTED_FOR_GOOD: ReadonlySet<EventDisposition> = new Set(["started", "attached", "resolved", "aborted"]);
+/** How long such re-sends' counts may wait before they are journaled. */
+const REPEAT_COUNT_INTERVAL_MS = 2_000;
 
 interface StoredEvent {
   event: HostEvent;
@@ -101,6 +109,8 @@ export interface EtcdStoreOptions {
   /** Key prefix, e.g. "/lifeboat/"; a trailing "/" is added when missing. */
   prefix: string;
   clock?: Clock;
+  /** How long the counts of re-sends of events routed for good wait (default 2 s; tests). */
+  repeatCountIntervalMs?: number;
 }
 
 /** The key of an instance's record. */
@@ -148,6 +158,8 @@ export class EtcdStore implements Store {
   readonly #appends = new GroupCommit<QueuedAppend>((batch) => this.writeAppends(batch));
   /** Events this process appended last, by key: id, record and its mod revision then (see appendChunk). */
   readonly #eventCache = new Map<string, { id: string; modRevision: string; event: HostEvent }>();
+  /** Re-sends of events routed for good, journaled a little later (see appendBatch). */
+  readonly #repeats: RepeatCounts;
   // Group commit of instance records, as of appends (a storm writes two per evacuation,
   // fifty at a time), as many as one transaction takes.
   readonly #instances = new GroupCommit<QueuedInstance>(
@@ -161,6 +173,7 @@ export class EtcdStore implements Store {
     this.#ownsClient = !opts.client;
     this.#ks = new Keyspace(this.#client, opts.prefix.endsWith("/") ? opts.prefix : `${opts.prefix}/`);
     this.#clock = opts.clock ?? systemClock;
+    this.#repeats = new RepeatCounts(opts.repeatCountIntervalMs ?? REPEAT_COUNT_INTERVAL_MS, (deliveries) => this.appendBatch(deliveries, false));
   }
 
   static fromConfig(cfg: EtcdStoreConfig, client?: Etcd3): EtcdStore {
@@ -201,6 +214,8 @@ export class EtcdStore implements Store {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // Counts not journaled yet are written now; if etcd does not take them, they are lost (only counts).
+    if (this.#open) await this.#repeats.close();
     while (this.#appends.busy || this.#instances.busy) {
       await this.#appends.idle();
       await this.#instances.idle();
@@ -241,15 +256,32 @@ export class EtcdStore implements Store {
     }
   }
 
-  private async appendBatch(events: NewHostEvent[]): Promise<AppendedEvent[]> {
+  /**
+   * `countLater`: a re-send of an event this process knows routed for good (ROUTED_FOR_GOOD,
+   * as it appended or marked it last) is counted by RepeatCounts and journaled with the next
+   * interval's counts, so its answer does not wait for etcd. Everything else (a new alert, a
+   * re-send of an event not routed yet or ignored, one this process has not seen) is written
+   * before the append resolves.
+   */
+  private async appendBatch(events: NewHostEvent[], countLater = true): Promise<AppendedEvent[]> {
     const groups = new Map<string, NewHostEvent[]>();
     for (const e of events) {
       const g = groups.get(e.key);
       if (g) g.push(e);
       else groups.set(e.key, [e]);
     }
-    const entries = [...groups.entries()];
     const applied = new Map<string, Planned>();
+    const entries: [string, NewHostEvent[]][] = [];
+    for (const [key, occ] of groups) {
+      const known = countLater ? this.#eventCache.get(key) : undefined;
+      if (!known || !ROUTED_FOR_GOOD.has(known.event.disposition)) {
+        entries.push([key, occ]);
+        continue;
+      }
+      const before = known.event.deliveries + this.#repeats.waiting(key);
+      applied.set(key, { before, record: { ...known.event, deliveries: before + occ.length, lastReceivedAt: occ[occ.length - 1]!.receivedAt }, requeued: false });
+      this.#repeats.add(key, occ);
+    }
     for (let i = 0; i < entries.length; i += EVENT_CHUNK) {
       for (const [k, v] of await this.appendChunk(entries.slice(i, i + EVENT_CHUNK))) applied.set(k, v);
     }

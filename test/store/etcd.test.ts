@@ -46,8 +46,12 @@ describe("EtcdStore on etcd", () => {
     return c;
   };
   const clients: Etcd3[] = [];
-  const newStore = async (prefix: string, c?: Etcd3): Promise<EtcdStore> => {
-    const s = new EtcdStore({ ...(c ? { client: c } : { connection: { endpoints: [etcd.endpoint], requestTimeoutMs: 2_000 } }), prefix });
+  const newStore = async (prefix: string, c?: Etcd3, repeatCountIntervalMs?: number): Promise<EtcdStore> => {
+    const s = new EtcdStore({
+      ...(c ? { client: c } : { connection: { endpoints: [etcd.endpoint], requestTimeoutMs: 2_000 } }),
+      prefix,
+      ...(repeatCountIntervalMs !== undefined ? { repeatCountIntervalMs } : {}),
+    });
     await s.init();
     opened.push(s);
     return s;
@@ -161,21 +165,60 @@ describe("EtcdStore on etcd", () => {
     expect(calls).toEqual(["write"]);
     expect(fifth).toMatchObject({ requeued: true, duplicate: false, event: { deliveries: 5, disposition: "unprocessed" } });
 
-    // Routed to a recovery (the usual mark): the next repeat is a duplicate, one write again.
-    await a.markEvent(first!.event.id, "started", null, "recovery started");
-    calls.length = 0;
-    const [sixth] = await a.appendEvents([e]);
-    expect(calls).toEqual(["write"]);
-    expect(sixth).toMatchObject({ duplicate: true, event: { deliveries: 6, disposition: "started" } });
-
     // A mark by the other instance is someone else's write: noticed by the compare, as above.
     await b.markEvent(first!.event.id, "ignored", null, "not a trigger");
     calls.length = 0;
-    const [seventh] = await a.appendEvents([e]);
+    const [sixth] = await a.appendEvents([e]);
     expect(calls).toContain("read");
-    expect(seventh).toMatchObject({ requeued: true, event: { deliveries: 7, disposition: "unprocessed" } });
+    expect(sixth).toMatchObject({ requeued: true, event: { deliveries: 6, disposition: "unprocessed" } });
     kv.txn = txn;
-    expect((await b.listEvents({}))[0]).toMatchObject({ deliveries: 7, disposition: "unprocessed" });
+    expect((await b.listEvents({}))[0]).toMatchObject({ deliveries: 6, disposition: "unprocessed" });
+  });
+
+  it("a re-send of an event routed for good is answered without a transaction; its count reaches the journal within the interval, and at close", async () => {
+    const p = uniquePrefix();
+    const c = client();
+    const a = await newStore(p, c, 300);
+    const b = await newStore(p);
+    const kv = c.kv;
+    const txn = kv.txn.bind(kv);
+    const calls: string[] = [];
+    kv.txn = (req, opts) => {
+      calls.push(req.success?.some((op) => op.request_put || op.request_delete_range) ? "write" : "read");
+      return txn(req, opts);
+    };
+    const e = newEvent("compute-1");
+    const other = newEvent("compute-2");
+    const [first] = await a.appendEvents([e]);
+    // Not routed yet: a re-send is written before it is answered, as a new alert is.
+    calls.length = 0;
+    await a.appendEvents([e]);
+    expect(calls).toEqual(["write"]);
+
+    await a.markEvent(first!.event.id, "started", null, "recovery started");
+    calls.length = 0;
+    const [third] = await a.appendEvents([e]);
+    const [fourth, fresh] = await a.appendEvents([e, other]);
+    // The new alert of the same delivery is written (its index read first); the re-sends are not (yet).
+    expect(calls).toEqual(["read", "write"]);
+    expect(third).toMatchObject({ duplicate: true, requeued: false, event: { id: first!.event.id, deliveries: 3, disposition: "started" } });
+    expect(fourth).toMatchObject({ duplicate: true, event: { deliveries: 4 } });
+    expect(fresh).toMatchObject({ duplicate: false, event: { host: "compute-2", deliveries: 1 } });
+    const stored = async (): Promise<number | undefined> => (await b.listEvents({ host: "compute-1" }))[0]?.deliveries;
+    expect(await stored()).toBe(2);
+
+    // Within the interval: both counted in one write, the last re-send's time with them.
+    await vi.waitFor(async () => expect(await stored()).toBe(4), { timeout: 5_000, interval: 50 });
+    expect(calls.filter((x) => x === "write")).toHaveLength(2);
+    expect((await b.listEvents({ host: "compute-1" }))[0]).toMatchObject({ disposition: "started", lastReceivedAt: fourth!.event.lastReceivedAt });
+
+    // The other instance's re-send meanwhile is counted too: the compare notices it, the reads decide.
+    await b.appendEvents([e]);
+    const [sixth] = await a.appendEvents([e]);
+    expect(sixth!.event.deliveries).toBe(5); // as this instance knows it; the journal's count is right once written
+    kv.txn = txn;
+    await a.close();
+    expect(await stored()).toBe(6);
   });
 
   it("sends an append at the end of its own task, not the turn's; appends made while it is in flight share the next transaction", async () => {
