@@ -689,6 +689,11 @@ export class NovaEvacuationDriver implements CloudPort {
     }
     const left = await this.releaseLock(instance.id, log, signal, lockSeen === true);
     if (result.result === "evacuated") this.actedAt.delete(instance.id);
+    // The next attempt's look starts after this one's end was seen: the cycle that saw it
+    // may show the server as it was just before (servers are listed before migrations: still
+    // rebuilding beside its migration's error), and an attempt that looked there would follow
+    // the failed evacuation instead of sending its own.
+    else this.actedAt.set(instance.id, Math.max(this.actedAt.get(instance.id) ?? Number.NEGATIVE_INFINITY, this.clock.now()));
     return left === null ? result : { ...result, lockLeft: left };
   }
 
@@ -714,7 +719,8 @@ export class NovaEvacuationDriver implements CloudPort {
     }
     if (!owned) return null;
     try {
-      await this.nova.unlock(id, signal);
+      // A change of the server: a later look must not come from before it (still locked).
+      await this.acting(id, this.nova.unlock(id, signal));
       this.ownedLocks.delete(id);
       return null;
     } catch (err) {

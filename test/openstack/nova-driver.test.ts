@@ -200,6 +200,23 @@ describe("evacuation", () => {
     expect(cloud.state.servers.get(doomed.id)!.locked).toBe(false);
   });
 
+  it("after a failed attempt the next one looks at the server anew before it sends: the cycle that saw the failure may show the server as it was just before", async () => {
+    const cloud = await start({ scenario: scenario([vm("flaky", { evacuation: { failTimes: 1 } })]), evacuationDurationMs: 80 });
+    // Views stay current for 200 ms: the cycle that saw the failure would still answer.
+    const d = driver(cloud, { pollIntervalMs: 100 });
+    await isolated(cloud, d);
+    const [flaky] = (await d.listInstances("src")) as [InstanceInfo];
+    expect(await d.evacuate(flaky, "src", opts(1))).toMatchObject({ result: "failed", permanent: false });
+    const seq = cloud.requests.at(-1)!.seq;
+    expect(await d.evacuate(flaky, "src", opts(2))).toMatchObject({ result: "evacuated" });
+    const after = cloud.requests.filter((r) => r.seq > seq);
+    const post = after.findIndex((r) => isEvacuatePost(r, flaky.id));
+    expect(post).toBeGreaterThan(0);
+    // A listing of the servers between the failure and the second evacuate: a look of its own.
+    expect(after.slice(0, post).filter((r) => r.method === "GET" && r.path === "/v2.1/servers/detail").length).toBeGreaterThan(0);
+    expect(cloud.requests.filter((r) => isEvacuatePost(r, flaky.id))).toHaveLength(2);
+  });
+
   it("a second evacuate() while the first is in flight sends no second POST (same process, or after a restart)", async () => {
     const cloud = await start({ scenario: scenario([vm("a"), vm("b")]), evacuationDurationMs: 400 });
     const d = driver(cloud);
