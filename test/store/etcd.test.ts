@@ -57,6 +57,24 @@ describe("EtcdStore on etcd", () => {
     return s;
   };
   const uniquePrefix = (): string => `/lifeboat-test-${randomBytes(6).toString("hex")}`;
+  /**
+   * Two instances on one prefix; `a`'s transactions are noted in `calls` ("read"/"write")
+   * until `uncount()`. `repeatCountIntervalMs`: a's interval for re-sends' counts.
+   */
+  const countedPair = async (repeatCountIntervalMs?: number): Promise<{ a: EtcdStore; b: EtcdStore; calls: string[]; uncount: () => void }> => {
+    const p = uniquePrefix();
+    const c = client();
+    const a = await newStore(p, c, repeatCountIntervalMs);
+    const b = await newStore(p);
+    const kv = c.kv;
+    const txn = kv.txn.bind(kv);
+    const calls: string[] = [];
+    kv.txn = (req, opts) => {
+      calls.push(req.success?.some((op) => op.request_put || op.request_delete_range) ? "write" : "read");
+      return txn(req, opts);
+    };
+    return { a, b, calls, uncount: () => (kv.txn = txn) };
+  };
 
   afterEach(async () => {
     for (const s of opened.splice(0)) await s.close();
@@ -131,17 +149,7 @@ describe("EtcdStore on etcd", () => {
   });
 
   it("a repeat of an event this process appended or marked last is one compare-and-swap with no reads; a write by anyone since is noticed and counted right", async () => {
-    const p = uniquePrefix();
-    const c = client();
-    const a = await newStore(p, c);
-    const b = await newStore(p);
-    const kv = c.kv;
-    const txn = kv.txn.bind(kv);
-    const calls: string[] = [];
-    kv.txn = (req, opts) => {
-      calls.push(req.success?.some((op) => op.request_put || op.request_delete_range) ? "write" : "read");
-      return txn(req, opts);
-    };
+    const { a, b, calls, uncount } = await countedPair();
     const e = newEvent("compute-1");
     const [first] = await a.appendEvents([e]);
     calls.length = 0;
@@ -171,22 +179,12 @@ describe("EtcdStore on etcd", () => {
     const [sixth] = await a.appendEvents([e]);
     expect(calls).toContain("read");
     expect(sixth).toMatchObject({ requeued: true, event: { deliveries: 6, disposition: "unprocessed" } });
-    kv.txn = txn;
+    uncount();
     expect((await b.listEvents({}))[0]).toMatchObject({ deliveries: 6, disposition: "unprocessed" });
   });
 
   it("a re-send of an event routed for good is answered without a transaction; its count reaches the journal within the interval, and at close", async () => {
-    const p = uniquePrefix();
-    const c = client();
-    const a = await newStore(p, c, 300);
-    const b = await newStore(p);
-    const kv = c.kv;
-    const txn = kv.txn.bind(kv);
-    const calls: string[] = [];
-    kv.txn = (req, opts) => {
-      calls.push(req.success?.some((op) => op.request_put || op.request_delete_range) ? "write" : "read");
-      return txn(req, opts);
-    };
+    const { a, b, calls, uncount } = await countedPair(300);
     const e = newEvent("compute-1");
     const other = newEvent("compute-2");
     const [first] = await a.appendEvents([e]);
@@ -216,7 +214,7 @@ describe("EtcdStore on etcd", () => {
     await b.appendEvents([e]);
     const [sixth] = await a.appendEvents([e]);
     expect(sixth!.event.deliveries).toBe(5); // as this instance knows it; the journal's count is right once written
-    kv.txn = txn;
+    uncount();
     await a.close();
     expect(await stored()).toBe(6);
   });
