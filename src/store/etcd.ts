@@ -278,8 +278,8 @@ export class EtcdStore implements Store {
         entries.push([key, occ]);
         continue;
       }
-      const before = known.event.deliveries + this.#repeats.waiting(key);
-      applied.set(key, { before, record: { ...known.event, deliveries: before + occ.length, lastReceivedAt: occ[occ.length - 1]!.receivedAt }, requeued: false });
+      // Each delivery's own count and time are set below, from `before`.
+      applied.set(key, { before: known.event.deliveries + this.#repeats.waiting(key), record: known.event, requeued: false });
       this.#repeats.add(key, occ);
     }
     for (let i = 0; i < entries.length; i += EVENT_CHUNK) {
