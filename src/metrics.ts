@@ -58,11 +58,17 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Sets the in-progress gauge from the journal; asked at each scrape (see onScrapeInProgress). */
+  #readInProgress: (() => Promise<void>) | null = null;
+
   readonly recoveriesInProgress = new Gauge({
     name: "lifeboat_recoveries_in_progress",
     help: "Recoveries not yet ended, by current state.",
     labelNames: ["state"] as const,
     registers: [this.registry],
+    // Read when scraped, not after every transition: a storm's approval moves dozens of
+    // recoveries at once, and each read lists every open recovery in the journal.
+    collect: () => this.#readInProgress?.(),
   });
 
   readonly recoveryDuration = new Histogram({
@@ -192,6 +198,14 @@ export class Metrics {
     help: "1 when this instance is the leader that runs recoveries.",
     registers: [this.registry],
   });
+
+  /**
+   * Who reads the open recoveries into `recoveriesInProgress` when it is scraped: the acting
+   * coordinator (null when it stops: the gauge then keeps what it showed last).
+   */
+  onScrapeInProgress(read: (() => Promise<void>) | null): void {
+    this.#readInProgress = read;
+  }
 
   constructor(opts: { version: string; defaultMetrics?: boolean }) {
     this.buildInfo.set({ version: opts.version, node_version: process.version }, 1);

@@ -17,7 +17,6 @@ export interface EngineHandle {
   /** Run the recovery now, or cut its wait short. */
   wake(id: string): void;
   wakeAll(): void;
-  refreshGauges(): Promise<void>;
 }
 
 export interface CommandDeps {
@@ -164,7 +163,6 @@ export class OperatorCommands {
       if (r.kind === "release") this.deps.metrics.releases.inc({ outcome: "aborted" });
       else this.deps.metrics.recoveries.inc({ outcome: "aborted" });
       this.deps.engine.wake(id);
-      await this.deps.engine.refreshGauges();
       return after;
     } catch (err) {
       if (err instanceof StateConflictError) throw new ConflictError(`recovery ${id} moved to ${err.actual ?? "?"} meanwhile; not cancelled`);
@@ -232,7 +230,6 @@ export class OperatorCommands {
       throw err;
     }
     if (o.kind !== "release") this.deps.metrics.recoveriesStarted.inc({ trigger: "manual" });
-    await this.deps.engine.refreshGauges();
     this.deps.engine.wake(r.id);
     return r;
   }

@@ -92,7 +92,7 @@ export class Coordinator {
       this.deps.logger.info({ recovery: r.id, host: r.host, state: r.state }, "resuming recovery");
       this.ensureRunner(r.id);
     }
-    await this.refreshGauges();
+    this.deps.metrics.onScrapeInProgress(() => this.#gauges.request());
     this.kick();
     // Safety net: pick up anything journaled without a kick (e.g. by another instance):
     // events, and recoveries started through another instance's API (recover, fence off).
@@ -112,6 +112,7 @@ export class Coordinator {
   /** Stop acting; recoveries stay where they are and resume on the next start. */
   async stop(): Promise<void> {
     this.#running = false;
+    this.deps.metrics.onScrapeInProgress(null);
     this.#abort.abort(new Error("stopping"));
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
@@ -223,7 +224,6 @@ export class Coordinator {
           }
           if (res.touched) {
             this.ensureRunner(res.touched)?.wake();
-            if (res.created || res.disposition === "aborted") await this.refreshGauges();
             if (res.disposition === "aborted") this.deps.metrics.recoveries.inc({ outcome: "aborted" });
           }
         }
@@ -271,19 +271,9 @@ export class Coordinator {
       metrics.recoveryDuration.observe({ outcome: e.after.state }, secs);
       void this.deps.onRecoveryEnded?.(e.after.id);
     }
-    void this.refreshGauges();
   }
 
-  /**
-   * Read the open recoveries into the in-progress gauges. Every transition asks for it (seven
-   * in one moment when an approval lets a storm's recoveries go): the callers of one moment
-   * share one read, always one that starts after they asked, so each still sees its own
-   * change counted.
-   */
-  refreshGauges(): Promise<void> {
-    return this.#gauges.request();
-  }
-
+  /** Read the open recoveries into the in-progress gauges (scrapes of one moment share one read). */
   private async readGauges(): Promise<void> {
     try {
       const open = await this.deps.store.listRecoveries({ open: true, limit: 100_000 });
