@@ -28,7 +28,7 @@ describe("the in-progress gauge", () => {
     const now = new Date().toISOString();
     const r = await s.app.store.createRecovery({
       host: "compute-1",
-      kind: "recover",
+      kind: "manual",
       incidentKey: `compute-1@test:${now}`,
       trigger: "manual",
       dryRun: false,
