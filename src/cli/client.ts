@@ -1,4 +1,8 @@
+import { globalAgent } from "node:http";
+import { globalAgent as httpsGlobalAgent } from "node:https";
 import { hostname, userInfo } from "node:os";
+import { errorMessage } from "../util/errors.js";
+import { httpExchange, type HttpAnswer } from "../util/http-exchange.js";
 
 /** How the CLI reaches a running lifeboat: --url/--token, else LIFEBOAT_URL/LIFEBOAT_ADMIN_TOKEN, else the config. */
 export interface ClientOptions {
@@ -32,10 +36,11 @@ export class ApiClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await fetch(`${this.baseUrl}${path}`, {
+      res = await httpExchange({
         method,
+        url: `${this.baseUrl}${path}`,
         headers: {
           authorization: `Bearer ${this.token}`,
           "content-type": "application/json",
@@ -43,20 +48,15 @@ export class ApiClient {
         },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(30_000),
+        agents: { http: globalAgent, https: httpsGlobalAgent },
       });
     } catch (err) {
-      throw new Error(`cannot reach lifeboat at ${this.baseUrl}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
+      throw new Error(`cannot reach lifeboat at ${this.baseUrl}: ${errorMessage(err)}`);
     }
-    const text = await res.text();
-    let data: unknown = text;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch {
-      /* plain text */
-    }
-    if (!res.ok) {
-      const msg = data && typeof data === "object" && "error" in data ? String((data).error) : text;
-      throw new Error(`${res.status}: ${msg}`);
+    const { status, data } = res;
+    if (status < 200 || status > 299) {
+      const msg = data !== null && typeof data === "object" && "error" in data ? String(data.error) : typeof data === "string" ? data : data === null ? "" : JSON.stringify(data);
+      throw new Error(`${status}: ${msg}`);
     }
     return data as T;
   }

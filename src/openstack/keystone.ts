@@ -18,7 +18,7 @@ import {
 } from "./credentials.js";
 import { isPermanent } from "../domain/errors.js";
 import { OpenStackConnectionError, serviceErrorMessage } from "./errors.js";
-import { httpExchange, type HttpAnswer } from "./http-exchange.js";
+import { httpExchange, type HttpAnswer } from "../util/http-exchange.js";
 import { RequestPacer } from "./pacer.js";
 import {
   OpenStackApiError,
