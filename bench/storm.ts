@@ -18,6 +18,9 @@ import { novaSaysDown } from "../test/kit/site.js";
 const run = promisify(execFile);
 const TRICKLE = benchFile("load/webhook-trickle.ts");
 
+/** Where the webhook figures are split: this long after the approval (journaled), ms. */
+export const APPROVAL_MOMENT_MS = 1000;
+
 /**
  * Benchmark 8: an evacuation storm. A simulated site of hundreds of hosts in racks and zones;
  * one rack (`rackHosts` hosts × `instancesPerHost` instances) loses power at once. Alertmanager
@@ -117,6 +120,13 @@ export interface StormRun {
   extraEvacuateCalls: number;
   /** Alertmanager deliveries posted during the storm (approve command → last recovery ended): latency and failures. */
   webhookMs: Distribution;
+  /**
+   * The same deliveries split at one second after the approval (as lifeboat journaled it):
+   * those sent while the approve command ran and the approved recoveries started, and the rest
+   * (absent from results of older runs).
+   */
+  webhookApprovalMs?: Distribution;
+  webhookAfterApprovalMs?: Distribution;
   webhookFailures: number;
   /** Highest VmRSS sampled during the storm (every 200 ms) and VmHWM at its end, bytes; of the instance that finished. */
   rssPeak: number;
@@ -329,6 +339,8 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
         evacuatedOnce: ids.filter((id) => perServer.get(id)?.accepted === 1).length,
         extraEvacuateCalls: ids.reduce((n, id) => n + Math.max(0, (perServer.get(id)?.posts ?? 0) - 1), 0),
         webhookMs: distribution(samples.map(([, ms]) => ms)),
+        webhookApprovalMs: distribution(samples.filter(([at]) => at < approvedAt + APPROVAL_MOMENT_MS).map(([, ms]) => ms)),
+        webhookAfterApprovalMs: distribution(samples.filter(([at]) => at >= approvedAt + APPROVAL_MOMENT_MS).map(([, ms]) => ms)),
         webhookFailures: samples.filter(([, , status]) => status !== 202).length,
         rssPeak,
         rssHwm: acting.memory().peak,
