@@ -622,7 +622,9 @@ export class EtcdStore implements Store {
       (filter.open === undefined || filter.open !== isTerminal(r.state)) &&
       (filter.since === undefined || filter.since === "" || r.createdAt >= filter.since);
 
-    if (filter.open === true) {
+    // Only open states asked for (blocked, evacuating…) are open recoveries too: the journal's
+    // whole history need not be paged through for them.
+    if (filter.open === true || (filter.open === undefined && states !== undefined && states.every((s) => !isTerminal(s)))) {
       // Few recoveries are open: read them all through the open/ index and sort.
       const open = await ks.readOne(ks.range("open/"));
       const found = (await this.recoveriesByIds(open.map((kv) => kv.value.toString()))).filter(keep);

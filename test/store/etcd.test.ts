@@ -289,6 +289,36 @@ describe("EtcdStore on etcd", () => {
     kv.txn = txn;
   });
 
+  it("lists recoveries by open states through the open index: no ended recovery of the journal's history is read", async () => {
+    const c = client();
+    const s = await newStore(uniquePrefix(), c);
+    const ended: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await s.createRecovery(newRecovery(`compute-old-${i}`));
+      await s.transition(r.id, "pending", "completed", "done");
+      ended.push(r.id);
+    }
+    const blocked = await s.createRecovery(newRecovery("compute-1"));
+    await s.transition(blocked.id, "pending", "blocked", "held by the storm guard");
+    const evacuating = await s.createRecovery(newRecovery("compute-2"));
+    await s.transition(evacuating.id, "pending", "evacuating", "evacuating");
+
+    const kv = c.kv;
+    const txn = kv.txn.bind(kv);
+    const read: string[] = [];
+    kv.txn = async (req, opts) => {
+      const res = await txn(req, opts);
+      for (const r of res.responses) for (const x of r.response_range?.kvs ?? []) read.push(x.key.toString());
+      return res;
+    };
+    expect((await s.listRecoveries({ state: "blocked", limit: 100_000 })).map((r) => r.id)).toEqual([blocked.id]);
+    expect((await s.listRecoveries({ state: ["blocked", "evacuating"] })).map((r) => r.id)).toEqual([evacuating.id, blocked.id]);
+    expect(read.filter((k) => ended.some((id) => k.endsWith(`rec/${id}`)))).toEqual([]);
+    // A terminal state still pages through the history.
+    expect((await s.listRecoveries({ state: "completed" })).map((r) => r.id)).toEqual([...ended].reverse());
+    kv.txn = txn;
+  });
+
   it("fails a call within its deadline while etcd does not answer, and works again after", async () => {
     const s = await newStore(uniquePrefix(), client());
     await s.ping();
