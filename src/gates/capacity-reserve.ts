@@ -3,6 +3,7 @@ import type { Recovery } from "../domain/model.js";
 import type { InstanceInfo } from "../domain/ports/cloud.js";
 import { classifyInstance, type SelectionPolicy } from "../domain/selection.js";
 import { untilAborted } from "../util/abort.js";
+import { CoalescedByKey } from "../util/coalesced.js";
 
 /**
  * Room the capacity gate keeps for other recoveries. Hosts that fail together draw on the
@@ -13,6 +14,23 @@ import { untilAborted } from "../util/abort.js";
 
 /** What the gate reads of the journal: open recoveries, their instance records, the holds. */
 export type CapacityJournal = Pick<Store, "listRecoveries" | "instances" | "listHostStates">;
+
+/**
+ * The gate's reads of the journal, shared by the checks of one moment: an approval wakes every
+ * held recovery's check at once, and each reads the open recoveries, the holds and the
+ * instance records of every earlier recovery evacuating (fifty each). Callers share a read
+ * that starts after they asked (`Coalesced`), so none sees the journal as it was before.
+ */
+export function coalescedJournal(journal: CapacityJournal): CapacityJournal {
+  const recoveries = new CoalescedByKey<string, Recovery[]>();
+  const instances = new CoalescedByKey<string, Awaited<ReturnType<Store["instances"]>>>();
+  const holds = new CoalescedByKey<string, Awaited<ReturnType<Store["listHostStates"]>>>();
+  return {
+    listRecoveries: (filter) => recoveries.request(JSON.stringify(filter), () => journal.listRecoveries(filter)),
+    instances: (recoveryId) => instances.request(recoveryId, () => journal.instances(recoveryId)),
+    listHostStates: () => holds.request("", () => journal.listHostStates()),
+  };
+}
 
 /** The instances of one earlier recovery not placed yet, for which room is kept. */
 export interface Reservation {

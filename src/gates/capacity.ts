@@ -5,7 +5,7 @@ import { classifyInstance } from "../domain/selection.js";
 import { errorMessage } from "../util/errors.js";
 import type { Gate } from "../domain/ports/gate.js";
 import { alertsUnread, choosePool, describeLeftOut, firingHosts, type FiringAlerts } from "./capacity-pool.js";
-import { earlierRecoveries, reservationOf, SharedListings, type CapacityJournal, type Reservation } from "./capacity-reserve.js";
+import { coalescedJournal, earlierRecoveries, reservationOf, SharedListings, type CapacityJournal, type Reservation } from "./capacity-reserve.js";
 
 export type Resource = "vcpus" | "ramMb" | "diskGb";
 
@@ -36,6 +36,7 @@ export interface CapacityGateOptions {
  */
 export function capacityGate(evacuation: CloudPort, opts: CapacityGateOptions): Gate {
   const listings = new SharedListings((host, signal) => evacuation.listInstances(host, signal), opts.listingMaxAgeMs ?? 5000);
+  const journal = coalescedJournal(opts.journal);
   return {
     name: "capacity",
     kind: "policy",
@@ -54,8 +55,8 @@ export function capacityGate(evacuation: CloudPort, opts: CapacityGateOptions): 
           evacuation.listInstances(recovery.host, signal),
           read.then((zone) => evacuation.capacity!(signal, zone)),
           listed,
-          opts.journal.listRecoveries({ open: true }),
-          opts.journal.listHostStates(),
+          journal.listRecoveries({ open: true }),
+          journal.listHostStates(),
         ]);
       } catch (err) {
         if (signal.aborted) throw err;
@@ -88,7 +89,7 @@ export function capacityGate(evacuation: CloudPort, opts: CapacityGateOptions): 
             const z = zoneOf.get(host);
             return z === undefined || inZone(z);
           }).map((r) =>
-            reservationOf(r, { journal: opts.journal, listInstances: (host, s) => listings.read(host, s), policy: opts.evacuation }, signal).catch((err: unknown) => {
+            reservationOf(r, { journal, listInstances: (host, s) => listings.read(host, s), policy: opts.evacuation }, signal).catch((err: unknown) => {
               if (signal.aborted) throw err;
               throw new Error(`the instances of recovery ${r.id} (${r.host}): ${errorMessage(err)}`);
             }),

@@ -3,13 +3,13 @@
  * started after it called: callers of one moment share the next run (it starts a microtask
  * later, or once the run under way has ended), never the one already under way.
  */
-export class Coalesced {
-  #running: Promise<void> | null = null;
-  #next: Promise<void> | null = null;
+export class Coalesced<T = void> {
+  #running: Promise<T> | null = null;
+  #next: Promise<T> | null = null;
 
-  constructor(private readonly run: () => Promise<void>) {}
+  constructor(private readonly run: () => Promise<T>) {}
 
-  request(): Promise<void> {
+  request(): Promise<T> {
     if (this.#next) return this.#next;
     const next = (this.#running ?? Promise.resolve())
       .catch(() => undefined)
@@ -21,7 +21,12 @@ export class Coalesced {
     return next;
   }
 
-  private start(): Promise<void> {
+  /** No run under way and none asked for. */
+  get idle(): boolean {
+    return this.#running === null && this.#next === null;
+  }
+
+  private start(): Promise<T> {
     const p = this.run();
     this.#running = p;
     const done = (): void => {
@@ -29,5 +34,30 @@ export class Coalesced {
     };
     p.then(done, done);
     return p;
+  }
+}
+
+/** A `Coalesced` per key, kept while it has a run under way or asked for. */
+export class CoalescedByKey<K, T> {
+  readonly #entries = new Map<K, Coalesced<T>>();
+
+  request(key: K, run: () => Promise<T>): Promise<T> {
+    let c = this.#entries.get(key);
+    if (!c) {
+      c = new Coalesced(run);
+      this.#entries.set(key, c);
+    }
+    const entry = c;
+    const p = entry.request();
+    const forget = (): void => {
+      if (entry.idle && this.#entries.get(key) === entry) this.#entries.delete(key);
+    };
+    p.then(forget, forget);
+    return p;
+  }
+
+  /** Keys with a run under way or asked for. */
+  get size(): number {
+    return this.#entries.size;
   }
 }

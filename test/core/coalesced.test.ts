@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Coalesced } from "../../src/util/coalesced.js";
+import { Coalesced, CoalescedByKey } from "../../src/util/coalesced.js";
 
 /** A run that ends when told to, counting how many started. */
 function gatedRun(): { run: () => Promise<void>; started: () => number; finish: (err?: Error) => void } {
@@ -54,5 +54,32 @@ describe("Coalesced", () => {
     expect(g.started()).toBe(2);
     g.finish();
     await expect(next).resolves.toBeUndefined();
+  });
+
+  it("hands each caller its run's value", async () => {
+    let n = 0;
+    const c = new Coalesced(() => Promise.resolve(++n));
+    const [a, b] = await Promise.all([c.request(), c.request()]);
+    expect([a, b]).toEqual([1, 1]);
+    expect(await c.request()).toBe(2);
+    expect(c.idle).toBe(true);
+  });
+});
+
+describe("CoalescedByKey", () => {
+  it("shares runs per key, not across keys, and keeps no key once its runs are over", async () => {
+    const started: string[] = [];
+    const byKey = new CoalescedByKey<string, string>();
+    const read = (k: string) => () => {
+      started.push(k);
+      return new Promise<string>((r) => setImmediate(() => r(`${k}:${started.filter((x) => x === k).length}`)));
+    };
+    const answers = await Promise.all([byKey.request("r-1", read("r-1")), byKey.request("r-2", read("r-2")), byKey.request("r-1", read("r-1"))]);
+    expect(answers).toEqual(["r-1:1", "r-2:1", "r-1:1"]);
+    expect(started).toEqual(["r-1", "r-2"]);
+    await flush();
+    expect(byKey.size).toBe(0);
+    // Asked again later: a new read.
+    expect(await byKey.request("r-1", read("r-1"))).toBe("r-1:2");
   });
 });

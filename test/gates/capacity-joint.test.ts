@@ -257,4 +257,36 @@ describe("room kept for earlier recoveries, oldest first", () => {
     expect(asked.filter((h) => h === "compute-2")).toHaveLength(1);
     expect(asked.filter((h) => h === "compute-1")).toHaveLength(3);
   });
+
+  it("checks of one moment share their reads of the journal; a check asked after a write reads it", async () => {
+    // Room for eleven servers: the first two held fit, the third does not while the earlier one's three wait.
+    room.set("compute-5", { vcpus: 22, ramMb: 22528, diskGb: 500 });
+    const earlier = await open("compute-1");
+    await store.transition(earlier.id, "pending", "evacuating", "fenced and isolated");
+    for (const s of [...world.servers.values()].filter((x) => x.host === "compute-1")) {
+      await store.putInstance({ recoveryId: earlier.id, instanceId: s.id, name: s.name, projectId: s.projectId, originalStatus: "ACTIVE", state: "pending", priority: 0, attempts: 0 });
+    }
+    const held = [await open("compute-2"), await open("compute-3"), await open("compute-4")];
+    const reads = { open: 0, instances: 0, holds: 0 };
+    const journal: CapacityGateOptions["journal"] = {
+      listRecoveries: (f) => (reads.open++, store.listRecoveries(f)),
+      instances: (id) => (reads.instances++, store.instances(id)),
+      listHostStates: () => (reads.holds++, store.listHostStates()),
+    };
+    const g = gate({ journal });
+    // An approval wakes every held recovery's check at once.
+    const verdicts = await Promise.all(held.map((r) => askGate(g, r)));
+    expect(verdicts.map((v) => v.result)).toEqual(["pass", "pass", "block"]);
+    expect(reads).toEqual({ open: 1, instances: 1, holds: 1 });
+    expect(verdicts[2]!.reason).toMatch(new RegExp(`room reserved for 9 instance\\(s\\) of 3 earlier recoveries: ${earlier.id} \\(compute-1, 3\\)`));
+
+    // The earlier recovery placed its instances: the next check reads the journal again and keeps no room for them.
+    for (const s of [...world.servers.values()].filter((x) => x.host === "compute-1")) {
+      await store.putInstance({ recoveryId: earlier.id, instanceId: s.id, name: s.name, projectId: s.projectId, originalStatus: "ACTIVE", state: "evacuated", priority: 0, attempts: 1 });
+    }
+    const again = await askGate(g, held[2]!);
+    expect(reads).toEqual({ open: 2, instances: 2, holds: 2 });
+    expect(again.result).toBe("pass");
+    expect(again.reason).not.toContain(earlier.id);
+  });
 });
