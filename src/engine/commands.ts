@@ -128,8 +128,8 @@ export class OperatorCommands {
       if (r.approved) report.skipped.push({ id: r.id, host: r.host, reason: `already approved by ${r.approvedBy ?? "an operator"}` });
       else approving.push(r);
     }
-    // Journaled together (one commit on SQLite, concurrent transactions on etcd): a storm's
-    // approval of dozens of hosts does not wait for one write after another.
+    // Journaled together (one commit on SQLite, one read and one compare-and-swap on etcd): a
+    // storm's approval of dozens of hosts does not wait for one write after another.
     const written = await Promise.allSettled(approving.map((r) => this.deps.store.updateRecovery(r.id, { approved: true, approvedBy: actor })));
     approving.forEach((r, i) => {
       const w = written[i]!;

@@ -145,6 +145,34 @@ function nextInstanceBatch(queue: QueuedInstance[]): QueuedInstance[] {
   return batch;
 }
 
+/** A recovery update waiting for the next batch (EtcdStore.updateRecovery). */
+interface QueuedUpdate {
+  id: string;
+  patch: RecoveryPatch;
+  resolve: (r: Recovery) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Recoveries updated in one transaction at most (a compare and a put each). */
+const UPDATES_PER_WRITE = 50;
+
+/** The next batch of updates: one per recovery (a second update of one waits for the next batch). */
+function nextUpdateBatch(queue: QueuedUpdate[]): QueuedUpdate[] {
+  const batch: QueuedUpdate[] = [];
+  const ids = new Set<string>();
+  for (let i = 0; i < queue.length && batch.length < UPDATES_PER_WRITE; ) {
+    const u = queue[i]!;
+    if (ids.has(u.id)) {
+      i++;
+      continue;
+    }
+    ids.add(u.id);
+    batch.push(u);
+    queue.splice(i, 1);
+  }
+  return batch;
+}
+
 export class EtcdStore implements Store {
   readonly kind = "etcd";
   readonly #client: Etcd3;
@@ -166,6 +194,10 @@ export class EtcdStore implements Store {
     (batch) => this.writeInstanceBatch(batch),
     (queue) => nextInstanceBatch(queue),
   );
+
+  // Updates of recoveries made together (an approval of a storm's held recoveries): one read
+  // and one compare-and-swap of them all, instead of one of each per recovery.
+  readonly #updates = new GroupCommit<QueuedUpdate>((batch) => this.writeUpdateBatch(batch), nextUpdateBatch);
 
   constructor(opts: EtcdStoreOptions) {
     if (!opts.client && !opts.connection) throw new Error("EtcdStore needs a client or a connection");
@@ -216,9 +248,10 @@ export class EtcdStore implements Store {
     if (this.#closed) return;
     // Counts not journaled yet are written now; if etcd does not take them, they are lost (only counts).
     if (this.#open) await this.#repeats.close();
-    while (this.#appends.busy || this.#instances.busy) {
+    while (this.#appends.busy || this.#instances.busy || this.#updates.busy) {
       await this.#appends.idle();
       await this.#instances.idle();
+      await this.#updates.idle();
     }
     this.#closed = true;
     this.#open = false;
@@ -702,8 +735,47 @@ export class EtcdStore implements Store {
     }
   }
 
-  async updateRecovery(id: string, patch: RecoveryPatch): Promise<Recovery> {
+  updateRecovery(id: string, patch: RecoveryPatch): Promise<Recovery> {
     this.check();
+    return new Promise((resolve, reject) => this.#updates.add({ id, patch, resolve, reject }));
+  }
+
+  /**
+   * A batch of updates, one per recovery: every record read at one revision, then written in
+   * one transaction that compares each one's revision. Any of them changed meanwhile: each
+   * goes its own way (updateOne), as if it had come alone.
+   */
+  private async writeUpdateBatch(batch: QueuedUpdate[]): Promise<void> {
+    if (batch.length > 1) {
+      const ks = this.#ks;
+      try {
+        const read = await ks.read(batch.map((u) => ks.get(`rec/${seg(u.id)}`)));
+        const op = token();
+        const planned = batch.map((u, i) => {
+          const kv = read[i]?.[0];
+          if (!kv) return null;
+          const stored = parseJson<StoredRecovery>(kv);
+          const next = applyPatch({ ...recoveryFromDocument(stored.recovery), updatedAt: this.nowIso() }, u.patch);
+          return { u, kv, next, put: ks.putJson(`rec/${seg(u.id)}`, { ...stored, recovery: next, op } satisfies StoredRecovery) };
+        });
+        const found = planned.filter((p): p is NonNullable<typeof p> => p !== null);
+        const res = found.length ? await ks.txn(found.map((p) => ks.modRevIs(`rec/${seg(p.u.id)}`, p.kv.mod_revision)), found.map((p) => p.put)) : { succeeded: true };
+        if (res.succeeded) {
+          for (const [i, p] of planned.entries()) {
+            if (p) p.u.resolve(p.next);
+            else batch[i]!.reject(new NotFoundError(`recovery ${batch[i]!.id} not found`));
+          }
+          return;
+        }
+      } catch (err) {
+        for (const u of batch) u.reject(err);
+        return;
+      }
+    }
+    await Promise.all(batch.map((u) => this.updateOne(u.id, u.patch).then(u.resolve, u.reject)));
+  }
+
+  private async updateOne(id: string, patch: RecoveryPatch): Promise<Recovery> {
     const ks = this.#ks;
     const op = token();
     for (let attempt = 0; ; attempt++) {

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { createEtcdClient } from "../../src/etcd/client.js";
 import { EtcdStore } from "../../src/store/etcd.js";
 import type { Store } from "../../src/domain/journal.js";
+import type { Recovery } from "../../src/domain/model.js";
 import { startEtcd, type EtcdServer } from "../support/etcd.js";
 import { describeStoreConformance, newEvent, newRecovery, pendingInstance } from "./conformance.js";
 
@@ -286,6 +287,50 @@ describe("EtcdStore on etcd", () => {
     expect(lost.status).toBe("rejected");
     expect(lost.status === "rejected" ? String(lost.reason) : "").toMatch(/no-such-recovery not found/);
     expect((await s.instances(a.id)).map((i) => i.instanceId)).toEqual(["i-1", "i-2", "i-4"]);
+    kv.txn = txn;
+  });
+
+  it("updates of recoveries made together are one read and one compare-and-swap; one changed meanwhile gets its update over the change; a missing one fails alone", async () => {
+    const p = uniquePrefix();
+    const c = client();
+    const a = await newStore(p, c);
+    const b = await newStore(p);
+    const rs = await Promise.all(["compute-1", "compute-2", "compute-3"].map((h) => a.createRecovery(newRecovery(h))));
+    const kv = c.kv;
+    const txn = kv.txn.bind(kv);
+    const calls: string[] = [];
+    let meddle: (() => Promise<unknown>) | null = null;
+    kv.txn = async (req, opts) => {
+      const write = req.success?.some((op) => op.request_put) ?? false;
+      calls.push(write ? "write" : "read");
+      const res = await txn(req, opts);
+      // Another instance changes a record between the batch's read and its write.
+      if (!write && meddle) {
+        const m = meddle;
+        meddle = null;
+        await m();
+      }
+      return res;
+    };
+
+    const approve = (id: string): Promise<Recovery> => a.updateRecovery(id, { approved: true, approvedBy: "ops@bastion" });
+    const together = await Promise.all(rs.map((r) => approve(r.id)));
+    expect(calls).toEqual(["read", "write"]);
+    expect(together.map((r) => [r.id, r.approved, r.approvedBy])).toEqual(rs.map((r) => [r.id, true, "ops@bastion"]));
+    expect((await b.getRecovery(rs[1]!.id))!.approvedBy).toBe("ops@bastion");
+
+    calls.length = 0;
+    meddle = () => b.transition(rs[0]!.id, "pending", "validating", "moved by the other instance");
+    const [moved, missing, other] = await Promise.allSettled([
+      a.updateRecovery(rs[0]!.id, { dryRun: true }),
+      a.updateRecovery("r-no-such-recovery", { dryRun: true }),
+      a.updateRecovery(rs[2]!.id, { dryRun: true }),
+    ]);
+    expect(calls.slice(0, 2)).toEqual(["read", "write"]);
+    expect(moved).toMatchObject({ status: "fulfilled", value: { state: "validating", dryRun: true, approved: true } });
+    expect(missing.status === "rejected" ? String(missing.reason) : "").toMatch(/r-no-such-recovery not found/);
+    expect(other).toMatchObject({ status: "fulfilled", value: { state: "pending", dryRun: true } });
+    expect(await b.getRecovery(rs[0]!.id)).toMatchObject({ state: "validating", dryRun: true, approved: true });
     kv.txn = txn;
   });
 
