@@ -54,12 +54,17 @@ export class ApiClient {
       throw new Error(`cannot reach lifeboat at ${this.baseUrl}: ${errorMessage(err)}`);
     }
     const { status, data } = res;
-    if (status < 200 || status > 299) {
-      const msg = data !== null && typeof data === "object" && "error" in data ? String(data.error) : typeof data === "string" ? data : data === null ? "" : JSON.stringify(data);
-      throw new Error(`${status}: ${msg}`);
-    }
+    if (status < 200 || status > 299) throw new Error(`${status}: ${errorText(data)}`);
     return data as T;
   }
+}
+
+/** What an error answer says: lifeboat's `error`, else the body as it came (none: nothing). */
+function errorText(data: unknown): string {
+  if (data === null) return "";
+  if (typeof data === "string") return data;
+  if (typeof data === "object" && "error" in data) return String(data.error);
+  return JSON.stringify(data);
 }
 
 /** user@host of whoever runs the CLI, recorded as the actor of operator actions. */

@@ -37,7 +37,11 @@ export class Coalesced<T = void> {
   }
 }
 
-/** A `Coalesced` per key, kept while it has a run under way or asked for. */
+/**
+ * A `Coalesced` per key, kept while it has a run under way or asked for; the run given by the
+ * first caller of a key serves the callers that come while it is kept (give the same read for
+ * the same key).
+ */
 export class CoalescedByKey<K, T> {
   readonly #entries = new Map<K, Coalesced<T>>();
 
