@@ -2,6 +2,7 @@ import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { createEtcdClient } from "../etcd/client.js";
+import { withDeadline } from "../etcd/deadline.js";
 import { etcdConnectionFromConfig } from "../store/config.js";
 import type { LeaderRecord } from "../ha/leader.js";
 import type { EtcdStoreConfig, SqliteStoreConfig, StoreConfig } from "../store/config.js";
@@ -74,10 +75,11 @@ function etcdCheck(cfg: EtcdStoreConfig): DoctorCheck {
       const client = createEtcdClient(etcdConnectionFromConfig(cfg));
       const store = EtcdStore.fromConfig(cfg, client);
       try {
-        const status = await client.maintenance.status();
+        const rt = cfg.request_timeout_seconds * 1000;
+        const status = await withDeadline(client.maintenance.status(), rt, "status");
         await store.init();
         await store.ping();
-        const leaderKv = await client.get(`${cfg.prefix}leader`).string();
+        const leaderKv = await withDeadline(client.get(`${cfg.prefix}leader`).string(), rt, "leader lookup");
         let leader = "nobody leads";
         if (leaderKv) {
           try {

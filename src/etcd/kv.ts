@@ -1,4 +1,5 @@
 import type { Etcd3, ICompare, IKeyValue, IRequestOp, IResponseOp, ITxnResponse } from "etcd3";
+import { withDeadline } from "./deadline.js";
 import { etcd3 } from "./lazy.js";
 
 /**
@@ -43,9 +44,11 @@ export interface RangeOptions {
 export class Keyspace {
   readonly #prefix: string;
 
+  /** `deadlineMs`: each transaction fails after that long without an answer (see withDeadline). */
   constructor(
     readonly client: Etcd3,
     prefix: string,
+    private readonly deadlineMs?: number,
   ) {
     this.#prefix = prefix;
   }
@@ -133,7 +136,8 @@ export class Keyspace {
   // ---- calls ------------------------------------------------------------------------
 
   txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<ITxnResponse> {
-    return this.client.kv.txn({ compare, success, failure });
+    const call = this.client.kv.txn({ compare, success, failure });
+    return this.deadlineMs === undefined ? call : withDeadline(call, this.deadlineMs, "etcd transaction");
   }
 
   /** Several reads at one revision (one round trip). */

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Etcd3, ICompare, IKeyValue, IRequestOp } from "etcd3";
-import { createEtcdClient, type EtcdConnection } from "../etcd/client.js";
+import { createEtcdClient, DEFAULT_REQUEST_TIMEOUT_MS, type EtcdConnection } from "../etcd/client.js";
 import { GroupCommit } from "../util/group-commit.js";
 import { etcdConnectionFromConfig } from "./config.js";
 import { Keyspace, kvs, parseJson, seg } from "../etcd/kv.js";
@@ -111,6 +111,8 @@ export interface EtcdStoreOptions {
   clock?: Clock;
   /** How long the counts of re-sends of events routed for good wait (default 2 s; tests). */
   repeatCountIntervalMs?: number;
+  /** Bound of one call to etcd, ms (default: the connection's, else 5 s). */
+  requestTimeoutMs?: number;
 }
 
 /** The key of an instance's record. */
@@ -203,13 +205,14 @@ export class EtcdStore implements Store {
     if (!opts.client && !opts.connection) throw new Error("EtcdStore needs a client or a connection");
     this.#client = opts.client ?? createEtcdClient(opts.connection!);
     this.#ownsClient = !opts.client;
-    this.#ks = new Keyspace(this.#client, opts.prefix.endsWith("/") ? opts.prefix : `${opts.prefix}/`);
+    const deadlineMs = opts.requestTimeoutMs ?? opts.connection?.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#ks = new Keyspace(this.#client, opts.prefix.endsWith("/") ? opts.prefix : `${opts.prefix}/`, deadlineMs);
     this.#clock = opts.clock ?? systemClock;
     this.#repeats = new RepeatCounts(opts.repeatCountIntervalMs ?? REPEAT_COUNT_INTERVAL_MS, (deliveries) => this.appendBatch(deliveries, false));
   }
 
   static fromConfig(cfg: EtcdStoreConfig, client?: Etcd3): EtcdStore {
-    return new EtcdStore({ ...(client ? { client } : { connection: etcdConnectionFromConfig(cfg) }), prefix: cfg.prefix });
+    return new EtcdStore({ ...(client ? { client } : { connection: etcdConnectionFromConfig(cfg) }), prefix: cfg.prefix, requestTimeoutMs: cfg.request_timeout_seconds * 1000 });
   }
 
   get prefix(): string {
