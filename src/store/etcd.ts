@@ -756,13 +756,10 @@ export class EtcdStore implements Store {
         const op = token();
         const planned = batch.map((u, i) => {
           const kv = read[i]?.[0];
-          if (!kv) return null;
-          const stored = parseJson<StoredRecovery>(kv);
-          const next = applyPatch({ ...recoveryFromDocument(stored.recovery), updatedAt: this.nowIso() }, u.patch);
-          return { u, kv, next, put: ks.putJson(`rec/${seg(u.id)}`, { ...stored, recovery: next, op } satisfies StoredRecovery) };
+          return kv ? { u, ...this.patched(u.id, kv, parseJson<StoredRecovery>(kv), u.patch, op) } : null;
         });
         const found = planned.filter((p): p is NonNullable<typeof p> => p !== null);
-        const res = found.length ? await ks.txn(found.map((p) => ks.modRevIs(`rec/${seg(p.u.id)}`, p.kv.mod_revision)), found.map((p) => p.put)) : { succeeded: true };
+        const res = found.length ? await ks.txn(found.map((p) => p.unchanged), found.map((p) => p.put)) : { succeeded: true };
         if (res.succeeded) {
           for (const [i, p] of planned.entries()) {
             if (p) p.u.resolve(p.next);
@@ -788,10 +785,17 @@ export class EtcdStore implements Store {
       if (!kv) throw new NotFoundError(`recovery ${id} not found`);
       const stored = parseJson<StoredRecovery>(kv);
       if (stored.op === op) return recoveryFromDocument(stored.recovery);
-      const next = applyPatch({ ...recoveryFromDocument(stored.recovery), updatedAt: this.nowIso() }, patch);
-      const res = await ks.txn([ks.modRevIs(`rec/${seg(id)}`, kv.mod_revision)], [ks.putJson(`rec/${seg(id)}`, { ...stored, recovery: next, op } satisfies StoredRecovery)]);
+      const { next, unchanged, put } = this.patched(id, kv, stored, patch, op);
+      const res = await ks.txn([unchanged], [put]);
       if (res.succeeded) return next;
     }
+  }
+
+  /** A recovery record as read, patched: the new record, and its write if the record is still as read. */
+  private patched(id: string, kv: IKeyValue, stored: StoredRecovery, patch: RecoveryPatch, op: string): { next: Recovery; unchanged: ICompare; put: IRequestOp } {
+    const ks = this.#ks;
+    const next = applyPatch({ ...recoveryFromDocument(stored.recovery), updatedAt: this.nowIso() }, patch);
+    return { next, unchanged: ks.modRevIs(`rec/${seg(id)}`, kv.mod_revision), put: ks.putJson(`rec/${seg(id)}`, { ...stored, recovery: next, op } satisfies StoredRecovery) };
   }
 
   async transitions(recoveryId: string): Promise<Transition[]> {
