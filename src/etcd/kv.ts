@@ -1,6 +1,7 @@
 import type { Etcd3, ICompare, IKeyValue, IRequestOp, IResponseOp, ITxnResponse } from "etcd3";
 import { withDeadline } from "./deadline.js";
 import { etcd3 } from "./lazy.js";
+import { nextTurn } from "../util/turns.js";
 
 /**
  * Thin, typed building blocks over etcd's KV API, relative to one key prefix: range / put /
@@ -137,7 +138,12 @@ export class Keyspace {
 
   txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<ITxnResponse> {
     const call = this.client.kv.txn({ compare, success, failure });
-    return this.deadlineMs === undefined ? call : withDeadline(call, this.deadlineMs, "etcd transaction");
+    const bounded = this.deadlineMs === undefined ? call : withDeadline(call, this.deadlineMs, "etcd transaction");
+    // Handed over on a later turn of the event loop, as HTTP answers are (util/turns.ts).
+    return bounded.then(async (r) => {
+      await nextTurn();
+      return r;
+    });
   }
 
   /** Several reads at one revision (one round trip). */

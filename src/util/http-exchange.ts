@@ -1,5 +1,6 @@
 import http from "node:http";
 import https from "node:https";
+import { nextTurn } from "./turns.js";
 
 /** An answer as the session reads it: any status, headers lowercased, the body parsed. */
 export interface HttpAnswer {
@@ -25,7 +26,8 @@ export interface HttpExchangeOptions {
  * to OpenStack goes through here (on the session's keep-alive agents), hundreds a second in
  * a storm, and the CLI's calls to lifeboat's API (whose start-up it spares the ~30 ms of
  * loading the global fetch), so it is kept to what they need: no redirects followed, no proxy
- * from the environment, every status handed back as an answer. Connection failures reject with Node's error (its `code`:
+ * from the environment, every status handed back as an answer, on a later turn of the event
+ * loop than the one it arrived in. Connection failures reject with Node's error (its `code`:
  * ECONNREFUSED, ECONNRESET…), an abort with the signal's.
  */
 export function httpExchange(o: HttpExchangeOptions): Promise<HttpAnswer> {
@@ -43,7 +45,11 @@ export function httpExchange(o: HttpExchangeOptions): Promise<HttpAnswer> {
           reject(Object.assign(new Error("the connection closed before the whole answer arrived"), { code: "ECONNRESET" }));
           return;
         }
-        resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), data: parseBody(Buffer.concat(chunks).toString("utf8")) });
+        // Read and handed over on a later turn of the event loop (util/turns.ts): a storm's
+        // answers arrive by the hundred, and what each sets going would otherwise run back to
+        // back before the loop reads its sockets again (a webhook delivery among them).
+        const body = Buffer.concat(chunks);
+        void nextTurn().then(() => resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), data: parseBody(body.toString("utf8")) }));
       });
     });
     req.on("error", reject);
