@@ -4,7 +4,7 @@
  * in a storm, and each resumes a recovery): it goes out a few pieces per turn, so that I/O
  * arriving meanwhile (a webhook delivery) is read between them instead of after all of them.
  * Without it a delivery waited 30–70 ms in a storm for the loop to read it, and then took
- * 1–3 ms to journal and answer.
+ * mostly 1–5 ms to journal and answer.
  *
  * How many per turn follows the length of the last turn: on an idle loop a turn is short and
  * one piece per turn costs the burst nothing; on a loop busy with other work a turn takes
