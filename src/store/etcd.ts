@@ -147,6 +147,9 @@ function nextInstanceBatch(queue: QueuedInstance[]): QueuedInstance[] {
   return batch;
 }
 
+/** Re-sends of events found routed for good, by key: counted later (EtcdStore.countLater). */
+type Later = Map<string, { id: string; modRevision: string; event: HostEvent; occ: NewHostEvent[] }>;
+
 /** A recovery update waiting for the next batch (EtcdStore.updateRecovery). */
 interface QueuedUpdate {
   id: string;
@@ -319,7 +322,7 @@ export class EtcdStore implements Store {
       this.#repeats.add(key, occ);
     }
     for (let i = 0; i < entries.length; i += EVENT_CHUNK) {
-      for (const [k, v] of await this.appendChunk(entries.slice(i, i + EVENT_CHUNK))) applied.set(k, v);
+      for (const [k, v] of await this.appendChunk(entries.slice(i, i + EVENT_CHUNK), countLater)) applied.set(k, v);
     }
     const seen = new Map<string, number>();
     return events.map((e) => {
@@ -339,13 +342,16 @@ export class EtcdStore implements Store {
    * known keys get their delivery count raised only if unchanged since read, and go back in
    * the queue (host and note as intake gave them now) if routing had ignored them.
    */
-  private async appendChunk(groups: [string, NewHostEvent[]][]): Promise<Map<string, Planned>> {
+  private async appendChunk(groups: [string, NewHostEvent[]][], countLater = false): Promise<Map<string, Planned>> {
     const ks = this.#ks;
     const op = token();
     let lastPlan: Map<string, Planned> | null = null;
+    let lastLater: Later = new Map();
     // Repeats of events this process journaled last: one compare-and-swap on the record as
     // it was then, no reads. Anyone's write since (routing's mark, the other instance's
-    // delivery) fails the compare, and the reads below decide.
+    // delivery) fails the compare, and the reads below decide. A failed compare reads the
+    // records in the same transaction: re-sends of events routed for good since (by the
+    // other instance of a pair, say) are then counted later, with no further round trip.
     const cached = groups.map(([key]) => this.#eventCache.get(key));
     if (cached.every((c) => c !== undefined)) {
       const compare: ICompare[] = [];
@@ -353,12 +359,17 @@ export class EtcdStore implements Store {
       const plan = new Map<string, Planned>();
       groups.forEach(([key, occ], i) => plan.set(key, this.planRepeat(cached[i]!.id, cached[i]!.modRevision, cached[i]!.event, occ, op, compare, success)));
       lastPlan = plan;
-      const res = await ks.txn(compare, success);
+      const res = await ks.txn(compare, success, countLater ? cached.map((c) => ks.get(`ev/id/${c.id}`)) : []);
       if (res.succeeded) {
         this.remember(plan, groups.map((_, i) => cached[i]!.id), res.header.revision);
         return plan;
       }
       for (const [key] of groups) this.#eventCache.delete(key);
+      const now = countLater ? res.responses.map((r) => kvs(r)[0]) : [];
+      const stored = now.map((kv) => (kv ? parseJson<StoredEvent>(kv).event : undefined));
+      if (countLater && stored.every((e) => e !== undefined && ROUTED_FOR_GOOD.has(e.disposition))) {
+        return new Map(groups.map(([key, occ], i) => [key, this.countLater(key, cached[i]!.id, String(now[i]!.mod_revision), stored[i]!, occ)]));
+      }
     }
     for (let attempt = 0; ; attempt++) {
       if (attempt >= MAX_CAS_ATTEMPTS) throw new Error(`could not journal events: ${MAX_CAS_ATTEMPTS} conflicting writes in a row`);
@@ -370,19 +381,25 @@ export class EtcdStore implements Store {
       const known = await this.readRecords(ids.filter((x): x is string => x !== null));
 
       // Our previous attempt may have committed with its answer lost (client retry).
-      if (lastPlan && [...known.values()].some((k) => k.stored.op === op)) return lastPlan;
+      if (lastPlan && [...known.values()].some((k) => k.stored.op === op)) return this.withLater(lastPlan, lastLater);
 
       let seq = seqKv ? Number(seqKv.value.toString()) : 0;
       const compare: ICompare[] = [];
       const success: IRequestOp[] = [];
       const plan = new Map<string, Planned>();
+      // Re-sends of events found routed for good: counted later, as on the fast path.
+      const later: Later = new Map();
+      const plannedIds: string[] = [];
       let created = false;
       for (const [i, [key, occ]] of groups.entries()) {
         const last = occ[occ.length - 1]!;
         const id = ids[i];
         const cur = id !== null && id !== undefined ? known.get(id) : undefined;
-        if (cur) {
+        if (cur && countLater && ROUTED_FOR_GOOD.has(cur.stored.event.disposition)) {
+          later.set(key, { id: id!, modRevision: String(cur.kv.mod_revision), event: cur.stored.event, occ });
+        } else if (cur) {
           plan.set(key, this.planRepeat(id!, cur.kv.mod_revision, cur.stored.event, occ, op, compare, success));
+          plannedIds.push(id!);
         } else {
           if (id) throw new Error(`event index ${key} points to missing event ${id}`);
           seq += 1;
@@ -419,6 +436,7 @@ export class EtcdStore implements Store {
           );
           if (record.host !== null) success.push(ks.put(`ev/host/${seg(record.host)}/${pid}`, ""));
           plan.set(key, { before: 0, record, requeued: false });
+          plannedIds.push(pid);
         }
       }
       if (created) {
@@ -426,12 +444,32 @@ export class EtcdStore implements Store {
         success.push(ks.put("ev/seq", String(seq)));
       }
       lastPlan = plan;
-      const res = await ks.txn(compare, success);
-      if (res.succeeded) {
-        this.remember(plan, groups.map(([key], i) => ids[i] ?? padId(plan.get(key)!.record.id)), res.header.revision);
-        return plan;
+      lastLater = later;
+      if (plan.size > 0) {
+        const res = await ks.txn(compare, success);
+        if (!res.succeeded) continue;
+        this.remember(plan, plannedIds, res.header.revision);
       }
+      return this.withLater(plan, later);
     }
+  }
+
+  /** `plan` with the re-sends to count later added (see countLater). */
+  private withLater(plan: Map<string, Planned>, later: Later): Map<string, Planned> {
+    for (const [key, l] of later) plan.set(key, this.countLater(key, l.id, l.modRevision, l.event, l.occ));
+    return plan;
+  }
+
+  /**
+   * Re-sends of an event routed for good, found so in the journal (`id` at `modRevision`):
+   * counted by RepeatCounts and journaled with the next interval's counts, as on
+   * appendBatch's fast path, and the record is remembered for the next re-send.
+   */
+  private countLater(key: string, id: string, modRevision: string, event: HostEvent, occ: NewHostEvent[]): Planned {
+    this.cacheEvent(key, id, modRevision, event);
+    const planned = { before: event.deliveries + this.#repeats.waiting(key), record: event, requeued: false };
+    this.#repeats.add(key, occ);
+    return planned;
   }
 
   /** The compare and writes of one repeat delivery of a known event (`id` at `modRevision`). */

@@ -212,13 +212,55 @@ describe("EtcdStore on etcd", () => {
     expect(calls.filter((x) => x === "write")).toHaveLength(2);
     expect((await b.listEvents({ host: "compute-1" }))[0]).toMatchObject({ disposition: "started", lastReceivedAt: fourth!.event.lastReceivedAt });
 
-    // The other instance's re-send meanwhile is counted too: the compare notices it, the reads decide.
+    // The other instance's re-send meanwhile is counted too: it finds the event routed for
+    // good when it reads it and counts it later in turn; each instance's count adds to the
+    // journal's.
     await b.appendEvents([e]);
     const [sixth] = await a.appendEvents([e]);
     expect(sixth!.event.deliveries).toBe(5); // as this instance knows it; the journal's count is right once written
     uncount();
     await a.close();
-    expect(await stored()).toBe(6);
+    // b's within its own interval (the default, 2 s).
+    await vi.waitFor(async () => expect(await stored()).toBe(6), { timeout: 5_000, interval: 50 });
+  });
+
+  it("a re-send reaching the instance that did not route it is counted later once the journal shows it routed for good: one transaction if that instance had appended it, two reads if not", async () => {
+    const { a, b, calls, uncount } = await countedPair(300);
+    const e = newEvent("compute-1");
+    const other = newEvent("compute-2");
+    // Both instances take the delivery (one webhook_config each); b routes it.
+    const [first] = await b.appendEvents([e]);
+    await a.appendEvents([e]);
+    await b.markEvent(first!.event.id, "started", null, "recovery started");
+    // a's record of it is b's mark behind: its compare-and-swap fails, and the same
+    // transaction reads the record as it is now.
+    calls.length = 0;
+    const [third] = await a.appendEvents([e]);
+    expect(calls).toEqual(["write"]);
+    expect(third).toMatchObject({ duplicate: true, requeued: false, event: { id: first!.event.id, deliveries: 3, disposition: "started" } });
+    calls.length = 0;
+    const [fourth] = await a.appendEvents([e]);
+    expect(calls).toEqual([]);
+    expect(fourth!.event.deliveries).toBe(4);
+
+    // An event a never saw, routed by b: its index and its record are read, nothing written.
+    const [o1] = await b.appendEvents([other]);
+    await b.markEvent(o1!.event.id, "started", null, "recovery started");
+    calls.length = 0;
+    const [o2] = await a.appendEvents([other]);
+    expect(calls).toEqual(["read", "read"]);
+    expect(o2).toMatchObject({ duplicate: true, event: { id: o1!.event.id, deliveries: 2, disposition: "started" } });
+
+    // The counts reach the journal within a's interval.
+    const stored = async (host: string): Promise<number | undefined> => (await b.listEvents({ host }))[0]?.deliveries;
+    await vi.waitFor(
+      async () => {
+        expect(await stored("compute-1")).toBe(4);
+        expect(await stored("compute-2")).toBe(2);
+      },
+      { timeout: 5_000, interval: 50 },
+    );
+    uncount();
   });
 
   it("sends an append at the end of its own task, not the turn's; appends made while it is in flight share the next transaction", async () => {
