@@ -218,7 +218,8 @@ async function stormOnce(variant: StormVariant, opts: StormOptions, etcd: EtcdSe
       const window = cpuWindow(Object.fromEntries(instancesOf.map((i) => [i.id, i.pid])));
       site.failRack(opts.rack);
       await waitUntil(`${opts.rack} down in Nova`, () => rackHosts.every((h) => novaSaysDown(site, h)), { timeoutMs: 20_000 });
-      const statuses = await Promise.all(bodies.map((b) => postWebhook(leader.url, b)));
+      // To every instance, as Alertmanager's receiver for a pair has one webhook_config per instance (docs/ha.md).
+      const statuses = await Promise.all(bodies.flatMap((b) => instancesOf.map((i) => postWebhook(i.url, b))));
       if (statuses.some((s) => s !== 202)) throw new Error(`webhook answered ${statuses.join(", ")}`);
 
       // --- the storm guard holds them -----------------------------------------------------
