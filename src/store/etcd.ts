@@ -365,10 +365,12 @@ export class EtcdStore implements Store {
         return plan;
       }
       for (const [key] of groups) this.#eventCache.delete(key);
-      const now = countLater ? res.responses.map((r) => kvs(r)[0]) : [];
-      const stored = now.map((kv) => (kv ? parseJson<StoredEvent>(kv).event : undefined));
-      if (countLater && stored.every((e) => e !== undefined && ROUTED_FOR_GOOD.has(e.disposition))) {
-        return new Map(groups.map(([key, occ], i) => [key, this.countLater(key, cached[i]!.id, String(now[i]!.mod_revision), stored[i]!, occ)]));
+      if (countLater) {
+        const now = res.responses.map((r) => kvs(r)[0]);
+        const stored = now.map((kv) => (kv ? parseJson<StoredEvent>(kv).event : undefined));
+        if (stored.every((e) => e !== undefined && ROUTED_FOR_GOOD.has(e.disposition))) {
+          return new Map(groups.map(([key, occ], i) => [key, this.countLater(key, cached[i]!.id, String(now[i]!.mod_revision), stored[i]!, occ)]));
+        }
       }
     }
     for (let attempt = 0; ; attempt++) {
